@@ -1,0 +1,44 @@
+#!/bin/sh
+# Installs the Debian packages that building and testing vhostbox need.
+# Idempotent and non-interactive; does nothing when everything is present.
+# QEMU comes from bookworm-backports (>= 8 is needed for vhost-user under TCG);
+# that suite is added with the mirror this machine's apt is already configured with.
+set -eu
+
+PKGS="gcc make pkg-config libjansson-dev liburing-dev clang libclang-rt-14-dev \
+      busybox-static linux-image-cloud-amd64 cpio kmod python3"
+BACKPORT_PKGS="qemu-system-x86 qemu-utils"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+qemu_ok=0
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	v=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
+	[ "${v:-0}" -ge 8 ] && qemu_ok=1
+fi
+[ -z "$missing" ] && [ $qemu_ok = 1 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (and QEMU >= 8: $qemu_ok); run as root" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# Derive the mirror from the configured sources instead of naming one.
+mirror=""
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
+	[ -f "$f" ] || continue
+	mirror=$(sed -n -e 's/^URIs: *\([^ ]*debian\)\/* *$/\1/p' \
+	                -e 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*debian\)\/* bookworm .*/\2/p' "$f" | head -n 1)
+	[ -n "$mirror" ] && break
+done
+bp=/etc/apt/sources.list.d/vhostbox-backports.list
+if [ -n "$mirror" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deb $mirror bookworm-backports main" > "$bp"
+fi
+apt-get update -qq
+[ -n "$missing" ] && apt-get install -y -qq --no-install-recommends $missing
+[ $qemu_ok = 1 ] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $BACKPORT_PKGS
+exit 0
