@@ -43,7 +43,7 @@ vhostbox: $(OBJS)
 # The personality table main.c includes: one line per built device.
 $(B)/personalities.h: FORCE
 	@mkdir -p $(B)
-	@printf '%s\n' $(DEVICES:%=VU_PERSONALITY(%)) > $@.tmp
+	@printf '%s\n' $(foreach d,$(DEVICES),'VU_PERSONALITY($(d))') > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
 $(B)/main.o: $(B)/personalities.h

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What a device module (dev/<name>.c) exports: one const struct vu_device_type.
+ * Proto never knows what a request means; a device never parses a message.
+ */
+#ifndef VU_DEVICE_H
+#define VU_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/vring.h"
+
+struct vu_loop;
+struct vu_dev;
+
+/* A device option: drives --help and parsing. arg is NULL for a flag. */
+struct vu_option {
+	const char *name;
+	const char *arg;
+	const char *help;
+};
+
+struct vu_device_type {
+	const char *name;             /* personality: vhost-user-<name>, vhostbox <name> */
+	const char *const *aliases;   /* more argv[0] names, NULL-terminated, or NULL */
+	const char *schema_type;      /* VHostUserBackendType in vhost-user.json */
+	const char *summary;
+	uint32_t virtio_id;
+	unsigned num_queues;          /* the device's maximum */
+	uint64_t features;            /* device-specific virtio feature bits */
+	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
+
+	const struct vu_option *options;   /* NULL-name terminated, or NULL */
+	/* Capability names for --print-capabilities; available() may veto one here. */
+	const char *const *cap_features;
+	bool (*cap_available)(const char *feature);
+
+	/* Creates the device from its options; failure ends the program before serving. */
+	struct vu_dev *(*create)(void);
+	int (*set_option)(struct vu_dev *dev, const struct vu_option *opt, const char *arg);
+	int (*init)(struct vu_dev *dev, struct vu_loop *loop);
+
+	/* The ring has (maybe) new requests; it is started, enabled and mapped. */
+	void (*kick)(struct vu_dev *dev, struct vu_vring *vq);
+	/* The ring stops (GET_VRING_BASE, reset, disconnect): finish what is in flight. */
+	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
+	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
+	int (*set_config)(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len);
+	void (*destroy)(struct vu_dev *dev);
+};
+
+/* Every device instance starts with this; the device's own state follows. */
+struct vu_dev {
+	const struct vu_device_type *type;
+};
+
+#endif

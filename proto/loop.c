@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "proto/log.h"
+#include "proto/loop.h"
+
+/*
+ * Watches are kept in an array indexed by fd. The epoll cookie carries the fd
+ * and a generation number, so an event for an fd that was unwatched (and maybe
+ * reused) earlier in the same epoll_wait batch is recognised as stale.
+ */
+struct watch {
+	vu_watch_fn fn;
+	void *opaque;
+	uint32_t gen;
+};
+
+struct vu_loop {
+	int epfd;
+	int sigfd;
+	struct watch *w;
+	int nw;
+	uint32_t next_gen;
+	bool stop;
+	int signal;
+};
+
+struct vu_timer {
+	struct vu_loop *loop;
+	int fd;
+	vu_timer_fn fn;
+	void *opaque;
+};
+
+struct vu_loop *vu_loop_new(void)
+{
+	struct vu_loop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return NULL;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->sigfd = -1;
+	loop->next_gen = 1;
+	if (loop->epfd < 0) {
+		free(loop);
+		return NULL;
+	}
+	return loop;
+}
+
+void vu_loop_free(struct vu_loop *loop)
+{
+	if (!loop)
+		return;
+	if (loop->sigfd >= 0)
+		close(loop->sigfd);
+	close(loop->epfd);
+	free(loop->w);
+	free(loop);
+}
+
+static uint64_t cookie(int fd, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+int vu_loop_watch(struct vu_loop *loop, int fd, uint32_t events, vu_watch_fn fn, void *opaque)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (fd >= loop->nw) {
+		int n = fd + 64;
+		struct watch *w = realloc(loop->w, n * sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		memset(w + loop->nw, 0, (n - loop->nw) * sizeof(*w));
+		loop->w = w;
+		loop->nw = n;
+	}
+	struct watch *w = &loop->w[fd];
+	if (w->fn)
+		return -EEXIST;
+	uint32_t gen = loop->next_gen++;
+	struct epoll_event ev = { .events = events, .data.u64 = cookie(fd, gen) };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	*w = (struct watch){ .fn = fn, .opaque = opaque, .gen = gen };
+	return 0;
+}
+
+int vu_loop_rewatch(struct vu_loop *loop, int fd, uint32_t events)
+{
+	if (fd < 0 || fd >= loop->nw || !loop->w[fd].fn)
+		return -ENOENT;
+	struct epoll_event ev = { .events = events, .data.u64 = cookie(fd, loop->w[fd].gen) };
+	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void vu_loop_unwatch(struct vu_loop *loop, int fd)
+{
+	if (fd < 0 || fd >= loop->nw || !loop->w[fd].fn)
+		return;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+	loop->w[fd] = (struct watch){ 0 };
+}
+
+static void on_timer(void *opaque, int fd, uint32_t events)
+{
+	struct vu_timer *t = opaque;
+	uint64_t expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		t->fn(t->opaque);
+}
+
+struct vu_timer *vu_timer_new(struct vu_loop *loop, vu_timer_fn fn, void *opaque)
+{
+	struct vu_timer *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	*t = (struct vu_timer){ .loop = loop, .fn = fn, .opaque = opaque };
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->fd < 0 || vu_loop_watch(loop, t->fd, EPOLLIN, on_timer, t) < 0) {
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static struct timespec ns_to_ts(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000u, .tv_nsec = ns % 1000000000u };
+}
+
+void vu_timer_arm(struct vu_timer *t, uint64_t first_ns, uint64_t interval_ns)
+{
+	struct itimerspec its = { .it_value = ns_to_ts(first_ns ? first_ns : 1),
+				  .it_interval = ns_to_ts(interval_ns) };
+	timerfd_settime(t->fd, 0, &its, NULL);
+}
+
+void vu_timer_disarm(struct vu_timer *t)
+{
+	struct itimerspec its = { 0 };
+	timerfd_settime(t->fd, 0, &its, NULL);
+}
+
+void vu_timer_free(struct vu_timer *t)
+{
+	if (!t)
+		return;
+	vu_loop_unwatch(t->loop, t->fd);
+	close(t->fd);
+	free(t);
+}
+
+static void on_signal(void *opaque, int fd, uint32_t events)
+{
+	struct vu_loop *loop = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		loop->signal = si.ssi_signo;
+		loop->stop = true;
+	}
+}
+
+int vu_loop_catch_signals(struct vu_loop *loop)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	loop->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (loop->sigfd < 0)
+		return -errno;
+	/* A peer closing its end must not kill us: writes return EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
+	return vu_loop_watch(loop, loop->sigfd, EPOLLIN, on_signal, loop);
+}
+
+int vu_loop_run(struct vu_loop *loop)
+{
+	struct epoll_event evs[64];
+
+	while (!loop->stop) {
+		int n = epoll_wait(loop->epfd, evs, 64, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			vu_err("epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (int i = 0; i < n && !loop->stop; i++) {
+			int fd = (int)(uint32_t)evs[i].data.u64;
+			uint32_t gen = evs[i].data.u64 >> 32;
+			if (fd >= loop->nw || loop->w[fd].gen != gen || !loop->w[fd].fn)
+				continue; /* unwatched earlier in this batch */
+			loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
+		}
+	}
+	return loop->signal;
+}
+
+void vu_loop_stop(struct vu_loop *loop)
+{
+	loop->stop = true;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * THE event loop: one epoll instance shared by the listener, every session and
+ * every device. Callbacks run one at a time; nothing here is thread-safe.
+ */
+#ifndef VU_LOOP_H
+#define VU_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+struct vu_loop;
+struct vu_timer;
+
+typedef void (*vu_watch_fn)(void *opaque, int fd, uint32_t events);
+typedef void (*vu_timer_fn)(void *opaque);
+
+struct vu_loop *vu_loop_new(void);
+void vu_loop_free(struct vu_loop *loop);
+
+/* Watch fd for EPOLLIN/EPOLLOUT...; one watch per fd. Safe to call from callbacks. */
+int vu_loop_watch(struct vu_loop *loop, int fd, uint32_t events, vu_watch_fn fn, void *opaque);
+int vu_loop_rewatch(struct vu_loop *loop, int fd, uint32_t events);
+void vu_loop_unwatch(struct vu_loop *loop, int fd);
+
+/* Periodic or one-shot timers on timerfds watched by the loop. */
+struct vu_timer *vu_timer_new(struct vu_loop *loop, vu_timer_fn fn, void *opaque);
+void vu_timer_arm(struct vu_timer *t, uint64_t first_ns, uint64_t interval_ns);
+void vu_timer_disarm(struct vu_timer *t);
+void vu_timer_free(struct vu_timer *t);
+
+/* SIGTERM and SIGINT end vu_loop_run(); they are blocked and read through a signalfd. */
+int vu_loop_catch_signals(struct vu_loop *loop);
+
+/* Runs until vu_loop_stop() or a caught signal. Returns the signal number, or 0. */
+int vu_loop_run(struct vu_loop *loop);
+void vu_loop_stop(struct vu_loop *loop);
+
+#endif

@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "proto/log.h"
+#include "proto/msg.h"
+#include "proto/session.h"
+
+#define POLL_INTERVAL_NS 1000000u   /* rings whose kick is NOFD are polled this often */
+#define SOCKET_TIMEOUT_S 2          /* a message must arrive whole within this */
+
+struct queue {
+	struct vu_vring vring;
+	int kick_fd;
+	bool polled;    /* kick set with NOFD: no eventfd, we look ourselves */
+	bool started;   /* kicked since the last stop */
+	bool enabled;
+};
+
+struct vu_session {
+	struct vu_loop *loop;
+	int sock;
+	struct vu_dev *dev;
+	vu_session_end_fn on_end;
+	void *opaque;
+
+	uint64_t features;
+	uint64_t protocol_features;
+	uint8_t status;
+	struct vu_mem mem;
+	int backend_fd;
+	struct vu_timer *poll_timer;
+	unsigned nq;
+	struct queue q[];
+};
+
+static const uint64_t core_features = 1ull << VIRTIO_F_VERSION_1 |
+				      1ull << VIRTIO_RING_F_INDIRECT_DESC |
+				      1ull << VIRTIO_RING_F_EVENT_IDX |
+				      1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+
+static uint64_t offered_features(const struct vu_session *s)
+{
+	return core_features | s->dev->type->features;
+}
+
+static uint64_t offered_protocol_features(const struct vu_session *s)
+{
+	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_BACKEND_REQ |
+		      1ull << VU_PF_CONFIGURE_MEM_SLOTS | 1ull << VU_PF_RESET_DEVICE |
+		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS;
+	if (s->dev->type->config_size)
+		pf |= 1ull << VU_PF_CONFIG;
+	return pf;
+}
+
+static bool has_pf(const struct vu_session *s, int bit)
+{
+	return s->protocol_features & (1ull << bit);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ---- rings ------------------------------------------------------------ */
+
+static void run_queue(struct vu_session *s, struct queue *q)
+{
+	if (q->started && q->enabled && vu_vring_ready(&q->vring))
+		s->dev->type->kick(s->dev, &q->vring);
+}
+
+static void on_kick(void *opaque, int fd, uint32_t events)
+{
+	struct queue *q = opaque;
+	struct vu_session *s = q->vring.owner;
+	uint64_t count;
+
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		vu_warn("queue %u: kick eventfd read failed", q->vring.index);
+	q->started = true;
+	run_queue(s, q);
+}
+
+static void on_poll(void *opaque)
+{
+	struct vu_session *s = opaque;
+
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].polled)
+			run_queue(s, &s->q[i]);
+}
+
+/* In-band call notification (INBAND_NOTIFICATIONS) when the call fd is NOFD. */
+static void signal_inband(struct vu_vring *vq)
+{
+	struct vu_session *s = vq->owner;
+	struct vu_vring_state st = { .index = vq->index, .num = 0 };
+
+	if (s->backend_fd < 0 || !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+		return;
+	if (vu_msg_send(s->backend_fd, VU_BREQ_VRING_CALL, VU_FLAG_VERSION | VU_FLAG_NEED_REPLY,
+			&st, sizeof(st), NULL, 0) < 0)
+		vu_warn("queue %u: in-band call notification failed", vq->index);
+}
+
+/* Stops a ring: the device finishes what it has in flight, kicks are no longer watched. */
+static void stop_queue(struct vu_session *s, struct queue *q)
+{
+	if (q->started && s->dev->type->queue_stop)
+		s->dev->type->queue_stop(s->dev, &q->vring);
+	vu_vring_flush(&q->vring);
+	if (q->kick_fd >= 0)
+		vu_loop_unwatch(s->loop, q->kick_fd);
+	close_fd(&q->kick_fd);
+	q->polled = false;
+	q->started = false;
+}
+
+static void reset_queue(struct vu_session *s, struct queue *q)
+{
+	stop_queue(s, q);
+	close_fd(&q->vring.call_fd);
+	close_fd(&q->vring.err_fd);
+	vu_vring_init(&q->vring);
+	q->vring.owner = s;
+	q->vring.signal_inband = signal_inband;
+	q->enabled = false;
+}
+
+static void update_polling(struct vu_session *s)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < s->nq; i++)
+		any |= s->q[i].polled;
+	if (any && !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, POLL_INTERVAL_NS);
+	else
+		vu_timer_disarm(s->poll_timer);
+}
+
+/* After the memory table changed, rings are looked up again. */
+static void remap_queues(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++) {
+		struct vu_vring *vq = &s->q[i].vring;
+		if (vq->desc_uva && !vu_vring_map(vq, &s->mem))
+			vu_warn("queue %u: ring no longer in guest memory", i);
+	}
+}
+
+static void reset_device(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++)
+		reset_queue(s, &s->q[i]);
+	update_polling(s);
+	s->features = 0;
+	s->status = 0;
+}
+
+/* ---- message handlers: NULL on success, else why the request failed ---- */
+
+struct ctx {
+	struct vu_session *s;
+	struct vu_msg *m;
+	bool replied;
+};
+
+static const char *reply(struct ctx *c, const void *payload, uint32_t size)
+{
+	c->replied = true;
+	return vu_msg_reply(c->s->sock, c->m, payload, size) < 0 ? "cannot send the reply" : NULL;
+}
+
+static const char *reply_u64(struct ctx *c, uint64_t v)
+{
+	return reply(c, &v, sizeof(v));
+}
+
+static struct queue *queue_of(struct ctx *c, uint32_t index)
+{
+	return index < c->s->nq ? &c->s->q[index] : NULL;
+}
+
+#define NEED_QUEUE(c, q, index)                          \
+	struct queue *q = queue_of(c, index);            \
+	if (!q)                                          \
+		return "queue index out of range"
+
+static const char *get_features(struct ctx *c)
+{
+	return reply_u64(c, offered_features(c->s));
+}
+
+static const char *set_features(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	uint64_t f = c->m->p.u64;
+
+	if (f & ~offered_features(s))
+		return "front-end acked features that were not offered";
+	s->features = f;
+	for (unsigned i = 0; i < s->nq; i++) {
+		struct queue *q = &s->q[i];
+		q->vring.event_idx = f & (1ull << VIRTIO_RING_F_EVENT_IDX);
+		q->vring.indirect = f & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+		/* Without protocol features rings are enabled from the start. */
+		if (!(f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+			q->enabled = true;
+	}
+	return NULL;
+}
+
+static const char *get_protocol_features(struct ctx *c)
+{
+	return reply_u64(c, offered_protocol_features(c->s));
+}
+
+static const char *set_protocol_features(struct ctx *c)
+{
+	uint64_t pf = c->m->p.u64;
+
+	if (pf & ~offered_protocol_features(c->s))
+		return "front-end acked protocol features that were not offered";
+	c->s->protocol_features = pf;
+	update_polling(c->s);
+	return NULL;
+}
+
+static const char *nothing(struct ctx *c)
+{
+	return NULL;
+}
+
+static const char *reset_owner(struct ctx *c)
+{
+	reset_device(c->s);
+	return NULL;
+}
+
+static const char *do_reset_device(struct ctx *c)
+{
+	if (!has_pf(c->s, VU_PF_RESET_DEVICE))
+		return "RESET_DEVICE without its protocol feature";
+	reset_device(c->s);
+	return NULL;
+}
+
+static const char *set_mem_table(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	const char *why = NULL;
+
+	/* Requests in flight point into the old table: let devices finish first. */
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].started && s->dev->type->queue_stop)
+			s->dev->type->queue_stop(s->dev, &s->q[i].vring);
+	vu_mem_clear(&s->mem);
+	for (unsigned i = 0; i < c->m->p.mem.nregions; i++) {
+		const char *w = vu_mem_add(&s->mem, &c->m->p.mem.regions[i], vu_msg_take_fd(c->m, i));
+		if (w && !why)
+			why = w;
+	}
+	if (why)
+		vu_mem_clear(&s->mem);
+	remap_queues(s);
+	return why;
+}
+
+static const char *add_mem_reg(struct ctx *c)
+{
+	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
+		return "ADD_MEM_REG without CONFIGURE_MEM_SLOTS";
+	const char *why = vu_mem_add(&c->s->mem, &c->m->p.mem_one.region, vu_msg_take_fd(c->m, 0));
+	remap_queues(c->s);
+	return why;
+}
+
+static const char *rem_mem_reg(struct ctx *c)
+{
+	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
+		return "REM_MEM_REG without CONFIGURE_MEM_SLOTS";
+	const char *why = vu_mem_remove(&c->s->mem, &c->m->p.mem_one.region);
+	remap_queues(c->s);
+	return why;
+}
+
+static const char *get_max_mem_slots(struct ctx *c)
+{
+	return reply_u64(c, VU_MAX_MEM_SLOTS);
+}
+
+static const char *set_vring_num(struct ctx *c)
+{
+	uint32_t num = c->m->p.state.num;
+	NEED_QUEUE(c, q, c->m->p.state.index);
+
+	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
+		return "queue size is not a power of 2 between 1 and 32768";
+	q->vring.num = num;
+	return NULL;
+}
+
+static const char *set_vring_addr(struct ctx *c)
+{
+	const struct vu_vring_addr *a = &c->m->p.addr;
+	NEED_QUEUE(c, q, a->index);
+
+	if (a->flags & VU_VRING_F_LOG)
+		return "ring logging requested but not supported";
+	struct vu_vring *vq = &q->vring;
+	vq->desc_uva = a->desc_user_addr;
+	vq->avail_uva = a->avail_user_addr;
+	vq->used_uva = a->used_user_addr;
+	vq->broken = false; /* the ring is being set up anew */
+	if (!vu_vring_map(vq, &c->s->mem)) {
+		vq->desc_uva = 0;
+		return "ring addresses are not in guest memory";
+	}
+	vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+	vq->signalled_valid = false;
+	return NULL;
+}
+
+static const char *set_vring_base(struct ctx *c)
+{
+	NEED_QUEUE(c, q, c->m->p.state.index);
+
+	if (c->m->p.state.num > 0xffff)
+		return "ring base beyond 16 bits";
+	q->vring.last_avail = c->m->p.state.num;
+	return NULL;
+}
+
+static const char *get_vring_base(struct ctx *c)
+{
+	NEED_QUEUE(c, q, c->m->p.state.index);
+
+	stop_queue(c->s, q);
+	update_polling(c->s);
+	struct vu_vring_state st = { .index = q->vring.index, .num = q->vring.last_avail };
+	return reply(c, &st, sizeof(st));
+}
+
+/* SET_VRING_KICK/CALL/ERR payload: index in bits 0-7, NOFD in bit 8. */
+static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
+{
+	uint64_t v = c->m->p.u64;
+
+	*fd = -1;
+	if (v & ~(uint64_t)(VU_VRING_IDX_MASK | VU_VRING_NOFD_MASK))
+		return "reserved bits set in the vring fd message";
+	*qp = queue_of(c, v & VU_VRING_IDX_MASK);
+	if (!*qp)
+		return "queue index out of range";
+	bool nofd = v & VU_VRING_NOFD_MASK;
+	if (nofd != (c->m->nfds == 0))
+		return nofd ? "fd sent with the NOFD flag" : "no fd sent without the NOFD flag";
+	*fd = vu_msg_take_fd(c->m, 0);
+	return NULL;
+}
+
+static const char *set_vring_kick(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	struct queue *q;
+	int fd;
+	const char *why = vring_fd(c, &q, &fd);
+
+	if (why)
+		return why;
+	if (q->kick_fd >= 0)
+		vu_loop_unwatch(s->loop, q->kick_fd);
+	close_fd(&q->kick_fd);
+	q->kick_fd = fd;
+	q->polled = fd < 0;
+	update_polling(s);
+	if (fd >= 0) {
+		/* Started on the first kick, as the spec says. */
+		if (vu_loop_watch(s->loop, fd, EPOLLIN, on_kick, q) < 0)
+			return "cannot watch the kick eventfd";
+	} else {
+		q->started = true;
+		run_queue(s, q);
+	}
+	return NULL;
+}
+
+static const char *set_vring_call(struct ctx *c)
+{
+	struct queue *q;
+	int fd;
+	const char *why = vring_fd(c, &q, &fd);
+
+	if (why)
+		return why;
+	close_fd(&q->vring.call_fd);
+	q->vring.call_fd = fd;
+	return NULL;
+}
+
+static const char *set_vring_err(struct ctx *c)
+{
+	struct queue *q;
+	int fd;
+	const char *why = vring_fd(c, &q, &fd);
+
+	if (why)
+		return why;
+	close_fd(&q->vring.err_fd);
+	q->vring.err_fd = fd;
+	return NULL;
+}
+
+static const char *vring_kick(struct ctx *c)
+{
+	NEED_QUEUE(c, q, c->m->p.state.index);
+
+	if (!has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
+		return "VRING_KICK without INBAND_NOTIFICATIONS";
+	q->started = true;
+	run_queue(c->s, q);
+	return NULL;
+}
+
+static const char *set_vring_enable(struct ctx *c)
+{
+	NEED_QUEUE(c, q, c->m->p.state.index);
+
+	if (c->m->p.state.num > 1)
+		return "ring enable value is neither 0 nor 1";
+	q->enabled = c->m->p.state.num;
+	run_queue(c->s, q);
+	return NULL;
+}
+
+static const char *get_queue_num(struct ctx *c)
+{
+	return reply_u64(c, c->s->nq);
+}
+
+static const char *get_config(struct ctx *c)
+{
+	const struct vu_device_type *t = c->s->dev->type;
+	struct vu_config *cfg = &c->m->p.config;
+
+	/* A failed GET_CONFIG is answered with an empty payload. */
+	if (!has_pf(c->s, VU_PF_CONFIG) || !t->get_config || cfg->offset > t->config_size ||
+	    cfg->size > t->config_size - cfg->offset ||
+	    t->get_config(c->s->dev, cfg->payload, cfg->offset, cfg->size) < 0)
+		return reply(c, NULL, 0);
+	return reply(c, cfg, VU_CONFIG_HDR_SIZE + cfg->size);
+}
+
+static const char *set_config(struct ctx *c)
+{
+	const struct vu_device_type *t = c->s->dev->type;
+	const struct vu_config *cfg = &c->m->p.config;
+
+	if (!has_pf(c->s, VU_PF_CONFIG) || !t->set_config)
+		return "device config space is not writable";
+	if (cfg->offset > t->config_size || cfg->size > t->config_size - cfg->offset)
+		return "config write outside the config space";
+	return t->set_config(c->s->dev, cfg->payload, cfg->offset, cfg->size) < 0 ?
+		       "device refused the config write" : NULL;
+}
+
+static void on_backend_channel(void *opaque, int fd, uint32_t events)
+{
+	struct vu_session *s = opaque;
+	char buf[256];
+
+	/* Only acks to our in-band calls come back here; they need no action. */
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		vu_loop_unwatch(s->loop, fd);
+		close_fd(&s->backend_fd);
+	}
+}
+
+static const char *set_backend_req_fd(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	struct timeval tv = { .tv_sec = SOCKET_TIMEOUT_S };
+
+	if (!has_pf(s, VU_PF_BACKEND_REQ))
+		return "SET_BACKEND_REQ_FD without BACKEND_REQ";
+	if (s->backend_fd >= 0)
+		vu_loop_unwatch(s->loop, s->backend_fd);
+	close_fd(&s->backend_fd);
+	s->backend_fd = vu_msg_take_fd(c->m, 0);
+	setsockopt(s->backend_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (vu_loop_watch(s->loop, s->backend_fd, EPOLLIN, on_backend_channel, s) < 0)
+		return "cannot watch the back-end channel";
+	return NULL;
+}
+
+static const char *set_status(struct ctx *c)
+{
+	if (c->m->p.u64 > 0xff)
+		return "device status beyond 8 bits";
+	c->s->status = c->m->p.u64;
+	return NULL;
+}
+
+static const char *get_status(struct ctx *c)
+{
+	uint64_t status = c->s->status;
+
+	for (unsigned i = 0; i < c->s->nq; i++)
+		if (c->s->q[i].vring.broken)
+			status |= VIRTIO_STATUS_NEEDS_RESET;
+	return reply_u64(c, status);
+}
+
+typedef const char *(*handler_fn)(struct ctx *c);
+static const handler_fn handlers[VU_REQ_MAX] = {
+	[VU_REQ_GET_FEATURES] = get_features,
+	[VU_REQ_SET_FEATURES] = set_features,
+	[VU_REQ_SET_OWNER] = nothing,
+	[VU_REQ_RESET_OWNER] = reset_owner,
+	[VU_REQ_SET_MEM_TABLE] = set_mem_table,
+	[VU_REQ_SET_VRING_NUM] = set_vring_num,
+	[VU_REQ_SET_VRING_ADDR] = set_vring_addr,
+	[VU_REQ_SET_VRING_BASE] = set_vring_base,
+	[VU_REQ_GET_VRING_BASE] = get_vring_base,
+	[VU_REQ_SET_VRING_KICK] = set_vring_kick,
+	[VU_REQ_SET_VRING_CALL] = set_vring_call,
+	[VU_REQ_SET_VRING_ERR] = set_vring_err,
+	[VU_REQ_GET_PROTOCOL_FEATURES] = get_protocol_features,
+	[VU_REQ_SET_PROTOCOL_FEATURES] = set_protocol_features,
+	[VU_REQ_GET_QUEUE_NUM] = get_queue_num,
+	[VU_REQ_SET_VRING_ENABLE] = set_vring_enable,
+	[VU_REQ_SET_BACKEND_REQ_FD] = set_backend_req_fd,
+	[VU_REQ_GET_CONFIG] = get_config,
+	[VU_REQ_SET_CONFIG] = set_config,
+	[VU_REQ_RESET_DEVICE] = do_reset_device,
+	[VU_REQ_VRING_KICK] = vring_kick,
+	[VU_REQ_GET_MAX_MEM_SLOTS] = get_max_mem_slots,
+	[VU_REQ_ADD_MEM_REG] = add_mem_reg,
+	[VU_REQ_REM_MEM_REG] = rem_mem_reg,
+	[VU_REQ_SET_STATUS] = set_status,
+	[VU_REQ_GET_STATUS] = get_status,
+};
+
+/* ---- the connection ----------------------------------------------------- */
+
+static void end_session(struct vu_session *s, const char *why)
+{
+	if (why)
+		vu_err("closing the connection: %s", why);
+	else
+		vu_info("front-end disconnected");
+	s->on_end(s->opaque, s);
+}
+
+/* Handles one message. Returns false when the connection must end (*why says why). */
+static bool handle(struct vu_session *s, struct vu_msg *m, const char **why)
+{
+	struct ctx c = { .s = s, .m = m };
+	uint32_t req = m->hdr.request;
+	handler_fn fn = req < VU_REQ_MAX ? handlers[req] : NULL;
+	bool ack_wanted = (m->hdr.flags & VU_FLAG_NEED_REPLY) && has_pf(s, VU_PF_REPLY_ACK);
+
+	*why = fn ? fn(&c) : "unsupported request";
+	vu_msg_close_fds(m);
+	if (req == VU_REQ_SET_PROTOCOL_FEATURES && !*why &&
+	    has_pf(s, VU_PF_INBAND_NOTIFICATIONS) &&
+	    (!has_pf(s, VU_PF_BACKEND_REQ) || !has_pf(s, VU_PF_REPLY_ACK))) {
+		/* The spec's answer to this: close the connection. */
+		*why = "INBAND_NOTIFICATIONS negotiated without BACKEND_REQ and REPLY_ACK";
+		return false;
+	}
+	if (c.replied)
+		return !*why;
+	if (*why && !(ack_wanted && !vu_msg_has_reply(req)))
+		return false;
+	if (*why)
+		vu_warn("%s failed: %s", vu_msg_name(req), *why);
+	if (ack_wanted && vu_msg_reply(s->sock, m, &(uint64_t){ *why ? 1 : 0 }, 8) < 0) {
+		*why = "cannot send the ack";
+		return false;
+	}
+	return true;
+}
+
+static void on_message(void *opaque, int fd, uint32_t events)
+{
+	struct vu_session *s = opaque;
+	struct vu_msg m;
+	const char *why;
+
+	int r = vu_msg_recv(fd, &m, &why);
+	if (r <= 0) {
+		end_session(s, r < 0 ? why : NULL);
+		return;
+	}
+	vu_debug("%s size %u fds %d", vu_msg_name(m.hdr.request), m.hdr.size, m.nfds);
+	if (!handle(s, &m, &why)) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s: %s", vu_msg_name(m.hdr.request), why);
+		end_session(s, msg);
+	}
+}
+
+struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev *dev,
+				  vu_session_end_fn on_end, void *opaque)
+{
+	unsigned nq = dev->type->num_queues;
+	struct vu_session *s = calloc(1, sizeof(*s) + nq * sizeof(s->q[0]));
+	struct timeval tv = { .tv_sec = SOCKET_TIMEOUT_S };
+
+	if (!s) {
+		close(sock);
+		return NULL;
+	}
+	*s = (struct vu_session){ .loop = loop, .sock = sock, .dev = dev, .on_end = on_end,
+				  .opaque = opaque, .backend_fd = -1, .nq = nq };
+	for (unsigned i = 0; i < nq; i++) {
+		s->q[i].kick_fd = -1;
+		s->q[i].vring.index = i;
+		s->q[i].vring.call_fd = s->q[i].vring.err_fd = -1;
+		reset_queue(s, &s->q[i]);
+	}
+	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	s->poll_timer = vu_timer_new(loop, on_poll, s);
+	if (!s->poll_timer || vu_loop_watch(loop, sock, EPOLLIN, on_message, s) < 0) {
+		vu_timer_free(s->poll_timer);
+		close(sock);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void vu_session_free(struct vu_session *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < s->nq; i++)
+		reset_queue(s, &s->q[i]);
+	vu_mem_clear(&s->mem);
+	if (s->backend_fd >= 0)
+		vu_loop_unwatch(s->loop, s->backend_fd);
+	close_fd(&s->backend_fd);
+	vu_timer_free(s->poll_timer);
+	vu_loop_unwatch(s->loop, s->sock);
+	close(s->sock);
+	free(s);
+}

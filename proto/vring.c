@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/log.h"
+#include "proto/vring.h"
+
+/*
+ * The driver writes the rings concurrently: every descriptor is copied once
+ * (read_desc) and only the copy is used, so a value cannot change between the
+ * check and the use.
+ */
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
+static inline void smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+void vu_vring_init(struct vu_vring *vq)
+{
+	unsigned index = vq->index;
+
+	memset(vq, 0, sizeof(*vq));
+	vq->index = index;
+	vq->call_fd = -1;
+	vq->err_fd = -1;
+}
+
+bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem)
+{
+	uint64_t n = vq->num;
+
+	vq->mem = mem;
+	vq->desc = NULL;
+	vq->avail = NULL;
+	vq->used = NULL;
+	if (!n || (vq->desc_uva & 15) || (vq->avail_uva & 1) || (vq->used_uva & 3))
+		return false;
+	vq->desc = vu_mem_uva(mem, vq->desc_uva, 16 * n);
+	vq->avail = vu_mem_uva(mem, vq->avail_uva, 4 + 2 * n + 2);
+	vq->used = vu_mem_uva(mem, vq->used_uva, 4 + 8 * n + 2);
+	return vu_vring_ready(vq);
+}
+
+bool vu_vring_ready(const struct vu_vring *vq)
+{
+	return vq->desc && vq->avail && vq->used && !vq->broken;
+}
+
+void vu_vring_fail(struct vu_vring *vq, const char *why)
+{
+	static const uint64_t one = 1;
+
+	if (vq->broken)
+		return;
+	vq->broken = true;
+	vu_err("queue %u broken: %s", vq->index, why);
+	if (vq->err_fd >= 0 && write(vq->err_fd, &one, sizeof(one)) < 0)
+		vu_warn("queue %u: cannot signal the error eventfd", vq->index);
+}
+
+static struct vring_desc read_desc(const struct vring_desc *d)
+{
+	struct vring_desc c;
+
+	c.addr = READ_ONCE(d->addr);
+	c.len = READ_ONCE(d->len);
+	c.flags = READ_ONCE(d->flags);
+	c.next = READ_ONCE(d->next);
+	return c;
+}
+
+/* Appends one buffer to the request. */
+static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const struct vring_desc *d)
+{
+	unsigned used = req->out + req->in;
+	bool writable = d->flags & VRING_DESC_F_WRITE;
+
+	if (!writable && req->in)
+		return "device-readable descriptor after a device-writable one";
+	int n = vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
+	if (n < 0)
+		return used == req->max_iov || vu_mem_gpa(vq->mem, d->addr, 0) ?
+			       "buffer outside guest memory or too many segments" :
+			       "buffer outside guest memory";
+	if (writable) {
+		req->in += n;
+		req->in_bytes += d->len;
+	} else {
+		req->out += n;
+	}
+	return NULL;
+}
+
+/* Walks a chain in a descriptor table of tsize entries. */
+static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vring_desc *table,
+			unsigned tsize, unsigned i, bool nested)
+{
+	for (unsigned count = 1;; count++) {
+		if (i >= tsize)
+			return "descriptor index out of range";
+		if (count > tsize)
+			return "descriptor chain loops or is longer than its table";
+		struct vring_desc d = read_desc(&table[i]);
+
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (!vq->indirect)
+				return "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC";
+			if (nested)
+				return "indirect descriptor inside an indirect table";
+			if (d.flags & VRING_DESC_F_NEXT)
+				return "indirect descriptor with the NEXT flag";
+			if (count != 1)
+				return "indirect descriptor not at the head of its chain";
+			if (d.len == 0 || d.len % sizeof(struct vring_desc))
+				return "indirect table length is not a multiple of 16";
+			const struct vring_desc *sub = vu_mem_gpa(vq->mem, d.addr, d.len);
+			if (!sub || ((uintptr_t)sub & 7))
+				return "indirect table outside guest memory";
+			return walk(vq, req, sub, d.len / sizeof(struct vring_desc), 0, true);
+		}
+		const char *why = add_buffer(vq, req, &d);
+		if (why)
+			return why;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return NULL;
+		i = d.next;
+	}
+}
+
+int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
+{
+	if (!vu_vring_ready(vq))
+		return vq->broken ? -1 : 0;
+
+	uint16_t avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t waiting = avail_idx - vq->last_avail;
+	if (waiting > vq->num) {
+		vu_vring_fail(vq, "available index moved further than the queue size");
+		return -1;
+	}
+	if (!waiting)
+		return 0;
+
+	uint16_t head = READ_ONCE(vq->avail->ring[vq->last_avail % vq->num]);
+	req->head = head;
+	req->out = req->in = 0;
+	req->in_bytes = 0;
+	const char *why = head >= vq->num ? "head index out of range" :
+					     walk(vq, req, vq->desc, vq->num, head, false);
+	if (why) {
+		vu_vring_fail(vq, why);
+		return -1;
+	}
+	vq->last_avail++;
+	return 1;
+}
+
+void vu_vring_unpop(struct vu_vring *vq)
+{
+	vq->last_avail--;
+}
+
+void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
+{
+	struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + vq->pending) % vq->num];
+
+	WRITE_ONCE(e->id, head);
+	WRITE_ONCE(e->len, written);
+	vq->pending++;
+}
+
+/* virtio's vring_need_event: did [old, new) cross the driver's event index? */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+static bool should_notify(struct vu_vring *vq)
+{
+	smp_mb(); /* used->idx must be visible before we read the driver's wishes */
+	if (!vq->event_idx)
+		return !(READ_ONCE(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+
+	uint16_t used_event = READ_ONCE(vq->avail->ring[vq->num]);
+	bool valid = vq->signalled_valid;
+	uint16_t old = vq->signalled_used;
+	vq->signalled_used = vq->used_idx;
+	vq->signalled_valid = true;
+	return !valid || need_event(used_event, vq->used_idx, old);
+}
+
+void vu_vring_flush(struct vu_vring *vq)
+{
+	static const uint64_t one = 1;
+
+	if (!vq->pending || !vu_vring_ready(vq))
+		return;
+	vq->used_idx += vq->pending;
+	vq->pending = 0;
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	if (!should_notify(vq))
+		return;
+	if (vq->call_fd >= 0) {
+		if (write(vq->call_fd, &one, sizeof(one)) < 0)
+			vu_warn("queue %u: cannot signal the call eventfd", vq->index);
+	} else if (vq->signal_inband) {
+		vq->signal_inband(vq);
+	}
+}
+
+bool vu_vring_kicks(struct vu_vring *vq, bool enable)
+{
+	if (!vu_vring_ready(vq))
+		return false;
+	if (vq->event_idx) {
+		/* With EVENT_IDX the driver kicks when it passes avail_event. */
+		if (enable) {
+			uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->num];
+			WRITE_ONCE(*avail_event, vq->last_avail);
+		}
+	} else {
+		WRITE_ONCE(vq->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+	}
+	if (!enable)
+		return false;
+	smp_mb(); /* our wish must be visible before we look for new requests */
+	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Split virtqueues. A request is popped as iovecs that point straight into
+ * guest memory (device-readable first, then device-writable); completions are
+ * pushed to the used ring and published in batches. Anything malformed marks
+ * the queue broken: it is never processed again until it is set up anew.
+ */
+#ifndef VU_VRING_H
+#define VU_VRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "proto/mem.h"
+#include "proto/wire.h"
+
+struct vu_vring;
+typedef void (*vu_vring_signal_fn)(struct vu_vring *vq);
+
+struct vu_vring {
+	unsigned index;          /* for messages */
+	/* Set by the session from SET_VRING_NUM / ADDR / BASE and the features. */
+	unsigned num;
+	uint64_t desc_uva, avail_uva, used_uva;
+	uint16_t last_avail;     /* next avail entry to take */
+	bool event_idx;
+	bool indirect;
+
+	/* Host pointers, valid while mapped. */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	const struct vu_mem *mem;
+
+	uint16_t used_idx;       /* our copy of used->idx */
+	uint16_t signalled_used; /* used idx at the last notification */
+	bool signalled_valid;
+	unsigned pending;        /* pushed but not yet published */
+	bool broken;
+
+	int call_fd, err_fd;     /* -1 when absent */
+	vu_vring_signal_fn signal_inband; /* used when call_fd is -1 */
+	void *owner;
+};
+
+/* One popped request. iov[0..out) are device-readable, iov[out..out+in) writable. */
+struct vu_req {
+	uint16_t head;
+	unsigned out, in;
+	uint64_t in_bytes;       /* total device-writable length */
+	struct iovec *iov;
+	unsigned max_iov;
+};
+
+void vu_vring_init(struct vu_vring *vq);
+/* Resolves the ring addresses in mem; false if any part is not mapped. */
+bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem);
+bool vu_vring_ready(const struct vu_vring *vq);
+
+/*
+ * Takes the next available request. Returns 1 with *req filled, 0 when the ring
+ * is empty, -1 when the ring is (now) broken.
+ */
+int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
+/* Gives back the last popped request untouched (e.g. no room to complete it yet). */
+void vu_vring_unpop(struct vu_vring *vq);
+/* Records a completion; it becomes visible to the driver at vu_vring_flush(). */
+void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written);
+/* Publishes pushed completions and notifies the driver unless it asked not to be. */
+void vu_vring_flush(struct vu_vring *vq);
+
+/*
+ * Asks the driver not to kick (while draining) or to kick again. Enabling returns
+ * true if requests arrived meanwhile, so the caller drains once more.
+ */
+bool vu_vring_kicks(struct vu_vring *vq, bool enable);
+
+/* Marks the ring broken, logs why and signals the error eventfd. */
+void vu_vring_fail(struct vu_vring *vq, const char *why);
+
+#endif

@@ -1,0 +1,39 @@
+# Tests: `make check` installs what it needs, builds, runs the suite with the plain
+# build and again with an ASan+UBSan build, and ends with "N passed, N failed, N skipped".
+
+CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
+TEST_SRCS := $(wildcard test/t-*.c)
+TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
+TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o
+
+$(B)/test/%.o: test/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(JANSSON_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Unit tests link the core objects so they can test proto/ directly.
+$(B)/test/t-%: $(B)/test/t-%.o $(TEST_LIB) $(CORE_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(TEST_BINS:=.d) $(TEST_LIB:.o=.d)
+
+tests: vhostbox $(TEST_BINS)
+
+# A second, sanitized build of everything in build/asan.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) --no-print-directory B=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
+		build/asan/vhostbox-asan tests-asan
+
+build/asan/vhostbox-asan: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+tests-asan: $(TEST_BINS)
+
+deps:
+	@sh test/install-deps.sh
+
+check: deps
+	$(MAKE) --no-print-directory WERROR=1 tests
+	$(MAKE) --no-print-directory WERROR=1 asan
+	@bash test/run.sh --check
+
+.PHONY: tests asan tests-asan deps
