@@ -37,3 +37,12 @@ check: deps
 	@bash test/run.sh --check
 
 .PHONY: tests asan tests-asan deps
+
+# libFuzzer targets (clang): message decoding + sessions, and the ring walker.
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CORE  := proto/loop.c proto/msg.c proto/mem.c proto/vring.c proto/session.c proto/log.c dev/rng.c
+FUZZ_BINS  := build/fuzz/fuzz-session build/fuzz/fuzz-vring
+fuzz: $(FUZZ_BINS)
+build/fuzz/fuzz-%: test/fuzz/fuzz-%.c $(FUZZ_CORE) $(wildcard proto/*.h)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_FLAGS) -o $@ $< $(FUZZ_CORE)
