@@ -60,3 +60,7 @@ FORCE:
 .PHONY: all FORCE clean install uninstall check demo bench fuzz
 clean:
 	rm -rf $(B) vhostbox
+
+# The README's first command: a small VM whose devices are served by vhostbox.
+demo: deps vhostbox
+	@bash test/guest/demo.sh
