@@ -19,21 +19,34 @@ endif
 CPPFLAGS += -I. -D_GNU_SOURCE -DVHOSTBOX_VERSION='"$(VERSION)"'
 override CFLAGS += -std=gnu11 $(WARN)
 
-# Personalities: each needs its dev/<name>.c and, optionally, pkg-config libraries.
-ALL_DEVICES := rng
-DEVICES     ?= $(ALL_DEVICES)
-
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
-CORE_SRCS := proto/loop.c proto/msg.c proto/mem.c proto/vring.c proto/session.c \
+# Personalities: <name>_SRCS are its files, <name>_PKGS the pkg-config libraries it needs.
+rng_SRCS := dev/rng.c
+blk_SRCS := dev/blk.c dev/blk-io.c
+blk_PKGS := liburing
+
+have_pkgs = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
+KNOWN_DEVICES := rng blk
+ALL_DEVICES   := $(foreach d,$(KNOWN_DEVICES),$(if $($(d)_PKGS),$(if $(call have_pkgs,$($(d)_PKGS)),$(d)),$(d)))
+LEFT_OUT      := $(filter-out $(ALL_DEVICES),$(KNOWN_DEVICES))
+ifneq ($(LEFT_OUT),)
+$(foreach d,$(LEFT_OUT),$(info vhostbox: leaving out $(d): pkg-config cannot find $($(d)_PKGS)))
+endif
+DEVICES ?= $(ALL_DEVICES)
+DEV_PKGS := $(sort $(foreach d,$(DEVICES),$($(d)_PKGS)))
+DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
+DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
+
+CORE_SRCS := proto/device.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/vring.c proto/inflight.c proto/session.c \
              proto/listen.c proto/backend.c proto/log.c caps/caps.c json/discover.c
-DEV_SRCS  := $(DEVICES:%=dev/%.c)
+DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build
 OBJS := $(SRCS:%.c=$(B)/%.o)
-LIBS := $(JANSSON_LIBS)
+LIBS := $(JANSSON_LIBS) $(DEV_LIBS)
 
 all: vhostbox
 
@@ -50,7 +63,7 @@ $(B)/main.o: $(B)/personalities.h
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(DEV_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(OBJS:.o=.d)
 

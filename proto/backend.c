@@ -132,7 +132,7 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 			return vu_caps_print(t) < 0 ? 1 : 0;
 
 	struct backend b = { .listener = { .fd = -1, .conn = -1 } };
-	b.dev = t->create();
+	b.dev = vu_device_create(t);
 	if (!b.dev) {
 		vu_err("out of memory");
 		return 1;

@@ -27,9 +27,10 @@ struct vu_device_type {
 	const char *schema_type;      /* VHostUserBackendType in vhost-user.json */
 	const char *summary;
 	uint32_t virtio_id;
-	unsigned num_queues;          /* the device's maximum */
+	unsigned num_queues;          /* default queue count (an option may change it) */
 	uint64_t features;            /* device-specific virtio feature bits */
 	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
+	bool inflight;                /* completes out of order: offer INFLIGHT_SHMFD */
 
 	const struct vu_option *options;   /* NULL-name terminated, or NULL */
 	/* Capability names for --print-capabilities; available() may veto one here. */
@@ -53,6 +54,11 @@ struct vu_device_type {
 /* Every device instance starts with this; the device's own state follows. */
 struct vu_dev {
 	const struct vu_device_type *type;
+	unsigned num_queues;          /* type->num_queues unless an option changed it */
+	uint64_t features;            /* type->features plus what options add (e.g. RO) */
 };
+
+/* Creates an instance of the type with the type's defaults filled in. */
+struct vu_dev *vu_device_create(const struct vu_device_type *type);
 
 #endif

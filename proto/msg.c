@@ -51,8 +51,8 @@ static const struct rule rules[VU_REQ_MAX] = {
 	R(POSTCOPY_ADVISE, 0, 0, 0, true),
 	R(POSTCOPY_LISTEN, 0, 0, 0, false),
 	R(POSTCOPY_END, 0, 0, 0, false),
-	R(GET_INFLIGHT_FD, 20, 0, 0, true),
-	R(SET_INFLIGHT_FD, 20, 1, 1, false),
+	R(GET_INFLIGHT_FD, VAR, 0, 0, true),
+	R(SET_INFLIGHT_FD, VAR, 1, 1, false),
 	R(GPU_SET_SOCKET, 0, 1, 1, false),
 	R(RESET_DEVICE, 0, 0, 0, false),
 	R(VRING_KICK, 8, 0, 0, false),
@@ -126,6 +126,11 @@ static const char *check_var_size(const struct vu_msg *m)
 		if (m->p.config.size > VU_MAX_CONFIG_SIZE ||
 		    size != VU_CONFIG_HDR_SIZE + m->p.config.size)
 			return "config size does not match the message size";
+		return NULL;
+	case VU_REQ_GET_INFLIGHT_FD:
+	case VU_REQ_SET_INFLIGHT_FD:
+		if (size != VU_INFLIGHT_MIN_SIZE && size != sizeof(struct vu_inflight))
+			return "inflight description is neither 20 nor 24 bytes";
 		return NULL;
 	default:
 		/* IOTLB, crypto sessions: not supported; any size that fits is read. */

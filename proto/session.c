@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -35,6 +37,10 @@ struct vu_session {
 	struct vu_mem mem;
 	int backend_fd;
 	struct vu_timer *poll_timer;
+	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue. */
+	uint8_t *inflight;
+	size_t inflight_size;
+	uint16_t inflight_qsize;
 	unsigned nq;
 	struct queue q[];
 };
@@ -46,7 +52,7 @@ static const uint64_t core_features = 1ull << VIRTIO_F_VERSION_1 |
 
 static uint64_t offered_features(const struct vu_session *s)
 {
-	return core_features | s->dev->type->features;
+	return core_features | s->dev->features;
 }
 
 static uint64_t offered_protocol_features(const struct vu_session *s)
@@ -56,6 +62,8 @@ static uint64_t offered_protocol_features(const struct vu_session *s)
 		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS;
 	if (s->dev->type->config_size)
 		pf |= 1ull << VU_PF_CONFIG;
+	if (s->dev->type->inflight)
+		pf |= 1ull << VU_PF_INFLIGHT_SHMFD;
 	return pf;
 }
 
@@ -131,6 +139,7 @@ static void reset_queue(struct vu_session *s, struct queue *q)
 	stop_queue(s, q);
 	close_fd(&q->vring.call_fd);
 	close_fd(&q->vring.err_fd);
+	free(q->vring.resubmit);
 	vu_vring_init(&q->vring);
 	q->vring.owner = s;
 	q->vring.signal_inband = signal_inband;
@@ -370,6 +379,24 @@ static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
 	return NULL;
 }
 
+/* Attaches the queue's inflight region as the ring starts, and finds what to resubmit. */
+static const char *start_inflight(struct vu_session *s, struct queue *q)
+{
+	struct vu_vring *vq = &q->vring;
+
+	if (!s->inflight || !vu_vring_ready(vq))
+		return NULL;
+	if (vq->num != s->inflight_qsize)
+		return "queue size differs from the inflight buffer's";
+	uint16_t *resubmit = realloc(vq->resubmit, vq->num * sizeof(*resubmit));
+	if (!resubmit)
+		return "out of memory";
+	vq->resubmit = resubmit;
+	vq->inflight = (struct vu_inflight_queue *)(s->inflight +
+						    vq->index * vu_inflight_queue_size(vq->num));
+	return vu_inflight_start(vq);
+}
+
 static const char *set_vring_kick(struct ctx *c)
 {
 	struct vu_session *s = c->s;
@@ -385,6 +412,9 @@ static const char *set_vring_kick(struct ctx *c)
 	q->kick_fd = fd;
 	q->polled = fd < 0;
 	update_polling(s);
+	why = start_inflight(s, q);
+	if (why)
+		return why;
 	if (fd >= 0) {
 		/* Started on the first kick, as the spec says. */
 		if (vu_loop_watch(s->loop, fd, EPOLLIN, on_kick, q) < 0)
@@ -475,6 +505,84 @@ static const char *set_config(struct ctx *c)
 		       "device refused the config write" : NULL;
 }
 
+static void unmap_inflight(struct vu_session *s)
+{
+	if (s->inflight)
+		munmap(s->inflight, s->inflight_size);
+	s->inflight = NULL;
+	for (unsigned i = 0; i < s->nq; i++)
+		s->q[i].vring.inflight = NULL;
+}
+
+static const char *check_inflight_geometry(struct vu_session *s, const struct vu_inflight *in)
+{
+	if (!has_pf(s, VU_PF_INFLIGHT_SHMFD))
+		return "inflight buffer without INFLIGHT_SHMFD";
+	if (in->num_queues == 0 || in->num_queues > s->nq)
+		return "inflight queue count out of range";
+	if (in->queue_size == 0 || in->queue_size > VU_VRING_MAX_SIZE ||
+	    (in->queue_size & (in->queue_size - 1)))
+		return "inflight queue size is not a power of 2";
+	return NULL;
+}
+
+static const char *get_inflight_fd(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	struct vu_inflight in = c->m->p.inflight;
+	const char *why = check_inflight_geometry(s, &in);
+
+	if (why)
+		return why;
+	unmap_inflight(s);
+	size_t size = (size_t)in.num_queues * vu_inflight_queue_size(in.queue_size);
+	int fd = memfd_create("vhostbox-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, size) < 0 ||
+	    (s->inflight = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		s->inflight = NULL;
+		if (fd >= 0)
+			close(fd);
+		return "cannot create the inflight buffer";
+	}
+	s->inflight_size = size;
+	s->inflight_qsize = in.queue_size;
+	in.mmap_size = size;
+	in.mmap_offset = 0;
+	c->replied = true;
+	int r = vu_msg_send(s->sock, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_REPLY | VU_FLAG_VERSION, &in,
+			    c->m->hdr.size, &fd, 1);
+	close(fd);
+	return r < 0 ? "cannot send the inflight buffer" : NULL;
+}
+
+static const char *set_inflight_fd(struct ctx *c)
+{
+	struct vu_session *s = c->s;
+	const struct vu_inflight *in = &c->m->p.inflight;
+	int fd = vu_msg_take_fd(c->m, 0);
+	const char *why = check_inflight_geometry(s, in);
+	struct stat st;
+
+	if (!why && (in->mmap_size < in->num_queues * vu_inflight_queue_size(in->queue_size) ||
+		     in->mmap_offset + in->mmap_size < in->mmap_offset || fstat(fd, &st) < 0 ||
+		     in->mmap_offset + in->mmap_size > (uint64_t)st.st_size ||
+		     in->mmap_offset % sysconf(_SC_PAGESIZE)))
+		why = "inflight buffer does not fit its fd";
+	if (!why) {
+		unmap_inflight(s);
+		void *p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, in->mmap_offset);
+		if (p == MAP_FAILED)
+			why = "cannot map the inflight buffer";
+		else {
+			s->inflight = p;
+			s->inflight_size = in->mmap_size;
+			s->inflight_qsize = in->queue_size;
+		}
+	}
+	close(fd);
+	return why;
+}
+
 static void on_backend_channel(void *opaque, int fd, uint32_t events)
 {
 	struct vu_session *s = opaque;
@@ -551,6 +659,8 @@ static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_REM_MEM_REG] = rem_mem_reg,
 	[VU_REQ_SET_STATUS] = set_status,
 	[VU_REQ_GET_STATUS] = get_status,
+	[VU_REQ_GET_INFLIGHT_FD] = get_inflight_fd,
+	[VU_REQ_SET_INFLIGHT_FD] = set_inflight_fd,
 };
 
 /* ---- the connection ----------------------------------------------------- */
@@ -616,7 +726,7 @@ static void on_message(void *opaque, int fd, uint32_t events)
 struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev *dev,
 				  vu_session_end_fn on_end, void *opaque)
 {
-	unsigned nq = dev->type->num_queues;
+	unsigned nq = dev->num_queues;
 	struct vu_session *s = calloc(1, sizeof(*s) + nq * sizeof(s->q[0]));
 	struct timeval tv = { .tv_sec = SOCKET_TIMEOUT_S };
 
@@ -651,6 +761,7 @@ void vu_session_free(struct vu_session *s)
 	for (unsigned i = 0; i < s->nq; i++)
 		reset_queue(s, &s->q[i]);
 	vu_mem_clear(&s->mem);
+	unmap_inflight(s);
 	if (s->backend_fd >= 0)
 		vu_loop_unwatch(s->loop, s->backend_fd);
 	close_fd(&s->backend_fd);

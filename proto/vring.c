@@ -127,10 +127,26 @@ static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vr
 	}
 }
 
+static int pop_head(struct vu_vring *vq, struct vu_req *req, uint16_t head)
+{
+	req->head = head;
+	req->out = req->in = 0;
+	req->in_bytes = 0;
+	const char *why = head >= vq->num ? "head index out of range" :
+					     walk(vq, req, vq->desc, vq->num, head, false);
+	if (why) {
+		vu_vring_fail(vq, why);
+		return -1;
+	}
+	return 1;
+}
+
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 {
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
+	if (vq->resubmit_pos < vq->resubmit_n)
+		return pop_head(vq, req, vq->resubmit[vq->resubmit_pos++]);
 
 	uint16_t avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
 	uint16_t waiting = avail_idx - vq->last_avail;
@@ -142,22 +158,14 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 		return 0;
 
 	uint16_t head = READ_ONCE(vq->avail->ring[vq->last_avail % vq->num]);
-	req->head = head;
-	req->out = req->in = 0;
-	req->in_bytes = 0;
-	const char *why = head >= vq->num ? "head index out of range" :
-					     walk(vq, req, vq->desc, vq->num, head, false);
-	if (why) {
-		vu_vring_fail(vq, why);
+	if (pop_head(vq, req, head) < 0)
 		return -1;
-	}
 	vq->last_avail++;
+	if (vq->inflight) {
+		vq->inflight->desc[head].counter = ++vq->inflight_counter;
+		vq->inflight->desc[head].inflight = 1;
+	}
 	return 1;
-}
-
-void vu_vring_unpop(struct vu_vring *vq)
-{
-	vq->last_avail--;
 }
 
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
@@ -167,6 +175,10 @@ void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
 	WRITE_ONCE(e->id, head);
 	WRITE_ONCE(e->len, written);
 	vq->pending++;
+	if (vq->inflight && head < vq->num) {
+		vq->inflight->desc[head].next = vq->inflight->last_batch_head;
+		vq->inflight->last_batch_head = head;
+	}
 }
 
 /* virtio's vring_need_event: did [old, new) cross the driver's event index? */
@@ -195,9 +207,16 @@ void vu_vring_flush(struct vu_vring *vq)
 
 	if (!vq->pending || !vu_vring_ready(vq))
 		return;
+	uint16_t old = vq->used_idx;
 	vq->used_idx += vq->pending;
 	vq->pending = 0;
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	if (vq->inflight) {
+		/* The batch is visible to the driver: it is no longer in flight. */
+		for (uint16_t i = old; i != vq->used_idx; i++)
+			vq->inflight->desc[vq->used->ring[i % vq->num].id % vq->num].inflight = 0;
+		vq->inflight->used_idx = vq->used_idx;
+	}
 	if (!should_notify(vq))
 		return;
 	if (vq->call_fd >= 0) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "proto/inflight.h"
 #include "proto/mem.h"
 #include "proto/wire.h"
 
@@ -39,6 +40,12 @@ struct vu_vring {
 	unsigned pending;        /* pushed but not yet published */
 	bool broken;
 
+	/* Inflight tracking (INFLIGHT_SHMFD), when the front-end gave us a region. */
+	struct vu_inflight_queue *inflight;
+	uint64_t inflight_counter;
+	uint16_t *resubmit;      /* heads to hand out again after a restart, oldest first */
+	unsigned resubmit_n, resubmit_pos;
+
 	int call_fd, err_fd;     /* -1 when absent */
 	vu_vring_signal_fn signal_inband; /* used when call_fd is -1 */
 	void *owner;
@@ -59,12 +66,11 @@ bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem);
 bool vu_vring_ready(const struct vu_vring *vq);
 
 /*
- * Takes the next available request. Returns 1 with *req filled, 0 when the ring
+ * Takes the next available request (first those an inflight region says were
+ * in flight when the previous back-end stopped). Returns 1 with *req filled, 0 when the ring
  * is empty, -1 when the ring is (now) broken.
  */
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
-/* Gives back the last popped request untouched (e.g. no room to complete it yet). */
-void vu_vring_unpop(struct vu_vring *vq);
 /* Records a completion; it becomes visible to the driver at vu_vring_flush(). */
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */

@@ -160,12 +160,15 @@ struct vu_config {
 } __attribute__((packed));
 #define VU_CONFIG_HDR_SIZE 12u
 
+/* QEMU sends this with the C struct's tail padding (24 bytes); 20 is accepted too. */
 struct vu_inflight {
 	uint64_t mmap_size;
 	uint64_t mmap_offset;
 	uint16_t num_queues;
 	uint16_t queue_size;
+	uint32_t padding;
 } __attribute__((packed));
+#define VU_INFLIGHT_MIN_SIZE 20u
 
 struct vu_vring_area {
 	uint64_t u64;

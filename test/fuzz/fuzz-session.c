@@ -80,8 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shutdown(sv[1], SHUT_WR);
 
 	struct vu_loop *loop = vu_loop_new();
-	struct vu_dev *dev = vu_dev_rng.create();
-	dev->type = &vu_dev_rng;
+	struct vu_dev *dev = vu_device_create(&vu_dev_rng);
 	struct vu_session *s = vu_session_new(loop, sv[0], dev, on_end, loop);
 	if (s)
 		vu_loop_run(loop);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The block back-end's image and its asynchronous I/O: io_uring submissions
+ * straight between the image and guest memory, completions read on the shared
+ * loop through an eventfd. No thread, no copy.
+ */
+#ifndef VU_BLK_IO_H
+#define VU_BLK_IO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct vu_loop;
+
+struct blk_image {
+	int fd;
+	bool block_device;
+	uint64_t size;      /* bytes */
+};
+
+/* Opens and locks the image; prints why and returns -1 on failure. */
+int blk_image_open(struct blk_image *img, const char *path, bool read_only, bool direct,
+		   unsigned block_size);
+void blk_image_close(struct blk_image *img);
+
+/*
+ * done() runs for every completed operation with its result (bytes, or -errno);
+ * batch_end() after each batch of completions, to publish them together.
+ */
+typedef void (*blk_io_done_fn)(void *opaque, void *op, int result);
+typedef void (*blk_io_batch_fn)(void *opaque);
+
+struct blk_io;
+struct blk_io *blk_io_new(struct vu_loop *loop, unsigned depth, blk_io_done_fn done,
+			  blk_io_batch_fn batch_end, void *opaque);
+void blk_io_free(struct blk_io *io);
+
+/* Queue operations; they start at blk_io_submit(). op comes back in done(). */
+int blk_io_readv(struct blk_io *io, int fd, const struct iovec *iov, unsigned n, uint64_t off, void *op);
+int blk_io_writev(struct blk_io *io, int fd, const struct iovec *iov, unsigned n, uint64_t off,
+		  bool dsync, void *op);
+int blk_io_fdatasync(struct blk_io *io, int fd, void *op);
+int blk_io_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len, void *op);
+void blk_io_submit(struct blk_io *io);
+/* Waits for at least one completion and delivers all that are ready. */
+void blk_io_wait(struct blk_io *io);
+
+#endif

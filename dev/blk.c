@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * virtio-blk (device id 2) over a raw image file or block device. Requests are
+ * decoded here and handed to dev/blk-io.c, which moves the data between the
+ * image and guest memory asynchronously; completions come back on the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "dev/blk-io.h"
+#include "proto/device.h"
+#include "proto/iov.h"
+#include "proto/log.h"
+
+/* virtio-blk feature bits, request types and status values (virtio 1.2, 5.2). */
+enum {
+	F_SIZE_MAX = 1, F_SEG_MAX = 2, F_RO = 5, F_BLK_SIZE = 6, F_FLUSH = 9, F_TOPOLOGY = 10,
+	F_CONFIG_WCE = 11, F_MQ = 12, F_DISCARD = 13, F_WRITE_ZEROES = 14,
+};
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
+enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
+
+#define SECTOR 512u
+#define ID_BYTES 20
+#define SEG_MAX 126              /* data segments per request we advertise */
+#define MAX_IOV (SEG_MAX + 34)   /* + header, status and region splits */
+#define SLOTS_PER_QUEUE 256      /* requests in flight per queue */
+#define MAX_QUEUES 64
+#define MAX_DISCARD_SECTORS 0x3fffffu
+#define WRITE_ZEROES_UNMAP 1u
+
+struct blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	struct { uint16_t cylinders; uint8_t heads; uint8_t sectors; } geometry;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+	uint8_t secure_erase_and_zoned[36]; /* not offered: reads as zeros */
+} __attribute__((packed));
+
+struct blk_req_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+struct blk_range {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+struct blk_queue;
+
+struct slot {
+	struct blk_queue *q;
+	struct vu_req req;
+	struct iovec iov[MAX_IOV];   /* the request as popped */
+	struct iovec data[MAX_IOV];  /* its data part */
+	uint8_t *status;
+	uint32_t written;            /* bytes of guest memory written, for used.len */
+	int64_t expect;              /* the I/O result that means success */
+	struct slot *next_free;
+};
+
+struct blk_queue {
+	struct blk *blk;
+	struct vu_vring *vq;
+	struct slot *slots;
+	struct slot *free;
+	unsigned busy;
+	bool starved;                /* requests were left on the ring for lack of a slot */
+	bool dirty;                  /* completions pushed but not flushed */
+};
+
+struct blk {
+	struct vu_dev dev;
+	const char *path;
+	bool read_only, direct, writethrough;
+	unsigned block_size;
+	char serial[ID_BYTES];
+	struct blk_image img;
+	struct blk_io *io;
+	struct blk_config config;
+	struct blk_queue queues[MAX_QUEUES];
+};
+
+static const struct vu_option blk_options[] = {
+	{ "blk-file", "PATH", "raw image file or block device to serve (required)" },
+	{ "read-only", NULL, "serve the disk read-only" },
+	{ "num-queues", "N", "request queues, 1..64 (default 1)" },
+	{ "logical-block-size", "N", "512 or 4096 (default 512)" },
+	{ "serial", "ID", "disk serial number reported to the guest (up to 20 bytes)" },
+	{ "direct", NULL, "open the image with O_DIRECT (bypass the host page cache)" },
+	{ "writethrough", NULL, "start with the write cache off: every write is synced" },
+	{ NULL },
+};
+
+static struct vu_dev *blk_create(void)
+{
+	struct blk *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->block_size = SECTOR;
+	b->img.fd = -1;
+	return &b->dev;
+}
+
+static int option_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", vu_log_name());
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
+{
+	struct blk *b = (struct blk *)dev;
+	const char *name = opt->name;
+	char *end;
+
+	if (!strcmp(name, "blk-file"))
+		b->path = arg;
+	else if (!strcmp(name, "read-only")) {
+		b->read_only = true;
+		dev->features |= 1ull << F_RO;
+	}
+	else if (!strcmp(name, "direct"))
+		b->direct = true;
+	else if (!strcmp(name, "writethrough"))
+		b->writethrough = true;
+	else if (!strcmp(name, "serial")) {
+		if (strlen(arg) > ID_BYTES)
+			return option_error("--serial '%s' is longer than 20 bytes", arg);
+		strncpy(b->serial, arg, ID_BYTES);
+	} else if (!strcmp(name, "num-queues")) {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*end || !*arg || n < 1 || n > MAX_QUEUES)
+			return option_error("--num-queues must be 1..64, not '%s'", arg);
+		dev->num_queues = n;
+	} else if (!strcmp(name, "logical-block-size")) {
+		if (strcmp(arg, "512") && strcmp(arg, "4096"))
+			return option_error("--logical-block-size must be 512 or 4096, not '%s'", arg);
+		b->block_size = atoi(arg);
+	}
+	return 0;
+}
+
+static void blk_complete(void *opaque, void *op, int result);
+static void blk_batch_end(void *opaque);
+
+static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
+{
+	struct blk *b = (struct blk *)dev;
+	struct blk_config *c = &b->config;
+
+	if (!b->path) {
+		vu_err("--blk-file is required");
+		return -1;
+	}
+	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size) < 0)
+		return -1;
+	b->io = blk_io_new(loop, SLOTS_PER_QUEUE * 2, blk_complete, blk_batch_end, b);
+	if (!b->io)
+		return -1;
+	*c = (struct blk_config){
+		.capacity = b->img.size / SECTOR,
+		.size_max = 1u << 22,
+		.seg_max = SEG_MAX,
+		.blk_size = b->block_size,
+		.min_io_size = b->block_size / SECTOR,
+		.writeback = !b->writethrough,
+		.num_queues = dev->num_queues,
+		.max_discard_sectors = MAX_DISCARD_SECTORS,
+		.max_discard_seg = 1,
+		.discard_sector_alignment = b->block_size / SECTOR,
+		.max_write_zeroes_sectors = MAX_DISCARD_SECTORS,
+		.max_write_zeroes_seg = 1,
+		.write_zeroes_may_unmap = 1,
+	};
+	for (unsigned i = 0; i < dev->num_queues; i++)
+		b->queues[i].blk = b;
+	return 0;
+}
+
+static void blk_destroy(struct vu_dev *dev)
+{
+	struct blk *b = (struct blk *)dev;
+
+	blk_io_free(b->io);
+	blk_image_close(&b->img);
+	for (unsigned i = 0; i < MAX_QUEUES; i++)
+		free(b->queues[i].slots);
+	free(b);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void finish(struct slot *s, uint8_t status)
+{
+	struct blk_queue *q = s->q;
+
+	*s->status = status;
+	vu_vring_push(q->vq, s->req.head, s->written + 1);
+	q->dirty = true;
+	s->next_free = q->free;
+	q->free = s;
+	q->busy--;
+}
+
+/* Is [sector, sector + bytes/512) inside the disk and aligned to the block size? */
+static bool in_range(const struct blk *b, uint64_t sector, uint64_t bytes)
+{
+	uint64_t cap = b->config.capacity;
+	uint64_t n = bytes / SECTOR;
+
+	return bytes % b->block_size == 0 && (sector * SECTOR) % b->block_size == 0 &&
+	       sector <= cap && n <= cap - sector;
+}
+
+/* DISCARD and WRITE_ZEROES: one range, as advertised. */
+static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size_t out_bytes)
+{
+	struct blk_range r;
+
+	if (b->read_only)
+		return S_IOERR;
+	if (out_bytes != sizeof(struct blk_req_hdr) + sizeof(r) ||
+	    vu_iov_to_buf(s->req.iov, s->req.out, sizeof(struct blk_req_hdr), &r, sizeof(r)) != sizeof(r))
+		return S_IOERR; /* more segments than max_*_seg, or a torn one */
+	if (r.num_sectors > MAX_DISCARD_SECTORS || !in_range(b, r.sector, (uint64_t)r.num_sectors * SECTOR))
+		return S_IOERR;
+	if (type == T_DISCARD ? r.flags != 0 : (r.flags & ~WRITE_ZEROES_UNMAP))
+		return S_UNSUPP;
+
+	uint64_t off = r.sector * SECTOR, len = (uint64_t)r.num_sectors * SECTOR;
+	bool unmap = type == T_DISCARD || (r.flags & WRITE_ZEROES_UNMAP);
+	if (b->img.block_device) {
+		/* No io_uring operation for these on a block device: the ioctls are quick. */
+		uint64_t range[2] = { off, len };
+		if (ioctl(b->img.fd, type == T_DISCARD ? BLKDISCARD : BLKZEROOUT, range) < 0)
+			return S_IOERR;
+		return S_OK;
+	}
+	/* A punched hole reads back as zeros, so it serves both when unmapping is allowed. */
+	int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+	s->expect = 0;
+	return blk_io_fallocate(b->io, b->img.fd, mode, off, len, s) < 0 ? S_IOERR : 0xff;
+}
+
+/*
+ * Starts one request. Returns a status to complete it with now, or 0xff when
+ * an I/O operation was queued and the completion will finish it.
+ */
+static uint8_t start(struct blk *b, struct slot *s)
+{
+	struct vu_req *req = &s->req;
+	struct blk_req_hdr h;
+	size_t out_bytes = vu_iov_size(req->iov, req->out);
+	size_t in_data = req->in_bytes - 1; /* the last writable byte is the status */
+	int n;
+
+	if (vu_iov_to_buf(req->iov, req->out, 0, &h, sizeof(h)) != sizeof(h))
+		return S_IOERR;
+	switch (h.type) {
+	case T_IN:
+		n = vu_iov_slice(req->iov + req->out, req->in, 0, in_data, s->data, MAX_IOV);
+		if (n < 0 || in_data % SECTOR || !in_range(b, h.sector, in_data))
+			return S_IOERR;
+		s->expect = in_data;
+		s->written = in_data;
+		return blk_io_readv(b->io, b->img.fd, s->data, n, h.sector * SECTOR, s) < 0 ? S_IOERR : 0xff;
+	case T_OUT: {
+		size_t len = out_bytes - sizeof(h);
+		if (b->read_only)
+			return S_IOERR;
+		n = vu_iov_slice(req->iov, req->out, sizeof(h), len, s->data, MAX_IOV);
+		if (n < 0 || len % SECTOR || !in_range(b, h.sector, len))
+			return S_IOERR;
+		s->expect = len;
+		return blk_io_writev(b->io, b->img.fd, s->data, n, h.sector * SECTOR,
+				     !b->config.writeback, s) < 0 ? S_IOERR : 0xff;
+	}
+	case T_FLUSH:
+		s->expect = 0;
+		return blk_io_fdatasync(b->io, b->img.fd, s) < 0 ? S_IOERR : 0xff;
+	case T_GET_ID: {
+		size_t len = in_data < ID_BYTES ? in_data : ID_BYTES;
+		s->written = vu_iov_from_buf(req->iov + req->out, req->in, 0, b->serial, len);
+		return S_OK;
+	}
+	case T_DISCARD:
+	case T_WRITE_ZEROES:
+		return start_range_op(b, s, h.type, out_bytes);
+	default:
+		return S_UNSUPP;
+	}
+}
+
+static void blk_complete(void *opaque, void *op, int result)
+{
+	struct slot *s = op;
+
+	if (result != s->expect)
+		s->written = 0;
+	finish(s, result == s->expect ? S_OK : S_IOERR);
+}
+
+/* Publishes a batch of completions per queue, then refills queues that ran out of slots. */
+static void blk_batch_end(void *opaque)
+{
+	struct blk *b = opaque;
+
+	for (unsigned i = 0; i < b->dev.num_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		if (q->dirty) {
+			q->dirty = false;
+			vu_vring_flush(q->vq);
+		}
+		if (q->starved && q->vq && q->free) {
+			q->starved = false;
+			b->dev.type->kick(&b->dev, q->vq);
+		}
+	}
+}
+
+static bool alloc_slots(struct blk_queue *q)
+{
+	if (q->slots)
+		return true;
+	q->slots = calloc(SLOTS_PER_QUEUE, sizeof(*q->slots));
+	if (!q->slots)
+		return false;
+	for (unsigned i = 0; i < SLOTS_PER_QUEUE; i++) {
+		q->slots[i].q = q;
+		q->slots[i].req.iov = q->slots[i].iov;
+		q->slots[i].req.max_iov = MAX_IOV;
+		q->slots[i].next_free = i + 1 < SLOTS_PER_QUEUE ? &q->slots[i + 1] : NULL;
+	}
+	q->free = q->slots;
+	return true;
+}
+
+static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
+{
+	struct blk *b = (struct blk *)dev;
+	struct blk_queue *q = &b->queues[vq->index];
+
+	q->vq = vq;
+	if (!alloc_slots(q)) {
+		vu_vring_fail(vq, "out of memory for request slots");
+		return;
+	}
+	do {
+		vu_vring_kicks(vq, false);
+		while (q->free) {
+			struct slot *s = q->free;
+			int r = vu_vring_pop(vq, &s->req);
+			if (r <= 0)
+				break;
+			if (s->req.in == 0) {
+				vu_vring_fail(vq, "block request without a status byte");
+				break;
+			}
+			const struct iovec *last = &s->req.iov[s->req.out + s->req.in - 1];
+			s->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+			s->written = 0;
+			q->free = s->next_free;
+			q->busy++;
+			uint8_t status = start(b, s);
+			if (status != 0xff)
+				finish(s, status);
+		}
+		if (!q->free) {
+			q->starved = true; /* completions will call us again */
+			break;
+		}
+		blk_io_submit(b->io);
+		if (q->dirty) {
+			q->dirty = false;
+			vu_vring_flush(vq);
+		}
+	} while (!vq->broken && vu_vring_kicks(vq, true));
+	blk_io_submit(b->io);
+	if (q->dirty) {
+		q->dirty = false;
+		vu_vring_flush(vq);
+	}
+}
+
+/* The ring stops: wait for everything this queue has in flight. */
+static void blk_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
+{
+	struct blk *b = (struct blk *)dev;
+	struct blk_queue *q = &b->queues[vq->index];
+
+	blk_io_submit(b->io);
+	while (q->busy)
+		blk_io_wait(b->io);
+	q->starved = false;
+	q->vq = NULL;
+}
+
+static int blk_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	memcpy(buf, (uint8_t *)&((struct blk *)dev)->config + offset, len);
+	return 0;
+}
+
+/* Only the write-cache byte is writable (CONFIG_WCE). */
+static int blk_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	struct blk *b = (struct blk *)dev;
+	const uint32_t wce = offsetof(struct blk_config, writeback);
+
+	if (offset != wce || len != 1 || buf[0] > 1)
+		return -1;
+	b->config.writeback = buf[0];
+	return 0;
+}
+
+static const char *const blk_aliases[] = { "block", NULL };
+static const char *const blk_caps[] = { "read-only", "blk-file", NULL };
+
+const struct vu_device_type vu_dev_blk = {
+	.name = "blk",
+	.aliases = blk_aliases,
+	.schema_type = "block",
+	.summary = "virtio-blk disk backed by a raw image or block device (io_uring)",
+	.virtio_id = 2,
+	.num_queues = 1,
+	.features = 1ull << F_SIZE_MAX | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |
+		    1ull << F_TOPOLOGY | 1ull << F_CONFIG_WCE | 1ull << F_MQ | 1ull << F_DISCARD |
+		    1ull << F_WRITE_ZEROES,
+	.config_size = sizeof(struct blk_config),
+	.inflight = true,
+	.options = blk_options,
+	.cap_features = blk_caps,
+	.create = blk_create,
+	.set_option = blk_set_option,
+	.init = blk_init,
+	.kick = blk_kick,
+	.queue_stop = blk_queue_stop,
+	.get_config = blk_get_config,
+	.set_config = blk_set_config,
+	.destroy = blk_destroy,
+};

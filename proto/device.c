@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "proto/device.h"
+
+struct vu_dev *vu_device_create(const struct vu_device_type *type)
+{
+	struct vu_dev *dev = type->create();
+
+	if (dev) {
+		dev->type = type;
+		dev->num_queues = type->num_queues;
+		dev->features = type->features;
+	}
+	return dev;
+}

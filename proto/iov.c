@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <string.h>
+
+#include "proto/iov.h"
+
+size_t vu_iov_size(const struct iovec *iov, unsigned n)
+{
+	size_t total = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+/* Copies between iovecs and a flat buffer in either direction. */
+static size_t copy(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len,
+		   int to_buf)
+{
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		if (offset >= iov[i].iov_len) {
+			offset -= iov[i].iov_len;
+			continue;
+		}
+		size_t chunk = iov[i].iov_len - offset;
+		if (chunk > len - done)
+			chunk = len - done;
+		char *g = (char *)iov[i].iov_base + offset;
+		if (to_buf)
+			memcpy((char *)buf + done, g, chunk);
+		else
+			memcpy(g, (const char *)buf + done, chunk);
+		done += chunk;
+		offset = 0;
+	}
+	return done;
+}
+
+size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
+{
+	return copy(iov, n, offset, buf, len, 1);
+}
+
+size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len)
+{
+	return copy(iov, n, offset, (void *)buf, len, 0);
+}
+
+int vu_iov_slice(const struct iovec *src, unsigned n, size_t offset, size_t len,
+		 struct iovec *dst, unsigned max)
+{
+	unsigned count = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		if (offset >= src[i].iov_len) {
+			offset -= src[i].iov_len;
+			continue;
+		}
+		if (count == max)
+			return -1;
+		size_t chunk = src[i].iov_len - offset;
+		if (chunk > len)
+			chunk = len;
+		dst[count].iov_base = (char *)src[i].iov_base + offset;
+		dst[count].iov_len = chunk;
+		count++;
+		len -= chunk;
+		offset = 0;
+	}
+	return len ? -1 : (int)count;
+}
