@@ -48,9 +48,11 @@ B    := build
 OBJS := $(SRCS:%.c=$(B)/%.o)
 LIBS := $(JANSSON_LIBS) $(DEV_LIBS)
 
-all: vhostbox
+# BIN: where the binary goes (a private build: make B=build/mine BIN=build/mine/vhostbox).
+BIN ?= vhostbox
+all: $(BIN)
 
-vhostbox: $(OBJS)
+$(BIN): $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 # The personality table main.c includes: one line per built device.

@@ -26,11 +26,34 @@ static const struct option common_options[] = {
 };
 #define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 
-struct backend {
-	struct vu_loop *loop;
+#define MAX_PORTS 64
+
+/* One socket and the device instance behind it; a process may serve several. */
+struct port {
+	struct backend *b;
+	const char *socket_path;   /* with mode, or */
+	mode_t mode;
+	int fd;
 	struct vu_listener listener;
 	struct vu_dev *dev;
 	struct vu_session *session;
+};
+
+/* A device option as given on the command line; port -1: before any socket option. */
+struct given_option {
+	int port;
+	const struct vu_option *opt;
+	const char *arg;
+};
+
+struct backend {
+	const struct vu_device_type *type;
+	struct vu_loop *loop;
+	struct port ports[MAX_PORTS];
+	unsigned nports;
+	unsigned serving;          /* ports that can still get a front-end */
+	struct given_option given[256];
+	unsigned ngiven;
 };
 
 static void usage(const struct vu_device_type *t, FILE *out)
@@ -50,7 +73,9 @@ static void usage(const struct vu_device_type *t, FILE *out)
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? "=" : "", o->arg ? o->arg : "");
 		fprintf(out, "  %-23s %s\n", left, o->help);
 	}
-	fprintf(out, "\nWithout --socket-path or --fd, a socket passed by systemd (LISTEN_FDS) is used.\n");
+	fprintf(out, "\nWithout --socket-path or --fd, a socket passed by systemd (LISTEN_FDS) is used.\n"
+		     "Repeat --socket-path (or --fd) to serve several devices from one process: device\n"
+		     "options after a socket option apply to that device, options before it to all.\n");
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -77,33 +102,124 @@ static void on_session_end(void *opaque, struct vu_session *s);
 
 static void on_connection(void *opaque, int fd, uint32_t events)
 {
-	struct backend *b = opaque;
-	int conn = vu_listen_accept(&b->listener);
+	struct port *p = opaque;
+	int conn = vu_listen_accept(&p->listener);
 
 	if (conn < 0)
 		return;
 	/* One front-end at a time: the next waits in the backlog until this one leaves. */
-	if (b->listener.fd >= 0)
-		vu_loop_unwatch(b->loop, b->listener.fd);
-	b->session = vu_session_new(b->loop, conn, b->dev, on_session_end, b);
-	if (!b->session)
-		on_session_end(b, NULL);
+	if (p->listener.fd >= 0)
+		vu_loop_unwatch(p->b->loop, p->listener.fd);
+	p->session = vu_session_new(p->b->loop, conn, p->dev, on_session_end, p);
+	if (!p->session)
+		on_session_end(p, NULL);
 	else
 		vu_info("front-end connected");
 }
 
 static void on_session_end(void *opaque, struct vu_session *s)
 {
-	struct backend *b = opaque;
+	struct port *p = opaque;
 
 	vu_session_free(s);
-	b->session = NULL;
-	if (b->listener.fd < 0)
-		vu_loop_stop(b->loop); /* served the one connection we were given */
-	else
-		vu_loop_watch(b->loop, b->listener.fd, EPOLLIN, on_connection, b);
+	p->session = NULL;
+	if (p->listener.fd >= 0)
+		vu_loop_watch(p->b->loop, p->listener.fd, EPOLLIN, on_connection, p);
+	else if (--p->b->serving == 0)
+		vu_loop_stop(p->b->loop); /* served every connection we were given */
 }
 
+/* Records the options of the command line; returns 0, -1 (done: help/version) or an exit status. */
+static int parse(struct backend *b, int argc, char **argv)
+{
+	const struct vu_device_type *t = b->type;
+	struct option opts[N_COMMON + 64 + 1];
+	size_t n = N_COMMON;
+	bool by_path = false, by_fd = false;
+	unsigned long fd, mode = 0600;
+	int c;
+
+	memcpy(opts, common_options, sizeof(common_options));
+	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
+		opts[n] = (struct option){ o->name, o->arg ? required_argument : no_argument, NULL,
+					   OPT_DEVICE + (int)(o - t->options) };
+	opts[n] = (struct option){ 0 };
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		struct port *p = &b->ports[b->nports];
+		switch (c) {
+		case OPT_SOCKET_PATH:
+		case OPT_FD:
+			if (b->nports == MAX_PORTS)
+				return usage_error("more than %s sockets", "64");
+			*p = (struct port){ .b = b, .fd = -1, .listener = { .fd = -1, .conn = -1 } };
+			if (c == OPT_SOCKET_PATH) {
+				p->socket_path = optarg;
+				by_path = true;
+			} else {
+				if (!parse_uint(optarg, 10, INT_MAX, &fd))
+					return usage_error("--fd needs a file descriptor number, not '%s'", optarg);
+				p->fd = (int)fd;
+				by_fd = true;
+			}
+			b->nports++;
+			break;
+		case OPT_SOCKET_MODE:
+			if (!parse_uint(optarg, 8, 0777, &mode))
+				return usage_error("--socket-mode needs an octal mode, not '%s'", optarg);
+			break;
+		case OPT_VERBOSE: vu_log_set_verbose(true); break;
+		case OPT_HELP: usage(t, stdout); return -1;
+		case OPT_VERSION: printf("vhostbox %s\n", VHOSTBOX_VERSION); return -1;
+		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+		case '?': return usage_error("unknown option '%s'", argv[optind - 1]);
+		default:
+			if (b->ngiven == sizeof(b->given) / sizeof(b->given[0]))
+				return usage_error("%s", "too many options");
+			b->given[b->ngiven++] = (struct given_option){
+				.port = (int)b->nports - 1, .opt = &t->options[c - OPT_DEVICE], .arg = optarg };
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (by_path && by_fd)
+		return usage_error("%s", "--socket-path and --fd are mutually exclusive");
+	for (unsigned i = 0; i < b->nports; i++)
+		b->ports[i].mode = mode;
+	return 0;
+}
+
+/* Creates port i's device from the options that apply to it. */
+static int create_device(struct backend *b, unsigned i)
+{
+	struct port *p = &b->ports[i];
+
+	p->dev = vu_device_create(b->type);
+	if (!p->dev) {
+		vu_err("out of memory");
+		return 1;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned g = 0; g < b->ngiven; g++)
+			if (b->given[g].port == (pass ? (int)i : -1) &&
+			    b->type->set_option(p->dev, b->given[g].opt, b->given[g].arg) < 0)
+				return VU_EXIT_USAGE; /* set_option printed the one line */
+	return 0;
+}
+
+/* Sets up a port's socket, unless socket activation already did. */
+static int open_socket(struct port *p)
+{
+	if (p->listener.fd >= 0 || p->listener.conn >= 0)
+		return 0;
+	if (p->socket_path)
+		return vu_listen_path(&p->listener, p->socket_path, p->mode) < 0 ? 1 : 0;
+	return vu_listen_fd(&p->listener, p->fd) < 0 ? 1 : 0;
+}
+
+/* Devices first, sockets last: whatever fails, fails before anything is served. */
 static int serve(struct backend *b)
 {
 	b->loop = vu_loop_new();
@@ -111,12 +227,22 @@ static int serve(struct backend *b)
 		vu_err("cannot set up the event loop");
 		return 1;
 	}
-	if (b->dev->type->init && b->dev->type->init(b->dev, b->loop) < 0)
-		return 1; /* the device said why */
-	if (b->listener.fd >= 0)
-		vu_loop_watch(b->loop, b->listener.fd, EPOLLIN, on_connection, b);
-	else
-		on_connection(b, -1, 0);
+	for (unsigned i = 0; i < b->nports; i++) {
+		struct port *p = &b->ports[i];
+		if (b->type->init && b->type->init(p->dev, b->loop) < 0)
+			return 1; /* the device said why */
+	}
+	for (unsigned i = 0; i < b->nports; i++)
+		if (open_socket(&b->ports[i]))
+			return 1;
+	b->serving = b->nports;
+	for (unsigned i = 0; i < b->nports; i++) {
+		struct port *p = &b->ports[i];
+		if (p->listener.fd >= 0)
+			vu_loop_watch(b->loop, p->listener.fd, EPOLLIN, on_connection, p);
+		else
+			on_connection(p, -1, 0);
+	}
 	vu_notify_ready();
 	int sig = vu_loop_run(b->loop);
 	if (sig > 0)
@@ -131,72 +257,34 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 		if (!strcmp(argv[i], "--print-capabilities"))
 			return vu_caps_print(t) < 0 ? 1 : 0;
 
-	struct backend b = { .listener = { .fd = -1, .conn = -1 } };
-	b.dev = vu_device_create(t);
-	if (!b.dev) {
-		vu_err("out of memory");
-		return 1;
-	}
+	static struct backend b;
+	b = (struct backend){ .type = t };
+	int status = parse(&b, argc, argv);
 
-	struct option opts[N_COMMON + 64 + 1];
-	size_t n = 0;
-	memcpy(opts, common_options, sizeof(common_options));
-	n = N_COMMON;
-	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
-		opts[n] = (struct option){ o->name, o->arg ? required_argument : no_argument, NULL,
-					   OPT_DEVICE + (int)(o - t->options) };
-	opts[n] = (struct option){ 0 };
-
-	const char *socket_path = NULL;
-	unsigned long fd = ULONG_MAX, mode = 0600;
-	int c, status = 0;
-	opterr = 0;
-	optind = 1;
-	while (!status && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_SOCKET_PATH: socket_path = optarg; break;
-		case OPT_FD:
-			if (!parse_uint(optarg, 10, INT_MAX, &fd))
-				status = usage_error("--fd needs a file descriptor number, not '%s'", optarg);
-			break;
-		case OPT_SOCKET_MODE:
-			if (!parse_uint(optarg, 8, 0777, &mode))
-				status = usage_error("--socket-mode needs an octal mode, not '%s'", optarg);
-			break;
-		case OPT_VERBOSE: vu_log_set_verbose(true); break;
-		case OPT_HELP: usage(t, stdout); status = -1; break;
-		case OPT_VERSION: printf("vhostbox %s\n", VHOSTBOX_VERSION); status = -1; break;
-		case ':': status = usage_error("option '%s' needs a value", argv[optind - 1]); break;
-		case '?': status = usage_error("unknown option '%s'", argv[optind - 1]); break;
-		default: {
-			const struct vu_option *o = &t->options[c - OPT_DEVICE];
-			if (t->set_option(b.dev, o, optarg) < 0)
-				status = VU_EXIT_USAGE; /* set_option printed the one line */
-		}
-		}
-	}
-	if (!status && optind < argc)
-		status = usage_error("unexpected argument '%s'", argv[optind]);
-	if (!status && socket_path && fd != ULONG_MAX)
-		status = usage_error("%s", "--socket-path and --fd are mutually exclusive");
-	if (!status) {
-		int r = 0;
-		if (socket_path)
-			r = vu_listen_path(&b.listener, socket_path, mode);
-		else if (fd != ULONG_MAX)
-			r = vu_listen_fd(&b.listener, (int)fd);
-		else if ((r = vu_listen_systemd(&b.listener)) == 0)
+	if (!status && b.nports == 0) {
+		/* Neither option: systemd socket activation, or nothing to serve. */
+		struct port *p = &b.ports[0];
+		*p = (struct port){ .b = &b, .fd = -1, .listener = { .fd = -1, .conn = -1 } };
+		int r = vu_listen_systemd(&p->listener);
+		if (r == 0)
 			status = usage_error("%s", "one of --socket-path or --fd is needed (or systemd socket activation)");
-		if (r < 0)
+		else if (r < 0)
 			status = 1;
+		else
+			b.nports = 1;
 	}
+	for (unsigned i = 0; i < b.nports && !status; i++)
+		status = create_device(&b, i);
 	if (!status)
 		status = serve(&b);
-	if (b.session)
-		vu_session_free(b.session);
-	vu_listen_close(&b.listener);
-	if (t->destroy)
-		t->destroy(b.dev);
+
+	for (unsigned i = 0; i < b.nports; i++) {
+		struct port *p = &b.ports[i];
+		vu_session_free(p->session);
+		vu_listen_close(&p->listener);
+		if (p->dev && t->destroy)
+			t->destroy(p->dev);
+	}
 	vu_loop_free(b.loop);
 	return status < 0 ? 0 : status;
 }
