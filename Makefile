@@ -74,7 +74,7 @@ include test/test.mk
 FORCE:
 .PHONY: all FORCE clean install uninstall check demo bench fuzz
 clean:
-	rm -rf $(B) vhostbox
+	rm -rf $(B) $(BIN)
 
 # The README's first command: a small VM whose devices are served by vhostbox.
 demo: deps vhostbox

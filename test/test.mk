@@ -16,7 +16,7 @@ $(B)/test/t-%: $(B)/test/t-%.o $(TEST_LIB) $(CORE_OBJS)
 
 -include $(TEST_BINS:=.d) $(TEST_LIB:.o=.d)
 
-tests: vhostbox $(TEST_BINS)
+tests: $(BIN) $(TEST_BINS)
 
 # A second, sanitized build of everything in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
