@@ -49,6 +49,15 @@ struct vu_device_type {
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
 	int (*set_config)(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len);
 	void (*destroy)(struct vu_dev *dev);
+
+	/*
+	 * Device-specific front-end messages, decoded by the session. A hook that is
+	 * set makes the session accept the message (and offer its protocol feature).
+	 * Each returns 0 or -1 (the request failed).
+	 */
+	int (*set_gpu_socket)(struct vu_dev *dev, int fd);               /* GPU_SET_SOCKET; owns fd */
+	int (*send_rarp)(struct vu_dev *dev, const uint8_t mac[6]);       /* SEND_RARP (F_RARP) */
+	int (*set_mtu)(struct vu_dev *dev, uint16_t mtu);                 /* NET_SET_MTU (F_NET_MTU) */
 };
 
 /* Every device instance starts with this; the device's own state follows. */

@@ -64,6 +64,10 @@ static uint64_t offered_protocol_features(const struct vu_session *s)
 		pf |= 1ull << VU_PF_CONFIG;
 	if (s->dev->type->inflight)
 		pf |= 1ull << VU_PF_INFLIGHT_SHMFD;
+	if (s->dev->type->send_rarp)
+		pf |= 1ull << VU_PF_RARP;
+	if (s->dev->type->set_mtu)
+		pf |= 1ull << VU_PF_NET_MTU;
 	return pf;
 }
 
@@ -631,6 +635,42 @@ static const char *get_status(struct ctx *c)
 	return reply_u64(c, status);
 }
 
+/* ---- device-specific messages: decoded here, handed to the device's hook ---- */
+
+static const char *gpu_set_socket(struct ctx *c)
+{
+	const struct vu_device_type *t = c->s->dev->type;
+	int fd = vu_msg_take_fd(c->m, 0);
+
+	if (!t->set_gpu_socket) {
+		close(fd);
+		return "GPU_SET_SOCKET for a device that is not a gpu";
+	}
+	return t->set_gpu_socket(c->s->dev, fd) < 0 ? "the gpu refused its socket" : NULL;
+}
+
+static const char *send_rarp(struct ctx *c)
+{
+	const struct vu_device_type *t = c->s->dev->type;
+	uint8_t mac[6];
+
+	if (!t->send_rarp || !has_pf(c->s, VU_PF_RARP))
+		return "SEND_RARP without the RARP protocol feature";
+	memcpy(mac, &c->m->p.u64, sizeof(mac)); /* the MAC is in the first 6 bytes */
+	return t->send_rarp(c->s->dev, mac) < 0 ? "the device cannot announce itself" : NULL;
+}
+
+static const char *net_set_mtu(struct ctx *c)
+{
+	const struct vu_device_type *t = c->s->dev->type;
+
+	if (!t->set_mtu || !has_pf(c->s, VU_PF_NET_MTU))
+		return "NET_SET_MTU without the NET_MTU protocol feature";
+	if (c->m->p.u64 < 68 || c->m->p.u64 > 65535)
+		return "MTU out of range";
+	return t->set_mtu(c->s->dev, (uint16_t)c->m->p.u64) < 0 ? "the device refused the MTU" : NULL;
+}
+
 typedef const char *(*handler_fn)(struct ctx *c);
 static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_GET_FEATURES] = get_features,
@@ -661,6 +701,9 @@ static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_GET_STATUS] = get_status,
 	[VU_REQ_GET_INFLIGHT_FD] = get_inflight_fd,
 	[VU_REQ_SET_INFLIGHT_FD] = set_inflight_fd,
+	[VU_REQ_GPU_SET_SOCKET] = gpu_set_socket,
+	[VU_REQ_SEND_RARP] = send_rarp,
+	[VU_REQ_NET_SET_MTU] = net_set_mtu,
 };
 
 /* ---- the connection ----------------------------------------------------- */
