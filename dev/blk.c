@@ -409,8 +409,8 @@ static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 	}
 }
 
-/* The ring stops: wait for everything this queue has in flight. */
-static void blk_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
+/* Waits for everything this queue has in flight. */
+static void blk_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct blk *b = (struct blk *)dev;
 	struct blk_queue *q = &b->queues[vq->index];
@@ -461,7 +461,7 @@ const struct vu_device_type vu_dev_blk = {
 	.set_option = blk_set_option,
 	.init = blk_init,
 	.kick = blk_kick,
-	.queue_stop = blk_queue_stop,
+	.queue_drain = blk_queue_drain,
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
 	.destroy = blk_destroy,

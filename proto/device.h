@@ -44,8 +44,11 @@ struct vu_device_type {
 
 	/* The ring has (maybe) new requests; it is started, enabled and mapped. */
 	void (*kick)(struct vu_dev *dev, struct vu_vring *vq);
-	/* The ring stops (GET_VRING_BASE, reset, disconnect): finish what is in flight. */
-	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
+	/*
+	 * Finish everything in flight on this ring before returning: the ring stops
+	 * (GET_VRING_BASE, reset, disconnect) or guest memory is about to be remapped.
+	 */
+	void (*queue_drain)(struct vu_dev *dev, struct vu_vring *vq);
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
 	int (*set_config)(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len);
 	void (*destroy)(struct vu_dev *dev);

@@ -128,8 +128,8 @@ static void signal_inband(struct vu_vring *vq)
 /* Stops a ring: the device finishes what it has in flight, kicks are no longer watched. */
 static void stop_queue(struct vu_session *s, struct queue *q)
 {
-	if (q->started && s->dev->type->queue_stop)
-		s->dev->type->queue_stop(s->dev, &q->vring);
+	if (q->started && s->dev->type->queue_drain)
+		s->dev->type->queue_drain(s->dev, &q->vring);
 	vu_vring_flush(&q->vring);
 	if (q->kick_fd >= 0)
 		vu_loop_unwatch(s->loop, q->kick_fd);
@@ -160,16 +160,6 @@ static void update_polling(struct vu_session *s)
 		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, POLL_INTERVAL_NS);
 	else
 		vu_timer_disarm(s->poll_timer);
-}
-
-/* After the memory table changed, rings are looked up again. */
-static void remap_queues(struct vu_session *s)
-{
-	for (unsigned i = 0; i < s->nq; i++) {
-		struct vu_vring *vq = &s->q[i].vring;
-		if (vq->desc_uva && !vu_vring_map(vq, &s->mem))
-			vu_warn("queue %u: ring no longer in guest memory", i);
-	}
 }
 
 static void reset_device(struct vu_session *s)
@@ -269,15 +259,32 @@ static const char *do_reset_device(struct ctx *c)
 	return NULL;
 }
 
+/* Requests in flight point into guest memory: let devices finish them first. */
+static void drain_queues(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].started && s->dev->type->queue_drain)
+			s->dev->type->queue_drain(s->dev, &s->q[i].vring);
+}
+
+/* After the memory table changed, rings are looked up again and resume. */
+static void remap_queues(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++) {
+		struct vu_vring *vq = &s->q[i].vring;
+		if (vq->desc_uva && !vu_vring_map(vq, &s->mem))
+			vu_warn("queue %u: ring no longer in guest memory", i);
+	}
+	for (unsigned i = 0; i < s->nq; i++)
+		run_queue(s, &s->q[i]);
+}
+
 static const char *set_mem_table(struct ctx *c)
 {
 	struct vu_session *s = c->s;
 	const char *why = NULL;
 
-	/* Requests in flight point into the old table: let devices finish first. */
-	for (unsigned i = 0; i < s->nq; i++)
-		if (s->q[i].started && s->dev->type->queue_stop)
-			s->dev->type->queue_stop(s->dev, &s->q[i].vring);
+	drain_queues(s);
 	vu_mem_clear(&s->mem);
 	for (unsigned i = 0; i < c->m->p.mem.nregions; i++) {
 		const char *w = vu_mem_add(&s->mem, &c->m->p.mem.regions[i], vu_msg_take_fd(c->m, i));
@@ -294,6 +301,7 @@ static const char *add_mem_reg(struct ctx *c)
 {
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "ADD_MEM_REG without CONFIGURE_MEM_SLOTS";
+	drain_queues(c->s);
 	const char *why = vu_mem_add(&c->s->mem, &c->m->p.mem_one.region, vu_msg_take_fd(c->m, 0));
 	remap_queues(c->s);
 	return why;
@@ -303,6 +311,7 @@ static const char *rem_mem_reg(struct ctx *c)
 {
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "REM_MEM_REG without CONFIGURE_MEM_SLOTS";
+	drain_queues(c->s);
 	const char *why = vu_mem_remove(&c->s->mem, &c->m->p.mem_one.region);
 	remap_queues(c->s);
 	return why;
@@ -320,7 +329,11 @@ static const char *set_vring_num(struct ctx *c)
 
 	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
 		return "queue size is not a power of 2 between 1 and 32768";
+	if (q->started)
+		return "queue size changed while the ring runs";
 	q->vring.num = num;
+	if (q->vring.desc_uva && !vu_vring_map(&q->vring, &c->s->mem))
+		q->vring.desc_uva = 0; /* the ring needs new addresses */
 	return NULL;
 }
 
@@ -351,6 +364,8 @@ static const char *set_vring_base(struct ctx *c)
 
 	if (c->m->p.state.num > 0xffff)
 		return "ring base beyond 16 bits";
+	if (q->started)
+		return "ring base changed while the ring runs";
 	q->vring.last_avail = c->m->p.state.num;
 	return NULL;
 }
@@ -723,10 +738,10 @@ static bool handle(struct vu_session *s, struct vu_msg *m, const char **why)
 	struct ctx c = { .s = s, .m = m };
 	uint32_t req = m->hdr.request;
 	handler_fn fn = req < VU_REQ_MAX ? handlers[req] : NULL;
-	bool ack_wanted = (m->hdr.flags & VU_FLAG_NEED_REPLY) && has_pf(s, VU_PF_REPLY_ACK);
-
 	*why = fn ? fn(&c) : "unsupported request";
 	vu_msg_close_fds(m);
+	/* Looked at afterwards: SET_PROTOCOL_FEATURES may just have negotiated REPLY_ACK. */
+	bool ack_wanted = (m->hdr.flags & VU_FLAG_NEED_REPLY) && has_pf(s, VU_PF_REPLY_ACK);
 	if (req == VU_REQ_SET_PROTOCOL_FEATURES && !*why &&
 	    has_pf(s, VU_PF_INBAND_NOTIFICATIONS) &&
 	    (!has_pf(s, VU_PF_BACKEND_REQ) || !has_pf(s, VU_PF_REPLY_ACK))) {
