@@ -445,7 +445,8 @@ static const char *set_vring_kick(struct ctx *c)
 	return NULL;
 }
 
-static const char *set_vring_call(struct ctx *c)
+/* SET_VRING_CALL and SET_VRING_ERR: the eventfd we signal (or -1 with NOFD). */
+static const char *set_vring_signal_fd(struct ctx *c, bool call)
 {
 	struct queue *q;
 	int fd;
@@ -453,22 +454,20 @@ static const char *set_vring_call(struct ctx *c)
 
 	if (why)
 		return why;
-	close_fd(&q->vring.call_fd);
-	q->vring.call_fd = fd;
+	int *slot = call ? &q->vring.call_fd : &q->vring.err_fd;
+	close_fd(slot);
+	*slot = fd;
 	return NULL;
+}
+
+static const char *set_vring_call(struct ctx *c)
+{
+	return set_vring_signal_fd(c, true);
 }
 
 static const char *set_vring_err(struct ctx *c)
 {
-	struct queue *q;
-	int fd;
-	const char *why = vring_fd(c, &q, &fd);
-
-	if (why)
-		return why;
-	close_fd(&q->vring.err_fd);
-	q->vring.err_fd = fd;
-	return NULL;
+	return set_vring_signal_fd(c, false);
 }
 
 static const char *vring_kick(struct ctx *c)
