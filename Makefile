@@ -79,3 +79,7 @@ clean:
 # The README's first command: a small VM whose devices are served by vhostbox.
 demo: deps vhostbox
 	@bash test/guest/demo.sh
+
+# Benchmarks against the peers (qemu-storage-daemon, DPDK, QEMU's gpu), reported as ratios.
+bench: deps $(BIN) tests
+	@bash test/bench/run.sh
