@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# /init of the guest initramfs that lib.sh builds (busybox sh, PID 1).
+# Mounts the pseudo file systems, loads the modules listed in /lib/modules/load.list
+# (already in dependency order), runs the test's /guest.sh with its output on the
+# serial console between the markers GUEST-START and GUEST-DONE, then powers off.
+# /guest.sh is sourced in a subshell so it can use wait_for below.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t devtmpfs dev /dev
+# The initramfs has no /dev/console node (it is built without root), so the kernel
+# started us without stdio: take the console now that devtmpfs provides it.
+exec 0</dev/console 1>/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs tmp /tmp
+
+while read -r m; do
+	insmod "/lib/modules/$m" || echo "GUEST-NOTE: insmod $m failed"
+done < /lib/modules/load.list
+
+# wait_for PATH [TENTHS]: wait until PATH exists (default 5 s); drivers bind
+# asynchronously after insmod returns.
+wait_for() {
+	n=0
+	while [ ! -e "$1" ]; do
+		[ "$n" -ge "${2:-50}" ] && { echo "GUEST-NOTE: $1 did not appear"; return 1; }
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+echo "GUEST-START"
+if [ -f /guest.sh ]; then
+	(. /guest.sh)
+	rc=$?
+else
+	echo "GUEST-NOTE: no /guest.sh in the initramfs"
+	rc=127
+fi
+echo "GUEST-DONE rc=$rc"
+sync
+poweroff -f

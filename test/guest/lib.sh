@@ -1,0 +1,348 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Library for guest tests (test/guest/t-*.sh) and the demo: a busybox initramfs
+# with the Debian cloud kernel's virtio modules, QEMU under TCG with shared memfd
+# memory (vhost-user needs it), a QMP helper, vhostbox back-ends, result lines.
+#
+# Sourcing it creates $VU_TMP (removed on exit) and an EXIT trap that kills every
+# process started through it. A test typically does:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   vu_require_guest rng virtio_pci virtio_rng     # SKIP + exit unless QEMU/kernel usable
+#   vu_start_backend rng0 rng || ...               # vhostbox rng --socket-path=$VU_TMP/rng0.sock
+#   cat > "$VU_TMP/guest.sh" <<'EOF' ... EOF        # runs in the guest, prints GUEST-RESULT: lines
+#   vu_start_qemu "$VU_TMP/guest.sh" -chardev "$(vu_chardev rng0)" -device vhost-user-rng-pci,chardev=rng0
+#   vu_wait_serial 'GUEST-RESULT: sum ' 30 && v=$(vu_guest_result sum)
+#   vu_stop_qemu
+#
+# Environment: VHOSTBOX (binary under test), QEMU (default qemu-system-x86_64),
+# VU_KERNEL (kernel image; default the newest /boot/vmlinuz-*-cloud-amd64),
+# VU_QEMU_TIMEOUT (hard cap on one QEMU's life, s), VU_KEEP=1 (keep $VU_TMP),
+# VU_QEMU_ARGS (extra QEMU arguments, split on blanks), VU_KERNEL_ARGS (appended to
+# the kernel command line).
+# QEMU runs with -nodefaults: add -device VGA for a test that wants screendump.
+
+# Variables set here (VU_STATUS, VU_BACKEND_PID...) are read by the tests.
+# shellcheck disable=SC2034
+
+VU_GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$VU_GUEST_DIR/../.." && pwd)
+VHOSTBOX=${VHOSTBOX:-$REPO/vhostbox}
+QEMU=${QEMU:-qemu-system-x86_64}
+VU_CACHE=${VU_CACHE:-$REPO/build/guest}
+VU_QEMU_TIMEOUT=${VU_QEMU_TIMEOUT:-120}
+VU_PIDS=()          # everything to kill on exit
+VU_FAILED=0         # set by vu_fail: logs are shown on exit
+VU_WHY=""           # why the last helper returned 1
+VU_NQEMU=0
+declare -A VU_BACKEND_PID=()
+
+# ---- results: the lines test/run.sh counts ---------------------------------------
+vu_pass() { echo "PASS: $1"; }
+vu_fail() { echo "FAIL: $1: $2"; VU_FAILED=1; }
+vu_skip() { echo "SKIP: $1: $2"; }
+# vu_skip_all NAME WHY: report the whole test as skipped and stop.
+vu_skip_all() { vu_skip "$1" "$2"; exit 0; }
+
+# ---- time ---------------------------------------------------------------------------
+vu_now() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }   # microseconds
+# vu_since START: seconds since a vu_now stamp, as S.mmm
+vu_since() {
+	local ms=$((($(vu_now) - $1) / 1000))
+	printf '%d.%03d\n' $((ms / 1000)) $((ms % 1000))
+}
+
+# ---- processes --------------------------------------------------------------------
+vu_track() { VU_PIDS+=("$1"); }
+# vu_reap PID: collect a finished child's status into VU_STATUS and forget it, so the
+# cleanup never signals a recycled pid.
+vu_reap() {
+	local i
+	wait "$1" 2>/dev/null
+	VU_STATUS=$?
+	for i in "${!VU_PIDS[@]}"; do [ "${VU_PIDS[i]}" = "$1" ] && unset "VU_PIDS[i]"; done
+	return 0
+}
+
+# vu_alive PID: running (a zombie counts as gone).
+vu_alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
+# vu_wait_exit PID SECS: wait (bounded) for a child of this shell to end; on success
+# its exit status is in VU_STATUS. Returns 1 if it is still running after SECS.
+vu_wait_exit() {
+	local pid=$1 end=$(($(vu_now) + $(vu_secs_us "$2")))
+	while vu_alive "$pid"; do
+		[ "$(vu_now)" -ge "$end" ] && return 1
+		sleep 0.02
+	done
+	vu_reap "$pid"
+}
+# vu_secs_us 1.5 → 1500000
+vu_secs_us() {
+	local i=${1%.*} f=${1#*.}
+	[[ $1 == *.* ]] || f=0
+	f=${f}000000
+	echo $((10#${i:-0} * 1000000 + 10#${f:0:6}))
+}
+
+# vu_kill PID...: TERM, up to 3 s grace, then KILL; reaps them.
+vu_kill() {
+	local pid end=$(($(vu_now) + 3000000))
+	for pid; do vu_alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
+	for pid; do
+		while vu_alive "$pid" && [ "$(vu_now)" -lt "$end" ]; do sleep 0.05; done
+		vu_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+		vu_reap "$pid"
+	done
+	return 0
+}
+
+# Tails of every log in $VU_TMP, prefixed so run.sh does not count them as results.
+vu_show_logs() {
+	local f
+	for f in "$VU_TMP"/*.log; do
+		[ -s "$f" ] || continue
+		echo "# ---- ${f##*/} (last 40 lines)"
+		tail -n 40 "$f" | tr -d '\r' | sed 's/^/# /'
+	done
+}
+
+vu_cleanup() {
+	local rc=$?
+	trap - EXIT
+	[ "$rc" = 0 ] && [ "$VU_FAILED" = 1 ] && rc=1
+	local pids=("${VU_PIDS[@]}") i
+	# Newest first, one at a time: QEMU goes before the back-ends it is connected to.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do vu_kill "${pids[i]}"; done
+	[ "$VU_FAILED" = 1 ] && vu_show_logs
+	if [ "${VU_KEEP:-0}" = 1 ]; then echo "# kept $VU_TMP" >&2; else rm -rf "$VU_TMP"; fi
+	exit "$rc"
+}
+
+VU_TMP=$(mktemp -d "${TMPDIR:-/tmp}/vhostbox-guest.XXXXXX") || exit 1
+trap vu_cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- requirements -----------------------------------------------------------------
+vu_check_qemu() {
+	local v
+	command -v "$QEMU" >/dev/null 2>&1 || { VU_WHY="$QEMU not found (run test/install-deps.sh)"; return 1; }
+	v=$("$QEMU" --version 2>/dev/null | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
+	[ "${v:-0}" -ge 8 ] || { VU_WHY="$QEMU is version ${v:-unknown}, vhost-user under TCG needs >= 8"; return 1; }
+}
+
+# vu_qemu_has_device NAME: this QEMU knows -device NAME.
+vu_qemu_has_device() {
+	"$QEMU" -device help 2>/dev/null | grep -q "name \"$1\""
+}
+
+# vu_vhostbox_has PERSONALITY: $VHOSTBOX was built with it.
+vu_vhostbox_has() {
+	"$VHOSTBOX" --list 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"
+}
+
+# vu_require_guest NAME MODULE...: SKIP NAME and exit unless QEMU >= 8, the kernel,
+# its modules and busybox are there; builds the initramfs (vu_initramfs MODULE...).
+vu_require_guest() {
+	local name=$1; shift
+	vu_check_qemu || vu_skip_all "$name" "$VU_WHY"
+	vu_initramfs "$@" || vu_skip_all "$name" "$VU_WHY"
+}
+
+# ---- initramfs ------------------------------------------------------------------------
+# Sets VU_KERNEL and VU_KVER.
+vu_find_kernel() {
+	if [ -z "${VU_KERNEL:-}" ]; then
+		VU_KERNEL=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
+		[ -n "$VU_KERNEL" ] || VU_KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
+	fi
+	[ -r "${VU_KERNEL:-}" ] || { VU_WHY="no readable kernel in /boot (install linux-image-cloud-amd64)"; return 1; }
+	VU_KVER=${VU_KVER:-${VU_KERNEL##*/vmlinuz-}}
+	[ -f "/lib/modules/$VU_KVER/modules.dep" ] || { VU_WHY="no /lib/modules/$VU_KVER/modules.dep"; return 1; }
+}
+
+# vu_resolve_modules MODDIR NAME...: prints "load PATH" for each wanted module after
+# its dependencies (each once), "builtin NAME" or "missing NAME" for the others.
+# Names match with - and _ treated alike, as modprobe does.
+vu_resolve_modules() {
+	local moddir=$1; shift
+	awk -v want="$*" '
+	function norm(s) { sub(/.*\//, "", s); sub(/\.ko(\.(xz|zst|gz))?$/, "", s); gsub(/-/, "_", s); return s }
+	function visit(p,   i, n, d) {
+		if (p in done) return
+		done[p] = 1
+		n = split(deps[p], d, " ")
+		for (i = 1; i <= n; i++) visit(d[i])
+		print "load", p
+	}
+	FILENAME ~ /builtin$/ { builtin[norm($1)] = 1; next }
+	{ p = $1; sub(/:$/, "", p); $1 = ""; deps[p] = $0; path[norm(p)] = p }
+	END {
+		n = split(want, w, " ")
+		for (i = 1; i <= n; i++) {
+			m = norm(w[i])
+			if (m in path) visit(path[m])
+			else print (m in builtin ? "builtin" : "missing"), w[i]
+		}
+	}' "$moddir/modules.builtin" "$moddir/modules.dep"
+}
+
+# vu_build_initramfs OUT BUSYBOX MODDIR MODULE...: the uncompressed newc archive
+# (uncompressed because unpacking gzip under TCG costs more than copying).
+vu_build_initramfs() {
+	local out=$1 bb=$2 moddir=$3 root=$VU_TMP/initramfs kind p name a
+	shift 3
+	rm -rf "$root"
+	mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/dev \
+		"$root"/proc "$root"/sys "$root"/tmp "$root"/lib/modules "$VU_CACHE" || return 1
+	cp "$bb" "$root/bin/busybox" && cp "$VU_GUEST_DIR/init.sh" "$root/init" || return 1
+	chmod 755 "$root/init"
+	for a in $("$bb" --list-full); do
+		[ "$a" = bin/busybox ] || ln -sf /bin/busybox "$root/$a"
+	done
+	: > "$root/lib/modules/load.list"
+	: > "$out.notes"
+	while read -r kind p; do
+		case $kind in
+		load)
+			# busybox insmod cannot read compressed modules: unpack them here.
+			name=${p##*/}; name=${name%.xz}; name=${name%.zst}; name=${name%.gz}
+			case $p in
+			*.xz) xz -dc "$moddir/$p" ;;
+			*.zst) zstd -dqc "$moddir/$p" ;;
+			*.gz) gzip -dc "$moddir/$p" ;;
+			*) cat "$moddir/$p" ;;
+			esac > "$root/lib/modules/$name" || return 1
+			echo "$name" >> "$root/lib/modules/load.list" ;;
+		builtin) ;;
+		*) echo "# note: module $p is not in $moddir, skipped" >> "$out.notes" ;;
+		esac
+	done < <(vu_resolve_modules "$moddir" "$@")
+	(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
+		> "$out.tmp.$$" && mv "$out.tmp.$$" "$out"
+}
+
+# vu_initramfs MODULE...: build, or reuse from $VU_CACHE, the initramfs with busybox,
+# init.sh as /init and MODULE... (plus dependencies; missing ones skipped with a note
+# on stderr). The cache key covers the kernel, module list, busybox, init.sh and this
+# file. Sets VU_INITRAMFS; returns 1 with VU_WHY set when something is missing.
+vu_initramfs() {
+	local bb moddir key out
+	vu_find_kernel || return 1
+	moddir=/lib/modules/$VU_KVER
+	bb=$(command -v busybox) || { VU_WHY="no busybox (install busybox-static)"; return 1; }
+	command -v cpio >/dev/null || { VU_WHY="no cpio (run test/install-deps.sh)"; return 1; }
+	key=$({ echo "$VU_KVER $*"; stat -L -c '%s %Y' "$bb" "$moddir/modules.dep"
+		cat "$VU_GUEST_DIR/init.sh" "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
+	out=$VU_CACHE/base-$key.cpio
+	if [ ! -f "$out" ]; then
+		vu_build_initramfs "$out" "$bb" "$moddir" "$@" || { VU_WHY="building the initramfs failed"; return 1; }
+	fi
+	cat "$out.notes" >&2 2>/dev/null
+	touch "$out" "$out.notes"
+	# Drop archives unused for a day (stale keys after edits to this file or init.sh).
+	find "$VU_CACHE" -maxdepth 1 -name 'base-*' -mmin +1440 -delete 2>/dev/null
+	VU_INITRAMFS=$out
+}
+
+# ---- back-ends ------------------------------------------------------------------------
+# vu_socket NAME: the socket path for back-end NAME. vu_chardev NAME: the matching
+# QEMU -chardev value (id=NAME).
+vu_socket() { echo "$VU_TMP/$1.sock"; }
+vu_chardev() { echo "socket,id=$1,path=$(vu_socket "$1")"; }
+
+# vu_start_backend NAME PERSONALITY [ARG...]: start
+#   $VHOSTBOX PERSONALITY --socket-path=$(vu_socket NAME) ARG...
+# with output in $VU_TMP/NAME.log, and wait (5 s at most) for the socket to appear.
+# The pid is in VU_BACKEND_PID[NAME]. Returns 1 with VU_WHY set on failure.
+vu_start_backend() {
+	local name=$1 pers=$2 sock end pid
+	shift 2
+	sock=$(vu_socket "$name")
+	"$VHOSTBOX" "$pers" --socket-path="$sock" "$@" > "$VU_TMP/$name.log" 2>&1 &
+	pid=$!
+	vu_track "$pid"
+	VU_BACKEND_PID[$name]=$pid
+	end=$(($(vu_now) + 5000000))
+	while [ ! -S "$sock" ]; do
+		if ! vu_alive "$pid"; then
+			vu_reap "$pid"
+			VU_WHY="$pers back-end exited with status $VU_STATUS before listening: $(head -c 300 "$VU_TMP/$name.log")"
+			return 1
+		fi
+		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="no socket $sock after 5 s"; return 1; }
+		sleep 0.02
+	done
+}
+
+# ---- QEMU -----------------------------------------------------------------------------
+# vu_start_qemu GUEST_SCRIPT [QEMU_ARG...]: boot the kernel with VU_INITRAMFS plus a
+# second small archive holding GUEST_SCRIPT as /guest.sh (so the big one stays cached),
+# with the extra arguments appended (typically -chardev/-device pairs). Sets
+# VU_QEMU_PID, VU_SERIAL (the guest console log) and VU_QMP (QMP socket); QEMU's own
+# messages go to $VU_TMP/qemu.N.log. QEMU is killed after VU_QEMU_TIMEOUT s whatever
+# happens to this script.
+vu_start_qemu() {
+	local script=$1 d=$VU_TMP/guest-cpio n
+	shift
+	[ -n "${VU_INITRAMFS:-}" ] || { VU_WHY="vu_initramfs was not called"; return 1; }
+	n=$((++VU_NQEMU))
+	rm -rf "$d" && mkdir -p "$d" && cp "$script" "$d/guest.sh" || return 1
+	(cd "$d" && echo guest.sh | cpio -o -H newc -R 0:0 --quiet) > "$VU_TMP/guest.cpio" || return 1
+	# The kernel unpacks concatenated newc archives one after the other.
+	cat "$VU_INITRAMFS" "$VU_TMP/guest.cpio" > "$VU_TMP/initrd" || return 1
+	VU_SERIAL=$VU_TMP/serial.$n.log
+	VU_QMP=$VU_TMP/qmp.$n.sock
+	: > "$VU_SERIAL"
+	# shellcheck disable=SC2086 # VU_QEMU_ARGS is split on purpose
+	timeout -k 2 "$VU_QEMU_TIMEOUT" "$QEMU" \
+		-accel tcg -machine pc -smp 1 -m 256M \
+		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+		-nodefaults -no-user-config -display none -monitor none -no-reboot \
+		-serial "file:$VU_SERIAL" -qmp "unix:$VU_QMP,server=on,wait=off" \
+		-kernel "$VU_KERNEL" -initrd "$VU_TMP/initrd" \
+		-append "console=ttyS0 quiet panic=-1 ${VU_KERNEL_ARGS:-}" \
+		${VU_QEMU_ARGS:-} "$@" > "$VU_TMP/qemu.$n.log" 2>&1 &
+	VU_QEMU_PID=$!
+	vu_track "$VU_QEMU_PID"
+}
+
+# vu_wait_serial REGEX [SECS]: wait until a console line matches (grep -E; lines end
+# in \r, so do not anchor with $). Returns 1 after SECS (default 30) or when QEMU
+# has exited without printing it, with VU_WHY set.
+vu_wait_serial() {
+	local end=$(($(vu_now) + $(vu_secs_us "${2:-30}")))
+	while ! grep -aqE -- "$1" "$VU_SERIAL" 2>/dev/null; do
+		if ! vu_alive "$VU_QEMU_PID"; then
+			grep -aqE -- "$1" "$VU_SERIAL" 2>/dev/null && return 0
+			VU_WHY="QEMU exited before the guest printed '$1'"
+			return 1
+		fi
+		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="no '$1' on the guest console after ${2:-30} s"; return 1; }
+		sleep 0.05
+	done
+}
+
+# vu_guest_result KEY: the value of the last "GUEST-RESULT: KEY VALUE" console line.
+vu_guest_result() {
+	tr -d '\r' < "$VU_SERIAL" | sed -n "s/^GUEST-RESULT: $1 //p" | tail -n 1
+}
+
+# vu_qmp COMMAND [ARGS-JSON]: run one QMP command, print its return value as JSON.
+vu_qmp() {
+	python3 "$VU_GUEST_DIR/qmp.py" "$VU_QMP" "$@"
+}
+
+# vu_stop_qemu [SECS]: QMP quit, wait up to SECS (default 5), then kill.
+# QEMU's exit status is in VU_STATUS.
+vu_stop_qemu() {
+	vu_alive "$VU_QEMU_PID" && QMP_TIMEOUT=3 vu_qmp quit > /dev/null 2>&1
+	vu_wait_exit "$VU_QEMU_PID" "${1:-5}" || { vu_kill "$VU_QEMU_PID"; VU_STATUS=137; }
+}
