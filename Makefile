@@ -70,6 +70,7 @@ $(B)/%.o: %.c
 -include $(OBJS:.o=.d)
 
 include test/test.mk
+include json/json.mk
 
 FORCE:
 .PHONY: all FORCE clean install uninstall check demo bench fuzz
