@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vhost-user-blk through the test front-end: config space, every request type,
+ * bad requests, read-only disks, discard/write-zeroes on a sparse image, and
+ * inflight resubmission after a back-end restart.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/inflight.h"
+#include "test/check.h"
+#include "test/frontend.h"
+
+#define SECTOR 512
+#define DISK_SIZE (16u << 20)
+#define SERIAL "t-blk-serial-0123456"   /* exactly 20 bytes */
+
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
+enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
+enum { F_RO = 5, F_SEG_MAX = 2, F_BLK_SIZE = 6, F_FLUSH = 9, F_TOPOLOGY = 10, F_CONFIG_WCE = 11,
+       F_MQ = 12, F_DISCARD = 13, F_WRITE_ZEROES = 14 };
+
+struct req_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+struct range {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+static char dir[] = "/tmp/t-blk.XXXXXX";
+static char image[64], sock[64];
+
+static const uint64_t all_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
+				     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
+				     0xffffffull;
+static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
+			       1ull << VU_PF_INFLIGHT_SHMFD;
+
+struct disk {
+	struct vuf_backend *be;
+	struct vuf *f;
+	struct vuf_vq *vq;
+	uint64_t hdr, data, status; /* guest buffers */
+};
+
+static bool disk_open(struct disk *d, const char *const *args, unsigned queues)
+{
+	memset(d, 0, sizeof(*d));
+	d->be = vuf_backend_start("blk", args, sock);
+	if (!d->be)
+		return false;
+	d->f = vuf_connect(sock, 2000);
+	if (!d->f || vuf_mem_init(d->f, 2, 8 << 20, 0) < 0 || vuf_negotiate(d->f, all_features, all_pf) < 0)
+		return false;
+	for (unsigned i = 0; i < queues; i++) {
+		struct vuf_vq *vq = vuf_vq_setup(d->f, i, 128, 0);
+		if (!vq)
+			return false;
+		if (i == 0)
+			d->vq = vq;
+	}
+	d->hdr = vuf_alloc(d->f, 64, 64);
+	d->data = vuf_alloc(d->f, 1 << 20, 4096);
+	d->status = vuf_alloc(d->f, 64, 64);
+	return d->hdr && d->data && d->status;
+}
+
+static void disk_close(struct disk *d)
+{
+	vuf_close(d->f);
+	if (d->be)
+		vuf_backend_stop(d->be, 2000);
+}
+
+/*
+ * One request on vq: header, then data (device-readable for OUT-like types,
+ * writable for IN-like), then the status byte. Returns the status, or -1 if no
+ * completion came; *used gets used.len.
+ */
+static int do_req(struct disk *d, struct vuf_vq *vq, uint32_t type, uint64_t sector, uint32_t len,
+		  bool data_writable, uint32_t *used)
+{
+	struct req_hdr h = { .type = type, .sector = sector };
+	struct vuf_buf out[2] = { { d->hdr, sizeof(h) }, { d->data, len } };
+	struct vuf_buf in[2] = { { d->data, len }, { d->status, 1 } };
+	uint32_t id, got;
+	uint8_t status = 0xee;
+
+	vuf_gpa_write(d->f, d->hdr, &h, sizeof(h));
+	vuf_gpa_write(d->f, d->status, &status, 1);
+	int head = data_writable || !len ? vuf_vq_add(vq, out, 1, len ? in : in + 1, len ? 2 : 1, false)
+					 : vuf_vq_add(vq, out, 2, in + 1, 1, false);
+	if (head < 0 || vuf_vq_kick(vq) < 0 || vuf_vq_wait_used(vq, &id, &got, 2000) < 0 ||
+	    id != (uint32_t)head)
+		return -1;
+	if (used)
+		*used = got;
+	vuf_gpa_read(d->f, d->status, &status, 1);
+	return status;
+}
+
+static void fill(struct disk *d, uint8_t seed, uint32_t len)
+{
+	uint8_t *p = vuf_gpa(d->f, d->data, len);
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed + i * 7);
+}
+
+static bool image_holds(uint64_t off, uint8_t seed, uint32_t len)
+{
+	uint8_t buf[65536];
+	int fd = open(image, O_RDONLY);
+	bool ok = fd >= 0 && len <= sizeof(buf) && pread(fd, buf, len, off) == (ssize_t)len;
+
+	for (uint32_t i = 0; ok && i < len; i++)
+		ok = buf[i] == (uint8_t)(seed + i * 7);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static bool image_zero(uint64_t off, uint32_t len)
+{
+	uint8_t buf[65536];
+	int fd = open(image, O_RDONLY);
+	bool ok = fd >= 0 && len <= sizeof(buf) && pread(fd, buf, len, off) == (ssize_t)len;
+
+	for (uint32_t i = 0; ok && i < len; i++)
+		ok = buf[i] == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void test_config(void)
+{
+	const char *args[] = { "--blk-file", image, "--num-queues=2", "--serial=" SERIAL, NULL };
+	struct disk d;
+
+	if (!CHECK(disk_open(&d, args, 2), "blk-open")) {
+		disk_close(&d);
+		return;
+	}
+	uint64_t want = 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH | 1ull << F_TOPOLOGY |
+			1ull << F_CONFIG_WCE | 1ull << F_MQ | 1ull << F_DISCARD | 1ull << F_WRITE_ZEROES;
+	CHECK((d.f->offered_features & want) == want, "blk-features-offered");
+	CHECK(!(d.f->offered_features & (1ull << F_RO)), "blk-no-ro-when-writable");
+	CHECK(d.f->offered_protocol_features & (1ull << VU_PF_INFLIGHT_SHMFD), "blk-offers-inflight");
+
+	uint8_t cfg[96] = { 0 };
+	CHECK_EQ(vuf_get_config(d.f, 0, 60, cfg), 60 + VU_CONFIG_HDR_SIZE, "blk-config-read");
+	uint64_t capacity;
+	uint32_t seg_max, blk_size, max_discard, max_wz;
+	uint16_t nq;
+	memcpy(&capacity, cfg, 8);
+	memcpy(&seg_max, cfg + 12, 4);
+	memcpy(&blk_size, cfg + 20, 4);
+	memcpy(&nq, cfg + 34, 2);
+	memcpy(&max_discard, cfg + 36, 4);
+	memcpy(&max_wz, cfg + 48, 4);
+	CHECK_EQ(capacity, DISK_SIZE / SECTOR, "blk-config-capacity");
+	CHECK(seg_max >= 1 && seg_max <= 126, "blk-config-seg-max");
+	CHECK_EQ(blk_size, 512, "blk-config-blk-size");
+	CHECK_EQ(nq, 2, "blk-config-num-queues");
+	CHECK_EQ(cfg[32], 1, "blk-config-writeback-default");
+	CHECK(max_discard > 0 && max_wz > 0 && cfg[56] == 1, "blk-config-discard-limits");
+	CHECK_EQ(vuf_get_config(d.f, 90, 10, cfg), 0, "blk-config-read-past-end-refused");
+
+	uint8_t off = 0;
+	CHECK_EQ(vuf_set_config(d.f, 32, 1, &off), 0, "blk-config-wce-write");
+	CHECK_EQ(vuf_get_config(d.f, 32, 1, cfg), 1 + VU_CONFIG_HDR_SIZE, "blk-config-wce-reread");
+	CHECK_EQ(cfg[0], 0, "blk-config-wce-now-off");
+	CHECK(vuf_set_config(d.f, 0, 8, cfg) < 0, "blk-config-capacity-not-writable");
+
+	/* GET_ID on queue 1: the serial, used.len = 20 + status byte. */
+	uint32_t used = 0;
+	CHECK_EQ(do_req(&d, d.f->vq[1], T_GET_ID, 0, 20, true, &used), S_OK, "blk-get-id");
+	char id[21] = { 0 };
+	vuf_gpa_read(d.f, d.data, id, 20);
+	CHECK(!strcmp(id, SERIAL), "blk-get-id-serial");
+	CHECK_EQ(used, 21, "blk-get-id-used-len");
+	disk_close(&d);
+}
+
+static void test_io(void)
+{
+	const char *args[] = { "--blk-file", image, NULL };
+	struct disk d;
+	uint32_t used;
+
+	if (!CHECK(disk_open(&d, args, 1), "blk-io-open")) {
+		disk_close(&d);
+		return;
+	}
+	fill(&d, 0x11, 8192);
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, 24, 8192, false, &used), S_OK, "blk-write");
+	CHECK_EQ(used, 1, "blk-write-used-len");
+	CHECK(image_holds(24 * SECTOR, 0x11, 8192), "blk-write-reaches-image");
+	memset(vuf_gpa(d.f, d.data, 8192), 0, 8192);
+	CHECK_EQ(do_req(&d, d.vq, T_IN, 24, 8192, true, &used), S_OK, "blk-read");
+	CHECK_EQ(used, 8193, "blk-read-used-len");
+	uint8_t *p = vuf_gpa(d.f, d.data, 8192);
+	CHECK(p[0] == 0x11 && p[8191] == (uint8_t)(0x11 + 8191 * 7), "blk-read-data");
+	CHECK_EQ(do_req(&d, d.vq, T_FLUSH, 0, 0, false, NULL), S_OK, "blk-flush");
+
+	/* A read split over several writable buffers, in an indirect table. */
+	struct req_hdr h = { .type = T_IN, .sector = 24 };
+	vuf_gpa_write(d.f, d.hdr, &h, sizeof(h));
+	struct vuf_buf out = { d.hdr, sizeof(h) };
+	struct vuf_buf in[4] = { { d.data + 65536, 512 }, { d.data + 131072, 3584 },
+				 { d.data + 200000, 4096 }, { d.status, 1 } };
+	uint32_t id, len;
+	int head = vuf_vq_add(d.vq, &out, 1, in, 4, true);
+	CHECK(head >= 0 && vuf_vq_kick(d.vq) == 0 && vuf_vq_wait_used(d.vq, &id, &len, 2000) == 0,
+	      "blk-read-indirect-completes");
+	uint8_t st = 0xee, *q = vuf_gpa(d.f, d.data + 200000, 4096);
+	vuf_gpa_read(d.f, d.status, &st, 1);
+	CHECK(st == S_OK && len == 8193 && q[4095] == (uint8_t)(0x11 + 8191 * 7), "blk-read-indirect-data");
+
+	/* A buffer that crosses from guest region 0 into region 1. */
+	uint64_t cross = VUF_RAM_BASE + (8 << 20) - 2048;
+	fill(&d, 0x5a, 4096);
+	vuf_gpa_write(d.f, cross, vuf_gpa(d.f, d.data, 4096), 4096);
+	h = (struct req_hdr){ .type = T_OUT, .sector = 100 };
+	vuf_gpa_write(d.f, d.hdr, &h, sizeof(h));
+	struct vuf_buf wout[2] = { { d.hdr, sizeof(h) }, { cross, 4096 } };
+	struct vuf_buf win = { d.status, 1 };
+	head = vuf_vq_add(d.vq, wout, 2, &win, 1, false);
+	CHECK(head >= 0 && vuf_vq_kick(d.vq) == 0 && vuf_vq_wait_used(d.vq, &id, &len, 2000) == 0 &&
+	      image_holds(100 * SECTOR, 0x5a, 4096), "blk-write-across-regions");
+
+	/* Bad requests get IOERR or UNSUPP, and the queue goes on. */
+	CHECK_EQ(do_req(&d, d.vq, T_IN, DISK_SIZE / SECTOR, 512, true, NULL), S_IOERR, "blk-read-past-end");
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, DISK_SIZE / SECTOR - 1, 1024, false, NULL), S_IOERR, "blk-write-straddling-end");
+	CHECK_EQ(do_req(&d, d.vq, T_IN, ~0ull / 2, 512, true, NULL), S_IOERR, "blk-read-huge-sector");
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, 8, 100, false, NULL), S_IOERR, "blk-write-partial-sector");
+	CHECK_EQ(do_req(&d, d.vq, 99, 0, 0, false, NULL), S_UNSUPP, "blk-unknown-type");
+	CHECK_EQ(do_req(&d, d.vq, T_IN, 0, 512, true, NULL), S_OK, "blk-queue-still-works");
+
+	/* Discard and write zeroes on the sparse image. */
+	fill(&d, 0x33, 65536);
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, 2048, 65536, false, NULL), S_OK, "blk-write-before-discard");
+	struct range r = { .sector = 2048, .num_sectors = 128 };
+	vuf_gpa_write(d.f, d.data, &r, sizeof(r));
+	CHECK_EQ(do_req(&d, d.vq, T_DISCARD, 0, sizeof(r), false, NULL), S_OK, "blk-discard");
+	int fd = open(image, O_RDONLY);
+	off_t hole = lseek(fd, 2048 * SECTOR, SEEK_HOLE);
+	close(fd);
+	CHECK(hole == 2048 * SECTOR && image_zero(2048 * SECTOR, 65536), "blk-discard-punches-hole");
+	fill(&d, 0x44, 65536);
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, 4096, 65536, false, NULL), S_OK, "blk-write-before-zeroes");
+	r = (struct range){ .sector = 4096, .num_sectors = 64, .flags = 0 };
+	vuf_gpa_write(d.f, d.data, &r, sizeof(r));
+	CHECK_EQ(do_req(&d, d.vq, T_WRITE_ZEROES, 0, sizeof(r), false, NULL), S_OK, "blk-write-zeroes");
+	CHECK(image_zero(4096 * SECTOR, 32768) && image_holds(4160 * SECTOR, (uint8_t)(0x44 + 32768 * 7), 4096),
+	      "blk-write-zeroes-exact-range");
+	r = (struct range){ .sector = 4160, .num_sectors = 64, .flags = 1 };
+	vuf_gpa_write(d.f, d.data, &r, sizeof(r));
+	CHECK_EQ(do_req(&d, d.vq, T_WRITE_ZEROES, 0, sizeof(r), false, NULL), S_OK, "blk-write-zeroes-unmap");
+	CHECK(image_zero(4160 * SECTOR, 32768), "blk-write-zeroes-unmap-reads-zero");
+	r = (struct range){ .sector = DISK_SIZE / SECTOR - 8, .num_sectors = 16 };
+	vuf_gpa_write(d.f, d.data, &r, sizeof(r));
+	CHECK_EQ(do_req(&d, d.vq, T_DISCARD, 0, sizeof(r), false, NULL), S_IOERR, "blk-discard-past-end");
+
+	/* A request with no writable status byte breaks the queue, and only that. */
+	h = (struct req_hdr){ .type = T_IN, .sector = 0 };
+	vuf_gpa_write(d.f, d.hdr, &h, sizeof(h));
+	head = vuf_vq_add(d.vq, &out, 1, NULL, 0, false);
+	vuf_vq_kick(d.vq);
+	CHECK(head >= 0 && vuf_vq_wait_err(d.vq, 2000) == 1, "blk-no-status-breaks-queue");
+	CHECK(vuf_ping(d.f) == 0, "blk-no-status-connection-survives");
+	disk_close(&d);
+}
+
+static void test_read_only(void)
+{
+	const char *args[] = { "--blk-file", image, "--read-only", NULL };
+	struct disk d;
+
+	if (!CHECK(disk_open(&d, args, 1), "blk-ro-open")) {
+		disk_close(&d);
+		return;
+	}
+	CHECK(d.f->offered_features & (1ull << F_RO), "blk-ro-feature");
+	fill(&d, 0x77, 4096);
+	CHECK_EQ(do_req(&d, d.vq, T_OUT, 24, 4096, false, NULL), S_IOERR, "blk-ro-write-refused");
+	CHECK(image_holds(24 * SECTOR, 0x11, 4096), "blk-ro-image-unchanged");
+	struct range r = { .sector = 24, .num_sectors = 8 };
+	vuf_gpa_write(d.f, d.data, &r, sizeof(r));
+	CHECK_EQ(do_req(&d, d.vq, T_DISCARD, 0, sizeof(r), false, NULL), S_IOERR, "blk-ro-discard-refused");
+	CHECK_EQ(do_req(&d, d.vq, T_IN, 24, 4096, true, NULL), S_OK, "blk-ro-read");
+	disk_close(&d);
+}
+
+/*
+ * Inflight resubmission: a request the previous back-end took but never completed
+ * (marked in flight in the shared buffer, avail idx ahead of used idx) is done by
+ * the next back-end, which gets the buffer back with SET_INFLIGHT_FD.
+ */
+static void test_inflight(void)
+{
+	const char *args[] = { "--blk-file", image, NULL };
+	struct disk d;
+	struct vu_inflight in = { .num_queues = 1, .queue_size = 128 };
+
+	if (!CHECK(disk_open(&d, args, 0), "blk-inflight-open")) {
+		disk_close(&d);
+		return;
+	}
+	/* GET_INFLIGHT_FD gives the buffer; a second connection gets it back. */
+	struct vu_hdr hdr;
+	if (vuf_send(d.f, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_VERSION, &in, sizeof(in), NULL, 0) < 0 ||
+	    vuf_recv(d.f, &hdr, &in, sizeof(in), 2000) < 0) {
+		CHECK(false, "blk-inflight-get-fd");
+		disk_close(&d);
+		return;
+	}
+	CHECK(in.mmap_size >= vu_inflight_queue_size(128), "blk-inflight-get-fd");
+	disk_close(&d);
+	/*
+	 * The frontend library closes received fds, so the buffer is rebuilt here as the
+	 * front-end would keep it: a memfd holding one queue region.
+	 */
+	int fd = memfd_create("inflight", 0);
+	size_t size = vu_inflight_queue_size(128);
+	if (ftruncate(fd, size) < 0) {
+		CHECK(false, "blk-inflight-buffer");
+		return;
+	}
+	struct vu_inflight_queue *q = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (!CHECK(disk_open(&d, args, 0), "blk-inflight-reopen")) {
+		disk_close(&d);
+		close(fd);
+		return;
+	}
+	/*
+	 * One write the "dead" back-end took but never completed: its head is marked in
+	 * flight, avail idx is 1 and used idx 0. The ring restarts with base 0, as QEMU
+	 * restarts it after a crash (last avail = used idx).
+	 */
+	struct vuf_vq *vq = vuf_vq_alloc(d.f, 0, 128);
+	fill(&d, 0x99, 4096);
+	struct req_hdr h = { .type = T_OUT, .sector = 300 };
+	vuf_gpa_write(d.f, d.hdr, &h, sizeof(h));
+	struct vuf_buf out[2] = { { d.hdr, sizeof(h) }, { d.data, 4096 } };
+	struct vuf_buf st = { d.status, 1 };
+	int head = vq ? vuf_vq_add(vq, out, 2, &st, 1, false) : -1;
+	if (!CHECK(head >= 0, "blk-inflight-request")) {
+		disk_close(&d);
+		close(fd);
+		return;
+	}
+	q->version = 1;
+	q->desc_num = 128;
+	q->used_idx = 0;
+	q->desc[head].inflight = 1;
+	q->desc[head].counter = 1;
+	in = (struct vu_inflight){ .mmap_size = size, .num_queues = 1, .queue_size = 128 };
+	CHECK(vuf_request(d.f, VU_REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1) == 0, "blk-inflight-set-fd");
+	CHECK(vuf_vq_start(vq, 0, 0) == 0, "blk-inflight-ring-start");
+	vuf_vq_set_avail_idx(vq, 1);
+	vuf_vq_kick(vq);
+	uint32_t id, len;
+	CHECK(vuf_vq_wait_used(vq, &id, &len, 2000) == 0 && id == (uint32_t)head, "blk-inflight-resubmitted");
+	CHECK(image_holds(300 * SECTOR, 0x99, 4096), "blk-inflight-data-written");
+	CHECK(q->desc[head].inflight == 0 && q->used_idx == 1, "blk-inflight-buffer-updated");
+	unsigned base = 99;
+	CHECK(vuf_get_vring_base(d.f, 0, &base) == 0 && base == 1, "blk-inflight-base-after");
+	munmap(q, size);
+	close(fd);
+	disk_close(&d);
+}
+
+static void test_bad_options(void)
+{
+	const char *missing[] = { "--blk-file=/nonexistent/disk.img", NULL };
+	CHECK(vuf_backend_start("blk", missing, sock) == NULL, "blk-missing-file-refused");
+
+	char odd[80];
+	snprintf(odd, sizeof(odd), "%s/odd.img", dir);
+	int fd = open(odd, O_CREAT | O_RDWR, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, 1000) == 0, "blk-odd-size-image");
+	close(fd);
+	const char *odd_args[] = { "--blk-file", odd, NULL };
+	CHECK(vuf_backend_start("blk", odd_args, sock) == NULL, "blk-odd-size-refused");
+
+	/* Two writers on one image: the second is refused by the lock. */
+	const char *args[] = { "--blk-file", image, NULL };
+	struct vuf_backend *a = vuf_backend_start("blk", args, sock);
+	char sock2[80];
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", dir);
+	struct vuf_backend *b = vuf_backend_start("blk", args, sock2);
+	CHECK(a && !b, "blk-image-lock");
+	if (b)
+		vuf_backend_stop(b, 2000);
+	if (a)
+		vuf_backend_stop(a, 2000);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(image, sizeof(image), "%s/disk.img", dir);
+	snprintf(sock, sizeof(sock), "%s/blk.sock", dir);
+	int fd = open(image, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
+		return 1;
+	close(fd);
+
+	test_config();
+	test_io();
+	test_read_only();
+	test_inflight();
+	test_bad_options();
+
+	unlink(image);
+	char odd[80];
+	snprintf(odd, sizeof(odd), "%s/odd.img", dir);
+	unlink(odd);
+	rmdir(dir);
+	return check_exit();
+}
