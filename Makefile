@@ -82,5 +82,5 @@ demo: deps vhostbox
 	@bash test/guest/demo.sh
 
 # Benchmarks against the peers (qemu-storage-daemon, DPDK, QEMU's gpu), reported as ratios.
-bench: deps $(BIN) tests
+bench: deps $(BIN) bench-tools
 	@bash test/bench/run.sh

@@ -46,3 +46,11 @@ fuzz: $(FUZZ_BINS)
 build/fuzz/fuzz-%: test/fuzz/fuzz-%.c $(FUZZ_CORE) $(wildcard proto/*.h)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_FLAGS) -o $@ $< $(FUZZ_CORE)
+
+# Benchmark drivers (make bench): test/bench/*.c, linked like the tests.
+BENCH_BINS := $(patsubst test/bench/%.c,$(B)/bench/%,$(wildcard test/bench/*.c))
+$(B)/bench/%: test/bench/%.c $(TEST_LIB) $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
+bench-tools: $(BENCH_BINS)
+.PHONY: bench-tools

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# vhost-user-blk: vhostbox against qemu-storage-daemon (its vhost-user-blk export)
+# on the same image with the same driver (build/bench/blk-bench): 4 KiB random
+# reads and writes, queue depth 1 and 32, 1 and 2 queues, on tmpfs and on disk.
+# Prints IOPS, MB/s, back-end CPU seconds and the vhostbox/QSD ratio of each.
+set -u
+cd "$(dirname "$0")/../.."
+VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
+QSD=${QSD:-qemu-storage-daemon}
+DRIVER=${BLK_BENCH:-build/bench/blk-bench}
+SECS=${BENCH_SECONDS:-5}
+SIZE=${BENCH_IMAGE_MB:-1024}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp" "${disk_dir:-}"' EXIT
+
+command -v "$QSD" >/dev/null || { echo "SKIP: blk bench: no $QSD (qemu-utils)"; exit 0; }
+[ -x "$DRIVER" ] || { echo "blk bench: build $DRIVER first (make bench-tools)"; exit 1; }
+
+# cpu_ticks PID: user+system clock ticks of a process, all its threads.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+wait_socket() {
+	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
+	return 1
+}
+
+# run KIND IMAGE RW QD QUEUES → "iops mbps cpu_seconds"
+run() {
+	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 sock=$tmp/$1.sock pid out t0 t1
+	rm -f "$sock"
+	if [ "$kind" = vhostbox ]; then
+		"$VHOSTBOX" blk --socket-path="$sock" --blk-file="$img" --num-queues="$nq" 2>"$tmp/$kind.log" &
+	else
+		"$QSD" --blockdev driver=file,node-name=file0,filename="$img",aio=io_uring,cache.direct=off \
+			--blockdev driver=raw,node-name=disk0,file=file0 \
+			--export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path="$sock",writable=on,num-queues="$nq" \
+			2>"$tmp/$kind.log" &
+	fi
+	pid=$!
+	wait_socket "$sock" || { echo "0 0 0"; kill "$pid"; return; }
+	t0=$(cpu_ticks "$pid")
+	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS")
+	t1=$(cpu_ticks "$pid")
+	kill "$pid"; wait "$pid" 2>/dev/null
+	awk -v o="$out" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
+		split(o, f, /[= ]/); iops = f[2] / f[4]
+		printf "%d %.1f %.2f\n", iops, iops * 4096 / 1e6, c / hz }'
+}
+
+disk_dir=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/vhostbox-bench.XXXXXX")
+printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
+	where rw qd q "vhostbox" "MB/s" "cpu-s" "QSD" "MB/s" "cpu-s" "ratio" "cpu/io"
+for where in tmpfs disk; do
+	if [ $where = tmpfs ]; then img=/dev/shm/vhostbox-bench-$$.img; else img=$disk_dir/disk.img; fi
+	# A written (not sparse) image, so reads hit real data.
+	dd if=/dev/zero of="$img" bs=1M count="$SIZE" status=none
+	for rw in read write; do
+		for qd in 1 32; do
+			for nq in 1 2; do
+				read -r vi vm vc <<< "$(run vhostbox "$img" $rw $qd $nq)"
+				read -r qi qm qc <<< "$(run qsd "$img" $rw $qd $nq)"
+				ratio=$(awk -v a="$vi" -v b="$qi" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+				# CPU per I/O, vhostbox relative to QSD (< 1: vhostbox spends less).
+				cpu=$(awk -v a="$vc" -v ai="$vi" -v b="$qc" -v bi="$qi" \
+					'BEGIN { x = ai ? a / ai : 0; y = bi ? b / bi : 0; printf "%.2f", y ? x / y : 0 }')
+				printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
+					$where $rw $qd $nq "$vi" "$vm" "$vc" "$qi" "$qm" "$qc" "$ratio" "$cpu"
+			done
+		done
+	done
+	rm -f "$img"
+done
+echo "(IOPS; ratio = vhostbox/QSD IOPS; cpu/io = vhostbox CPU per I/O relative to QSD's; ${SECS}s per run)"
