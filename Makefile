@@ -46,7 +46,7 @@ SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build
 OBJS := $(SRCS:%.c=$(B)/%.o)
-LIBS := $(JANSSON_LIBS) $(DEV_LIBS)
+LIBS := $(JANSSON_LIBS) $(DEV_LIBS) -pthread
 
 # BIN: where the binary goes (a private build: make B=build/mine BIN=build/mine/vhostbox).
 BIN ?= vhostbox

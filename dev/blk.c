@@ -379,8 +379,9 @@ static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 			int r = vu_vring_pop(vq, &s->req);
 			if (r <= 0)
 				break;
-			if (s->req.in == 0) {
-				vu_vring_fail(vq, "block request without a status byte");
+			if (s->req.in == 0 || s->req.truncated) {
+				vu_vring_fail(vq, s->req.in ? "block request with more segments than seg_max" :
+							      "block request without a status byte");
 				break;
 			}
 			const struct iovec *last = &s->req.iov[s->req.out + s->req.in - 1];

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -29,7 +31,19 @@ struct vu_loop {
 	uint32_t next_gen;
 	bool stop;
 	int signal;
+
+	/* Worker loops only: the thread, and one cross-thread call at a time. */
+	bool threaded;
+	pthread_t thread;
+	int call_fd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	void (*call_fn)(void *arg);
+	void *call_arg;
+	bool call_done;
 };
+
+static __thread struct vu_loop *this_thread_loop;
 
 struct vu_timer {
 	struct vu_loop *loop;
@@ -60,6 +74,11 @@ void vu_loop_free(struct vu_loop *loop)
 		return;
 	if (loop->sigfd >= 0)
 		close(loop->sigfd);
+	if (loop->threaded) {
+		close(loop->call_fd);
+		pthread_mutex_destroy(&loop->lock);
+		pthread_cond_destroy(&loop->cond);
+	}
 	close(loop->epfd);
 	free(loop->w);
 	free(loop);
@@ -195,6 +214,7 @@ int vu_loop_run(struct vu_loop *loop)
 {
 	struct epoll_event evs[64];
 
+	this_thread_loop = loop;
 	while (!loop->stop) {
 		int n = epoll_wait(loop->epfd, evs, 64, -1);
 		if (n < 0) {
@@ -217,4 +237,87 @@ int vu_loop_run(struct vu_loop *loop)
 void vu_loop_stop(struct vu_loop *loop)
 {
 	loop->stop = true;
+}
+
+/* ---- worker threads ------------------------------------------------------------ */
+
+static void on_call(void *opaque, int fd, uint32_t events)
+{
+	struct vu_loop *loop = opaque;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&loop->lock);
+	void (*fn)(void *) = loop->call_done ? NULL : loop->call_fn;
+	void *arg = loop->call_arg;
+	pthread_mutex_unlock(&loop->lock);
+	if (!fn)
+		return;
+	fn(arg);
+	pthread_mutex_lock(&loop->lock);
+	loop->call_done = true;
+	pthread_cond_broadcast(&loop->cond);
+	pthread_mutex_unlock(&loop->lock);
+}
+
+static void *thread_main(void *arg)
+{
+	vu_loop_run(arg);
+	return NULL;
+}
+
+int vu_loop_start_thread(struct vu_loop *loop)
+{
+	loop->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (loop->call_fd < 0)
+		return -errno;
+	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->cond, NULL);
+	loop->threaded = true;
+	int r = vu_loop_watch(loop, loop->call_fd, EPOLLIN, on_call, loop);
+	if (r == 0)
+		r = -pthread_create(&loop->thread, NULL, thread_main, loop);
+	if (r < 0) {
+		vu_loop_unwatch(loop, loop->call_fd);
+		close(loop->call_fd);
+		loop->threaded = false;
+	}
+	return r;
+}
+
+void vu_loop_call(struct vu_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	static const uint64_t one = 1;
+
+	if (!loop->threaded || this_thread_loop == loop) {
+		fn(arg);
+		return;
+	}
+	pthread_mutex_lock(&loop->lock);
+	while (loop->call_fn) /* another caller's turn */
+		pthread_cond_wait(&loop->cond, &loop->lock);
+	loop->call_fn = fn;
+	loop->call_arg = arg;
+	loop->call_done = false;
+	if (write(loop->call_fd, &one, sizeof(one)) < 0)
+		vu_err("cannot wake a worker thread");
+	while (!loop->call_done)
+		pthread_cond_wait(&loop->cond, &loop->lock);
+	loop->call_fn = NULL;
+	pthread_cond_broadcast(&loop->cond);
+	pthread_mutex_unlock(&loop->lock);
+}
+
+static void stop_here(void *arg)
+{
+	vu_loop_stop(arg);
+}
+
+void vu_loop_stop_thread(struct vu_loop *loop)
+{
+	if (!loop->threaded)
+		return;
+	vu_loop_call(loop, stop_here, loop);
+	pthread_join(loop->thread, NULL);
 }

@@ -37,4 +37,15 @@ int vu_loop_catch_signals(struct vu_loop *loop);
 int vu_loop_run(struct vu_loop *loop);
 void vu_loop_stop(struct vu_loop *loop);
 
+/*
+ * Loops on worker threads (devices that spread queues over cores). A worker loop
+ * is set up from the main thread, then started; from then on only its own
+ * thread touches it, and other threads reach it through vu_loop_call().
+ */
+int vu_loop_start_thread(struct vu_loop *loop);
+/* Stops the loop's thread and waits for it; the loop can then be freed. */
+void vu_loop_stop_thread(struct vu_loop *loop);
+/* Runs fn(arg) on the loop's thread and waits for it (directly if that is this thread). */
+void vu_loop_call(struct vu_loop *loop, void (*fn)(void *arg), void *arg);
+
 #endif

@@ -125,6 +125,23 @@ void *vu_mem_uva(const struct vu_mem *mem, uint64_t uva, uint64_t len)
 	return NULL;
 }
 
+bool vu_mem_gpa_valid(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
+{
+	if (gpa + len < gpa)
+		return false;
+	while (len) {
+		int i = find_gpa(mem, gpa);
+		if (i < 0)
+			return false;
+		uint64_t left = mem->r[i].size - (gpa - mem->r[i].gpa);
+		if (left >= len)
+			return true;
+		gpa += left;
+		len -= left;
+	}
+	return true;
+}
+
 int vu_mem_gpa_iov(const struct vu_mem *mem, uint64_t gpa, uint64_t len, struct iovec *iov,
 		   unsigned max)
 {

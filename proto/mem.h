@@ -7,6 +7,7 @@
 #ifndef VU_MEM_H
 #define VU_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -39,6 +40,9 @@ void vu_mem_clear(struct vu_mem *mem);
 void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 /* Same for a front-end (user) address, used for ring addresses. */
 void *vu_mem_uva(const struct vu_mem *mem, uint64_t uva, uint64_t len);
+
+/* True if every byte of [gpa, gpa+len) is mapped (possibly across regions). */
+bool vu_mem_gpa_valid(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 
 /*
  * Appends iovecs for [gpa, gpa+len), split where the range crosses regions.

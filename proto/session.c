@@ -18,6 +18,8 @@
 
 struct queue {
 	struct vu_vring vring;
+	struct vu_loop *loop;   /* where the ring is processed (a device may use worker threads) */
+	bool attached;          /* kick_fd is watched on loop */
 	int kick_fd;
 	bool polled;    /* kick set with NOFD: no eventfd, we look ourselves */
 	bool started;   /* kicked since the last stop */
@@ -103,13 +105,19 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 	run_queue(s, q);
 }
 
+static void run_on_thread(void *arg)
+{
+	struct queue *q = arg;
+	run_queue(q->vring.owner, q);
+}
+
 static void on_poll(void *opaque)
 {
 	struct vu_session *s = opaque;
 
 	for (unsigned i = 0; i < s->nq; i++)
 		if (s->q[i].polled)
-			run_queue(s, &s->q[i]);
+			vu_loop_call(s->q[i].loop, run_on_thread, &s->q[i]);
 }
 
 /* In-band call notification (INBAND_NOTIFICATIONS) when the call fd is NOFD. */
@@ -125,14 +133,53 @@ static void signal_inband(struct vu_vring *vq)
 		vu_warn("queue %u: in-band call notification failed", vq->index);
 }
 
-/* Stops a ring: the device finishes what it has in flight, kicks are no longer watched. */
-static void stop_queue(struct vu_session *s, struct queue *q)
+/*
+ * Rings run on their loop's thread. Around every message that changes ring or
+ * memory state the session pauses them there (the device finishes what is in
+ * flight, kicks are not watched), changes what the message says on the main
+ * thread, and resumes them (kicks watched again, pending requests processed).
+ */
+static void pause_on_thread(void *arg)
 {
+	struct queue *q = arg;
+	struct vu_session *s = q->vring.owner;
+
 	if (q->started && s->dev->type->queue_drain)
 		s->dev->type->queue_drain(s->dev, &q->vring);
 	vu_vring_flush(&q->vring);
-	if (q->kick_fd >= 0)
-		vu_loop_unwatch(s->loop, q->kick_fd);
+	if (q->attached)
+		vu_loop_unwatch(q->loop, q->kick_fd);
+	q->attached = false;
+}
+
+static void resume_on_thread(void *arg)
+{
+	struct queue *q = arg;
+
+	if (q->kick_fd >= 0 && !q->attached) {
+		if (vu_loop_watch(q->loop, q->kick_fd, EPOLLIN, on_kick, q) < 0)
+			vu_vring_fail(&q->vring, "cannot watch the kick eventfd");
+		else
+			q->attached = true;
+	}
+	run_queue(q->vring.owner, q);
+}
+
+static void pause_queues(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++)
+		vu_loop_call(s->q[i].loop, pause_on_thread, &s->q[i]);
+}
+
+static void resume_queues(struct vu_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++)
+		vu_loop_call(s->q[i].loop, resume_on_thread, &s->q[i]);
+}
+
+/* Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new SET_VRING_KICK. */
+static void stop_queue(struct queue *q)
+{
 	close_fd(&q->kick_fd);
 	q->polled = false;
 	q->started = false;
@@ -140,7 +187,7 @@ static void stop_queue(struct vu_session *s, struct queue *q)
 
 static void reset_queue(struct vu_session *s, struct queue *q)
 {
-	stop_queue(s, q);
+	stop_queue(q);
 	close_fd(&q->vring.call_fd);
 	close_fd(&q->vring.err_fd);
 	free(q->vring.resubmit);
@@ -245,9 +292,14 @@ static const char *nothing(struct ctx *c)
 	return NULL;
 }
 
+/*
+ * Deprecated; the spec recommends ignoring it or disabling all rings, and warns
+ * that discarding connection state leads to bugs. Rings are disabled.
+ */
 static const char *reset_owner(struct ctx *c)
 {
-	reset_device(c->s);
+	for (unsigned i = 0; i < c->s->nq; i++)
+		c->s->q[i].enabled = false;
 	return NULL;
 }
 
@@ -259,15 +311,7 @@ static const char *do_reset_device(struct ctx *c)
 	return NULL;
 }
 
-/* Requests in flight point into guest memory: let devices finish them first. */
-static void drain_queues(struct vu_session *s)
-{
-	for (unsigned i = 0; i < s->nq; i++)
-		if (s->q[i].started && s->dev->type->queue_drain)
-			s->dev->type->queue_drain(s->dev, &s->q[i].vring);
-}
-
-/* After the memory table changed, rings are looked up again and resume. */
+/* After the memory table changed (rings are paused), rings are looked up again. */
 static void remap_queues(struct vu_session *s)
 {
 	for (unsigned i = 0; i < s->nq; i++) {
@@ -275,8 +319,6 @@ static void remap_queues(struct vu_session *s)
 		if (vq->desc_uva && !vu_vring_map(vq, &s->mem))
 			vu_warn("queue %u: ring no longer in guest memory", i);
 	}
-	for (unsigned i = 0; i < s->nq; i++)
-		run_queue(s, &s->q[i]);
 }
 
 static const char *set_mem_table(struct ctx *c)
@@ -284,7 +326,6 @@ static const char *set_mem_table(struct ctx *c)
 	struct vu_session *s = c->s;
 	const char *why = NULL;
 
-	drain_queues(s);
 	vu_mem_clear(&s->mem);
 	for (unsigned i = 0; i < c->m->p.mem.nregions; i++) {
 		const char *w = vu_mem_add(&s->mem, &c->m->p.mem.regions[i], vu_msg_take_fd(c->m, i));
@@ -301,7 +342,6 @@ static const char *add_mem_reg(struct ctx *c)
 {
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "ADD_MEM_REG without CONFIGURE_MEM_SLOTS";
-	drain_queues(c->s);
 	const char *why = vu_mem_add(&c->s->mem, &c->m->p.mem_one.region, vu_msg_take_fd(c->m, 0));
 	remap_queues(c->s);
 	return why;
@@ -311,7 +351,6 @@ static const char *rem_mem_reg(struct ctx *c)
 {
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "REM_MEM_REG without CONFIGURE_MEM_SLOTS";
-	drain_queues(c->s);
 	const char *why = vu_mem_remove(&c->s->mem, &c->m->p.mem_one.region);
 	remap_queues(c->s);
 	return why;
@@ -374,7 +413,7 @@ static const char *get_vring_base(struct ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
-	stop_queue(c->s, q);
+	stop_queue(q);
 	update_polling(c->s);
 	struct vu_vring_state st = { .index = q->vring.index, .num = q->vring.last_avail };
 	return reply(c, &st, sizeof(st));
@@ -425,24 +464,14 @@ static const char *set_vring_kick(struct ctx *c)
 
 	if (why)
 		return why;
-	if (q->kick_fd >= 0)
-		vu_loop_unwatch(s->loop, q->kick_fd);
+	/* The ring is paused: the new fd is watched when it resumes. */
 	close_fd(&q->kick_fd);
 	q->kick_fd = fd;
 	q->polled = fd < 0;
+	/* Started on the first kick, as the spec says; a polled ring at once. */
+	q->started = q->polled;
 	update_polling(s);
-	why = start_inflight(s, q);
-	if (why)
-		return why;
-	if (fd >= 0) {
-		/* Started on the first kick, as the spec says. */
-		if (vu_loop_watch(s->loop, fd, EPOLLIN, on_kick, q) < 0)
-			return "cannot watch the kick eventfd";
-	} else {
-		q->started = true;
-		run_queue(s, q);
-	}
-	return NULL;
+	return start_inflight(s, q);
 }
 
 /* SET_VRING_CALL and SET_VRING_ERR: the eventfd we signal (or -1 with NOFD). */
@@ -476,8 +505,9 @@ static const char *vring_kick(struct ctx *c)
 
 	if (!has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
 		return "VRING_KICK without INBAND_NOTIFICATIONS";
-	q->started = true;
-	run_queue(c->s, q);
+	if (c->m->p.state.num != 0)
+		return "VRING_KICK with a non-zero reserved field";
+	q->started = true; /* processed as the ring resumes */
 	return NULL;
 }
 
@@ -488,7 +518,6 @@ static const char *set_vring_enable(struct ctx *c)
 	if (c->m->p.state.num > 1)
 		return "ring enable value is neither 0 nor 1";
 	q->enabled = c->m->p.state.num;
-	run_queue(c->s, q);
 	return NULL;
 }
 
@@ -720,6 +749,19 @@ static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_NET_SET_MTU] = net_set_mtu,
 };
 
+/* Requests that neither read nor change ring or memory state: rings keep running. */
+static const bool leaves_rings_alone[VU_REQ_MAX] = {
+	[VU_REQ_GET_FEATURES] = true,
+	[VU_REQ_GET_PROTOCOL_FEATURES] = true,
+	[VU_REQ_GET_QUEUE_NUM] = true,
+	[VU_REQ_GET_MAX_MEM_SLOTS] = true,
+	[VU_REQ_GET_STATUS] = true,
+	[VU_REQ_SET_STATUS] = true,
+	[VU_REQ_GET_CONFIG] = true,
+	[VU_REQ_SET_CONFIG] = true,
+	[VU_REQ_SET_OWNER] = true,
+};
+
 /* ---- the connection ----------------------------------------------------- */
 
 static void end_session(struct vu_session *s, const char *why)
@@ -737,7 +779,12 @@ static bool handle(struct vu_session *s, struct vu_msg *m, const char **why)
 	struct ctx c = { .s = s, .m = m };
 	uint32_t req = m->hdr.request;
 	handler_fn fn = req < VU_REQ_MAX ? handlers[req] : NULL;
+	bool pause = fn && !leaves_rings_alone[req];
+	if (pause)
+		pause_queues(s);
 	*why = fn ? fn(&c) : "unsupported request";
+	if (pause)
+		resume_queues(s);
 	vu_msg_close_fds(m);
 	/* Looked at afterwards: SET_PROTOCOL_FEATURES may just have negotiated REPLY_ACK. */
 	bool ack_wanted = (m->hdr.flags & VU_FLAG_NEED_REPLY) && has_pf(s, VU_PF_REPLY_ACK);
@@ -794,6 +841,7 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 	*s = (struct vu_session){ .loop = loop, .sock = sock, .dev = dev, .on_end = on_end,
 				  .opaque = opaque, .backend_fd = -1, .nq = nq };
 	for (unsigned i = 0; i < nq; i++) {
+		s->q[i].loop = dev->type->queue_loop ? dev->type->queue_loop(dev, i) : loop;
 		s->q[i].kick_fd = -1;
 		s->q[i].vring.index = i;
 		s->q[i].vring.call_fd = s->q[i].vring.err_fd = -1;
@@ -815,6 +863,7 @@ void vu_session_free(struct vu_session *s)
 {
 	if (!s)
 		return;
+	pause_queues(s);
 	for (unsigned i = 0; i < s->nq; i++)
 		reset_queue(s, &s->q[i]);
 	vu_mem_clear(&s->mem);

@@ -77,11 +77,14 @@ static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const str
 
 	if (!writable && req->in)
 		return "device-readable descriptor after a device-writable one";
-	int n = vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
-	if (n < 0)
-		return used == req->max_iov || vu_mem_gpa(vq->mem, d->addr, 0) ?
-			       "buffer outside guest memory or too many segments" :
-			       "buffer outside guest memory";
+	if (!vu_mem_gpa_valid(vq->mem, d->addr, d->len))
+		return "buffer outside guest memory";
+	int n = req->truncated ? -1 :
+		vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
+	if (n < 0) {
+		req->truncated = true; /* more segments than the device takes */
+		return NULL;
+	}
 	if (writable) {
 		req->in += n;
 		req->in_bytes += d->len;
@@ -131,6 +134,7 @@ static int pop_head(struct vu_vring *vq, struct vu_req *req, uint16_t head)
 {
 	req->head = head;
 	req->out = req->in = 0;
+	req->truncated = false;
 	req->in_bytes = 0;
 	const char *why = head >= vq->num ? "head index out of range" :
 					     walk(vq, req, vq->desc, vq->num, head, false);

@@ -51,11 +51,17 @@ struct vu_vring {
 	void *owner;
 };
 
-/* One popped request. iov[0..out) are device-readable, iov[out..out+in) writable. */
+/*
+ * One popped request. iov[0..out) are device-readable, iov[out..out+in) writable.
+ * A legal chain with more segments than max_iov is walked (and checked) whole,
+ * but only its first max_iov segments are described: truncated says so, and the
+ * device decides (fill less, or refuse).
+ */
 struct vu_req {
 	uint16_t head;
 	unsigned out, in;
-	uint64_t in_bytes;       /* total device-writable length */
+	bool truncated;
+	uint64_t in_bytes;       /* total device-writable length described */
 	struct iovec *iov;
 	unsigned max_iov;
 };
