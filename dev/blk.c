@@ -16,6 +16,7 @@
 #include "proto/device.h"
 #include "proto/iov.h"
 #include "proto/log.h"
+#include "proto/loop.h"
 
 /* virtio-blk feature bits, request types and status values (virtio 1.2, 5.2). */
 enum {
@@ -31,6 +32,7 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define MAX_IOV (SEG_MAX + 34)   /* + header, status and region splits */
 #define SLOTS_PER_QUEUE 256      /* requests in flight per queue */
 #define MAX_QUEUES 64
+#define MAX_THREADS 64
 #define MAX_DISCARD_SECTORS 0x3fffffu
 #define WRITE_ZEROES_UNMAP 1u
 
@@ -70,6 +72,15 @@ struct blk_range {
 };
 
 struct blk_queue;
+struct blk;
+
+/* One thread's share: its loop and its io_uring; queue i runs on thread i % nthreads. */
+struct blk_thread {
+	struct blk *blk;
+	unsigned index;
+	struct vu_loop *loop;
+	struct blk_io *io;
+};
 
 struct slot {
 	struct blk_queue *q;
@@ -84,6 +95,7 @@ struct slot {
 
 struct blk_queue {
 	struct blk *blk;
+	struct blk_thread *thread;
 	struct vu_vring *vq;
 	struct slot *slots;
 	struct slot *free;
@@ -99,7 +111,8 @@ struct blk {
 	unsigned block_size;
 	char serial[ID_BYTES];
 	struct blk_image img;
-	struct blk_io *io;
+	unsigned nthreads;
+	struct blk_thread threads[MAX_THREADS];
 	struct blk_config config;
 	struct blk_queue queues[MAX_QUEUES];
 };
@@ -112,6 +125,7 @@ static const struct vu_option blk_options[] = {
 	{ "serial", "ID", "disk serial number reported to the guest (up to 20 bytes)" },
 	{ "direct", NULL, "open the image with O_DIRECT (bypass the host page cache)" },
 	{ "writethrough", NULL, "start with the write cache off: every write is synced" },
+	{ "threads", "N", "spread the queues over N threads, 1..64 (default 1: all on the main loop)" },
 	{ NULL },
 };
 
@@ -122,6 +136,7 @@ static struct vu_dev *blk_create(void)
 	if (!b)
 		return NULL;
 	b->block_size = SECTOR;
+	b->nthreads = 1;
 	b->img.fd = -1;
 	return &b->dev;
 }
@@ -159,6 +174,11 @@ static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const
 		if (*end || !*arg || n < 1 || n > MAX_QUEUES)
 			return option_error("--num-queues must be 1..64, not '%s'", arg);
 		dev->num_queues = n;
+	} else if (!strcmp(name, "threads")) {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*end || !*arg || n < 1 || n > MAX_THREADS)
+			return option_error("--threads must be 1..64, not '%s'", arg);
+		b->nthreads = n;
 	} else if (!strcmp(name, "logical-block-size")) {
 		if (strcmp(arg, "512") && strcmp(arg, "4096"))
 			return option_error("--logical-block-size must be 512 or 4096, not '%s'", arg);
@@ -181,9 +201,19 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 	}
 	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size) < 0)
 		return -1;
-	b->io = blk_io_new(loop, SLOTS_PER_QUEUE * 2, blk_complete, blk_batch_end, b);
-	if (!b->io)
-		return -1;
+	if (b->nthreads > dev->num_queues)
+		b->nthreads = dev->num_queues; /* a thread without a queue would idle */
+	for (unsigned i = 0; i < b->nthreads; i++) {
+		struct blk_thread *t = &b->threads[i];
+		t->blk = b;
+		t->index = i;
+		t->loop = i ? vu_loop_new() : loop;
+		t->io = t->loop ? blk_io_new(t->loop, SLOTS_PER_QUEUE * 2, blk_complete, blk_batch_end, t) : NULL;
+		if (!t->io || (i && vu_loop_start_thread(t->loop) < 0)) {
+			vu_err("cannot set up I/O thread %u", i);
+			return -1;
+		}
+	}
 	*c = (struct blk_config){
 		.capacity = b->img.size / SECTOR,
 		.size_max = 1u << 22,
@@ -199,8 +229,10 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		.max_write_zeroes_seg = 1,
 		.write_zeroes_may_unmap = 1,
 	};
-	for (unsigned i = 0; i < dev->num_queues; i++)
+	for (unsigned i = 0; i < dev->num_queues; i++) {
 		b->queues[i].blk = b;
+		b->queues[i].thread = &b->threads[i % b->nthreads];
+	}
 	return 0;
 }
 
@@ -208,7 +240,14 @@ static void blk_destroy(struct vu_dev *dev)
 {
 	struct blk *b = (struct blk *)dev;
 
-	blk_io_free(b->io);
+	for (unsigned i = 0; i < b->nthreads; i++) {
+		struct blk_thread *t = &b->threads[i];
+		if (i && t->loop)
+			vu_loop_stop_thread(t->loop);
+		blk_io_free(t->io);
+		if (i)
+			vu_loop_free(t->loop);
+	}
 	blk_image_close(&b->img);
 	for (unsigned i = 0; i < MAX_QUEUES; i++)
 		free(b->queues[i].slots);
@@ -266,7 +305,7 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
 	/* A punched hole reads back as zeros, so it serves both when unmapping is allowed. */
 	int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
 	s->expect = 0;
-	return blk_io_fallocate(b->io, b->img.fd, mode, off, len, s) < 0 ? S_IOERR : 0xff;
+	return blk_io_fallocate(s->q->thread->io, b->img.fd, mode, off, len, s) < 0 ? S_IOERR : 0xff;
 }
 
 /*
@@ -290,7 +329,7 @@ static uint8_t start(struct blk *b, struct slot *s)
 			return S_IOERR;
 		s->expect = in_data;
 		s->written = in_data;
-		return blk_io_readv(b->io, b->img.fd, s->data, n, h.sector * SECTOR, s) < 0 ? S_IOERR : 0xff;
+		return blk_io_readv(s->q->thread->io, b->img.fd, s->data, n, h.sector * SECTOR, s) < 0 ? S_IOERR : 0xff;
 	case T_OUT: {
 		size_t len = out_bytes - sizeof(h);
 		if (b->read_only)
@@ -299,12 +338,12 @@ static uint8_t start(struct blk *b, struct slot *s)
 		if (n < 0 || len % SECTOR || !in_range(b, h.sector, len))
 			return S_IOERR;
 		s->expect = len;
-		return blk_io_writev(b->io, b->img.fd, s->data, n, h.sector * SECTOR,
+		return blk_io_writev(s->q->thread->io, b->img.fd, s->data, n, h.sector * SECTOR,
 				     !b->config.writeback, s) < 0 ? S_IOERR : 0xff;
 	}
 	case T_FLUSH:
 		s->expect = 0;
-		return blk_io_fdatasync(b->io, b->img.fd, s) < 0 ? S_IOERR : 0xff;
+		return blk_io_fdatasync(s->q->thread->io, b->img.fd, s) < 0 ? S_IOERR : 0xff;
 	case T_GET_ID: {
 		size_t len = in_data < ID_BYTES ? in_data : ID_BYTES;
 		s->written = vu_iov_from_buf(req->iov + req->out, req->in, 0, b->serial, len);
@@ -330,9 +369,10 @@ static void blk_complete(void *opaque, void *op, int result)
 /* Publishes a batch of completions per queue, then refills queues that ran out of slots. */
 static void blk_batch_end(void *opaque)
 {
-	struct blk *b = opaque;
+	struct blk_thread *t = opaque;
+	struct blk *b = t->blk;
 
-	for (unsigned i = 0; i < b->dev.num_queues; i++) {
+	for (unsigned i = t->index; i < b->dev.num_queues; i += b->nthreads) {
 		struct blk_queue *q = &b->queues[i];
 		if (q->dirty) {
 			q->dirty = false;
@@ -397,13 +437,13 @@ static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 			q->starved = true; /* completions will call us again */
 			break;
 		}
-		blk_io_submit(b->io);
+		blk_io_submit(q->thread->io);
 		if (q->dirty) {
 			q->dirty = false;
 			vu_vring_flush(vq);
 		}
 	} while (!vq->broken && vu_vring_kicks(vq, true));
-	blk_io_submit(b->io);
+	blk_io_submit(q->thread->io);
 	if (q->dirty) {
 		q->dirty = false;
 		vu_vring_flush(vq);
@@ -416,11 +456,17 @@ static void blk_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 	struct blk *b = (struct blk *)dev;
 	struct blk_queue *q = &b->queues[vq->index];
 
-	blk_io_submit(b->io);
+	blk_io_submit(q->thread->io);
 	while (q->busy)
-		blk_io_wait(b->io);
+		blk_io_wait(q->thread->io);
 	q->starved = false;
 	q->vq = NULL;
+}
+
+static struct vu_loop *blk_queue_loop(struct vu_dev *dev, unsigned index)
+{
+	struct blk *b = (struct blk *)dev;
+	return b->threads[index % b->nthreads].loop;
 }
 
 static int blk_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
@@ -463,6 +509,7 @@ const struct vu_device_type vu_dev_blk = {
 	.init = blk_init,
 	.kick = blk_kick,
 	.queue_drain = blk_queue_drain,
+	.queue_loop = blk_queue_loop,
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
 	.destroy = blk_destroy,

@@ -145,7 +145,8 @@ static bool image_zero(uint64_t off, uint32_t len)
 
 static void test_config(void)
 {
-	const char *args[] = { "--blk-file", image, "--num-queues=2", "--serial=" SERIAL, NULL };
+	/* Two queues on two threads (--threads): queue 1 runs on a worker thread. */
+	const char *args[] = { "--blk-file", image, "--num-queues=2", "--threads=2", "--serial=" SERIAL, NULL };
 	struct disk d;
 
 	if (!CHECK(disk_open(&d, args, 2), "blk-open")) {
@@ -190,6 +191,12 @@ static void test_config(void)
 	vuf_gpa_read(d.f, d.data, id, 20);
 	CHECK(!strcmp(id, SERIAL), "blk-get-id-serial");
 	CHECK_EQ(used, 21, "blk-get-id-used-len");
+	for (unsigned i = 0; i < 2; i++) {
+		fill(&d, (uint8_t)(0x60 + i), 4096);
+		CHECK_EQ(do_req(&d, d.f->vq[i], T_OUT, 64 + 8 * i, 4096, false, NULL), S_OK,
+			 "blk-threads-write-queue-%u", i);
+		CHECK(image_holds((64 + 8 * i) * SECTOR, (uint8_t)(0x60 + i), 4096), "blk-threads-image-queue-%u", i);
+	}
 	disk_close(&d);
 }
 

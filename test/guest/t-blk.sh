@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # vhost-user-blk in a real guest (QEMU vhost-user-blk-pci, 2 queues, reconnecting
-# chardev) served by `vhostbox blk`:
+# chardev) served by `vhostbox blk` with a queue on each of two threads:
 #   1. an 8 MiB random pattern written with O_DIRECT at three offsets, read back and
 #      compared in the guest, and compared with the image on the host;
 #   2. a vfat file system made, written and synced by the guest, seen on the host;
@@ -21,7 +21,7 @@ vu_qemu_has_device vhost-user-blk-pci || vu_skip_all guest-blk "$QEMU has no vho
 
 img=$VU_TMP/disk.img
 truncate -s 96M "$img"
-blk_args=(--blk-file="$img" --num-queues=2 --serial=vhostbox-t-blk)
+blk_args=(--blk-file="$img" --num-queues=2 --threads=2 --serial=vhostbox-t-blk)
 vu_start_backend blk0 blk "${blk_args[@]}" || { vu_fail guest-blk "$VU_WHY"; exit 1; }
 
 # The same random bytes on both sides: the guest gets them in the initramfs script.
