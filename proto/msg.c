@@ -156,22 +156,6 @@ static const char *check(const struct vu_msg *m)
 	return NULL;
 }
 
-static int read_full(int sock, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(sock, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Collects the SCM_RIGHTS fds of a received header. */
 static const char *collect_fds(struct msghdr *mh, struct vu_msg *m)
 {
@@ -198,47 +182,75 @@ static const char *collect_fds(struct msghdr *mh, struct vu_msg *m)
 	return why;
 }
 
-int vu_msg_recv(int sock, struct vu_msg *m, const char **why)
+/* The header is complete: is it one we can take? */
+static const char *check_header(const struct vu_hdr *h)
+{
+	if ((h->flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION)
+		return "unsupported protocol version in flags";
+	if (h->flags & VU_FLAG_REPLY)
+		return "reply flag set on a request";
+	if (h->size > sizeof(union vu_payload))
+		return "payload larger than any request allows";
+	return NULL;
+}
+
+/* Reads more of the message without blocking: >0 bytes, 0 at EOF, -EAGAIN, or -errno. */
+static ssize_t read_more(int sock, struct vu_msg_reader *r)
 {
 	union {
 		char buf[CMSG_SPACE(VU_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) };
+	struct vu_msg *m = &r->m;
+	struct iovec iov = r->got < sizeof(m->hdr) ?
+		(struct iovec){ (char *)&m->hdr + r->got, sizeof(m->hdr) - r->got } :
+		(struct iovec){ (char *)&m->p + (r->got - sizeof(m->hdr)),
+				sizeof(m->hdr) + m->hdr.size - r->got };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
 	ssize_t n;
 
-	m->nfds = 0;
-	*why = NULL;
 	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return 0;
-	if (n < 0) {
-		*why = errno == EAGAIN ? "timed out reading a message" : "socket read failed";
-		return -1;
+	if (n < 0)
+		return -errno;
+	r->why = collect_fds(&mh, m);
+	return r->why ? -EPROTO : n;
+}
+
+int vu_msg_read(int sock, struct vu_msg_reader *r)
+{
+	struct vu_msg *m = &r->m;
+
+	if (r->got == 0)
+		m->nfds = 0;
+	r->why = NULL;
+	for (;;) {
+		ssize_t n = read_more(sock, r);
+		if (n == -EAGAIN)
+			return 0; /* the rest comes later; the loop is not held up */
+		if (n == 0 && r->got == 0)
+			return -1; /* orderly end between messages: why stays NULL */
+		if (n <= 0) {
+			if (!r->why)
+				r->why = n == 0 ? "connection closed in the middle of a message"
+						: "socket read failed";
+			break;
+		}
+		r->got += n;
+		if (r->got == sizeof(m->hdr) && (r->why = check_header(&m->hdr)))
+			break;
+		if (r->got >= sizeof(m->hdr) && r->got == sizeof(m->hdr) + m->hdr.size) {
+			r->got = 0;
+			if ((r->why = check(m)))
+				break;
+			return 1;
+		}
 	}
-	*why = collect_fds(&mh, m);
-	if (!*why && (size_t)n < sizeof(m->hdr) &&
-	    read_full(sock, (char *)&m->hdr + n, sizeof(m->hdr) - n) < 0)
-		*why = "truncated header";
-	if (!*why && (m->hdr.flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION)
-		*why = "unsupported protocol version in flags";
-	else if (!*why && (m->hdr.flags & VU_FLAG_REPLY))
-		*why = "reply flag set on a request";
-	else if (!*why && m->hdr.size > sizeof(m->p))
-		*why = "payload larger than any request allows";
-	if (!*why && read_full(sock, &m->p, m->hdr.size) < 0)
-		*why = "truncated payload";
-	if (!*why)
-		*why = check(m);
-	if (*why) {
-		vu_msg_close_fds(m);
-		return -1;
-	}
-	return 1;
+	r->got = 0;
+	vu_msg_close_fds(m);
+	return -1;
 }
 
 int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
@@ -265,8 +277,9 @@ int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
 	}
 	ssize_t n;
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	/* Never blocks: a peer that does not read what it asked for is a broken peer. */
 	if (n < 0)
 		return -errno;
 	return (size_t)n == sizeof(hdr) + size ? 0 : -EIO;

@@ -20,11 +20,22 @@ struct vu_msg {
 };
 
 /*
- * Reads one whole message from a blocking socket (with a receive timeout set).
- * Returns 1 on success, 0 on orderly EOF before a header, -1 on a framing
- * error; on -1 *why says what was wrong and no fd is left open.
+ * A message being received. A front-end may send a message in pieces: reading
+ * never blocks, the reader keeps what came so far until the message is whole,
+ * so one slow or stalled front-end never holds up the loop.
  */
-int vu_msg_recv(int sock, struct vu_msg *m, const char **why);
+struct vu_msg_reader {
+	struct vu_msg m;
+	size_t got;         /* bytes of header and payload so far */
+	const char *why;    /* after -1: what was wrong, NULL for an orderly end */
+};
+
+/*
+ * Reads what the socket has. Returns 1 when r->m is a whole, checked message,
+ * 0 when more must come, -1 when the connection must end (r->why says why; no
+ * fd is left open).
+ */
+int vu_msg_read(int sock, struct vu_msg_reader *r);
 
 /* Takes fd i out of the message (the caller owns it now); -1 if absent. */
 int vu_msg_take_fd(struct vu_msg *m, int i);
@@ -35,6 +46,7 @@ bool vu_msg_has_reply(uint32_t request);
 
 const char *vu_msg_name(uint32_t request);
 
+/* Sends without blocking; a full socket buffer is an error (-EAGAIN). */
 int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
 		const int *fds, int nfds);
 /* A reply to req: same request id, flags exactly REPLY|VERSION. */

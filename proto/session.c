@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "proto/log.h"
@@ -14,7 +13,6 @@
 #include "proto/session.h"
 
 #define POLL_INTERVAL_NS 1000000u   /* rings whose kick is NOFD are polled this often */
-#define SOCKET_TIMEOUT_S 2          /* a message must arrive whole within this */
 
 struct queue {
 	struct vu_vring vring;
@@ -38,6 +36,7 @@ struct vu_session {
 	uint8_t status;
 	struct vu_mem mem;
 	int backend_fd;
+	struct vu_msg_reader reader;
 	struct vu_timer *poll_timer;
 	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue. */
 	uint8_t *inflight;
@@ -646,15 +645,12 @@ static void on_backend_channel(void *opaque, int fd, uint32_t events)
 static const char *set_backend_req_fd(struct ctx *c)
 {
 	struct vu_session *s = c->s;
-	struct timeval tv = { .tv_sec = SOCKET_TIMEOUT_S };
-
 	if (!has_pf(s, VU_PF_BACKEND_REQ))
 		return "SET_BACKEND_REQ_FD without BACKEND_REQ";
 	if (s->backend_fd >= 0)
 		vu_loop_unwatch(s->loop, s->backend_fd);
 	close_fd(&s->backend_fd);
 	s->backend_fd = vu_msg_take_fd(c->m, 0);
-	setsockopt(s->backend_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (vu_loop_watch(s->loop, s->backend_fd, EPOLLIN, on_backend_channel, s) < 0)
 		return "cannot watch the back-end channel";
 	return NULL;
@@ -811,18 +807,20 @@ static bool handle(struct vu_session *s, struct vu_msg *m, const char **why)
 static void on_message(void *opaque, int fd, uint32_t events)
 {
 	struct vu_session *s = opaque;
-	struct vu_msg m;
+	struct vu_msg *m = &s->reader.m;
 	const char *why;
 
-	int r = vu_msg_recv(fd, &m, &why);
-	if (r <= 0) {
-		end_session(s, r < 0 ? why : NULL);
+	int r = vu_msg_read(fd, &s->reader);
+	if (r < 0) {
+		end_session(s, s->reader.why);
 		return;
 	}
-	vu_debug("%s size %u fds %d", vu_msg_name(m.hdr.request), m.hdr.size, m.nfds);
-	if (!handle(s, &m, &why)) {
+	if (r == 0)
+		return;
+	vu_debug("%s size %u fds %d", vu_msg_name(m->hdr.request), m->hdr.size, m->nfds);
+	if (!handle(s, m, &why)) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "%s: %s", vu_msg_name(m.hdr.request), why);
+		snprintf(msg, sizeof(msg), "%s: %s", vu_msg_name(m->hdr.request), why);
 		end_session(s, msg);
 	}
 }
@@ -832,7 +830,6 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 {
 	unsigned nq = dev->num_queues;
 	struct vu_session *s = calloc(1, sizeof(*s) + nq * sizeof(s->q[0]));
-	struct timeval tv = { .tv_sec = SOCKET_TIMEOUT_S };
 
 	if (!s) {
 		close(sock);
@@ -847,8 +844,6 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 		s->q[i].vring.call_fd = s->q[i].vring.err_fd = -1;
 		reset_queue(s, &s->q[i]);
 	}
-	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	s->poll_timer = vu_timer_new(loop, on_poll, s);
 	if (!s->poll_timer || vu_loop_watch(loop, sock, EPOLLIN, on_message, s) < 0) {
 		vu_timer_free(s->poll_timer);

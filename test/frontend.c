@@ -148,6 +148,41 @@ int vuf_mem_init(struct vuf *f, unsigned n, uint64_t size, uint64_t hole)
 	return 0;
 }
 
+int vuf_mem_init_one_fd(struct vuf *f, unsigned n, uint64_t size, uint64_t hole, uint64_t first_offset)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (f->nregions || n == 0 || n > VUF_MAX_REGIONS || size == 0 || size % page || hole % page ||
+	    first_offset % page)
+		return fail(f, -EINVAL, "vuf_mem_init_one_fd: bad layout");
+	int fd = memfd_create("vuf-guest-ram", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, first_offset + n * size) < 0) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		return fail(f, -err, "memfd: %s", strerror(err));
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct vuf_region *r = &f->region[i];
+		r->offset = first_offset + i * size;
+		r->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, r->offset);
+		r->fd = r->host == MAP_FAILED ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (r->fd < 0) {
+			int err = errno;
+			if (r->host != MAP_FAILED)
+				munmap(r->host, size);
+			close(fd);
+			return fail(f, -err, "mapping region %u: %s", i, strerror(err));
+		}
+		r->gpa = VUF_RAM_BASE + i * (size + hole);
+		r->size = size;
+		r->next = 0;
+		f->nregions++;
+	}
+	close(fd);
+	return 0;
+}
+
 static struct vuf_region *region_of(struct vuf *f, uint64_t gpa)
 {
 	for (unsigned i = 0; i < f->nregions; i++) {

@@ -73,6 +73,12 @@ const char *vuf_error(const struct vuf *f);
  * contiguous in guest-physical space although mapped separately.
  */
 int vuf_mem_init(struct vuf *f, unsigned n, uint64_t size, uint64_t hole);
+/*
+ * The same layout carved out of ONE memfd, as QEMU does with a RAM block: region i
+ * is mapped from offset first_offset + i * size (page multiples), so mmap_offset
+ * is not 0. Each region holds its own dup of the fd.
+ */
+int vuf_mem_init_one_fd(struct vuf *f, unsigned n, uint64_t size, uint64_t hole, uint64_t first_offset);
 /* Local pointer for gpa, if [gpa, gpa + len) lies in one region; else NULL. */
 void *vuf_gpa(struct vuf *f, uint64_t gpa, uint64_t len);
 /* Copies to/from guest RAM, across regions if needed; -EFAULT if some byte is outside. */

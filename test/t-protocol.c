@@ -968,6 +968,45 @@ out:
 	vuf_close(f);
 }
 
+/* Regions carved from one memfd at non-zero mmap offsets, as QEMU sends RAM blocks. */
+static void test_mmap_offset(void)
+{
+	struct vuf *f = vuf_connect(sock_a, 2000);
+	struct vuf_vq *vq = NULL;
+	uint32_t id, len;
+
+	if (f && vuf_mem_init_one_fd(f, 3, 1 << 20, 0, 2 << 20) == 0 && vuf_negotiate(f, ALL_F, STD_PF) == 0)
+		vq = vuf_vq_setup(f, 0, 64, 0);
+	if (!CHECK(vq != NULL, "mmap offsets: session with 3 regions of one memfd at offsets 2, 3, 4 MiB")) {
+		if (f)
+			check_note("%s", vuf_error(f));
+		vuf_close(f);
+		return;
+	}
+	bool ok = true;
+	for (unsigned i = 0; i < 3; i++) {
+		uint64_t gpa = f->region[i].gpa + f->region[i].size - 8192;
+		memset(vuf_gpa(f, gpa, 4096 + 64), PATTERN, 4096 + 64);
+		struct vuf_buf b = { gpa, 4096 };
+		int head = vuf_vq_add(vq, NULL, 0, &b, 1, false);
+		vuf_vq_kick(vq);
+		ok &= vuf_vq_wait_used(vq, &id, &len, WAIT_MS) == 0 && id == (uint32_t)head && len == 4096 &&
+		      varied(vuf_gpa(f, gpa, 4096), 4096) &&
+		      all_bytes((uint8_t *)vuf_gpa(f, gpa, 4096 + 64) + 4096, 64, PATTERN);
+	}
+	CHECK(ok, "mmap offsets: a buffer near the end of each region lands at the right file offset");
+	uint64_t cross = f->region[2].gpa - 1024;
+	memset(vuf_gpa(f, cross, 1024), PATTERN, 1024);
+	memset(vuf_gpa(f, f->region[2].gpa, 1024), PATTERN, 1024);
+	struct vuf_buf cb = { cross, 2048 };
+	int head = vuf_vq_add(vq, NULL, 0, &cb, 1, false);
+	vuf_vq_kick(vq);
+	CHECK(vuf_vq_wait_used(vq, &id, &len, WAIT_MS) == 0 && id == (uint32_t)head && len == 2048 &&
+	      varied(vuf_gpa(f, cross, 1024), 1024) && varied(vuf_gpa(f, f->region[2].gpa, 1024), 1024),
+	      "mmap offsets: a buffer crossing regions 1 and 2 is filled in both");
+	vuf_close(f);
+}
+
 static void test_notifications(void)
 {
 	uint32_t id, len;
@@ -1246,6 +1285,30 @@ static void test_malformed(void)
 		if (f)
 			vuf_send_bytes(f, &h, sizeof(h), efd, 1);
 		mal_end("header with an fd, payload missing, then close", f);
+	}
+
+	{
+		/*
+		 * A front-end that stops mid-message and stays connected must not stall
+		 * the process: another socket's front-end is still answered.
+		 */
+		struct vuf *o = ready_on(sock_b, ALL_F, STD_PF);
+		struct vuf *f = mal_begin(STD_PF);
+		struct vu_hdr h = { VU_REQ_GET_FEATURES, VU_FLAG_VERSION, 0 };
+		if (f && o) {
+			vuf_send_bytes(f, &h, 6, NULL, 0);
+			usleep(20000);
+			o->timeout_ms = 1000;
+			int64_t t = vuf_now_ms();
+			int r = vuf_ping(o);
+			check_note("partial header held open: other socket answered %d after %lld ms", r,
+				   (long long)(vuf_now_ms() - t));
+			CHECK(r == 0, "malformed: truncated header held open: another socket is still served");
+		} else {
+			CHECK(0, "malformed: truncated header held open: sessions");
+		}
+		vuf_close(o);
+		mal_end("truncated header held open", f);
 	}
 
 	/* Unknown requests. */
@@ -1752,7 +1815,8 @@ static void test_sigterm(void)
 	be = NULL;
 	be_pid = 0;
 	CHECK_EQ(status, 0, "SIGTERM while connected: exit status 0");
-	CHECK(took < 2000, "SIGTERM while connected: exits within 2 s (took %lld ms)", (long long)took);
+	check_note("SIGTERM: the back-end took %lld ms to exit", (long long)took);
+	CHECK(took < 2000, "SIGTERM while connected: exits within 2 s");
 	CHECK_EQ(vuf_wait_closed(f, WAIT_MS), 1, "SIGTERM while connected: the connection is closed");
 	vuf_close(f);
 }
@@ -1796,6 +1860,7 @@ int main(void)
 	test_ring_states();
 	ensure_backend("data");
 	test_data();
+	test_mmap_offset();
 	ensure_backend("notifications");
 	test_notifications();
 	ensure_backend("malformed");
