@@ -121,6 +121,7 @@ static const struct vu_option blk_options[] = {
 	{ "blk-file", "PATH", "raw image file or block device to serve (required)" },
 	{ "read-only", NULL, "serve the disk read-only" },
 	{ "num-queues", "N", "request queues, 1..64 (default 1)" },
+	{ "queue-size", "N", "largest queue (ring) size accepted, a power of 2 up to 32768" },
 	{ "logical-block-size", "N", "512 or 4096 (default 512)" },
 	{ "serial", "ID", "disk serial number reported to the guest (up to 20 bytes)" },
 	{ "direct", NULL, "open the image with O_DIRECT (bypass the host page cache)" },
@@ -174,6 +175,11 @@ static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const
 		if (*end || !*arg || n < 1 || n > MAX_QUEUES)
 			return option_error("--num-queues must be 1..64, not '%s'", arg);
 		dev->num_queues = n;
+	} else if (!strcmp(name, "queue-size")) {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*end || !*arg || n < 2 || n > 32768 || (n & (n - 1)))
+			return option_error("--queue-size must be a power of 2, 2..32768, not '%s'", arg);
+		dev->max_queue_size = n;
 	} else if (!strcmp(name, "threads")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 1 || n > MAX_THREADS)

@@ -9,6 +9,7 @@ struct vu_dev *vu_device_create(const struct vu_device_type *type)
 		dev->type = type;
 		dev->num_queues = type->num_queues;
 		dev->features = type->features;
+		dev->max_queue_size = VU_VRING_MAX_SIZE;
 	}
 	return dev;
 }

@@ -70,6 +70,7 @@ struct vu_dev {
 	const struct vu_device_type *type;
 	unsigned num_queues;          /* type->num_queues unless an option changed it */
 	uint64_t features;            /* type->features plus what options add (e.g. RO) */
+	unsigned max_queue_size;      /* largest ring accepted (SET_VRING_NUM); 32768 unless set */
 };
 
 /* Creates an instance of the type with the type's defaults filled in. */

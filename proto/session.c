@@ -367,6 +367,8 @@ static const char *set_vring_num(struct ctx *c)
 
 	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
 		return "queue size is not a power of 2 between 1 and 32768";
+	if (num > c->s->dev->max_queue_size)
+		return "queue size larger than the device's --queue-size";
 	if (q->started)
 		return "queue size changed while the ring runs";
 	q->vring.num = num;

@@ -392,6 +392,22 @@ static void test_inflight(void)
 
 static void test_bad_options(void)
 {
+	/* --queue-size caps the rings the front-end may set up. */
+	const char *small[] = { "--blk-file", image, "--queue-size=64", NULL };
+	struct vuf_backend *be = vuf_backend_start("blk", small, sock);
+	struct vuf *f = be ? vuf_connect(sock, 2000) : NULL;
+	if (f && vuf_mem_init(f, 1, 1 << 20, 0) == 0 && vuf_negotiate(f, all_features, all_pf) == 0) {
+		CHECK(vuf_set_vring_num(f, 0, 128) < 0, "blk-queue-size-larger-refused");
+		CHECK(vuf_set_vring_num(f, 0, 64) == 0, "blk-queue-size-equal-accepted");
+	} else {
+		CHECK(false, "blk-queue-size-session");
+	}
+	vuf_close(f);
+	if (be)
+		vuf_backend_stop(be, 2000);
+	const char *bad_qs[] = { "--blk-file", image, "--queue-size=100", NULL };
+	CHECK(vuf_backend_start("blk", bad_qs, sock) == NULL, "blk-queue-size-not-power-of-2-refused");
+
 	const char *missing[] = { "--blk-file=/nonexistent/disk.img", NULL };
 	CHECK(vuf_backend_start("blk", missing, sock) == NULL, "blk-missing-file-refused");
 
