@@ -53,6 +53,11 @@ struct vu_device_type {
 	struct vu_loop *(*queue_loop)(struct vu_dev *dev, unsigned index);
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
 	int (*set_config)(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len);
+	/*
+	 * The device is reset (RESET_DEVICE) or its front-end left: drop per-guest state
+	 * so the next driver starts clean. Rings are already drained and stopped.
+	 */
+	void (*reset)(struct vu_dev *dev);
 	void (*destroy)(struct vu_dev *dev);
 
 	/*

@@ -56,6 +56,14 @@ static uint64_t offered_features(const struct vu_session *s)
 	return core_features | s->dev->features;
 }
 
+/*
+ * Front-ends may ack bits we never offered (QEMU passes on what its guest
+ * negotiated with the transport). Those we can honour are accepted: a ring
+ * reset (VIRTIO_F_RING_RESET) reaches a back-end as a ring stop and restart,
+ * which every device handles. Anything else unoffered is refused.
+ */
+static const uint64_t honoured_unoffered = 1ull << VIRTIO_F_RING_RESET;
+
 static uint64_t offered_protocol_features(const struct vu_session *s)
 {
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_BACKEND_REQ |
@@ -215,6 +223,8 @@ static void reset_device(struct vu_session *s)
 	update_polling(s);
 	s->features = 0;
 	s->status = 0;
+	if (s->dev->type->reset)
+		s->dev->type->reset(s->dev);
 }
 
 /* ---- message handlers: NULL on success, else why the request failed ---- */
@@ -256,8 +266,8 @@ static const char *set_features(struct ctx *c)
 	struct vu_session *s = c->s;
 	uint64_t f = c->m->p.u64;
 
-	if (f & ~offered_features(s))
-		return "front-end acked features that were not offered";
+	if (f & ~(offered_features(s) | honoured_unoffered))
+		return "front-end acked features that were neither offered nor supported";
 	s->features = f;
 	for (unsigned i = 0; i < s->nq; i++) {
 		struct queue *q = &s->q[i];
@@ -863,6 +873,8 @@ void vu_session_free(struct vu_session *s)
 	pause_queues(s);
 	for (unsigned i = 0; i < s->nq; i++)
 		reset_queue(s, &s->q[i]);
+	if (s->dev->type->reset)
+		s->dev->type->reset(s->dev);
 	vu_mem_clear(&s->mem);
 	unmap_inflight(s);
 	if (s->backend_fd >= 0)

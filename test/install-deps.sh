@@ -6,8 +6,11 @@
 set -eu
 
 PKGS="gcc make pkg-config libjansson-dev liburing-dev clang libclang-rt-14-dev \
-      busybox-static linux-image-cloud-amd64 cpio kmod python3"
+      busybox-static linux-image-cloud-amd64 cpio kmod python3 \
+      libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev linux-image-amd64"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
+# QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
+GUI_PKG="qemu-system-gui"
 
 missing=""
 for p in $PKGS; do
@@ -18,10 +21,12 @@ if command -v qemu-system-x86_64 >/dev/null 2>&1; then
 	v=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
 	[ "${v:-0}" -ge 8 ] && qemu_ok=1
 fi
-[ -z "$missing" ] && [ $qemu_ok = 1 ] && exit 0
+gui_ok=0
+dpkg-query -W -f='${Status}' "$GUI_PKG" 2>/dev/null | grep -q "ok installed" && gui_ok=1
+[ -z "$missing" ] && [ $qemu_ok = 1 ] && [ $gui_ok = 1 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
-	echo "install-deps: missing packages:$missing (and QEMU >= 8: $qemu_ok); run as root" >&2
+	echo "install-deps: missing packages:$missing (and QEMU >= 8: $qemu_ok, $GUI_PKG: $gui_ok); run as root" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -41,4 +46,5 @@ fi
 apt-get update -qq
 [ -n "$missing" ] && apt-get install -y -qq --no-install-recommends $missing
 [ $qemu_ok = 1 ] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $BACKPORT_PKGS
+[ $gui_ok = 1 ] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $GUI_PKG
 exit 0

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * virtio-gpu 2D: resources kept as host-side pixel copies, their guest backing
+ * pages, transfers, scanouts, flushes and the cursor. Every number the guest
+ * sends is checked: resource sizes against --max-memory, backing entries
+ * against guest memory, rectangles against the resource.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev/gpu.h"
+#include "proto/log.h"
+#include "proto/mem.h"
+
+#define BPP 4u                       /* every format the spec lists has 32-bit pixels */
+#define MAX_ENTRY_SPLIT 8            /* guest memory regions one backing entry may cross */
+
+/* ---- resources ------------------------------------------------------------- */
+
+static unsigned bucket(uint32_t id)
+{
+	return (id * 2654435761u) >> 24;
+}
+
+struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id)
+{
+	for (struct gpu_res *r = g->res[bucket(id)]; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static bool charge(struct gpu *g, uint64_t bytes)
+{
+	if (bytes > g->max_memory - g->used_memory)
+		return false;
+	g->used_memory += bytes;
+	return true;
+}
+
+struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err)
+{
+	struct gpu_res *r;
+
+	if (id == 0 || gpu_res_find(g, id)) {
+		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+		return NULL;
+	}
+	bytes += sizeof(*r);
+	if (!charge(g, bytes) || !(r = calloc(1, sizeof(*r)))) {
+		if (g->used_memory >= bytes)
+			g->used_memory -= bytes;
+		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		return NULL;
+	}
+	r->id = id;
+	r->charged = bytes;
+	r->next = g->res[bucket(id)];
+	g->res[bucket(id)] = r;
+	return r;
+}
+
+void gpu_res_free(struct gpu *g, struct gpu_res *res)
+{
+	struct gpu_res **p = &g->res[bucket(res->id)];
+
+	while (*p != res)
+		p = &(*p)->next;
+	*p = res->next;
+	gpu_scanouts_drop(g, res);
+	gpu_backing_free(g, &res->backing);
+	g->used_memory -= res->charged;
+	free(res->pixels);
+	free(res);
+}
+
+void gpu_reset_resources(struct gpu *g)
+{
+	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
+		while (g->res[b])
+			gpu_res_free(g, g->res[b]);
+	memset(g->scanout, 0, sizeof(g->scanout));
+}
+
+bool gpu_format_valid(uint32_t format)
+{
+	switch (format) {
+	case VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM: case VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM:
+	case VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM: case VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM:
+	case VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM: case VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM:
+	case VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM: case VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM:
+		return true;
+	}
+	return false;
+}
+
+bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height)
+{
+	return r->x <= width && r->width <= width - r->x && r->y <= height && r->height <= height - r->y;
+}
+
+/* ---- backing pages ----------------------------------------------------------- */
+
+/* Bytes one entry costs while attached: the entry, its iovecs and their offsets. */
+#define ENTRY_COST (sizeof(struct virtio_gpu_mem_entry) + 2 * (sizeof(struct iovec) + sizeof(uint64_t)))
+
+void gpu_backing_free(struct gpu *g, struct gpu_backing *b)
+{
+	if (b->entries)
+		g->used_memory -= (uint64_t)b->nentries * ENTRY_COST;
+	free(b->entries);
+	free(b->iov);
+	free(b->iov_end);
+	memset(b, 0, sizeof(*b));
+}
+
+uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b)
+{
+	struct virtio_gpu_resource_attach_backing ab;
+	const size_t at = sizeof(ab);
+
+	if (!gpu_cmd_read(cmd, 0, &ab, sizeof(ab)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	if (ab.nr_entries == 0 || ab.nr_entries > GPU_MAX_BACKING ||
+	    cmd->out_bytes - at < (uint64_t)ab.nr_entries * sizeof(struct virtio_gpu_mem_entry))
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	if (!g->mem)
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	if (!charge(g, (uint64_t)ab.nr_entries * ENTRY_COST))
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	memset(b, 0, sizeof(*b));
+	b->nentries = ab.nr_entries;
+	b->entries = malloc(ab.nr_entries * sizeof(*b->entries));
+	if (!b->entries) {
+		g->used_memory -= (uint64_t)ab.nr_entries * ENTRY_COST;
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	gpu_cmd_read(cmd, at, b->entries, ab.nr_entries * sizeof(*b->entries));
+	for (unsigned i = 0; i < b->nentries; i++) {
+		const struct virtio_gpu_mem_entry *e = &b->entries[i];
+		if (!vu_mem_gpa_valid(g->mem, e->addr, e->length)) {
+			vu_debug("gpu: backing entry %u (0x%llx + %u) is outside guest memory", i,
+				 (unsigned long long)e->addr, e->length);
+			gpu_backing_free(g, b);
+			return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		}
+		b->size += e->length;
+	}
+	if (!gpu_backing_map(g, b)) {
+		gpu_backing_free(g, b);
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	}
+	return 0;
+}
+
+bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
+{
+	struct iovec tmp[MAX_ENTRY_SPLIT];
+	unsigned n = 0;
+
+	if (b->iov && b->epoch == g->mem_epoch)
+		return true;
+	if (!g->mem || !b->entries)
+		return false;
+	for (unsigned i = 0; i < b->nentries; i++) {
+		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, tmp, MAX_ENTRY_SPLIT);
+		if (k < 0)
+			return false;
+		n += k;
+	}
+	/* At most 2 iovecs per entry were charged; more splits are unusual but fine. */
+	struct iovec *iov = realloc(b->iov, (n ? n : 1) * sizeof(*iov));
+	uint64_t *end = iov ? realloc(b->iov_end, (n ? n : 1) * sizeof(*end)) : NULL;
+	if (iov)
+		b->iov = iov;
+	if (end)
+		b->iov_end = end;
+	if (!iov || !end)
+		return false;
+	unsigned j = 0;
+	uint64_t off = 0;
+	for (unsigned i = 0; i < b->nentries; i++) {
+		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, b->iov + j, n - j);
+		for (int m = 0; m < k; m++, j++) {
+			off += b->iov[j].iov_len;
+			b->iov_end[j] = off;
+		}
+	}
+	b->niov = j;
+	b->epoch = g->mem_epoch;
+	return true;
+}
+
+/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
+static void backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len)
+{
+	unsigned lo = 0, hi = b->niov;
+
+	while (lo < hi) { /* the first iovec ending after off */
+		unsigned mid = (lo + hi) / 2;
+		if (b->iov_end[mid] > off)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	for (unsigned i = lo; len && i < b->niov; i++) {
+		uint64_t start = b->iov_end[i] - b->iov[i].iov_len;
+		size_t in = off - start, n = b->iov[i].iov_len - in;
+		if (n > len)
+			n = len;
+		memcpy(dst, (uint8_t *)b->iov[i].iov_base + in, n);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+}
+
+/* ---- pixels -------------------------------------------------------------------- */
+
+/* Byte positions of red, green, blue and alpha (or X) in a pixel of each format. */
+static void channels(uint32_t format, unsigned pos[4])
+{
+	static const unsigned bgra[4] = { 2, 1, 0, 3 }, argb[4] = { 1, 2, 3, 0 },
+			      rgba[4] = { 0, 1, 2, 3 }, abgr[4] = { 3, 2, 1, 0 };
+	const unsigned *p;
+
+	switch (format) {
+	case VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM: case VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM: p = argb; break;
+	case VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM: case VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM: p = rgba; break;
+	case VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM: case VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM: p = abgr; break;
+	default: p = bgra;
+	}
+	memcpy(pos, p, sizeof(bgra));
+}
+
+static bool has_alpha(uint32_t format)
+{
+	return format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM || format == VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM ||
+	       format == VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM || format == VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM;
+}
+
+void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
+		      uint32_t height, bool keep_alpha)
+{
+	unsigned p[4];
+	bool alpha = keep_alpha && has_alpha(format);
+
+	channels(format, p);
+	for (uint32_t y = 0; y < height; y++, src += src_stride, dst += (size_t)width * BPP) {
+		if (p[0] == 2 && p[1] == 1 && p[2] == 0 && (!keep_alpha || alpha)) {
+			memcpy(dst, src, (size_t)width * BPP); /* already B, G, R, A/X in memory */
+			continue;
+		}
+		for (uint32_t x = 0; x < width; x++) {
+			const uint8_t *s = src + x * BPP;
+			uint8_t *d = dst + x * BPP;
+			d[0] = s[p[2]];
+			d[1] = s[p[1]];
+			d[2] = s[p[0]];
+			d[3] = alpha ? s[p[3]] : 0xff;
+		}
+	}
+}
+
+/* ---- scanouts --------------------------------------------------------------------- */
+
+static void announce_off(struct gpu *g, unsigned id)
+{
+	struct gpu_msg_scanout m = { .scanout_id = id };
+	gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
+}
+
+static void scanout_clear(struct gpu *g, unsigned id)
+{
+	struct gpu_scanout *s = &g->scanout[id];
+	struct gpu_res *old = s->res_id ? gpu_res_find(g, s->res_id) : NULL;
+
+	if (old)
+		old->scanouts &= ~(1u << id);
+	memset(s, 0, sizeof(*s));
+}
+
+void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res)
+{
+	for (unsigned i = 0; i < VIRTIO_GPU_MAX_SCANOUTS; i++)
+		if (res->scanouts & (1u << i)) {
+			scanout_clear(g, i);
+			announce_off(g, i);
+		}
+}
+
+uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
+			 struct gpu_res **resp)
+{
+	struct gpu_res *res = NULL;
+
+	if (scanout_id >= g->max_outputs)
+		return VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID;
+	if (res_id) {
+		res = gpu_res_find(g, res_id);
+		if (!res)
+			return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+		if (!r->width || !r->height || !gpu_rect_inside(r, res->width, res->height))
+			return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	scanout_clear(g, scanout_id);
+	*resp = res;
+	if (!res) {
+		announce_off(g, scanout_id);
+		return 0;
+	}
+	g->scanout[scanout_id] = (struct gpu_scanout){ .res_id = res_id, .r = *r };
+	res->scanouts |= 1u << scanout_id;
+	return 0;
+}
+
+/* ---- 2D commands --------------------------------------------------------------------- */
+
+static uint32_t create_2d(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_resource_create_2d c;
+	uint32_t err;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	if (!gpu_format_valid(c.format) || !c.width || !c.height || c.width > GPU_MAX_DIM || c.height > GPU_MAX_DIM)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	uint64_t bytes = (uint64_t)c.width * c.height * BPP;
+	struct gpu_res *res = gpu_res_new(g, c.resource_id, bytes, &err);
+	if (!res)
+		return err;
+	res->format = c.format;
+	res->width = c.width;
+	res->height = c.height;
+	res->pixels = calloc(1, bytes);
+	if (!res->pixels) {
+		gpu_res_free(g, res);
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	return 0;
+}
+
+static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_resource_unref c;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	struct gpu_res *res = gpu_res_find(g, c.resource_id);
+	if (!res)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	gpu_res_free(g, res);
+	return 0;
+}
+
+static uint32_t attach_backing(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_resource_attach_backing c;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	struct gpu_res *res = gpu_res_find(g, c.resource_id);
+	if (!res)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (res->backing.entries)
+		return VIRTIO_GPU_RESP_ERR_UNSPEC; /* detach first */
+	return gpu_backing_attach(g, cmd, &res->backing);
+}
+
+static uint32_t detach_backing(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_resource_detach_backing c;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	struct gpu_res *res = gpu_res_find(g, c.resource_id);
+	if (!res)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (!res->backing.entries)
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	gpu_backing_free(g, &res->backing);
+	return 0;
+}
+
+static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_transfer_to_host_2d t;
+
+	if (!gpu_cmd_read(cmd, 0, &t, sizeof(t)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	struct gpu_res *res = gpu_res_find(g, t.resource_id);
+	if (!res)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (!gpu_rect_inside(&t.r, res->width, res->height))
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	if (!res->backing.entries)
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	if (!t.r.width || !t.r.height)
+		return 0;
+	uint64_t stride = (uint64_t)res->width * BPP, row = (uint64_t)t.r.width * BPP;
+	/* The last row read ends at offset + (height - 1) * stride + row. */
+	uint64_t size = res->backing.size;
+	if (t.offset > size || (uint64_t)(t.r.height - 1) * stride + row > size - t.offset)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	if (!gpu_backing_map(g, &res->backing))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	uint8_t *dst = res->pixels + t.r.y * stride + (uint64_t)t.r.x * BPP;
+	if (row == stride) {
+		backing_read(&res->backing, t.offset, dst, t.r.height * stride);
+		return 0;
+	}
+	for (uint32_t y = 0; y < t.r.height; y++)
+		backing_read(&res->backing, t.offset + y * stride, dst + y * stride, row);
+	return 0;
+}
+
+static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_set_scanout c;
+	struct gpu_res *res;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	uint32_t err = gpu_scanout_set(g, c.scanout_id, c.resource_id, &c.r, &res);
+	if (!err && res) {
+		struct gpu_msg_scanout m = { c.scanout_id, c.r.width, c.r.height };
+		gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
+	}
+	return err;
+}
+
+/* Sends the part of r (resource coordinates) that scanout i shows. */
+static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const struct virtio_gpu_rect *r)
+{
+	const struct virtio_gpu_rect *s = &g->scanout[i].r;
+	uint32_t x0 = r->x > s->x ? r->x : s->x, y0 = r->y > s->y ? r->y : s->y;
+	uint32_t x1 = r->x + r->width < s->x + s->width ? r->x + r->width : s->x + s->width;
+	uint32_t y1 = r->y + r->height < s->y + s->height ? r->y + r->height : s->y + s->height;
+
+	if (x0 >= x1 || y0 >= y1)
+		return;
+	uint32_t w = x1 - x0, h = y1 - y0;
+	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * BPP);
+	if (!m)
+		return;
+	*m = (struct gpu_msg_update){ i, x0 - s->x, y0 - s->y, w, h };
+	size_t stride = (size_t)res->width * BPP;
+	gpu_convert_rows(res->format, res->pixels + y0 * stride + (size_t)x0 * BPP, stride, m->data, w, h, false);
+}
+
+static uint32_t flush(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_resource_flush f;
+
+	if (!gpu_cmd_read(cmd, 0, &f, sizeof(f)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	struct gpu_res *res = gpu_res_find(g, f.resource_id);
+	if (!res)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (!gpu_rect_inside(&f.r, res->width, res->height))
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	for (unsigned i = 0; i < g->max_outputs; i++)
+		if (res->scanouts & (1u << i))
+			update_scanout(g, res, i, &f.r);
+	return 0;
+}
+
+void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd)
+{
+	uint32_t err;
+
+	switch (cmd->hdr.type) {
+	case VIRTIO_GPU_CMD_RESOURCE_CREATE_2D: err = create_2d(g, cmd); break;
+	case VIRTIO_GPU_CMD_RESOURCE_UNREF: err = unref(g, cmd); break;
+	case VIRTIO_GPU_CMD_SET_SCANOUT: err = set_scanout(g, cmd); break;
+	case VIRTIO_GPU_CMD_RESOURCE_FLUSH: err = flush(g, cmd); break;
+	case VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D: err = transfer_to_host(g, cmd); break;
+	case VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING: err = attach_backing(g, cmd); break;
+	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING: err = detach_backing(g, cmd); break;
+	default: err = VIRTIO_GPU_RESP_ERR_UNSPEC; /* 3D without --virgl, or unknown */
+	}
+	gpu_respond_nodata(g, cmd, err ? err : VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/* ---- cursor ---------------------------------------------------------------------------- */
+
+void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_update_cursor c;
+
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)) || c.pos.scanout_id >= g->max_outputs)
+		return;
+	struct gpu_msg_cursor_pos pos = { c.pos.scanout_id, c.pos.x, c.pos.y };
+	if (c.hdr.type == VIRTIO_GPU_CMD_MOVE_CURSOR) {
+		gpu_chan_send(g, GPU_MSG_CURSOR_POS, &pos, sizeof(pos), -1);
+		return;
+	}
+	if (c.hdr.type != VIRTIO_GPU_CMD_UPDATE_CURSOR)
+		return;
+	if (!c.resource_id) {
+		gpu_chan_send(g, GPU_MSG_CURSOR_POS_HIDE, &pos, sizeof(pos), -1);
+		return;
+	}
+	struct gpu_res *res = gpu_res_find(g, c.resource_id);
+	if (!res)
+		return;
+	struct gpu_msg_cursor_update *m = gpu_chan_send_buf(g, GPU_MSG_CURSOR_UPDATE, sizeof(*m));
+	if (!m)
+		return;
+	memset(m, 0, sizeof(*m));
+	m->pos = pos;
+	m->hot_x = c.hot_x;
+	m->hot_y = c.hot_y;
+	uint8_t *image = (uint8_t *)m + offsetof(struct gpu_msg_cursor_update, data);
+	if (res->virgl) {
+		gpu_virgl_cursor_image(g, res, image);
+		return;
+	}
+	uint32_t w = res->width < GPU_CURSOR_SIZE ? res->width : GPU_CURSOR_SIZE;
+	uint32_t h = res->height < GPU_CURSOR_SIZE ? res->height : GPU_CURSOR_SIZE;
+	for (uint32_t y = 0; y < h; y++)
+		gpu_convert_rows(res->format, res->pixels + (size_t)y * res->width * BPP, 0,
+				 image + y * GPU_CURSOR_SIZE * BPP, w, 1, true);
+}

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The vhost-user-gpu side channel (qemu docs/interop/vhost-user-gpu.rst): the
+ * socket GPU_SET_SOCKET hands over, on which the back-end tells the front-end
+ * what to show (SCANOUT, UPDATE, DMABUF_*, CURSOR_*) and asks it about the
+ * displays (GET_DISPLAY_INFO, GET_EDID).
+ *
+ * Nothing here blocks the loop: messages are queued and written as the socket
+ * takes them (the control queue stops taking requests while much is queued),
+ * and a request with a reply registers a callback that runs when the reply
+ * comes, in order. A command waiting for a reply can be abandoned (the ring
+ * stops, or the front-end takes too long): its callback runs with no reply and
+ * the late reply, when it comes, is read and dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dev/gpu.h"
+#include "proto/log.h"
+#include "proto/loop.h"
+
+#define BACKLOG_BYTES (4u << 20)       /* queued output that pauses the control queue */
+#define REPLY_TIMEOUT_NS 5000000000ull /* a command waits this long for the front-end */
+#define MAX_REPLY sizeof(struct virtio_gpu_resp_edid)
+
+struct out_msg {
+	struct out_msg *next;
+	size_t cap, len, sent;
+	int fd;                        /* sent with the first byte, then closed */
+	uint8_t data[];                /* header + payload */
+};
+
+struct waiter {
+	struct waiter *next;
+	uint32_t request, reply_size;
+	gpu_reply_fn fn;               /* NULL once abandoned */
+	struct gpu_cmd *cmd;
+};
+
+struct gpu_chan {
+	int fd;
+	bool broken;                   /* write failed: closed soon, output dropped */
+	bool watching_out;
+	uint64_t features;
+	struct out_msg *head, *tail;
+	size_t queued;
+	struct waiter *waiters, *last_waiter;
+	struct vu_timer *timeout, *closer;
+	/* The last big message's memory, reused: fresh pages for every frame cost more than the copy. */
+	struct out_msg *spare;
+	size_t rx_len;
+	uint8_t rx[sizeof(struct gpu_msg_hdr) + MAX_REPLY];
+};
+
+static void on_socket(void *opaque, int fd, uint32_t events);
+
+bool gpu_chan_backlogged(const struct gpu *g)
+{
+	return g->chan && !g->chan->broken && g->chan->queued >= BACKLOG_BYTES;
+}
+
+bool gpu_chan_has_edid(const struct gpu *g)
+{
+	return g->chan && (g->chan->features & (1ull << GPU_PF_EDID));
+}
+
+bool gpu_chan_has_dmabuf2(const struct gpu *g)
+{
+	return g->chan && (g->chan->features & (1ull << GPU_PF_DMABUF2));
+}
+
+#define SPARE_MIN (1u << 20)
+
+static void free_msg(struct gpu_chan *c, struct out_msg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->cap >= SPARE_MIN && (!c->spare || c->spare->cap < m->cap)) {
+		free(c->spare);
+		c->spare = m;
+	} else {
+		free(m);
+	}
+}
+
+/* Stops writing; the channel is closed from the loop, outside whatever is running now. */
+static void breaks(struct gpu_chan *c, const char *why)
+{
+	if (c->broken)
+		return;
+	vu_warn("gpu: display channel: %s; closing it", why);
+	c->broken = true;
+	while (c->head) {
+		struct out_msg *m = c->head;
+		c->head = m->next;
+		free_msg(c, m);
+	}
+	c->tail = NULL;
+	c->queued = 0;
+	vu_timer_arm(c->closer, 1, 0);
+}
+
+static void watch_out(struct gpu *g, bool on)
+{
+	struct gpu_chan *c = g->chan;
+
+	if (c->watching_out != on && vu_loop_rewatch(g->loop, c->fd, EPOLLIN | (on ? EPOLLOUT : 0)) == 0)
+		c->watching_out = on;
+}
+
+/* Writes what the socket takes. */
+static void flush_out(struct gpu *g)
+{
+	struct gpu_chan *c = g->chan;
+
+	while (c && !c->broken && c->head) {
+		struct out_msg *m = c->head;
+		struct iovec iov = { m->data + m->sent, m->len - m->sent };
+		union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		if (m->fd >= 0 && m->sent == 0) {
+			memset(&u, 0, sizeof(u));
+			mh.msg_control = u.buf;
+			mh.msg_controllen = sizeof(u.buf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			watch_out(g, true);
+			return;
+		}
+		if (n <= 0) {
+			breaks(c, strerror(errno));
+			return;
+		}
+		m->sent += n;
+		c->queued -= n;
+		if (m->sent == m->len) {
+			c->head = m->next;
+			if (!c->head)
+				c->tail = NULL;
+			free_msg(c, m);
+		}
+	}
+	if (c && !c->broken)
+		watch_out(g, false);
+}
+
+static struct out_msg *queue(struct gpu *g, uint32_t request, uint32_t size, int fd)
+{
+	struct gpu_chan *c = g->chan;
+	size_t cap = sizeof(struct gpu_msg_hdr) + size;
+	struct out_msg *m = NULL;
+
+	if (c && !c->broken && c->spare && c->spare->cap >= cap && c->spare->cap / 2 <= cap) {
+		m = c->spare;
+		c->spare = NULL;
+	} else if (c && !c->broken && (m = malloc(sizeof(*m) + cap))) {
+		m->cap = cap;
+	}
+	if (!m) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	struct gpu_msg_hdr h = { request, 0, size };
+	memcpy(m->data, &h, sizeof(h));
+	m->next = NULL;
+	m->len = sizeof(h) + size;
+	m->sent = 0;
+	m->fd = fd;
+	if (c->tail)
+		c->tail->next = m;
+	else
+		c->head = m;
+	c->tail = m;
+	c->queued += m->len;
+	return m;
+}
+
+void *gpu_chan_send_buf(struct gpu *g, uint32_t request, uint32_t size)
+{
+	struct out_msg *m = queue(g, request, size, -1);
+
+	return m ? m->data + sizeof(struct gpu_msg_hdr) : NULL;
+}
+
+void gpu_chan_send(struct gpu *g, uint32_t request, const void *payload, uint32_t size, int fd)
+{
+	struct out_msg *m = queue(g, request, size, fd);
+
+	if (m && size)
+		memcpy(m->data + sizeof(struct gpu_msg_hdr), payload, size);
+}
+
+void gpu_chan_flush(struct gpu *g)
+{
+	flush_out(g);
+}
+
+static void arm_timeout(struct gpu_chan *c)
+{
+	for (struct waiter *w = c->waiters; w; w = w->next)
+		if (w->fn) {
+			vu_timer_arm(c->timeout, REPLY_TIMEOUT_NS, 0);
+			return;
+		}
+	vu_timer_disarm(c->timeout);
+}
+
+bool gpu_chan_call(struct gpu *g, uint32_t request, const void *payload, uint32_t size, uint32_t reply_size,
+		   gpu_reply_fn fn, struct gpu_cmd *cmd)
+{
+	struct gpu_chan *c = g->chan;
+	struct waiter *w;
+
+	if (!c || c->broken || reply_size > MAX_REPLY || !(w = calloc(1, sizeof(*w))))
+		return false;
+	gpu_chan_send(g, request, payload, size, -1);
+	*w = (struct waiter){ .request = request, .reply_size = reply_size, .fn = fn, .cmd = cmd };
+	if (c->last_waiter)
+		c->last_waiter->next = w;
+	else
+		c->waiters = w;
+	c->last_waiter = w;
+	arm_timeout(c);
+	flush_out(g);
+	return true;
+}
+
+/*
+ * Runs the callbacks of waiters (those of commands, or all) without a reply; the
+ * waiters stay to match late replies.
+ */
+static void abandon(struct gpu *g, bool all)
+{
+	struct gpu_chan *c = g->chan;
+
+	for (struct waiter *w = c ? c->waiters : NULL; w; w = w->next) {
+		gpu_reply_fn fn = w->fn;
+		if (!fn || (!all && !w->cmd))
+			continue;
+		w->fn = NULL;
+		fn(g, w->cmd, NULL, 0);
+	}
+	if (c)
+		arm_timeout(c);
+}
+
+void gpu_chan_abandon(struct gpu *g)
+{
+	abandon(g, false);
+}
+
+static void on_timeout(void *opaque)
+{
+	struct gpu *g = opaque;
+
+	vu_warn("gpu: the front-end did not answer within %llu s", REPLY_TIMEOUT_NS / 1000000000ull);
+	abandon(g, true);
+}
+
+/* ---- protocol features, negotiated as the channel opens ---- */
+
+static void features_reply(struct gpu *g, struct gpu_cmd *cmd, const void *payload, uint32_t size)
+{
+	uint64_t offered = 0, want = 1ull << GPU_PF_EDID | 1ull << GPU_PF_DMABUF2;
+
+	if (payload)
+		memcpy(&offered, payload, sizeof(offered));
+	if (g->chan && payload) {
+		g->chan->features = offered & want;
+		gpu_chan_send(g, GPU_MSG_SET_PROTOCOL_FEATURES, &g->chan->features, sizeof(uint64_t), -1);
+		flush_out(g);
+	}
+	g->ctrl_waiting = false;
+	gpu_resume(g);
+}
+
+/* ---- replies ---- */
+
+static void take_reply(struct gpu *g, const struct gpu_msg_hdr *h, const uint8_t *payload)
+{
+	struct gpu_chan *c = g->chan;
+	struct waiter *w = c->waiters;
+
+	if (!w || h->request != w->request || !(h->flags & GPU_MSG_FLAG_REPLY) || h->size != w->reply_size) {
+		breaks(c, w ? "unexpected reply" : "message without a request");
+		return;
+	}
+	c->waiters = w->next;
+	if (!c->waiters)
+		c->last_waiter = NULL;
+	arm_timeout(c);
+	if (w->fn)
+		w->fn(g, w->cmd, payload, h->size);
+	free(w);
+}
+
+static void on_socket(void *opaque, int fd, uint32_t events)
+{
+	struct gpu *g = opaque;
+	struct gpu_chan *c = g->chan;
+
+	if (events & EPOLLOUT) {
+		bool was = gpu_chan_backlogged(g);
+		flush_out(g);
+		if (was && !gpu_chan_backlogged(g))
+			gpu_resume(g); /* the control queue stopped for this */
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->broken)
+		return;
+	ssize_t n = recv(fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		breaks(c, n ? strerror(errno) : "the front-end closed it");
+		return;
+	}
+	c->rx_len += n;
+	while (c == g->chan && !c->broken && c->rx_len >= sizeof(struct gpu_msg_hdr)) {
+		struct gpu_msg_hdr h;
+		memcpy(&h, c->rx, sizeof(h));
+		if (h.size > MAX_REPLY) {
+			breaks(c, "oversized message from the front-end");
+			return;
+		}
+		size_t total = sizeof(h) + h.size;
+		if (c->rx_len < total)
+			return;
+		uint8_t payload[MAX_REPLY];
+		memcpy(payload, c->rx + sizeof(h), h.size);
+		memmove(c->rx, c->rx + total, c->rx_len - total);
+		c->rx_len -= total;
+		take_reply(g, &h, payload);
+	}
+}
+
+static void on_close_timer(void *opaque)
+{
+	gpu_chan_close(opaque);
+}
+
+int gpu_chan_open(struct gpu *g, int fd)
+{
+	struct gpu_chan *c = calloc(1, sizeof(*c));
+
+	gpu_chan_close(g);
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	c->fd = fd;
+	c->timeout = vu_timer_new(g->loop, on_timeout, g);
+	c->closer = vu_timer_new(g->loop, on_close_timer, g);
+	if (!c->timeout || !c->closer || vu_loop_watch(g->loop, fd, EPOLLIN, on_socket, g) < 0) {
+		vu_timer_free(c->timeout);
+		vu_timer_free(c->closer);
+		free(c);
+		close(fd);
+		return -1;
+	}
+	g->chan = c;
+	/* The control queue waits for the features: EDID and DMABUF2 depend on them. */
+	g->ctrl_waiting = true;
+	if (!gpu_chan_call(g, GPU_MSG_GET_PROTOCOL_FEATURES, NULL, 0, sizeof(uint64_t), features_reply, NULL))
+		features_reply(g, NULL, NULL, 0);
+	return 0;
+}
+
+void gpu_chan_close(struct gpu *g)
+{
+	struct gpu_chan *c = g->chan;
+
+	if (!c)
+		return;
+	abandon(g, true);
+	g->chan = NULL;
+	vu_loop_unwatch(g->loop, c->fd);
+	close(c->fd);
+	while (c->head) {
+		struct out_msg *m = c->head;
+		c->head = m->next;
+		free_msg(c, m);
+	}
+	while (c->waiters) {
+		struct waiter *w = c->waiters;
+		c->waiters = w->next;
+		free(w);
+	}
+	vu_timer_free(c->timeout);
+	vu_timer_free(c->closer);
+	free(c->spare);
+	free(c);
+}

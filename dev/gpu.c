@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * virtio-gpu (device id 16) as a vhost-user-gpu back-end: options, config
+ * space, the control and cursor queues, and command dispatch. 2D resources are
+ * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
+ * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
+ * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dev/gpu.h"
+#include "proto/iov.h"
+#include "proto/log.h"
+
+#define DEFAULT_WIDTH 1280
+#define DEFAULT_HEIGHT 800
+#define DEFAULT_MAX_MEMORY_MIB 256
+enum { Q_CONTROL = 0, Q_CURSOR = 1 };
+
+static const struct vu_option gpu_options[] = {
+	{ "virgl", NULL, "3D acceleration through virglrenderer (a render node, else llvmpipe)" },
+	{ "render-node", "PATH", "DRM render node for --virgl (default: the first usable /dev/dri/renderD*)" },
+	{ "max-outputs", "N", "scanouts (displays), 1..16 (default 1)" },
+	{ "max-memory", "MIB", "host memory the guest's resources may use (default 256)" },
+	{ NULL },
+};
+
+static struct vu_dev *gpu_create(void)
+{
+	struct gpu *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->max_outputs = 1;
+	g->max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MIB << 20;
+	for (unsigned i = 0; i < GPU_CMD_SLOTS; i++) {
+		g->slots[i].req.iov = g->slots[i].iov;
+		g->slots[i].req.max_iov = GPU_MAX_IOV;
+		g->slots[i].next = i + 1 < GPU_CMD_SLOTS ? &g->slots[i + 1] : NULL;
+	}
+	g->free = g->slots;
+	return &g->dev;
+}
+
+static int option_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", vu_log_name());
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int gpu_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
+{
+	struct gpu *g = (struct gpu *)dev;
+	char *end;
+
+	if (!strcmp(opt->name, "virgl"))
+		g->virgl_wanted = true;
+	else if (!strcmp(opt->name, "render-node"))
+		g->render_node = arg;
+	else if (!strcmp(opt->name, "max-outputs")) {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*end || !*arg || n < 1 || n > VIRTIO_GPU_MAX_SCANOUTS)
+			return option_error("--max-outputs must be 1..16, not '%s'", arg);
+		g->max_outputs = n;
+	} else if (!strcmp(opt->name, "max-memory")) {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*end || !*arg || n < 1 || n > (1ul << 20))
+			return option_error("--max-memory must be 1..1048576 (MiB), not '%s'", arg);
+		g->max_memory = (uint64_t)n << 20;
+	}
+	return 0;
+}
+
+static int gpu_init(struct vu_dev *dev, struct vu_loop *loop)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	g->loop = loop;
+	if (g->render_node && !g->virgl_wanted) {
+		vu_err("--render-node needs --virgl");
+		return -1;
+	}
+	if (g->virgl_wanted) {
+		if (gpu_virgl_init(g) < 0)
+			return -1; /* said why */
+		dev->features |= 1ull << VIRTIO_GPU_F_VIRGL;
+	}
+	g->config.num_scanouts = g->max_outputs;
+	g->config.num_capsets = gpu_virgl_num_capsets(g);
+	return 0;
+}
+
+static void gpu_reset(struct vu_dev *dev)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	g->ctrl_vq = NULL;
+	gpu_chan_close(g);
+	gpu_virgl_reset(g);
+	gpu_reset_resources(g);
+	g->ctrl_waiting = false;
+	g->mem = NULL;
+}
+
+static void gpu_destroy(struct vu_dev *dev)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	gpu_reset(dev);
+	gpu_virgl_fini(g);
+	free(g);
+}
+
+/* ---- completions ---------------------------------------------------------- */
+
+bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len)
+{
+	return offset + len <= cmd->out_bytes &&
+	       vu_iov_to_buf(cmd->req.iov, cmd->req.out, offset, buf, len) == len;
+}
+
+void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
+{
+	struct virtio_gpu_ctrl_hdr *h = resp;
+
+	h->flags = 0;
+	h->fence_id = 0;
+	h->ctx_id = 0;
+	h->ring_idx = 0;
+	if (cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE) {
+		h->flags = cmd->hdr.flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
+		h->fence_id = cmd->hdr.fence_id;
+		h->ctx_id = cmd->hdr.ctx_id;
+		h->ring_idx = cmd->hdr.ring_idx;
+	}
+	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
+	vu_vring_push(cmd->vq, cmd->req.head, written);
+	g->ctrl_dirty = true;
+	cmd->next = g->free;
+	g->free = cmd;
+}
+
+void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type)
+{
+	struct virtio_gpu_ctrl_hdr h = { .type = type };
+
+	if (type != VIRTIO_GPU_RESP_OK_NODATA)
+		vu_debug("gpu command 0x%x: error 0x%x", cmd->hdr.type, type);
+	gpu_respond(g, cmd, &h, sizeof(h));
+}
+
+static void flush_ctrl(struct gpu *g)
+{
+	if (g->ctrl_dirty && g->ctrl_vq) {
+		g->ctrl_dirty = false;
+		vu_vring_flush(g->ctrl_vq);
+	}
+}
+
+/* ---- queries the front-end answers ----------------------------------------- */
+
+static void local_display_info(struct gpu *g, struct virtio_gpu_resp_display_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->pmodes[0].r.width = DEFAULT_WIDTH;
+	info->pmodes[0].r.height = DEFAULT_HEIGHT;
+	info->pmodes[0].enabled = 1;
+}
+
+static void display_info_reply(struct gpu *g, struct gpu_cmd *cmd, const void *payload, uint32_t size)
+{
+	struct virtio_gpu_resp_display_info info;
+
+	if (payload)
+		memcpy(&info, payload, sizeof(info));
+	else
+		local_display_info(g, &info);
+	/* Only our scanouts exist, whatever the front-end says. */
+	for (unsigned i = g->max_outputs; i < VIRTIO_GPU_MAX_SCANOUTS; i++)
+		memset(&info.pmodes[i], 0, sizeof(info.pmodes[i]));
+	info.hdr.type = VIRTIO_GPU_RESP_OK_DISPLAY_INFO;
+	gpu_respond(g, cmd, &info, sizeof(info));
+	g->ctrl_waiting = false;
+	gpu_resume(g);
+}
+
+static void edid_reply(struct gpu *g, struct gpu_cmd *cmd, const void *payload, uint32_t size)
+{
+	struct virtio_gpu_resp_edid edid;
+
+	if (payload)
+		memcpy(&edid, payload, sizeof(edid));
+	if (!payload || edid.size > sizeof(edid.edid)) {
+		gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	} else {
+		edid.hdr.type = VIRTIO_GPU_RESP_OK_EDID;
+		gpu_respond(g, cmd, &edid, sizeof(edid));
+	}
+	g->ctrl_waiting = false;
+	gpu_resume(g);
+}
+
+static void get_display_info(struct gpu *g, struct gpu_cmd *cmd)
+{
+	g->ctrl_waiting = true;
+	if (!gpu_chan_call(g, GPU_MSG_GET_DISPLAY_INFO, NULL, 0, sizeof(struct virtio_gpu_resp_display_info),
+			   display_info_reply, cmd))
+		display_info_reply(g, cmd, NULL, 0);
+}
+
+static void get_edid(struct gpu *g, struct gpu_cmd *cmd)
+{
+	struct virtio_gpu_cmd_get_edid req;
+
+	if (!gpu_cmd_read(cmd, 0, &req, sizeof(req)))
+		return gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	if (req.scanout >= g->max_outputs)
+		return gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+	if (!gpu_chan_has_edid(g))
+		return gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	uint32_t scanout = req.scanout;
+	g->ctrl_waiting = true;
+	if (!gpu_chan_call(g, GPU_MSG_GET_EDID, &scanout, sizeof(scanout), sizeof(struct virtio_gpu_resp_edid),
+			   edid_reply, cmd))
+		edid_reply(g, cmd, NULL, 0);
+}
+
+/* ---- queues --------------------------------------------------------------- */
+
+static void start(struct gpu *g, struct gpu_cmd *cmd)
+{
+	cmd->out_bytes = vu_iov_size(cmd->req.iov, cmd->req.out);
+	if (!gpu_cmd_read(cmd, 0, &cmd->hdr, sizeof(cmd->hdr))) {
+		memset(&cmd->hdr, 0, sizeof(cmd->hdr));
+		return gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	}
+	vu_debug("gpu command 0x%x%s", cmd->hdr.type, cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE ? " (fenced)" : "");
+	switch (cmd->hdr.type) {
+	case VIRTIO_GPU_CMD_GET_DISPLAY_INFO:
+		return get_display_info(g, cmd);
+	case VIRTIO_GPU_CMD_GET_EDID:
+		return get_edid(g, cmd);
+	}
+	if (g->virgl)
+		gpu_virgl_command(g, cmd);
+	else
+		gpu_2d_command(g, cmd);
+}
+
+static bool ctrl_blocked(const struct gpu *g)
+{
+	return g->ctrl_waiting || !g->free || gpu_chan_backlogged(g);
+}
+
+static void ctrl_kick(struct gpu *g, struct vu_vring *vq)
+{
+	do {
+		vu_vring_kicks(vq, false);
+		while (!ctrl_blocked(g)) {
+			struct gpu_cmd *cmd = g->free;
+			if (vu_vring_pop(vq, &cmd->req) <= 0)
+				break;
+			if (cmd->req.truncated || !cmd->req.in) {
+				vu_vring_fail(vq, cmd->req.in ? "gpu request with too many segments" :
+								"gpu request without room for a response");
+				break;
+			}
+			g->free = cmd->next;
+			cmd->vq = vq;
+			start(g, cmd);
+			gpu_chan_flush(g);
+		}
+		flush_ctrl(g);
+	} while (!vq->broken && vu_vring_kicks(vq, true) && !ctrl_blocked(g));
+}
+
+static void cursor_kick(struct gpu *g, struct vu_vring *vq)
+{
+	struct gpu_cmd cmd = { .vq = vq, .req = { .iov = cmd.iov, .max_iov = GPU_MAX_IOV } };
+
+	do {
+		vu_vring_kicks(vq, false);
+		while (vu_vring_pop(vq, &cmd.req) > 0) {
+			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
+			gpu_cursor_command(g, &cmd);
+			vu_vring_push(vq, cmd.req.head, 0);
+		}
+		gpu_chan_flush(g);
+		vu_vring_flush(vq);
+	} while (!vq->broken && vu_vring_kicks(vq, true));
+}
+
+static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	g->mem = vq->mem;
+	if (vq->index == Q_CONTROL) {
+		g->ctrl_vq = vq;
+		gpu_virgl_drain(g, false);
+		ctrl_kick(g, vq);
+	} else {
+		cursor_kick(g, vq);
+	}
+}
+
+void gpu_resume(struct gpu *g)
+{
+	flush_ctrl(g);
+	if (g->ctrl_vq && !g->ctrl_vq->broken && vu_vring_ready(g->ctrl_vq))
+		ctrl_kick(g, g->ctrl_vq);
+}
+
+/* The ring stops or guest memory is remapped: nothing may point into it afterwards. */
+static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	g->mem_epoch++;
+	if (vq->index != Q_CONTROL)
+		return;
+	g->ctrl_vq = NULL; /* completions below must not take new requests */
+	gpu_chan_abandon(g);
+	gpu_virgl_drain(g, true);
+	gpu_chan_flush(g);
+	if (g->ctrl_dirty) {
+		g->ctrl_dirty = false;
+		vu_vring_flush(vq);
+	}
+}
+
+static int gpu_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	memcpy(buf, (uint8_t *)&((struct gpu *)dev)->config + offset, len);
+	return 0;
+}
+
+/* The driver acknowledges display events by writing events_clear. */
+static int gpu_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	struct gpu *g = (struct gpu *)dev;
+	struct virtio_gpu_config c = g->config;
+
+	memcpy((uint8_t *)&c + offset, buf, len);
+	g->config.events_read &= ~c.events_clear;
+	return 0;
+}
+
+static int gpu_set_socket(struct vu_dev *dev, int fd)
+{
+	return gpu_chan_open((struct gpu *)dev, fd);
+}
+
+static const char *const gpu_caps[] = { "virgl", "render-node", NULL };
+
+static bool gpu_cap_available(const char *feature)
+{
+	if (!strcmp(feature, "virgl"))
+		return gpu_virgl_probe(NULL, false);
+	if (!strcmp(feature, "render-node"))
+		return gpu_default_render_node() && gpu_virgl_probe(gpu_default_render_node(), true);
+	return false;
+}
+
+const struct vu_device_type vu_dev_gpu = {
+	.name = "gpu",
+	.schema_type = "gpu",
+	.summary = "virtio-gpu: 2D scanouts, virgl 3D (render node or llvmpipe)",
+	.virtio_id = 16,
+	.num_queues = 2,
+	.features = 1ull << VIRTIO_GPU_F_EDID,
+	.config_size = sizeof(struct virtio_gpu_config),
+	.options = gpu_options,
+	.cap_features = gpu_caps,
+	.cap_available = gpu_cap_available,
+	.create = gpu_create,
+	.set_option = gpu_set_option,
+	.init = gpu_init,
+	.kick = gpu_kick,
+	.queue_drain = gpu_queue_drain,
+	.get_config = gpu_get_config,
+	.set_config = gpu_set_config,
+	.reset = gpu_reset,
+	.destroy = gpu_destroy,
+	.set_gpu_socket = gpu_set_socket,
+};

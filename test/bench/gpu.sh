@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# vhost-user-gpu 2D: vhostbox against QEMU's own back-end (/usr/lib/qemu/vhost-user-gpu)
+# with the same driver (build/bench/gpu-bench): full-HD frames, each a full
+# TRANSFER_TO_HOST_2D + RESOURCE_FLUSH shown to the same display peer.
+# Prints frames/s, back-end CPU per frame and the vhostbox/QEMU ratios.
+set -u
+cd "$(dirname "$0")/../.."
+VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
+PEER=${QEMU_VHOST_USER_GPU:-/usr/lib/qemu/vhost-user-gpu}
+DRIVER=${GPU_BENCH:-build/bench/gpu-bench}
+SECS=${BENCH_SECONDS:-5}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+
+[ -x "$PEER" ] || { echo "SKIP: gpu bench: no $PEER (qemu-system-gui)"; exit 0; }
+[ -x "$DRIVER" ] || { echo "gpu bench: build $DRIVER first (make bench-tools)"; exit 1; }
+"$VHOSTBOX" --list | grep -q '^gpu ' || { echo "SKIP: gpu bench: $VHOSTBOX was built without gpu"; exit 0; }
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# run KIND → "frames_per_s cpu_ms_per_frame"
+run() {
+	local kind=$1 sock=$tmp/$1.sock pid out t0 t1
+	rm -f "$sock"
+	if [ "$kind" = vhostbox ]; then
+		"$VHOSTBOX" gpu --socket-path="$sock" 2>"$tmp/$kind.log" &
+	else
+		"$PEER" --socket-path="$sock" 2>"$tmp/$kind.log" &
+	fi
+	pid=$!
+	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+	t0=$(cpu_ticks "$pid")
+	# QEMU's back-end exits when its front-end leaves: sample its CPU while it runs.
+	(while t=$(cpu_ticks "$pid" 2>/dev/null); do echo "$t" > "$tmp/ticks"; sleep 0.05; done) &
+	local sampler=$!
+	out=$("$DRIVER" "$sock" "$SECS" 2>>"$tmp/$kind.log")
+	t1=$(cpu_ticks "$pid" 2>/dev/null || cat "$tmp/ticks")
+	kill "$pid" "$sampler" 2>/dev/null; wait "$pid" "$sampler" 2>/dev/null
+	[ -n "$out" ] || { echo "# $kind failed: $(tail -n 3 "$tmp/$kind.log" | tr '\n' ' ')" >&2; echo "0 0"; return; }
+	echo "# $kind: $out" >&2
+	awk -v o="$out" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
+		split(o, f, /[= ]/); fps = f[2] / f[4]
+		printf "%.1f %.2f\n", fps, f[2] ? c / hz * 1000 / f[2] : 0 }'
+}
+
+read -r vf vc <<< "$(run vhostbox)"
+read -r qf qc <<< "$(run qemu)"
+printf '%-22s | %9s %12s\n' "full-HD 2D frames" "frames/s" "cpu-ms/frame"
+printf '%-22s | %9s %12s\n' "vhostbox" "$vf" "$vc" "QEMU vhost-user-gpu" "$qf" "$qc"
+awk -v a="$vf" -v b="$qf" -v x="$vc" -v y="$qc" 'BEGIN {
+	printf "ratio vhostbox/QEMU: frames/s %.2f, cpu per frame %.2f\n", b ? a / b : 0, y ? x / y : 0 }'
+echo "(${SECS}s per run; transfer + flush of 1920x1080 B8G8R8X8 per frame, one command at a time)"

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vhost-user-gpu through the test front-end and a display peer on the side
+ * channel: the 2D command set, what the display is shown, hostile commands
+ * (huge resources, backing outside guest memory, bad ids, transfers outside the
+ * resource), memory limits, fences, the cursor, and with --virgl a 3D context
+ * that clears a render target to a known colour and reads it back (llvmpipe
+ * when there is no GPU).
+ */
+#include <linux/virtio_gpu.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test/check.h"
+#include "test/frontend.h"
+#include "test/gpu-peer.h"
+
+/* Requests are written as positional initializers; unnamed padding stays zero. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#define RAM_MIB 32
+#define W 64
+#define H 32
+
+static char sock[64];
+static struct gpu_drv d;
+
+#define HDR(t) ((struct virtio_gpu_ctrl_hdr){ .type = (t) })
+
+static uint32_t cmd(const void *req, size_t len)
+{
+	return gpu_drv_cmd(&d, 0, req, len, NULL, 0);
+}
+
+static uint32_t create_2d(uint32_t id, uint32_t format, uint32_t w, uint32_t h)
+{
+	struct virtio_gpu_resource_create_2d c = { HDR(VIRTIO_GPU_CMD_RESOURCE_CREATE_2D), id, format, w, h };
+	return cmd(&c, sizeof(c));
+}
+
+static uint32_t unref(uint32_t id)
+{
+	struct virtio_gpu_resource_unref c = { HDR(VIRTIO_GPU_CMD_RESOURCE_UNREF), id };
+	return cmd(&c, sizeof(c));
+}
+
+/* ATTACH_BACKING with n entries (claimed: nr, which may lie). */
+static uint32_t attach(uint32_t id, const struct virtio_gpu_mem_entry *e, unsigned n, uint32_t nr)
+{
+	struct {
+		struct virtio_gpu_resource_attach_backing a;
+		struct virtio_gpu_mem_entry e[4];
+	} c = { { HDR(VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING), id, nr } };
+	memcpy(c.e, e, n * sizeof(*e));
+	return cmd(&c, sizeof(c.a) + n * sizeof(*e));
+}
+
+static uint32_t transfer(uint32_t id, uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint64_t offset)
+{
+	struct virtio_gpu_transfer_to_host_2d t = { HDR(VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D), { x, y, w, h }, offset, id };
+	return cmd(&t, sizeof(t));
+}
+
+static uint32_t set_scanout(uint32_t scanout, uint32_t id, uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	struct virtio_gpu_set_scanout s = { HDR(VIRTIO_GPU_CMD_SET_SCANOUT), { x, y, w, h }, scanout, id };
+	return cmd(&s, sizeof(s));
+}
+
+static uint32_t flush(uint32_t id, uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	struct virtio_gpu_resource_flush f = { HDR(VIRTIO_GPU_CMD_RESOURCE_FLUSH), { x, y, w, h }, id };
+	return cmd(&f, sizeof(f));
+}
+
+static void test_queries(void)
+{
+	struct virtio_gpu_ctrl_hdr h = HDR(VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+	struct virtio_gpu_resp_display_info info;
+	uint32_t t = gpu_drv_cmd(&d, 0, &h, sizeof(h), &info, sizeof(info));
+	CHECK_EQ(t, VIRTIO_GPU_RESP_OK_DISPLAY_INFO, "gpu-display-info");
+	CHECK(info.pmodes[0].r.width == 640 && info.pmodes[0].r.height == 480 && info.pmodes[0].enabled,
+	      "gpu-display-info-from-front-end");
+	CHECK(!info.pmodes[1].enabled, "gpu-display-info-only-our-outputs");
+	CHECK_EQ(d.peer->features_set, 3, "gpu-side-channel-protocol-features");
+
+	struct virtio_gpu_cmd_get_edid e = { HDR(VIRTIO_GPU_CMD_GET_EDID), 0 };
+	struct virtio_gpu_resp_edid edid;
+	t = gpu_drv_cmd(&d, 0, &e, sizeof(e), &edid, sizeof(edid));
+	CHECK(t == VIRTIO_GPU_RESP_OK_EDID && edid.size == GPU_PEER_EDID_SIZE && edid.edid[1] == 0xa5, "gpu-edid");
+	e.scanout = 1;
+	CHECK_EQ(cmd(&e, sizeof(e)), VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID, "gpu-edid-bad-scanout");
+
+	struct virtio_gpu_config cfg;
+	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_scanouts == 1 && cfg.num_capsets == 0,
+	      "gpu-config-space");
+}
+
+static void test_formats(void)
+{
+	static const uint32_t formats[] = { 1, 2, 3, 4, 67, 68, 121, 134 };
+	bool ok = true;
+	for (unsigned i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		ok &= create_2d(100 + i, formats[i], 16, 16) == VIRTIO_GPU_RESP_OK_NODATA &&
+		      unref(100 + i) == VIRTIO_GPU_RESP_OK_NODATA;
+	CHECK(ok, "gpu-create-2d-every-format");
+}
+
+/* Draws a pattern in guest memory, shows it and checks the peer got the same pixels. */
+static void test_display(void)
+{
+	uint64_t mem = vuf_alloc(d.f, W * H * 4, 4096);
+	uint32_t px[W * H];
+	for (unsigned i = 0; i < W * H; i++)
+		px[i] = 0x00010203u * (i % 61) + i / W;
+	vuf_gpa_write(d.f, mem, px, sizeof(px));
+	/* Two entries, split mid-row, as a guest's scattered pages would be. */
+	struct virtio_gpu_mem_entry e[2] = { { mem, 1000 }, { mem + 1000, sizeof(px) - 1000 } };
+	CHECK_EQ(create_2d(1, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, W, H), VIRTIO_GPU_RESP_OK_NODATA, "gpu-create-2d");
+	CHECK_EQ(attach(1, e, 2, 2), VIRTIO_GPU_RESP_OK_NODATA, "gpu-attach-backing");
+	CHECK_EQ(transfer(1, 0, 0, W, H, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-transfer-full");
+	CHECK_EQ(set_scanout(0, 1, 0, 0, W, H), VIRTIO_GPU_RESP_OK_NODATA, "gpu-set-scanout");
+	unsigned before = gpu_peer_updates(d.peer);
+	CHECK_EQ(flush(1, 0, 0, W, H), VIRTIO_GPU_RESP_OK_NODATA, "gpu-flush");
+	bool got = gpu_peer_wait_updates(d.peer, before + 1, 2000);
+	pthread_mutex_lock(&d.peer->lock);
+	bool same = got && d.peer->scanout_w == W && d.peer->scanout_h == H && d.peer->fb;
+	for (unsigned i = 0; same && i < W * H; i++)
+		same = (d.peer->fb[i] & 0xffffff) == (px[i] & 0xffffff);
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(same, "gpu-display-shows-the-pixels");
+
+	/* A partial transfer of a changed rectangle, and a partial flush. */
+	for (unsigned y = 4; y < 12; y++)
+		for (unsigned x = 8; x < 24; x++)
+			px[y * W + x] = 0x00abcdefu;
+	vuf_gpa_write(d.f, mem, px, sizeof(px));
+	CHECK_EQ(transfer(1, 8, 4, 16, 8, (4 * W + 8) * 4), VIRTIO_GPU_RESP_OK_NODATA, "gpu-transfer-rect");
+	before = gpu_peer_updates(d.peer);
+	CHECK_EQ(flush(1, 8, 4, 16, 8), VIRTIO_GPU_RESP_OK_NODATA, "gpu-flush-rect");
+	got = gpu_peer_wait_updates(d.peer, before + 1, 2000);
+	pthread_mutex_lock(&d.peer->lock);
+	same = got && d.peer->last_x == 8 && d.peer->last_y == 4 && d.peer->last_w == 16 && d.peer->last_h == 8 &&
+	       (d.peer->fb[5 * W + 9] & 0xffffff) == 0xabcdef && (d.peer->fb[5 * W + 7] & 0xffffff) != 0xabcdef;
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(same, "gpu-partial-update");
+
+	/* R8G8B8A8 is converted to what the display takes (x8r8g8b8). */
+	uint64_t m2 = vuf_alloc(d.f, 16 * 16 * 4, 4096);
+	uint8_t rgba[16 * 16 * 4];
+	for (unsigned i = 0; i < 16 * 16; i++)
+		memcpy(rgba + i * 4, (uint8_t[]){ 0x11, 0x22, 0x33, 0x44 }, 4);
+	vuf_gpa_write(d.f, m2, rgba, sizeof(rgba));
+	struct virtio_gpu_mem_entry e2 = { m2, sizeof(rgba) };
+	create_2d(2, VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM, 16, 16);
+	attach(2, &e2, 1, 1);
+	transfer(2, 0, 0, 16, 16, 0);
+	set_scanout(0, 2, 0, 0, 16, 16);
+	before = gpu_peer_updates(d.peer);
+	flush(2, 0, 0, 16, 16);
+	got = gpu_peer_wait_updates(d.peer, before + 1, 2000);
+	pthread_mutex_lock(&d.peer->lock);
+	same = got && d.peer->fb && (d.peer->fb[0] & 0xffffff) == 0x112233;
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(same, "gpu-format-conversion");
+
+	/* Cursor: a 64x64 image and a move; resource 0 hides it. */
+	uint64_t m3 = vuf_alloc(d.f, 64 * 64 * 4, 4096);
+	uint32_t cur[64 * 64];
+	for (unsigned i = 0; i < 64 * 64; i++)
+		cur[i] = 0x80ff0000u;
+	vuf_gpa_write(d.f, m3, cur, sizeof(cur));
+	struct virtio_gpu_mem_entry e3 = { m3, sizeof(cur) };
+	create_2d(3, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 64, 64);
+	attach(3, &e3, 1, 1);
+	transfer(3, 0, 0, 64, 64, 0);
+	struct virtio_gpu_update_cursor uc = { HDR(VIRTIO_GPU_CMD_UPDATE_CURSOR), { 0, 10, 20 }, 3, 1, 1 };
+	gpu_drv_cmd(&d, 1, &uc, sizeof(uc), NULL, 0);
+	uc.hdr.type = VIRTIO_GPU_CMD_MOVE_CURSOR;
+	gpu_drv_cmd(&d, 1, &uc, sizeof(uc), NULL, 0);
+	uc.hdr.type = VIRTIO_GPU_CMD_UPDATE_CURSOR;
+	uc.resource_id = 0;
+	gpu_drv_cmd(&d, 1, &uc, sizeof(uc), NULL, 0);
+	usleep(100000);
+	pthread_mutex_lock(&d.peer->lock);
+	CHECK(d.peer->cursor_updates == 1 && d.peer->cursor_moves == 1 && d.peer->cursor_hides == 1 &&
+	      d.peer->cursor_pixel == 0x80ff0000u, "gpu-cursor");
+	pthread_mutex_unlock(&d.peer->lock);
+
+	/* Fences: the response carries the fence. */
+	struct virtio_gpu_resource_flush f = { { VIRTIO_GPU_CMD_RESOURCE_FLUSH, VIRTIO_GPU_FLAG_FENCE, 77, 0, 0 },
+					       { 0, 0, 16, 16 }, 2 };
+	struct virtio_gpu_ctrl_hdr r;
+	uint32_t t = gpu_drv_cmd(&d, 0, &f, sizeof(f), &r, sizeof(r));
+	CHECK(t == VIRTIO_GPU_RESP_OK_NODATA && (r.flags & VIRTIO_GPU_FLAG_FENCE) && r.fence_id == 77, "gpu-fence");
+
+	/* Unref of a scanned-out resource turns the scanout off; detach works once. */
+	struct virtio_gpu_resource_detach_backing db = { HDR(VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING), 1 };
+	CHECK_EQ(cmd(&db, sizeof(db)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-detach-backing");
+	CHECK_EQ(cmd(&db, sizeof(db)), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-detach-twice");
+	CHECK_EQ(transfer(1, 0, 0, W, H, 0), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-transfer-without-backing");
+	CHECK_EQ(unref(2), VIRTIO_GPU_RESP_OK_NODATA, "gpu-unref-scanout-resource");
+	unref(1);
+	unref(3);
+}
+
+static void test_hostile(void)
+{
+	uint64_t mem = vuf_alloc(d.f, 16 * 16 * 4, 4096);
+	struct virtio_gpu_mem_entry ok = { mem, 16 * 16 * 4 };
+
+	CHECK_EQ(create_2d(0, 2, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-resource-id-0");
+	CHECK_EQ(create_2d(5, 2, 16, 16), VIRTIO_GPU_RESP_OK_NODATA, "gpu-hostile-setup");
+	CHECK_EQ(create_2d(5, 2, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-duplicate-id");
+	CHECK_EQ(create_2d(6, 2, 16384, 16384), VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY, "gpu-hostile-huge-resource");
+	CHECK_EQ(create_2d(6, 2, 100000, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-too-wide");
+	CHECK_EQ(create_2d(6, 2, 0, 16), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-zero-width");
+	CHECK_EQ(create_2d(6, 5, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-bad-format");
+
+	struct virtio_gpu_mem_entry low = { 0x1000, 4096 }, high = { VUF_RAM_BASE + (RAM_MIB << 20) - 4096, 8192 },
+				    wrap = { ~0ull - 100, 4096 };
+	CHECK_EQ(attach(5, &low, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-backing-below-ram");
+	CHECK_EQ(attach(5, &high, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-backing-past-ram");
+	CHECK_EQ(attach(5, &wrap, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-backing-wraps");
+	CHECK_EQ(attach(5, &ok, 1, 100000), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-too-many-entries");
+	CHECK_EQ(attach(5, &ok, 1, 3), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-entries-missing");
+	CHECK_EQ(attach(9, &ok, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-attach-unknown");
+	CHECK_EQ(attach(5, &ok, 1, 1), VIRTIO_GPU_RESP_OK_NODATA, "gpu-hostile-attach-good");
+	CHECK_EQ(attach(5, &ok, 1, 1), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-hostile-attach-twice");
+
+	CHECK_EQ(transfer(5, 0, 0, 17, 16, 0), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-transfer-too-wide");
+	CHECK_EQ(transfer(5, 8, 8, 16, 8, 0), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-transfer-outside");
+	CHECK_EQ(transfer(5, 0xffffffffu, 0, 2, 1, 0), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-transfer-x-wraps");
+	CHECK_EQ(transfer(5, 0, 0, 16, 16, 4), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-transfer-past-backing");
+	CHECK_EQ(transfer(5, 0, 0, 16, 16, ~0ull), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-transfer-offset-wraps");
+	CHECK_EQ(transfer(9, 0, 0, 1, 1, 0), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-transfer-unknown");
+	CHECK_EQ(flush(9, 0, 0, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-flush-unknown");
+	CHECK_EQ(flush(5, 0, 0, 32, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-flush-outside");
+	CHECK_EQ(set_scanout(16, 5, 0, 0, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID, "gpu-hostile-scanout-id");
+	CHECK_EQ(set_scanout(0, 5, 8, 0, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-hostile-scanout-rect");
+	CHECK_EQ(set_scanout(0, 9, 0, 0, 16, 16), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-scanout-unknown");
+	CHECK_EQ(unref(9), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID, "gpu-hostile-unref-unknown");
+
+	struct virtio_gpu_ctrl_hdr h = HDR(0x999);
+	CHECK_EQ(cmd(&h, sizeof(h)), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-hostile-unknown-command");
+	h.type = VIRTIO_GPU_CMD_CTX_CREATE;
+	CHECK_EQ(cmd(&h, sizeof(h)), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-3d-without-virgl");
+	CHECK_EQ(cmd(&h, 8), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-hostile-short-header");
+	struct virtio_gpu_resource_create_2d half = { HDR(VIRTIO_GPU_CMD_RESOURCE_CREATE_2D), 6, 2 };
+	CHECK_EQ(cmd(&half, sizeof(half) - 8), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-hostile-short-request");
+
+	/* --max-memory=32: 24 MiB fits, 16 more do not until the first is gone. */
+	CHECK_EQ(create_2d(7, 2, 2048, 3072), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-fits");
+	CHECK_EQ(create_2d(8, 2, 2048, 2048), VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY, "gpu-memory-limit-enforced");
+	unref(7);
+	CHECK_EQ(create_2d(8, 2, 2048, 2048), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-released");
+	unref(8);
+	unref(5);
+	CHECK(vuf_ping(d.f) == 0, "gpu-hostile-back-end-still-serves");
+}
+
+/* ---- 3D: clear a render target through a virgl command stream and read it back ---- */
+
+enum { CCMD_CREATE_OBJECT = 1, CCMD_SET_FRAMEBUFFER_STATE = 5, CCMD_CLEAR = 7, OBJ_SURFACE = 8 };
+#define CMD0(cmd, obj, len) ((cmd) | (obj) << 8 | (len) << 16)
+#define PIPE_CLEAR_COLOR0 (1 << 2)
+
+static uint32_t fbits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static void test_virgl(void)
+{
+	static const char *const args[] = { "--virgl", NULL };
+	enum { CTX = 1, RES = 10, SURF = 1, S = 64 };
+
+	gpu_drv_close(&d);
+	if (!gpu_drv_open(&d, sock, args, RAM_MIB, true, 640, 480)) {
+		CHECK(false, "gpu-virgl-start");
+		return;
+	}
+	struct virtio_gpu_config cfg;
+	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_capsets >= 1, "gpu-virgl-capsets");
+	struct virtio_gpu_get_capset_info ci = { HDR(VIRTIO_GPU_CMD_GET_CAPSET_INFO), 0 };
+	struct virtio_gpu_resp_capset_info info;
+	uint32_t t = gpu_drv_cmd(&d, 0, &ci, sizeof(ci), &info, sizeof(info));
+	CHECK(t == VIRTIO_GPU_RESP_OK_CAPSET_INFO && info.capset_id == VIRTIO_GPU_CAPSET_VIRGL && info.capset_max_size,
+	      "gpu-virgl-capset-info");
+	struct virtio_gpu_get_capset gc = { HDR(VIRTIO_GPU_CMD_GET_CAPSET), VIRTIO_GPU_CAPSET_VIRGL, 1 };
+	struct virtio_gpu_ctrl_hdr rh;
+	CHECK_EQ(gpu_drv_cmd(&d, 0, &gc, sizeof(gc), &rh, sizeof(rh)), VIRTIO_GPU_RESP_OK_CAPSET, "gpu-virgl-capset");
+
+	struct virtio_gpu_ctx_create cc = { { VIRTIO_GPU_CMD_CTX_CREATE, 0, 0, CTX }, 4, 0, "test" };
+	CHECK_EQ(cmd(&cc, sizeof(cc)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-create");
+	struct virtio_gpu_resource_create_3d rc = { HDR(VIRTIO_GPU_CMD_RESOURCE_CREATE_3D), RES, 2 /* 2D texture */,
+						    VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 2 /* render target */, S, S, 1, 1,
+						    0, 0, 0 };
+	CHECK_EQ(cmd(&rc, sizeof(rc)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-create-3d");
+	uint64_t mem = vuf_alloc(d.f, S * S * 4, 4096);
+	struct virtio_gpu_mem_entry e = { mem, S * S * 4 };
+	CHECK_EQ(attach(RES, &e, 1, 1), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-attach-backing");
+	struct virtio_gpu_ctx_resource ca = { { VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 0, 0, CTX }, RES };
+	CHECK_EQ(cmd(&ca, sizeof(ca)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-attach");
+
+	/* A surface on the texture, the framebuffer, a clear to (1, 0.5, 0, 1). */
+	struct {
+		struct virtio_gpu_cmd_submit s;
+		uint32_t cs[6 + 4 + 9];
+	} sub = { { { VIRTIO_GPU_CMD_SUBMIT_3D, VIRTIO_GPU_FLAG_FENCE, 5, CTX }, sizeof(sub.cs) },
+		  { CMD0(CCMD_CREATE_OBJECT, OBJ_SURFACE, 5), SURF, RES, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 0, 0,
+		    CMD0(CCMD_SET_FRAMEBUFFER_STATE, 0, 3), 1, 0, SURF,
+		    CMD0(CCMD_CLEAR, 0, 8), PIPE_CLEAR_COLOR0, fbits(1.0f), fbits(0.5f), fbits(0.0f), fbits(1.0f), 0, 0, 0 } };
+	CHECK_EQ(cmd(&sub, sizeof(sub)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-submit-3d");
+	struct virtio_gpu_transfer_host_3d tf = { { VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, VIRTIO_GPU_FLAG_FENCE, 6, CTX },
+						  { 0, 0, 0, S, S, 1 }, 0, RES, 0, S * 4, 0 };
+	CHECK_EQ(cmd(&tf, sizeof(tf)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-transfer-from-host");
+	uint8_t px[S * S * 4];
+	vuf_gpa_read(d.f, mem, px, sizeof(px));
+	bool same = true;
+	for (unsigned i = 0; i < S * S && same; i++)
+		same = px[i * 4] == 0 && (px[i * 4 + 1] == 0x7f || px[i * 4 + 1] == 0x80) && px[i * 4 + 2] == 0xff;
+	CHECK(same, "gpu-virgl-clear-reads-back");
+	if (!same)
+		check_note("first pixel %02x %02x %02x %02x", px[0], px[1], px[2], px[3]);
+
+	/* The result on a scanout reaches the display as pixels (no render node here) or a dmabuf. */
+	unsigned before = gpu_peer_updates(d.peer);
+	CHECK_EQ(set_scanout(0, RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-set-scanout");
+	CHECK_EQ(flush(RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-flush");
+	if (gpu_peer_wait_updates(d.peer, before + 1, 2000)) {
+		pthread_mutex_lock(&d.peer->lock);
+		CHECK(d.peer->fb && (d.peer->fb[0] & 0xff00ff) == 0xff0000, "gpu-virgl-scanout-pixels");
+		pthread_mutex_unlock(&d.peer->lock);
+	} else {
+		SKIP("gpu-virgl-scanout-pixels", "scanouts go as dmabufs here");
+	}
+	struct virtio_gpu_ctx_destroy cd = { { VIRTIO_GPU_CMD_CTX_DESTROY, 0, 0, CTX } };
+	CHECK_EQ(cmd(&cd, sizeof(cd)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-destroy");
+	CHECK_EQ(unref(RES), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-unref");
+}
+
+static bool virgl_available(void)
+{
+	char line[256];
+	const char *bin = getenv("VHOSTBOX") ? getenv("VHOSTBOX") : "./vhostbox";
+	snprintf(line, sizeof(line), "'%s' gpu --print-capabilities 2>/dev/null | grep -q '\"virgl\"'", bin);
+	return system(line) == 0;
+}
+
+int main(void)
+{
+	static const char *const args[] = { "--max-memory=32", NULL };
+	char dir[] = "/tmp/t-gpu.XXXXXX";
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(sock, sizeof(sock), "%s/gpu.sock", dir);
+	if (!gpu_drv_open(&d, sock, args, RAM_MIB, true, 640, 480)) {
+		CHECK(false, "gpu-start: %s", d.f ? vuf_error(d.f) : "no connection");
+		gpu_drv_close(&d);
+		return check_exit();
+	}
+	test_queries();
+	test_formats();
+	test_display();
+	test_hostile();
+	if (virgl_available())
+		test_virgl();
+	else
+		SKIP("gpu-virgl", "--print-capabilities does not list virgl here");
+	gpu_drv_close(&d);
+	rmdir(dir);
+	return check_exit();
+}
