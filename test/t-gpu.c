@@ -274,38 +274,38 @@ static uint32_t fbits(float f)
 	return u;
 }
 
-static void test_virgl(void)
+/* tag names the variant in the case names; args start the back-end. */
+static void test_virgl(const char *tag, const char *const *args)
 {
-	static const char *const args[] = { "--virgl", NULL };
 	enum { CTX = 1, RES = 10, SURF = 1, S = 64 };
 
 	gpu_drv_close(&d);
 	if (!gpu_drv_open(&d, sock, args, RAM_MIB, true, 640, 480)) {
-		CHECK(false, "gpu-virgl-start");
+		CHECK(false, "%s-start", tag);
 		return;
 	}
 	struct virtio_gpu_config cfg;
-	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_capsets >= 1, "gpu-virgl-capsets");
+	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_capsets >= 1, "%s-capsets", tag);
 	struct virtio_gpu_get_capset_info ci = { HDR(VIRTIO_GPU_CMD_GET_CAPSET_INFO), 0 };
 	struct virtio_gpu_resp_capset_info info;
 	uint32_t t = gpu_drv_cmd(&d, 0, &ci, sizeof(ci), &info, sizeof(info));
 	CHECK(t == VIRTIO_GPU_RESP_OK_CAPSET_INFO && info.capset_id == VIRTIO_GPU_CAPSET_VIRGL && info.capset_max_size,
-	      "gpu-virgl-capset-info");
+	      "%s-capset-info", tag);
 	struct virtio_gpu_get_capset gc = { HDR(VIRTIO_GPU_CMD_GET_CAPSET), VIRTIO_GPU_CAPSET_VIRGL, 1 };
 	struct virtio_gpu_ctrl_hdr rh;
-	CHECK_EQ(gpu_drv_cmd(&d, 0, &gc, sizeof(gc), &rh, sizeof(rh)), VIRTIO_GPU_RESP_OK_CAPSET, "gpu-virgl-capset");
+	CHECK_EQ(gpu_drv_cmd(&d, 0, &gc, sizeof(gc), &rh, sizeof(rh)), VIRTIO_GPU_RESP_OK_CAPSET, "%s-capset", tag);
 
 	struct virtio_gpu_ctx_create cc = { { VIRTIO_GPU_CMD_CTX_CREATE, 0, 0, CTX }, 4, 0, "test" };
-	CHECK_EQ(cmd(&cc, sizeof(cc)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-create");
+	CHECK_EQ(cmd(&cc, sizeof(cc)), VIRTIO_GPU_RESP_OK_NODATA, "%s-ctx-create", tag);
 	struct virtio_gpu_resource_create_3d rc = { HDR(VIRTIO_GPU_CMD_RESOURCE_CREATE_3D), RES, 2 /* 2D texture */,
 						    VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 2 /* render target */, S, S, 1, 1,
 						    0, 0, 0 };
-	CHECK_EQ(cmd(&rc, sizeof(rc)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-create-3d");
+	CHECK_EQ(cmd(&rc, sizeof(rc)), VIRTIO_GPU_RESP_OK_NODATA, "%s-create-3d", tag);
 	uint64_t mem = vuf_alloc(d.f, S * S * 4, 4096);
 	struct virtio_gpu_mem_entry e = { mem, S * S * 4 };
-	CHECK_EQ(attach(RES, &e, 1, 1), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-attach-backing");
+	CHECK_EQ(attach(RES, &e, 1, 1), VIRTIO_GPU_RESP_OK_NODATA, "%s-attach-backing", tag);
 	struct virtio_gpu_ctx_resource ca = { { VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 0, 0, CTX }, RES };
-	CHECK_EQ(cmd(&ca, sizeof(ca)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-attach");
+	CHECK_EQ(cmd(&ca, sizeof(ca)), VIRTIO_GPU_RESP_OK_NODATA, "%s-ctx-attach", tag);
 
 	/* A surface on the texture, the framebuffer, a clear to (1, 0.5, 0, 1). */
 	struct {
@@ -315,41 +315,56 @@ static void test_virgl(void)
 		  { CMD0(CCMD_CREATE_OBJECT, OBJ_SURFACE, 5), SURF, RES, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 0, 0,
 		    CMD0(CCMD_SET_FRAMEBUFFER_STATE, 0, 3), 1, 0, SURF,
 		    CMD0(CCMD_CLEAR, 0, 8), PIPE_CLEAR_COLOR0, fbits(1.0f), fbits(0.5f), fbits(0.0f), fbits(1.0f), 0, 0, 0 } };
-	CHECK_EQ(cmd(&sub, sizeof(sub)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-submit-3d");
+	CHECK_EQ(cmd(&sub, sizeof(sub)), VIRTIO_GPU_RESP_OK_NODATA, "%s-submit-3d", tag);
 	struct virtio_gpu_transfer_host_3d tf = { { VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, VIRTIO_GPU_FLAG_FENCE, 6, CTX },
 						  { 0, 0, 0, S, S, 1 }, 0, RES, 0, S * 4, 0 };
-	CHECK_EQ(cmd(&tf, sizeof(tf)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-transfer-from-host");
+	CHECK_EQ(cmd(&tf, sizeof(tf)), VIRTIO_GPU_RESP_OK_NODATA, "%s-transfer-from-host", tag);
 	uint8_t px[S * S * 4];
 	vuf_gpa_read(d.f, mem, px, sizeof(px));
 	bool same = true;
 	for (unsigned i = 0; i < S * S && same; i++)
 		same = px[i * 4] == 0 && (px[i * 4 + 1] == 0x7f || px[i * 4 + 1] == 0x80) && px[i * 4 + 2] == 0xff;
-	CHECK(same, "gpu-virgl-clear-reads-back");
+	CHECK(same, "%s-clear-reads-back", tag);
 	if (!same)
 		check_note("first pixel %02x %02x %02x %02x", px[0], px[1], px[2], px[3]);
 
 	/* The result on a scanout reaches the display as pixels (no render node here) or a dmabuf. */
 	unsigned before = gpu_peer_updates(d.peer);
-	CHECK_EQ(set_scanout(0, RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-set-scanout");
-	CHECK_EQ(flush(RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-flush");
+	CHECK_EQ(set_scanout(0, RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "%s-set-scanout", tag);
+	CHECK_EQ(flush(RES, 0, 0, S, S), VIRTIO_GPU_RESP_OK_NODATA, "%s-flush", tag);
 	if (gpu_peer_wait_updates(d.peer, before + 1, 2000)) {
 		pthread_mutex_lock(&d.peer->lock);
-		CHECK(d.peer->fb && (d.peer->fb[0] & 0xff00ff) == 0xff0000, "gpu-virgl-scanout-pixels");
+		CHECK(d.peer->fb && (d.peer->fb[0] & 0xff00ff) == 0xff0000, "%s-scanout-pixels", tag);
 		pthread_mutex_unlock(&d.peer->lock);
 	} else {
-		SKIP("gpu-virgl-scanout-pixels", "scanouts go as dmabufs here");
+		char name[80];
+		snprintf(name, sizeof(name), "%s-scanout-pixels", tag);
+		SKIP(name, "scanouts go as dmabufs here");
 	}
 	struct virtio_gpu_ctx_destroy cd = { { VIRTIO_GPU_CMD_CTX_DESTROY, 0, 0, CTX } };
-	CHECK_EQ(cmd(&cd, sizeof(cd)), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-ctx-destroy");
-	CHECK_EQ(unref(RES), VIRTIO_GPU_RESP_OK_NODATA, "gpu-virgl-unref");
+	CHECK_EQ(cmd(&cd, sizeof(cd)), VIRTIO_GPU_RESP_OK_NODATA, "%s-ctx-destroy", tag);
+	CHECK_EQ(unref(RES), VIRTIO_GPU_RESP_OK_NODATA, "%s-unref", tag);
 }
 
-static bool virgl_available(void)
+/* Does `gpu --print-capabilities` list the feature here? */
+static bool capability(const char *feature)
 {
 	char line[256];
 	const char *bin = getenv("VHOSTBOX") ? getenv("VHOSTBOX") : "./vhostbox";
-	snprintf(line, sizeof(line), "'%s' gpu --print-capabilities 2>/dev/null | grep -q '\"virgl\"'", bin);
+	snprintf(line, sizeof(line), "'%s' gpu --print-capabilities 2>/dev/null | grep -q '\"%s\"'", bin, feature);
 	return system(line) == 0;
+}
+
+/* The first render node, as the back-end's default would pick it. */
+static const char *render_node(void)
+{
+	static char path[64];
+	for (int i = 128; i < 192; i++) {
+		snprintf(path, sizeof(path), "/dev/dri/renderD%d", i);
+		if (access(path, R_OK | W_OK) == 0)
+			return path;
+	}
+	return NULL;
 }
 
 int main(void)
@@ -369,10 +384,22 @@ int main(void)
 	test_formats();
 	test_display();
 	test_hostile();
-	if (virgl_available())
-		test_virgl();
+	static const char *const surfaceless[] = { "--virgl", NULL };
+	if (capability("virgl"))
+		test_virgl("gpu-virgl", surfaceless);
 	else
 		SKIP("gpu-virgl", "--print-capabilities does not list virgl here");
+	/* The render-node path (GBM, dmabuf scanouts) needs a GPU this machine may not have. */
+	char node_arg[80];
+	const char *node = render_node();
+	if (node && capability("render-node")) {
+		snprintf(node_arg, sizeof(node_arg), "--render-node=%s", node);
+		const char *const with_node[] = { "--virgl", node_arg, NULL };
+		test_virgl("gpu-virgl-render-node", with_node);
+	} else {
+		SKIP("gpu-virgl-render-node", node ? "--print-capabilities does not list render-node here"
+						   : "no /dev/dri render node on this host");
+	}
 	gpu_drv_close(&d);
 	rmdir(dir);
 	return check_exit();

@@ -16,6 +16,7 @@ sh test/install-deps.sh || { echo "demo: installing the dependencies failed" >&2
 DEVICES=(
 	"rng | rng                                | vhost-user-rng-pci | virtio_rng | head -c 64 /dev/hwrng | hexdump -C"
 	"blk | blk --blk-file=$VU_TMP/disk.img --serial=vhostbox-demo | vhost-user-blk-pci | virtio_blk | echo \"vda: \$((\$(cat /sys/block/vda/size) / 2048)) MiB, serial \$(cat /sys/block/vda/serial)\"; head -c 48 /dev/vda | hexdump -C"
+	"gpu | gpu | vhost-user-gpu-pci | virtio_gpu | wait_for /dev/fb0 100; echo \"fb0: \$(cat /sys/class/graphics/fb0/virtual_size)\"; printf '\\033[2J\\033[H' > /dev/tty0; echo 'Hello from a display served by vhostbox gpu' > /dev/tty0; echo DEMO-SCREENSHOT; sleep 2"
 )
 
 prepare_blk() {
@@ -58,6 +59,10 @@ for row in "${DEVICES[@]}"; do
 done
 [ ${#shown[@]} -gt 0 ] || die "no device could be started"
 
+# The cloud kernel has no virtio-gpu driver: with a gpu, boot the full Debian kernel.
+if [[ " ${shown[*]} " == *" gpu "* ]] && [ -z "${VU_KERNEL:-}" ]; then
+	VU_KERNEL=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | grep -v cloud | sort -V | tail -n 1)
+fi
 vu_initramfs "${modules[@]}" || die "$VU_WHY"
 
 # What the guest runs: a listing of its virtio devices, then each device's command.
@@ -85,6 +90,16 @@ tail -n +1 -f --pid="$VU_QEMU_PID" "$VU_SERIAL" 2>/dev/null | sed -u 's/\r$//' &
 vu_track $!
 tail_pid=$!
 
+# The gpu row asks for a picture of the guest's display while its text is up.
+if [[ " ${shown[*]} " == *" gpu "* ]] && vu_wait_serial 'DEMO-SCREENSHOT' 60; then
+	mkdir -p build
+	if vu_qmp screendump "{\"filename\": \"$VU_TMP/screen.ppm\"}" > /dev/null &&
+		python3 test/guest/screen.py "$VU_TMP/screen.ppm" build/demo-gpu.png 1280 800 1 20 > /dev/null; then
+		echo "demo: the guest's display is in build/demo-gpu.png"
+	else
+		echo "demo: the screenshot of the guest's display failed"
+	fi
+fi
 if ! vu_wait_serial 'GUEST-DONE' 60; then
 	echo "demo: $VU_WHY"
 	VU_FAILED=1
