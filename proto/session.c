@@ -668,11 +668,16 @@ static const char *set_backend_req_fd(struct ctx *c)
 	return NULL;
 }
 
+/* Writing 0 is a device reset (virtio): the device drops what the driver set up. */
 static const char *set_status(struct ctx *c)
 {
+	struct vu_session *s = c->s;
+
 	if (c->m->p.u64 > 0xff)
 		return "device status beyond 8 bits";
-	c->s->status = c->m->p.u64;
+	if (c->m->p.u64 == 0 && s->status != 0 && s->dev->type->reset)
+		s->dev->type->reset(s->dev);
+	s->status = c->m->p.u64;
 	return NULL;
 }
 
@@ -764,7 +769,6 @@ static const bool leaves_rings_alone[VU_REQ_MAX] = {
 	[VU_REQ_GET_QUEUE_NUM] = true,
 	[VU_REQ_GET_MAX_MEM_SLOTS] = true,
 	[VU_REQ_GET_STATUS] = true,
-	[VU_REQ_SET_STATUS] = true,
 	[VU_REQ_GET_CONFIG] = true,
 	[VU_REQ_SET_CONFIG] = true,
 	[VU_REQ_SET_OWNER] = true,

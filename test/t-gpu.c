@@ -206,6 +206,18 @@ static void test_display(void)
 	unref(3);
 }
 
+/* A guest reboot: QEMU stops the rings and writes status 0; the next driver reuses ids. */
+static void test_status_reset(void)
+{
+	CHECK_EQ(create_2d(77, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 16, 16), VIRTIO_GPU_RESP_OK_NODATA,
+		 "gpu-status-reset-create");
+	CHECK(vuf_set_status(d.f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK) == 0 &&
+	      vuf_set_status(d.f, 0) == 0, "gpu-status-reset-acked");
+	CHECK_EQ(create_2d(77, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 16, 16), VIRTIO_GPU_RESP_OK_NODATA,
+		 "gpu-status-reset-id-free-again");
+	CHECK_EQ(unref(77), VIRTIO_GPU_RESP_OK_NODATA, "gpu-status-reset-unref");
+}
+
 static void test_hostile(void)
 {
 	uint64_t mem = vuf_alloc(d.f, 16 * 16 * 4, 4096);
@@ -384,6 +396,7 @@ int main(void)
 	test_formats();
 	test_display();
 	test_hostile();
+	test_status_reset();
 	static const char *const surfaceless[] = { "--virgl", NULL };
 	if (capability("virgl"))
 		test_virgl("gpu-virgl", surfaceless);
