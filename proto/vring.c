@@ -38,6 +38,9 @@ bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem)
 	vq->desc = vu_mem_uva(mem, vq->desc_uva, 16 * n);
 	vq->avail = vu_mem_uva(mem, vq->avail_uva, 4 + 2 * n + 2);
 	vq->used = vu_mem_uva(mem, vq->used_uva, 4 + 8 * n + 2);
+	/* A region whose user address and file offset disagree could misalign our view. */
+	if (((uintptr_t)vq->desc & 15) || ((uintptr_t)vq->avail & 1) || ((uintptr_t)vq->used & 3))
+		vq->desc = NULL;
 	return vu_vring_ready(vq);
 }
 

@@ -184,9 +184,9 @@ fi
 # Things install did not put there stay.
 mkdir -p "$D/usr/share/qemu/vhost-user" "$D/usr/libexec"
 echo '{}' > "$D/usr/share/qemu/vhost-user/40-other.json"
-ln -s /usr/lib/other/vhost-user-gpu "$D/usr/libexec/vhost-user-gpu"
+ln -s /usr/lib/other/vhost-user-other "$D/usr/libexec/vhost-user-other"
 echo other > "$D/usr/bin/other"
-foreign=$(printf '%s\n' usr/bin/other usr/libexec/vhost-user-gpu usr/share/qemu/vhost-user/40-other.json | LC_ALL=C sort)
+foreign=$(printf '%s\n' usr/bin/other usr/libexec/vhost-user-other usr/share/qemu/vhost-user/40-other.json | LC_ALL=C sort)
 
 if ! mk "$D" uninstall; then
 	fail uninstall "$(make_failed uninstall)"
