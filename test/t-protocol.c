@@ -1797,8 +1797,9 @@ static void test_lifecycle(void)
 	rss1 = vuf_backend_rss_kb(lb);
 	check_note("lifecycle: fds %d -> %d (idle %d), VmRSS %ld -> %ld KiB", fds0, fds1, idle, rss0, rss1);
 	CHECK_EQ(ok, 100, "lifecycle: 100 connect/negotiate/ring/request/disconnect cycles all served");
-	CHECK_EQ(fds1, idle, "lifecycle: back-end fd count back to idle after 100 cycles");
-	CHECK_EQ(fds1, fds0, "lifecycle: no fd growth between cycle 10 and cycle 100");
+	/* "idle" may have caught a transient fd (a sanitizer's, a closing session's): no growth is the rule. */
+	CHECK(fds1 > 0 && fds1 <= idle, "lifecycle: back-end fd count back to idle after 100 cycles");
+	CHECK(fds1 <= fds0, "lifecycle: no fd growth between cycle 10 and cycle 100");
 	CHECK(rss0 > 0 && rss1 > 0 && rss1 - rss0 < 1024, "lifecycle: VmRSS growth under 1 MiB over 90 cycles");
 	CHECK_EQ(vuf_backend_stop(lb, 3000), 0, "lifecycle: back-end exits 0 on SIGTERM when idle");
 }
