@@ -239,6 +239,12 @@ void vu_loop_stop(struct vu_loop *loop)
 	loop->stop = true;
 }
 
+void vu_loop_fail(struct vu_loop *loop)
+{
+	loop->signal = -1;
+	loop->stop = true;
+}
+
 /* ---- worker threads ------------------------------------------------------------ */
 
 static void on_call(void *opaque, int fd, uint32_t events)

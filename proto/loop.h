@@ -33,9 +33,14 @@ void vu_timer_free(struct vu_timer *t);
 /* SIGTERM and SIGINT end vu_loop_run(); they are blocked and read through a signalfd. */
 int vu_loop_catch_signals(struct vu_loop *loop);
 
-/* Runs until vu_loop_stop() or a caught signal. Returns the signal number, or 0. */
+/*
+ * Runs until vu_loop_stop() or a caught signal. Returns the signal number, or 0;
+ * -1 after vu_loop_fail() (or when polling itself fails).
+ */
 int vu_loop_run(struct vu_loop *loop);
 void vu_loop_stop(struct vu_loop *loop);
+/* Ends vu_loop_run() with -1: something the program cannot serve without is gone. */
+void vu_loop_fail(struct vu_loop *loop);
 
 /*
  * Loops on worker threads (devices that spread queues over cores). A worker loop
