@@ -28,9 +28,11 @@ blk_SRCS := dev/blk.c dev/blk-io.c
 blk_PKGS := liburing
 gpu_SRCS := dev/gpu.c dev/gpu-2d.c dev/gpu-scanout.c dev/gpu-virgl.c
 gpu_PKGS := virglrenderer epoxy gbm libdrm
+input_SRCS := dev/input.c dev/input-evdev.c dev/input-frames.c
+input_PKGS := libevdev
 
 have_pkgs = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
-KNOWN_DEVICES := rng blk gpu
+KNOWN_DEVICES := rng blk gpu input
 ALL_DEVICES   := $(foreach d,$(KNOWN_DEVICES),$(if $($(d)_PKGS),$(if $(call have_pkgs,$($(d)_PKGS)),$(d)),$(d)))
 LEFT_OUT      := $(filter-out $(ALL_DEVICES),$(KNOWN_DEVICES))
 ifneq ($(LEFT_OUT),)

@@ -16,7 +16,19 @@ $(B)/test/t-%: $(B)/test/t-%.o $(TEST_LIB) $(CORE_OBJS)
 
 -include $(TEST_BINS:=.d) $(TEST_LIB:.o=.d)
 
-tests: $(BIN) $(TEST_BINS)
+# The input tests emulate evdev devices with umockdev (test/evdev-mock.c); the
+# guest test drives them through build/test/evdev-mock-run.
+UMOCKDEV_CFLAGS := $(shell $(PKG_CONFIG) --cflags umockdev-1.0 2>/dev/null)
+UMOCKDEV_LIBS   := $(shell $(PKG_CONFIG) --libs umockdev-1.0 2>/dev/null)
+EVDEV_MOCK      := $(B)/test/evdev-mock.o
+$(EVDEV_MOCK) $(B)/test/t-input.o $(B)/test/evdev-mock-run.o: CPPFLAGS += $(UMOCKDEV_CFLAGS)
+$(B)/test/t-input: $(EVDEV_MOCK)
+$(B)/test/t-input: LIBS += $(UMOCKDEV_LIBS)
+$(B)/test/evdev-mock-run: $(B)/test/evdev-mock-run.o $(EVDEV_MOCK)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(UMOCKDEV_LIBS)
+-include $(EVDEV_MOCK:.o=.d) $(B)/test/evdev-mock-run.d
+
+tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run
 
 # A second, sanitized build of everything in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -26,7 +38,7 @@ asan:
 
 build/asan/vhostbox-asan: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
-tests-asan: $(TEST_BINS)
+tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run
 
 deps:
 	@sh test/install-deps.sh
