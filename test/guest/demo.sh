@@ -13,11 +13,37 @@ sh test/install-deps.sh || { echo "demo: installing the dependencies failed" >&2
 # The guest command (the rest of the line, pipes allowed) runs in the guest's busybox
 # shell and shows the device at work. A function prepare_NAME, if defined, runs on the
 # host first (e.g. to create a disk image). $VU_TMP is this run's scratch directory.
+# The input row's guest command: the device's name, then the events the host injects.
+input_show='for e in /sys/class/input/event*; do case "$(cat $e/device/name)" in *vhostbox*) ev=${e##*/} ;; esac; done; echo "input device: $ev, $(cat /sys/class/input/$ev/device/name)"; dd if=/dev/input/$ev of=/tmp/ev bs=24 count=4 2>/dev/null & sleep 0.5; echo DEMO-INPUT-READY; wait; od -An -v -tu2 -w24 /tmp/ev | awk "{ printf \"read event type %s code %s value %d\\n\", \$9, \$10, \$11 + \$12 * 65536 }"'
 DEVICES=(
 	"rng | rng                                | vhost-user-rng-pci | virtio_rng | head -c 64 /dev/hwrng | hexdump -C"
 	"blk | blk --blk-file=$VU_TMP/disk.img --serial=vhostbox-demo | vhost-user-blk-pci | virtio_blk | echo \"vda: \$((\$(cat /sys/block/vda/size) / 2048)) MiB, serial \$(cat /sys/block/vda/serial)\"; head -c 48 /dev/vda | hexdump -C"
+	"input | input --evdev-path=/dev/input/event0 | vhost-user-input-pci | virtio_input evdev | $input_show"
 	"gpu | gpu | vhost-user-gpu-pci | virtio_gpu | wait_for /dev/fb0 100; echo \"fb0: \$(cat /sys/class/graphics/fb0/virtual_size)\"; printf '\\033[2J\\033[H' > /dev/tty0; echo 'Hello from a display served by vhostbox gpu' > /dev/tty0; echo DEMO-SCREENSHOT; sleep 2"
 )
+
+# The input back-end runs under the evdev emulation (no /dev/input here): an
+# emulated keyboard is /dev/input/event0 in its view; lines written to the fifo
+# $VU_TMP/input.in drive it. A sleeping holder keeps the fifo open (no shell fd, so
+# nothing started later inherits it); killing the holder ends the emulation.
+start_input() {
+	local mock=build/test/evdev-mock-run sock
+	sock=$(vu_socket input)
+	[ -x "$mock" ] || { VU_WHY="no $mock (make tests builds it)"; return 1; }
+	mkfifo "$VU_TMP/input.in" || return 1
+	"$mock" --device 0=keyboard -- "$VHOSTBOX" "$@" --socket-path="$sock" \
+		< "$VU_TMP/input.in" > "$VU_TMP/input.log" 2>&1 &
+	VU_BACKEND_PID[input]=$!
+	vu_track $!
+	sleep 100000 > "$VU_TMP/input.in" &
+	input_holder=$!
+	vu_track $!
+	for _ in $(seq 250); do [ -S "$sock" ] && return 0; sleep 0.02; done
+	VU_WHY="no socket: $(head -c 300 "$VU_TMP/input.log")"
+	return 1
+}
+# The end of its stdin ends the emulation, which stops the back-end with SIGTERM.
+stop_input() { vu_kill "$input_holder"; }
 
 prepare_blk() {
 	printf 'Hello from a disk served by vhostbox blk.\n' > "$VU_TMP/disk.img" &&
@@ -46,7 +72,10 @@ for row in "${DEVICES[@]}"; do
 	if declare -F "prepare_$name" > /dev/null && ! "prepare_$name"; then
 		echo "demo: leaving out $name: preparing it failed"; continue
 	fi
-	if ! vu_start_backend "$name" "${backend[@]}"; then
+	start=vu_start_backend
+	declare -F "start_$name" > /dev/null && start=start_$name
+	if ! { [ "$start" = vu_start_backend ] && vu_start_backend "$name" "${backend[@]}"; } &&
+		! { [ "$start" != vu_start_backend ] && "$start" "${backend[@]}"; }; then
 		echo "demo: leaving out $name: $VU_WHY"; continue
 	fi
 	echo "demo: $VHOSTBOX ${backend[*]} --socket-path=$(vu_socket "$name")"
@@ -90,6 +119,10 @@ tail -n +1 -f --pid="$VU_QEMU_PID" "$VU_SERIAL" 2>/dev/null | sed -u 's/\r$//' &
 vu_track $!
 tail_pid=$!
 
+# The input row waits for a key press: A down and up, each closed by SYN_REPORT.
+if [[ " ${shown[*]} " == *" input "* ]] && vu_wait_serial 'DEMO-INPUT-READY' 60; then
+	printf '%s\n' "send 0 1 30 1" "send 0 0 0 0" "send 0 1 30 0" "send 0 0 0 0" > "$VU_TMP/input.in"
+fi
 # The gpu row asks for a picture of the guest's display while its text is up.
 if [[ " ${shown[*]} " == *" gpu "* ]] && vu_wait_serial 'DEMO-SCREENSHOT' 60; then
 	mkdir -p build
@@ -109,8 +142,8 @@ vu_wait_exit "$tail_pid" 3 || vu_kill "$tail_pid"
 echo "demo: the guest ran for $(vu_since "$t0") s; stopping the back-ends"
 for name in "${shown[@]}"; do
 	pid=${VU_BACKEND_PID[$name]}
-	kill -TERM "$pid" 2>/dev/null
-	if vu_wait_exit "$pid" 3; then
+	if declare -F "stop_$name" > /dev/null; then "stop_$name"; else kill -TERM "$pid" 2>/dev/null; fi
+	if vu_wait_exit "$pid" 5; then
 		echo "demo: $name back-end exited with status $VU_STATUS"
 		[ "$VU_STATUS" = 0 ] || VU_FAILED=1
 	else
