@@ -30,9 +30,10 @@ gpu_SRCS := dev/gpu.c dev/gpu-2d.c dev/gpu-scanout.c dev/gpu-virgl.c
 gpu_PKGS := virglrenderer epoxy gbm libdrm
 input_SRCS := dev/input.c dev/input-evdev.c dev/input-frames.c
 input_PKGS := libevdev
+net_SRCS := dev/net.c dev/net-ring.c dev/net-switch.c dev/net-tap.c
 
 have_pkgs = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
-KNOWN_DEVICES := rng blk gpu input
+KNOWN_DEVICES := rng blk gpu input net
 ALL_DEVICES   := $(foreach d,$(KNOWN_DEVICES),$(if $($(d)_PKGS),$(if $(call have_pkgs,$($(d)_PKGS)),$(d)),$(d)))
 LEFT_OUT      := $(filter-out $(ALL_DEVICES),$(KNOWN_DEVICES))
 ifneq ($(LEFT_OUT),)

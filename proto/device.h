@@ -59,6 +59,11 @@ struct vu_device_type {
 	 */
 	void (*reset)(struct vu_dev *dev);
 	void (*destroy)(struct vu_dev *dev);
+	/*
+	 * The front-end acked these features (SET_FEATURES); rings are paused. Devices
+	 * whose data layout depends on them (virtio-net's header size) look here.
+	 */
+	void (*set_features)(struct vu_dev *dev, uint64_t features);
 
 	/*
 	 * Device-specific front-end messages, decoded by the session. A hook that is

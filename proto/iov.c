@@ -47,6 +47,38 @@ size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const
 	return copy(iov, n, offset, (void *)buf, len, 0);
 }
 
+size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const struct iovec *src,
+		   unsigned sn, size_t soff, size_t len)
+{
+	unsigned d = 0, s = 0;
+	size_t done = 0;
+
+	while (d < dn && doff >= dst[d].iov_len)
+		doff -= dst[d++].iov_len;
+	while (s < sn && soff >= src[s].iov_len)
+		soff -= src[s++].iov_len;
+	while (done < len && d < dn && s < sn) {
+		size_t chunk = len - done;
+		if (chunk > dst[d].iov_len - doff)
+			chunk = dst[d].iov_len - doff;
+		if (chunk > src[s].iov_len - soff)
+			chunk = src[s].iov_len - soff;
+		memcpy((char *)dst[d].iov_base + doff, (const char *)src[s].iov_base + soff, chunk);
+		done += chunk;
+		doff += chunk;
+		soff += chunk;
+		if (doff == dst[d].iov_len) {
+			d++;
+			doff = 0;
+		}
+		if (soff == src[s].iov_len) {
+			s++;
+			soff = 0;
+		}
+	}
+	return done;
+}
+
 int vu_iov_slice(const struct iovec *src, unsigned n, size_t offset, size_t len,
 		 struct iovec *dst, unsigned max)
 {

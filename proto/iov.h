@@ -12,6 +12,12 @@ size_t vu_iov_size(const struct iovec *iov, unsigned n);
 size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
 size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len);
 /*
+ * Copies len bytes from src (starting at soff) to dst (starting at doff); returns
+ * the bytes copied, less than len where either side ends first.
+ */
+size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const struct iovec *src,
+		   unsigned sn, size_t soff, size_t len);
+/*
  * Describes bytes [offset, offset+len) of src as iovecs in dst (at most max).
  * Returns the count, or -1 if the range is not inside src or needs more than max.
  */

@@ -269,6 +269,8 @@ static const char *set_features(struct ctx *c)
 	if (f & ~(offered_features(s) | honoured_unoffered))
 		return "front-end acked features that were neither offered nor supported";
 	s->features = f;
+	if (s->dev->type->set_features)
+		s->dev->type->set_features(s->dev, f);
 	for (unsigned i = 0; i < s->nq; i++) {
 		struct queue *q = &s->q[i];
 		q->vring.event_idx = f & (1ull << VIRTIO_RING_F_EVENT_IDX);

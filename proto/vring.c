@@ -175,6 +175,11 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 	return 1;
 }
 
+void vu_vring_unpop(struct vu_vring *vq, unsigned n)
+{
+	vq->last_avail -= n;
+}
+
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
 {
 	struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + vq->pending) % vq->num];

@@ -77,6 +77,12 @@ bool vu_vring_ready(const struct vu_vring *vq);
  * is empty, -1 when the ring is (now) broken.
  */
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
+/*
+ * Gives back the last n popped requests, not pushed: they are popped again next.
+ * For devices that find a request unusable only after taking it (a packet larger
+ * than the buffers popped for it); not for rings with an inflight region.
+ */
+void vu_vring_unpop(struct vu_vring *vq, unsigned n);
 /* Records a completion; it becomes visible to the driver at vu_vring_flush(). */
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */

@@ -8,7 +8,7 @@ set -eu
 PKGS="gcc make pkg-config libjansson-dev liburing-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 \
       libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev linux-image-amd64 \
-      libevdev-dev umockdev libumockdev-dev"
+      libevdev-dev umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
 GUI_PKG="qemu-system-gui"
