@@ -142,14 +142,6 @@ static struct vu_dev *blk_create(void)
 	return &b->dev;
 }
 
-static int option_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "%s: ", vu_log_name());
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	return -1;
-}
-
 static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
 {
 	struct blk *b = (struct blk *)dev;
@@ -168,26 +160,26 @@ static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const
 		b->writethrough = true;
 	else if (!strcmp(name, "serial")) {
 		if (strlen(arg) > ID_BYTES)
-			return option_error("--serial '%s' is longer than 20 bytes", arg);
+			return vu_option_error("--serial '%s' is longer than 20 bytes", arg);
 		strncpy(b->serial, arg, ID_BYTES);
 	} else if (!strcmp(name, "num-queues")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 1 || n > MAX_QUEUES)
-			return option_error("--num-queues must be 1..64, not '%s'", arg);
+			return vu_option_error("--num-queues must be 1..64, not '%s'", arg);
 		dev->num_queues = n;
 	} else if (!strcmp(name, "queue-size")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 2 || n > 32768 || (n & (n - 1)))
-			return option_error("--queue-size must be a power of 2, 2..32768, not '%s'", arg);
+			return vu_option_error("--queue-size must be a power of 2, 2..32768, not '%s'", arg);
 		dev->max_queue_size = n;
 	} else if (!strcmp(name, "threads")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 1 || n > MAX_THREADS)
-			return option_error("--threads must be 1..64, not '%s'", arg);
+			return vu_option_error("--threads must be 1..64, not '%s'", arg);
 		b->nthreads = n;
 	} else if (!strcmp(name, "logical-block-size")) {
 		if (strcmp(arg, "512") && strcmp(arg, "4096"))
-			return option_error("--logical-block-size must be 512 or 4096, not '%s'", arg);
+			return vu_option_error("--logical-block-size must be 512 or 4096, not '%s'", arg);
 		b->block_size = atoi(arg);
 	}
 	return 0;

@@ -45,14 +45,6 @@ static struct vu_dev *gpu_create(void)
 	return &g->dev;
 }
 
-static int option_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "%s: ", vu_log_name());
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	return -1;
-}
-
 static int gpu_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
 {
 	struct gpu *g = (struct gpu *)dev;
@@ -65,12 +57,12 @@ static int gpu_set_option(struct vu_dev *dev, const struct vu_option *opt, const
 	else if (!strcmp(opt->name, "max-outputs")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 1 || n > VIRTIO_GPU_MAX_SCANOUTS)
-			return option_error("--max-outputs must be 1..16, not '%s'", arg);
+			return vu_option_error("--max-outputs must be 1..16, not '%s'", arg);
 		g->max_outputs = n;
 	} else if (!strcmp(opt->name, "max-memory")) {
 		unsigned long n = strtoul(arg, &end, 10);
 		if (*end || !*arg || n < 1 || n > (1ul << 20))
-			return option_error("--max-memory must be 1..1048576 (MiB), not '%s'", arg);
+			return vu_option_error("--max-memory must be 1..1048576 (MiB), not '%s'", arg);
 		g->max_memory = (uint64_t)n << 20;
 	}
 	return 0;

@@ -86,12 +86,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-static int option_error(const char *what, const char *arg)
-{
-	fprintf(stderr, "%s: %s, not '%s'\n", vu_log_name(), what, arg);
-	return -1;
-}
-
 static bool parse_num(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -135,32 +129,32 @@ static int net_set_option(struct vu_dev *dev, const struct vu_option *opt, const
 		char tail;
 		if (sscanf(arg, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%c", &m[0], &m[1], &m[2], &m[3], &m[4],
 			   &m[5], &tail) != 6 || strlen(arg) != 17 || (m[0] & 1))
-			return option_error("--mac needs a unicast address like 52:54:00:12:34:56", arg);
+			return vu_option_error("--mac needs a unicast address like 52:54:00:12:34:56, not '%s'", arg);
 		memcpy(n->mac, m, NET_ALEN);
 	} else if (!strcmp(name, "queues")) {
 		if (!parse_num(arg, 1, NET_MAX_PAIRS, &v))
-			return option_error("--queues must be 1..16", arg);
+			return vu_option_error("--queues must be 1..16, not '%s'", arg);
 		n->max_pairs = v;
 		dev->num_queues = 2 * v + 1;
 	} else if (!strcmp(name, "mtu")) {
 		if (!parse_num(arg, 68, 65535, &v))
-			return option_error("--mtu must be 68..65535", arg);
+			return vu_option_error("--mtu must be 68..65535, not '%s'", arg);
 		n->config.mtu = v;
 	} else if (!strcmp(name, "tap")) {
 		if (!*arg || strlen(arg) >= 16)
-			return option_error("--tap needs an interface name of 1..15 bytes", arg);
+			return vu_option_error("--tap needs an interface name of 1..15 bytes, not '%s'", arg);
 		n->tap_name = arg;
 	} else if (!strcmp(name, "tap-fd")) {
 		if (!parse_num(arg, 0, 65535, &v))
-			return option_error("--tap-fd needs a file descriptor number", arg);
+			return vu_option_error("--tap-fd needs a file descriptor number, not '%s'", arg);
 		n->tap_fd = v;
 	} else if (!strcmp(name, "poll-us")) {
 		if (!parse_num(arg, 0, 1000000, &v))
-			return option_error("--poll-us must be 0..1000000", arg);
+			return vu_option_error("--poll-us must be 0..1000000, not '%s'", arg);
 		n->poll_ns = v * 1000;
 	} else if (!strcmp(name, "ageing")) {
 		if (!parse_num(arg, 1, 1000000, &v))
-			return option_error("--ageing must be 1..1000000 seconds", arg);
+			return vu_option_error("--ageing must be 1..1000000 seconds, not '%s'", arg);
 		net_switch_set_ageing(v);
 	}
 	return 0;

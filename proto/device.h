@@ -83,6 +83,12 @@ struct vu_dev {
 	unsigned max_queue_size;      /* largest ring accepted (SET_VRING_NUM); 32768 unless set */
 };
 
+/*
+ * For set_option: prints the one-line usage error ("NAME: " + fmt with arg) and
+ * returns -1, which makes the program exit with status 2.
+ */
+int vu_option_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
 /* Creates an instance of the type with the type's defaults filled in. */
 struct vu_dev *vu_device_create(const struct vu_device_type *type);
 
