@@ -383,17 +383,30 @@ static uint32_t detach_backing(struct gpu *g, struct gpu_cmd *cmd)
 	return 0;
 }
 
+struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
+				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err)
+{
+	struct gpu_res *res;
+
+	if (!gpu_cmd_read(cmd, 0, t, sizeof(*t)))
+		*err = VIRTIO_GPU_RESP_ERR_UNSPEC;
+	else if (!(res = gpu_res_find(g, t->resource_id)))
+		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	else if (!gpu_rect_inside(&t->r, res->width, res->height))
+		*err = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	else
+		return res;
+	return NULL;
+}
+
 static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 {
 	struct virtio_gpu_transfer_to_host_2d t;
+	uint32_t err;
+	struct gpu_res *res = gpu_transfer_2d_read(g, cmd, &t, &err);
 
-	if (!gpu_cmd_read(cmd, 0, &t, sizeof(t)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	struct gpu_res *res = gpu_res_find(g, t.resource_id);
 	if (!res)
-		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (!gpu_rect_inside(&t.r, res->width, res->height))
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		return err;
 	if (!res->backing.entries)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	if (!t.r.width || !t.r.height)

@@ -395,14 +395,11 @@ static uint32_t detach_backing(struct gpu *g, struct gpu_cmd *cmd)
 static uint32_t transfer_2d(struct gpu *g, struct gpu_cmd *cmd)
 {
 	struct virtio_gpu_transfer_to_host_2d t;
+	uint32_t err;
+	struct gpu_res *res = gpu_transfer_2d_read(g, cmd, &t, &err);
 
-	if (!gpu_cmd_read(cmd, 0, &t, sizeof(t)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	struct gpu_res *res = gpu_res_find(g, t.resource_id);
 	if (!res)
-		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (!gpu_rect_inside(&t.r, res->width, res->height))
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		return err;
 	if (!backing_current(g, res))
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	struct virtio_gpu_box box = { t.r.x, t.r.y, 0, t.r.width, t.r.height, 1 };

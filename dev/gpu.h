@@ -118,6 +118,12 @@ void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
 bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
 /* Checks a rectangle against a width x height area. */
 bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
+/*
+ * Reads a TRANSFER_TO_HOST_2D command (2D and virgl share it): the resource, with
+ * the rectangle inside it, or NULL with *err set to the response code.
+ */
+struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
+				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
 /* Shows or hides scanouts whose resource is res (disabling them). */
 void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
 /* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */

@@ -346,3 +346,22 @@ vu_stop_qemu() {
 	vu_alive "$VU_QEMU_PID" && QMP_TIMEOUT=3 vu_qmp quit > /dev/null 2>&1
 	vu_wait_exit "$VU_QEMU_PID" "${1:-5}" || { vu_kill "$VU_QEMU_PID"; VU_STATUS=137; }
 }
+
+# vu_sigterm_backend NAME: SIGTERM the back-end NAME; returns 0 if it exited with
+# status 0 within 1 s (the time is printed), else 1 with VU_WHY set.
+vu_sigterm_backend() {
+	local pid=${VU_BACKEND_PID[$1]} t
+	if ! vu_alive "$pid"; then
+		vu_reap "$pid"
+		VU_WHY="the back-end had already exited (status $VU_STATUS)"
+		return 1
+	fi
+	t=$(vu_now)
+	kill -TERM "$pid"
+	if ! vu_wait_exit "$pid" 1; then
+		VU_WHY="still running 1 s after SIGTERM"
+		return 1
+	fi
+	[ "$VU_STATUS" = 0 ] || { VU_WHY="exited with status $VU_STATUS after SIGTERM"; return 1; }
+	echo "# back-end exited $(vu_since "$t") s after SIGTERM"
+}

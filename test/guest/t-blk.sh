@@ -150,15 +150,9 @@ fi
 echo "# crash test: $kills SIGKILLs, $n_acked blocks acknowledged, $n_bad of them wrong on disk"
 
 # ---- 4. SIGTERM during the writes -------------------------------------------------------------
-pid=${VU_BACKEND_PID[blk0]}
-t_term=$(vu_now)
-kill -TERM "$pid"
-if ! vu_wait_exit "$pid" 1; then
-	vu_fail guest-blk-sigterm "still running 1 s after SIGTERM"
-elif [ "$VU_STATUS" != 0 ]; then
-	vu_fail guest-blk-sigterm "exited with status $VU_STATUS after SIGTERM"
+if ! vu_sigterm_backend blk0; then
+	vu_fail guest-blk-sigterm "$VU_WHY"
 else
-	echo "# back-end exited $(vu_since "$t_term") s after SIGTERM"
 	sleep 0.3 # anything the guest printed before it noticed
 	read -r n_acked n_bad rest <<< "$(verify)"
 	if [ "$n_bad" = 0 ]; then

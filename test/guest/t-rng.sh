@@ -76,21 +76,10 @@ if [ "${VU_RNG_BUILTIN:-0}" = 1 ]; then
 else
 	# The guest loop keeps the ring busy; give it a moment to have requests in flight.
 	sleep 0.2
-	pid=${VU_BACKEND_PID[rng0]}
-	if ! vu_alive "$pid"; then
-		vu_reap "$pid"
-		vu_fail guest-rng-sigterm "the back-end had already exited (status $VU_STATUS)"
+	if vu_sigterm_backend rng0; then
+		vu_pass guest-rng-sigterm
 	else
-		t_term=$(vu_now)
-		kill -TERM "$pid"
-		if ! vu_wait_exit "$pid" 1; then
-			vu_fail guest-rng-sigterm "still running 1 s after SIGTERM"
-		elif [ "$VU_STATUS" != 0 ]; then
-			vu_fail guest-rng-sigterm "exited with status $VU_STATUS after SIGTERM"
-		else
-			echo "# back-end exited $(vu_since "$t_term") s after SIGTERM"
-			vu_pass guest-rng-sigterm
-		fi
+		vu_fail guest-rng-sigterm "$VU_WHY"
 	fi
 fi
 
