@@ -182,9 +182,17 @@ bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
 	uint64_t off = 0;
 	for (unsigned i = 0; i < b->nentries; i++) {
 		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, b->iov + j, n - j);
-		for (int m = 0; m < k; m++, j++) {
-			off += b->iov[j].iov_len;
-			b->iov_end[j] = off;
+		for (int m = 0; m < k; m++) {
+			struct iovec *v = &b->iov[j + m];
+			off += v->iov_len;
+			/* Pages that follow each other in host memory become one iovec: fewer, longer copies. */
+			if (j && (uint8_t *)b->iov[j - 1].iov_base + b->iov[j - 1].iov_len == (uint8_t *)v->iov_base) {
+				b->iov[j - 1].iov_len += v->iov_len;
+				b->iov_end[j - 1] = off;
+				continue;
+			}
+			b->iov[j] = *v;
+			b->iov_end[j++] = off;
 		}
 	}
 	b->niov = j;
@@ -454,12 +462,20 @@ static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const
 	if (x0 >= x1 || y0 >= y1)
 		return;
 	uint32_t w = x1 - x0, h = y1 - y0;
+	struct gpu_msg_update head = { i, x0 - s->x, y0 - s->y, w, h };
+	size_t stride = (size_t)res->width * BPP;
+	const uint8_t *src = res->pixels + y0 * stride + (size_t)x0 * BPP;
+	/* Whole rows of a format already in the display's byte order are sent as they are. */
+	bool as_is = res->format == VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM || res->format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM;
+	if (as_is && (w == res->width || h == 1)) {
+		gpu_chan_send_lent(g, GPU_MSG_UPDATE, &head, sizeof(head), src, w * h * BPP);
+		return;
+	}
 	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * BPP);
 	if (!m)
 		return;
-	*m = (struct gpu_msg_update){ i, x0 - s->x, y0 - s->y, w, h };
-	size_t stride = (size_t)res->width * BPP;
-	gpu_convert_rows(res->format, res->pixels + y0 * stride + (size_t)x0 * BPP, stride, m->data, w, h, false);
+	*m = head;
+	gpu_convert_rows(res->format, src, stride, m->data, w, h, false);
 }
 
 static uint32_t flush(struct gpu *g, struct gpu_cmd *cmd)

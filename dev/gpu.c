@@ -244,9 +244,9 @@ static void start(struct gpu *g, struct gpu_cmd *cmd)
 		gpu_2d_command(g, cmd);
 }
 
-static bool ctrl_blocked(const struct gpu *g)
+static bool ctrl_blocked(struct gpu *g)
 {
-	return g->ctrl_waiting || !g->free || gpu_chan_backlogged(g);
+	return g->ctrl_waiting || !g->free || gpu_chan_busy(g);
 }
 
 static void ctrl_kick(struct gpu *g, struct vu_vring *vq)

@@ -141,8 +141,11 @@ bool gpu_format_valid(uint32_t format);
 
 int gpu_chan_open(struct gpu *g, int fd);
 void gpu_chan_close(struct gpu *g);
-/* Too much is queued for the front-end: stop taking requests until it reads. */
-bool gpu_chan_backlogged(const struct gpu *g);
+/*
+ * Too much is queued for the front-end, or lent pixels are not read yet: the
+ * control queue stops taking requests; gpu_resume() runs when that ends.
+ */
+bool gpu_chan_busy(struct gpu *g);
 /* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */
 bool gpu_chan_has_edid(const struct gpu *g);
 bool gpu_chan_has_dmabuf2(const struct gpu *g);
@@ -162,6 +165,13 @@ bool gpu_chan_call(struct gpu *g, uint32_t request, const void *payload, uint32_
 		   gpu_reply_fn fn, struct gpu_cmd *cmd);
 /* Gives up waiting on behalf of commands (their fn runs with NULL); late replies are dropped. */
 void gpu_chan_abandon(struct gpu *g);
+/*
+ * Queues a message whose payload is head (copied) then len bytes of a resource's
+ * pixels, not copied: the control queue waits (gpu_chan_busy) until they are
+ * sent, so commands cannot change or free them meanwhile.
+ */
+void gpu_chan_send_lent(struct gpu *g, uint32_t request, const void *head, uint32_t head_size,
+			const uint8_t *pixels, uint32_t len);
 /* Writes what is queued, as far as the socket takes it. */
 void gpu_chan_flush(struct gpu *g);
 

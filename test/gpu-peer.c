@@ -87,6 +87,8 @@ static void handle(struct gpu_peer *p, const struct hdr *h, const uint8_t *m)
 		p->updates++;
 		p->update_bytes += h->size;
 		p->last_x = u[1], p->last_y = u[2], p->last_w = u[3], p->last_h = u[4];
+		if (h->size >= 24)
+			memcpy(&p->tails[(p->updates - 1) % GPU_PEER_TAILS], m + h->size - 4, 4);
 		if (u[0] == 0 && p->fb && u[1] <= p->scanout_w && u[3] <= p->scanout_w - u[1] &&
 		    u[2] <= p->scanout_h && u[4] <= p->scanout_h - u[2] && h->size >= 20 + (uint64_t)u[3] * u[4] * 4)
 			for (uint32_t y = 0; y < u[4]; y++)
@@ -118,7 +120,13 @@ static void *run(void *arg)
 	size_t cap = 0;
 	struct hdr h;
 
-	while (read_all(p->fd, &h, sizeof(h))) {
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		while (p->paused)
+			pthread_cond_wait(&p->resumed, &p->lock);
+		pthread_mutex_unlock(&p->lock);
+		if (!read_all(p->fd, &h, sizeof(h)))
+			break;
 		if (h.size > cap) {
 			free(buf);
 			cap = h.size;
@@ -154,6 +162,7 @@ struct gpu_peer *gpu_peer_start(uint32_t width, uint32_t height)
 	p->height = height;
 	p->features_set = ~0ull;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->resumed, NULL);
 	if (pthread_create(&p->thread, NULL, run, p)) {
 		close(sv[0]);
 		close(sv[1]);
@@ -163,10 +172,19 @@ struct gpu_peer *gpu_peer_start(uint32_t width, uint32_t height)
 	return p;
 }
 
+void gpu_peer_pause(struct gpu_peer *p, bool paused)
+{
+	pthread_mutex_lock(&p->lock);
+	p->paused = paused;
+	pthread_cond_broadcast(&p->resumed);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void gpu_peer_stop(struct gpu_peer *p)
 {
 	if (!p)
 		return;
+	gpu_peer_pause(p, false);
 	shutdown(p->fd, SHUT_RDWR);
 	pthread_join(p->thread, NULL);
 	close(p->fd);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define GPU_PEER_EDID_SIZE 128
+#define GPU_PEER_TAILS 16
 
 struct gpu_peer {
 	int fd;                     /* our end */
@@ -21,6 +22,8 @@ struct gpu_peer {
 	uint32_t width, height;     /* what GET_DISPLAY_INFO reports for scanout 0 */
 	pthread_t thread;
 	pthread_mutex_t lock;
+	pthread_cond_t resumed;
+	bool paused;                /* stop reading the socket (it fills up) until resumed */
 	/* what the back-end did, under lock */
 	uint64_t features_set;      /* SET_PROTOCOL_FEATURES, or ~0 before */
 	unsigned scanouts, updates, cursor_updates, cursor_moves, cursor_hides, other;
@@ -29,12 +32,15 @@ struct gpu_peer {
 	uint32_t last_x, last_y, last_w, last_h;
 	uint32_t *fb;               /* scanout 0, scanout_w x scanout_h x8r8g8b8 */
 	uint32_t cursor_pixel;      /* first pixel of the last cursor image */
+	uint32_t tails[GPU_PEER_TAILS]; /* last pixel of update n, at (n - 1) % GPU_PEER_TAILS */
 	bool closed;
 };
 
 /* Starts the peer; NULL on failure. */
 struct gpu_peer *gpu_peer_start(uint32_t width, uint32_t height);
 void gpu_peer_stop(struct gpu_peer *p);
+/* Stops or resumes reading the side channel. */
+void gpu_peer_pause(struct gpu_peer *p, bool paused);
 /* Updates received so far (locked read). */
 unsigned gpu_peer_updates(struct gpu_peer *p);
 /* Waits up to timeout_ms until at least n updates arrived; true if they did. */

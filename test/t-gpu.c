@@ -218,6 +218,106 @@ static void test_status_reset(void)
 	CHECK_EQ(unref(77), VIRTIO_GPU_RESP_OK_NODATA, "gpu-status-reset-unref");
 }
 
+static void *resume_later(void *peer)
+{
+	usleep(200000);
+	gpu_peer_pause(peer, false);
+	return NULL;
+}
+
+/* Backing pages out of order in guest memory: each must land where its entry says. */
+static void test_scattered_backing(void)
+{
+	enum { SW = 32, SH = 64, HALF = SW * SH * 2 };
+	uint64_t mem = vuf_alloc(d.f, 2 * HALF, 4096);
+	uint32_t px[SW * SH];
+	for (unsigned i = 0; i < SW * SH; i++)
+		px[i] = 0x00102030u + i;
+	/* The resource's first half lives in the second page, its second half in the first. */
+	vuf_gpa_write(d.f, mem + HALF, px, HALF);
+	vuf_gpa_write(d.f, mem, (uint8_t *)px + HALF, HALF);
+	struct virtio_gpu_mem_entry e[2] = { { mem + HALF, HALF }, { mem, HALF } };
+	create_2d(30, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, SW, SH);
+	attach(30, e, 2, 2);
+	transfer(30, 0, 0, SW, SH, 0);
+	set_scanout(0, 30, 0, 0, SW, SH);
+	unsigned before = gpu_peer_updates(d.peer);
+	flush(30, 0, 0, SW, SH);
+	bool same = gpu_peer_wait_updates(d.peer, before + 1, 2000);
+	pthread_mutex_lock(&d.peer->lock);
+	for (unsigned i = 0; same && i < SW * SH; i++)
+		same = d.peer->fb && (d.peer->fb[i] & 0xffffff) == (px[i] & 0xffffff);
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(same, "gpu-scattered-backing");
+	unref(30);
+}
+
+/*
+ * Full-width updates leave from the resource's own pixels, uncopied: while they
+ * wait for a display that is not reading, the next transfer must wait too; a
+ * device reset meanwhile drops them with the display channel, and the control
+ * queue goes on.
+ */
+static void test_lent_pixels(void)
+{
+	/* Bigger than what the socket holds (its buffer is at most a few MiB). */
+	enum { LW = 2048, LH = 2048, ID = 40 };
+	const size_t bytes = (size_t)LW * LH * 4;
+	static const char *const args[] = { NULL };
+
+	gpu_drv_close(&d);
+	if (!gpu_drv_open(&d, sock, args, 64, true, LW, LH)) {
+		CHECK(false, "gpu-lent-start");
+		return;
+	}
+	uint64_t mem = vuf_alloc(d.f, bytes, 4096);
+	uint32_t *px = vuf_gpa(d.f, mem, bytes);
+	struct virtio_gpu_mem_entry e = { mem, bytes };
+	for (size_t i = 0; px && i < bytes / 4; i++)
+		px[i] = 0x00aaaaaa;
+	CHECK(px && create_2d(ID, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, LW, LH) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      attach(ID, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA && transfer(ID, 0, 0, LW, LH, 0) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      set_scanout(0, ID, 0, 0, LW, LH) == VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-setup");
+	if (!px)
+		return;
+
+	/* The display stops reading; the flush is answered, its pixels wait in the queue. */
+	gpu_peer_pause(d.peer, true);
+	unsigned before = gpu_peer_updates(d.peer);
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush");
+	for (size_t i = 0; i < bytes / 4; i++)
+		px[i] = 0x00555555;
+	/* This transfer is taken once the display read the first update: it still shows the old pixels. */
+	pthread_t t;
+	bool resumer = pthread_create(&t, NULL, resume_later, d.peer) == 0;
+	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-transfer-waits");
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-again");
+	bool got = gpu_peer_wait_updates(d.peer, before + 2, 5000);
+	if (resumer)
+		pthread_join(t, NULL);
+	pthread_mutex_lock(&d.peer->lock);
+	uint32_t first = d.peer->tails[before % GPU_PEER_TAILS], second = d.peer->tails[(before + 1) % GPU_PEER_TAILS];
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(got && first == 0x00aaaaaa && second == 0x00555555, "gpu-lent-pixels-unchanged-until-sent: %08x %08x",
+	      first, second);
+
+	/* A reset (guest reboot) while the pixels wait: the channel and its queue go. */
+	gpu_peer_pause(d.peer, true);
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-before-reset");
+	CHECK(vuf_set_status(d.f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK) == 0 &&
+	      vuf_set_status(d.f, 0) == 0, "gpu-lent-reset");
+	gpu_peer_pause(d.peer, false);
+	bool closed = false;
+	for (int i = 0; i < 200 && !closed; i++, usleep(10000)) {
+		pthread_mutex_lock(&d.peer->lock);
+		closed = d.peer->closed;
+		pthread_mutex_unlock(&d.peer->lock);
+	}
+	CHECK(closed, "gpu-lent-reset-closes-the-display-channel");
+	CHECK_EQ(create_2d(ID, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 16, 16), VIRTIO_GPU_RESP_OK_NODATA,
+		 "gpu-lent-commands-after-reset");
+}
+
 static void test_hostile(void)
 {
 	uint64_t mem = vuf_alloc(d.f, 16 * 16 * 4, 4096);
@@ -396,7 +496,9 @@ int main(void)
 	test_formats();
 	test_display();
 	test_hostile();
+	test_scattered_backing();
 	test_status_reset();
+	test_lent_pixels();
 	static const char *const surfaceless[] = { "--virgl", NULL };
 	if (capability("virgl"))
 		test_virgl("gpu-virgl", surfaceless);

@@ -3,13 +3,17 @@
 # vhost-user-gpu 2D: vhostbox against QEMU's own back-end (/usr/lib/qemu/vhost-user-gpu)
 # with the same driver (build/bench/gpu-bench): full-HD frames, each a full
 # TRANSFER_TO_HOST_2D + RESOURCE_FLUSH shown to the same display peer.
-# Prints frames/s, back-end CPU per frame and the vhostbox/QEMU ratios.
+# Prints frames/s, back-end CPU per frame and the vhostbox/QEMU ratios: the median of
+# BENCH_RUNS (default 3) runs of BENCH_SECONDS (default 5) each, the two back-ends taking
+# turns so that whatever else the machine does falls on both. With two cores or more the
+# back-end runs on one and the driver (and its display thread) on another.
 set -u
 cd "$(dirname "$0")/../.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
 PEER=${QEMU_VHOST_USER_GPU:-/usr/lib/qemu/vhost-user-gpu}
 DRIVER=${GPU_BENCH:-build/bench/gpu-bench}
 SECS=${BENCH_SECONDS:-5}
+RUNS=${BENCH_RUNS:-3}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -19,15 +23,16 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
+if [ "$(nproc)" -ge 2 ]; then pin_be=(taskset -c 1) pin_drv=(taskset -c 0); else pin_be=() pin_drv=(); fi
 
 # run KIND → "frames_per_s cpu_ms_per_frame"
 run() {
 	local kind=$1 sock=$tmp/$1.sock pid out t0 t1
 	rm -f "$sock"
 	if [ "$kind" = vhostbox ]; then
-		"$VHOSTBOX" gpu --socket-path="$sock" 2>"$tmp/$kind.log" &
+		"${pin_be[@]}" "$VHOSTBOX" gpu --socket-path="$sock" 2>"$tmp/$kind.log" &
 	else
-		"$PEER" --socket-path="$sock" 2>"$tmp/$kind.log" &
+		"${pin_be[@]}" "$PEER" --socket-path="$sock" 2>"$tmp/$kind.log" &
 	fi
 	pid=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -35,7 +40,7 @@ run() {
 	# QEMU's back-end exits when its front-end leaves: sample its CPU while it runs.
 	(while t=$(cpu_ticks "$pid" 2>/dev/null); do echo "$t" > "$tmp/ticks"; sleep 0.05; done) &
 	local sampler=$!
-	out=$("$DRIVER" "$sock" "$SECS" 2>>"$tmp/$kind.log")
+	out=$("${pin_drv[@]}" "$DRIVER" "$sock" "$SECS" 2>>"$tmp/$kind.log")
 	t1=$(cpu_ticks "$pid" 2>/dev/null || cat "$tmp/ticks")
 	kill "$pid" "$sampler" 2>/dev/null; wait "$pid" "$sampler" 2>/dev/null
 	[ -n "$out" ] || { echo "# $kind failed: $(tail -n 3 "$tmp/$kind.log" | tr '\n' ' ')" >&2; echo "0 0"; return; }
@@ -45,10 +50,16 @@ run() {
 		printf "%.1f %.2f\n", fps, f[2] ? c / hz * 1000 / f[2] : 0 }'
 }
 
-read -r vf vc <<< "$(run vhostbox)"
-read -r qf qc <<< "$(run qemu)"
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+
+for _ in $(seq "$RUNS"); do
+	run vhostbox >> "$tmp/vhostbox.runs"
+	run qemu >> "$tmp/qemu.runs"
+done
+vf=$(cut -d' ' -f1 "$tmp/vhostbox.runs" | median) vc=$(cut -d' ' -f2 "$tmp/vhostbox.runs" | median)
+qf=$(cut -d' ' -f1 "$tmp/qemu.runs" | median) qc=$(cut -d' ' -f2 "$tmp/qemu.runs" | median)
 printf '%-22s | %9s %12s\n' "full-HD 2D frames" "frames/s" "cpu-ms/frame"
 printf '%-22s | %9s %12s\n' "vhostbox" "$vf" "$vc" "QEMU vhost-user-gpu" "$qf" "$qc"
 awk -v a="$vf" -v b="$qf" -v x="$vc" -v y="$qc" 'BEGIN {
-	printf "ratio vhostbox/QEMU: frames/s %.2f, cpu per frame %.2f\n", b ? a / b : 0, y ? x / y : 0 }'
-echo "(${SECS}s per run; transfer + flush of 1920x1080 B8G8R8X8 per frame, one command at a time)"
+	printf "ratio vhostbox/QEMU: frames/s %.2f, frames per back-end CPU second %.2f\n", b ? a / b : 0, x ? y / x : 0 }'
+echo "(median of $RUNS runs of ${SECS}s each; transfer + flush of 1920x1080 B8G8R8X8 per frame, one command at a time)"
