@@ -8,12 +8,14 @@
  * virglrenderer retires their fence (its eventfd is watched by the loop).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <virgl/virglrenderer.h>
+#include <xf86drm.h>
 
 #include "dev/gpu.h"
 #include "proto/log.h"
@@ -56,6 +58,19 @@ static struct virgl_renderer_callbacks callbacks = {
 	.get_drm_fd = get_drm_fd,
 };
 
+/* Opens path if it is a DRM render node: -1 (errno set) otherwise. */
+static int open_render_node(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0 && drmGetNodeTypeFromFd(fd) != DRM_NODE_RENDER) {
+		close(fd);
+		errno = ENODEV;
+		return -1;
+	}
+	return fd;
+}
+
 const char *gpu_default_render_node(void)
 {
 	static char path[sizeof("/dev/dri/") + 256];
@@ -66,7 +81,7 @@ const char *gpu_default_render_node(void)
 	for (int i = 0; i < n; i++) {
 		if (!found && !strncmp(names[i]->d_name, "renderD", 7)) {
 			snprintf(path, sizeof(path), "/dev/dri/%s", names[i]->d_name);
-			int fd = open(path, O_RDWR | O_CLOEXEC);
+			int fd = open_render_node(path);
 			if (fd >= 0) {
 				close(fd);
 				found = path;
@@ -101,7 +116,7 @@ bool gpu_virgl_probe(const char *node, bool need_node)
 	if (!node && !need_node)
 		node = gpu_default_render_node();
 	if (node)
-		v.drm_fd = open(node, O_RDWR | O_CLOEXEC);
+		v.drm_fd = open_render_node(node);
 	if (v.drm_fd < 0 && need_node)
 		return false;
 	probe.virgl = &v;
@@ -144,9 +159,10 @@ int gpu_virgl_init(struct gpu *g)
 		free(v);
 		return -1;
 	}
-	v->drm_fd = node ? open(node, O_RDWR | O_CLOEXEC) : -1;
+	v->drm_fd = node ? open_render_node(node) : -1;
 	if (g->render_node && v->drm_fd < 0) {
-		vu_err("--render-node=%s: cannot open it", g->render_node);
+		vu_err("--render-node=%s: %s", g->render_node,
+		       errno == ENODEV ? "not a DRM render node" : strerror(errno));
 		free(v);
 		return -1;
 	}

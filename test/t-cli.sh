@@ -687,6 +687,19 @@ if [ "$(cat "$tmp/file")" = precious ]; then pass socket-path-file-kept; else fa
 refused fd-not-open "$RNG" --fd=97
 refused fd-not-a-socket "$RNG" --fd=0
 
+# A --render-node that is missing or not a DRM render node fails before serving.
+if "$VHOSTBOX" --list | grep -q '^gpu '; then
+	refused gpu-render-node-missing "$VHOSTBOX" gpu --virgl --render-node="$tmp/no-node" --socket-path="$tmp/g.sock"
+	refused gpu-render-node-not-drm "$VHOSTBOX" gpu --virgl --render-node=/dev/null --socket-path="$tmp/g.sock"
+	case $errs in
+	*"not a DRM render node"*) pass gpu-render-node-not-drm-says-why ;;
+	*) fail gpu-render-node-not-drm-says-why "stderr: $errs" ;;
+	esac
+	if [ -e "$tmp/g.sock" ]; then fail gpu-render-node-serves-nothing "$tmp/g.sock was created"; else pass gpu-render-node-serves-nothing; fi
+else
+	echo "SKIP: gpu-render-node-checks: this build has no gpu personality"
+fi
+
 # --- serving: sockets, fds, activation, signals, notification ----------------------------
 
 T=$tmp VHOSTBOX=$VHOSTBOX RNG=$RNG timeout -k 5 300 python3 "$tmp/cli.py" \
