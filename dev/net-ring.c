@@ -13,8 +13,6 @@
 #include "dev/net.h"
 #include "proto/iov.h"
 
-#define TX_FLUSH_EVERY 64       /* frames per used-ring update and switch flush */
-
 /* ---- receive ------------------------------------------------------------------ */
 
 bool net_filter_accepts(const struct net_filter *f, const uint8_t *dst)
@@ -116,6 +114,24 @@ short_of_room:
 	return 0;
 }
 
+/*
+ * Fetches the first two cache lines of the ring's next buffer for writing, while the
+ * current frame is copied: the driver wrote them last, on another core. The buffer is
+ * popped to find it and given back at once; spare is room for its first iovec.
+ */
+static void prefetch_next(struct vu_vring *vq, struct iovec *spare)
+{
+	struct vu_req next = { .iov = spare, .max_iov = 1 };
+
+	if (vu_vring_pop(vq, &next) <= 0)
+		return;
+	if (next.in) {
+		__builtin_prefetch(next.iov[0].iov_base, 1);
+		__builtin_prefetch((const char *)next.iov[0].iov_base + 64, 1);
+	}
+	vu_vring_unpop(vq, 1);
+}
+
 static void ring_deliver(struct net_port *p, const struct net_pkt *pkt)
 {
 	struct net_rings *r = (struct net_rings *)p;
@@ -136,6 +152,8 @@ static void ring_deliver(struct net_port *p, const struct net_pkt *pkt)
 		p->stats.rx_dropped++;
 		return;
 	}
+	if (niov < NET_RX_MAX_IOV)
+		prefetch_next(vq, r->rx_iov + niov);
 	size_t csum_start = r->hdr_len + le16toh(h.csum_start), csum_at = csum_start + le16toh(h.csum_offset);
 	if (!(p->offloads & NET_OFF_CSUM))
 		h.flags = h.csum_start = h.csum_offset = 0;
@@ -221,22 +239,42 @@ static void tx_one(struct net_rings *r, const struct vu_req *req, unsigned queue
 	forward(r, r->frame_iov, n, len, &h, queue);
 }
 
+/*
+ * Pops up to n requests; their first bytes (header, addresses) are fetched into
+ * the cache meanwhile: the driver wrote them on another core.
+ */
+static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
+{
+	unsigned got = 0;
+
+	for (; got < n; got++) {
+		struct vu_req *req = &r->tx_req[got];
+		req->iov = r->tx_iov[got];
+		req->max_iov = NET_TX_MAX_IOV;
+		if (vu_vring_pop(vq, req) <= 0)
+			break;
+		if (req->out)
+			__builtin_prefetch(req->iov[0].iov_base);
+	}
+	return got;
+}
+
 unsigned net_ring_tx(struct net_rings *r, struct vu_vring *vq, unsigned budget)
 {
-	struct vu_req req = { .iov = r->tx_iov, .max_iov = NET_TX_MAX_IOV };
-	unsigned done = 0;
+	unsigned done = 0, n;
 
 	vu_vring_kicks(vq, false);
-	while (done < budget && vu_vring_pop(vq, &req) > 0) {
-		tx_one(r, &req, vq->index / 2);
-		vu_vring_push(vq, req.head, 0);
-		if (++done % TX_FLUSH_EVERY == 0) {
-			vu_vring_flush(vq);
-			net_switch_flush();
+	do {
+		n = tx_pop(r, vq, budget - done < NET_TX_BATCH ? budget - done : NET_TX_BATCH);
+		for (unsigned i = 0; i < n; i++) {
+			tx_one(r, &r->tx_req[i], vq->index / 2);
+			vu_vring_push(vq, r->tx_req[i].head, 0);
 		}
-	}
-	vu_vring_flush(vq);
-	net_switch_flush();
+		done += n;
+		/* One used-ring update per batch, and the receivers publish theirs. */
+		vu_vring_flush(vq);
+		net_switch_flush();
+	} while (n == NET_TX_BATCH && done < budget);
 	return done;
 }
 

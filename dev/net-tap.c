@@ -122,6 +122,10 @@ static int open_tap(struct tap *t, const char *ifname, int tap_fd)
 	int hdr_len = NET_HDR_LEN;
 
 	if (tap_fd >= 0) {
+		if (fcntl(tap_fd, F_GETFD) < 0) {
+			vu_err("--tap-fd=%d is not an open file descriptor", tap_fd);
+			return -1;
+		}
 		t->fd = tap_fd;
 		if (ioctl(t->fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_TAP) ||
 		    !(ifr.ifr_flags & IFF_VNET_HDR)) {

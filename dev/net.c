@@ -58,8 +58,8 @@ struct net {
 	struct net_port *tap;
 	uint64_t poll_ns;           /* --poll-us: keep polling a transmit ring this long */
 	struct vu_loop *loop;
-	struct vu_timer *more;      /* runs transmit rings that have more, or are polled */
-	uint32_t tx_pending;        /* pairs whose transmit ring the timer runs */
+	struct vu_poller *more;     /* runs transmit rings that have more, or are polled */
+	uint32_t tx_pending;        /* pairs whose transmit ring the poller runs */
 	struct vu_vring *tx[NET_MAX_PAIRS];
 	uint64_t last_work[NET_MAX_PAIRS];
 	struct iovec ctrl_iov[CTRL_MAX_IOV];
@@ -179,7 +179,7 @@ static int net_init(struct vu_dev *dev, struct vu_loop *loop)
 		return -1;
 	}
 	n->loop = loop;
-	n->more = vu_timer_new(loop, run_pending, n);
+	n->more = vu_poller_new(loop, run_pending, n);
 	n->rings.port.ops = &net_ring_ops;
 	n->rings.pairs = 1;
 	n->rings.hdr_len = NET_HDR_LEN;
@@ -209,7 +209,7 @@ static void net_destroy(struct vu_dev *dev)
 	if (n->tap)
 		net_tap_put(n->tap);
 	net_switch_detach(&n->rings.port);
-	vu_timer_free(n->more);
+	vu_poller_free(n->more);
 	free(n);
 }
 
@@ -243,7 +243,7 @@ static void net_reset(struct vu_dev *dev)
 
 	n->acked = 0;
 	n->tx_pending = 0;
-	vu_timer_disarm(n->more);
+	vu_poller_set(n->more, false);
 	memset(n->tx, 0, sizeof(n->tx));
 	memset(n->rings.rx, 0, sizeof(n->rings.rx));
 	n->config.status = S_LINK_UP;
@@ -377,7 +377,7 @@ static void ctrl_kick(struct net *n, struct vu_vring *vq)
 
 /* ---- rings ------------------------------------------------------------------ */
 
-/* Runs a transmit ring; if it has more, or is polled, the timer runs it again soon. */
+/* Runs a transmit ring; if it has more, or is polled, the poller runs it again on the next turn. */
 static void tx_run(struct net *n, unsigned pair)
 {
 	struct vu_vring *vq = n->tx[pair];
@@ -392,12 +392,11 @@ static void tx_run(struct net *n, unsigned pair)
 	}
 	if (!more && !vq->broken)
 		more = vu_vring_kicks(vq, true);
-	if (more) {
+	if (more)
 		n->tx_pending |= 1u << pair;
-		vu_timer_arm(n->more, 1, 0);
-	} else {
+	else
 		n->tx_pending &= ~(1u << pair);
-	}
+	vu_poller_set(n->more, n->tx_pending);
 }
 
 static void run_pending(void *opaque)
@@ -409,6 +408,7 @@ static void run_pending(void *opaque)
 	for (unsigned pair = 0; pending; pair++, pending >>= 1)
 		if ((pending & 1) && n->tx[pair])
 			tx_run(n, pair);
+	vu_poller_set(n->more, n->tx_pending);
 }
 
 static void net_kick(struct vu_dev *dev, struct vu_vring *vq)
@@ -444,6 +444,7 @@ static void net_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 	if (n->tx[pair] == vq) {
 		n->tx[pair] = NULL;
 		n->tx_pending &= ~(1u << pair);
+		vu_poller_set(n->more, n->tx_pending);
 	}
 }
 
@@ -459,11 +460,23 @@ static int net_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uin
 	return 0;
 }
 
-/* After a migration the front-end asks us to make the switch (and the LAN) learn the guest's MAC. */
+/*
+ * After a migration the front-end asks us to make the switch (and the LAN) learn the
+ * guest's MAC: a RARP from it to every other port. QEMU asks only for guests without
+ * GUEST_ANNOUNCE (it runs the announcement itself for the others, on its own control
+ * queue); a front-end that gives us the control queue of a driver with GUEST_ANNOUNCE
+ * also gets the driver asked to announce every address it has (S_ANNOUNCE, acked on
+ * the control queue).
+ */
 static int net_send_rarp(struct vu_dev *dev, const uint8_t mac[6])
 {
 	struct net *n = (struct net *)dev;
 	uint8_t f[60] = { 0 };
+
+	if ((n->acked & BIT(F_GUEST_ANNOUNCE)) && (n->acked & BIT(F_CTRL_VQ)) && (n->acked & BIT(F_STATUS))) {
+		n->config.status |= S_ANNOUNCE;
+		vu_dev_config_changed(dev);
+	}
 
 	memset(f, 0xff, NET_ALEN);
 	memcpy(f + 6, mac, NET_ALEN);

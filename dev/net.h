@@ -107,6 +107,7 @@ struct net_filter {
 #define NET_RX_MAX_BUFS 64         /* buffers one frame may take (MRG_RXBUF) */
 #define NET_RX_MAX_IOV 256
 #define NET_TX_MAX_IOV 64
+#define NET_TX_BATCH 32            /* frames taken off a transmit ring at once */
 
 struct net_rings {
 	struct net_port port;
@@ -116,8 +117,10 @@ struct net_rings {
 	unsigned pairs;            /* queue pairs in use */
 	struct vu_vring *rx[NET_MAX_PAIRS];  /* started receive rings */
 	struct net_filter filter;
-	/* Scratch for one frame at a time (everything runs on the main loop). */
-	struct iovec tx_iov[NET_TX_MAX_IOV], frame_iov[NET_TX_MAX_IOV];
+	/* Scratch (everything runs on the main loop): a batch of transmit requests, the frame
+	 * of one of them, and the buffers of one received frame. */
+	struct vu_req tx_req[NET_TX_BATCH];
+	struct iovec tx_iov[NET_TX_BATCH][NET_TX_MAX_IOV], frame_iov[NET_TX_MAX_IOV];
 	struct vu_req rx_req[NET_RX_MAX_BUFS];
 	struct iovec rx_iov[NET_RX_MAX_IOV];
 };

@@ -13,6 +13,7 @@
 
 struct vu_loop;
 struct vu_dev;
+struct vu_session;
 
 /* A device option: drives --help and parsing. arg is NULL for a flag. */
 struct vu_option {
@@ -81,7 +82,14 @@ struct vu_dev {
 	unsigned num_queues;          /* type->num_queues unless an option changed it */
 	uint64_t features;            /* type->features plus what options add (e.g. RO) */
 	unsigned max_queue_size;      /* largest ring accepted (SET_VRING_NUM); 32768 unless set */
+	struct vu_session *session;   /* the front-end being served (set by the session), or NULL */
 };
+
+/*
+ * Tells the front-end that the config space changed (BACKEND_CONFIG_CHANGE_MSG on the
+ * back-end channel); nothing when there is no front-end or it gave no channel.
+ */
+void vu_dev_config_changed(struct vu_dev *dev);
 
 /*
  * For set_option: prints the one-line usage error ("NAME: " + fmt with arg) and

@@ -57,6 +57,6 @@ const char *vu_inflight_start(struct vu_vring *vq)
 	}
 	qsort_r(vq->resubmit, vq->resubmit_n, sizeof(vq->resubmit[0]), by_counter, q->desc);
 	/* What was taken is either used or in flight: continue after both. */
-	vq->last_avail = used + vq->resubmit_n;
+	vu_vring_set_base(vq, used + vq->resubmit_n);
 	return NULL;
 }

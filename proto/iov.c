@@ -12,9 +12,7 @@ size_t vu_iov_size(const struct iovec *iov, unsigned n)
 	return total;
 }
 
-/* Copies between iovecs and a flat buffer in either direction. */
-static size_t copy(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len,
-		   int to_buf)
+size_t vu_iov_buf_copy(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len, bool to_buf)
 {
 	size_t done = 0;
 
@@ -35,16 +33,6 @@ static size_t copy(const struct iovec *iov, unsigned n, size_t offset, void *buf
 		offset = 0;
 	}
 	return done;
-}
-
-size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
-{
-	return copy(iov, n, offset, buf, len, 1);
-}
-
-size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len)
-{
-	return copy(iov, n, offset, (void *)buf, len, 0);
 }
 
 size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const struct iovec *src,

@@ -3,14 +3,39 @@
 #ifndef VU_IOV_H
 #define VU_IOV_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/uio.h>
 
 /* Total length of n iovecs. */
 size_t vu_iov_size(const struct iovec *iov, unsigned n);
-/* Copies up to len bytes starting at offset out of / into the iovecs; returns bytes copied. */
-size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
-size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len);
+/* vu_iov_to_buf (to_buf) or vu_iov_from_buf for any range. */
+size_t vu_iov_buf_copy(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len, bool to_buf);
+
+/*
+ * Copies up to len bytes starting at offset out of / into the iovecs; returns bytes
+ * copied. Inline where the range lies in the first iovec (headers, addresses: the
+ * per-packet case, where a call and a loop would cost more than the copy).
+ */
+static inline size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
+{
+	if (n && offset <= iov[0].iov_len && len <= iov[0].iov_len - offset) {
+		memcpy(buf, (const char *)iov[0].iov_base + offset, len);
+		return len;
+	}
+	return vu_iov_buf_copy(iov, n, offset, buf, len, true);
+}
+
+static inline size_t vu_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
+				     size_t len)
+{
+	if (n && offset <= iov[0].iov_len && len <= iov[0].iov_len - offset) {
+		memcpy((char *)iov[0].iov_base + offset, buf, len);
+		return len;
+	}
+	return vu_iov_buf_copy(iov, n, offset, (void *)buf, len, false);
+}
 /*
  * Copies len bytes from src (starting at soff) to dst (starting at doff); returns
  * the bytes copied, less than len where either side ends first.

@@ -31,6 +31,8 @@ struct vu_loop {
 	uint32_t next_gen;
 	bool stop;
 	int signal;
+	struct vu_poller *pollers;
+	unsigned polling;        /* pollers that are on */
 
 	/* Worker loops only: the thread, and one cross-thread call at a time. */
 	bool threaded;
@@ -45,11 +47,22 @@ struct vu_loop {
 
 static __thread struct vu_loop *this_thread_loop;
 
+/* While polling, the fds are checked once every this many turns. */
+#define POLL_TURNS_PER_WAIT 16
+
 struct vu_timer {
 	struct vu_loop *loop;
 	int fd;
 	vu_timer_fn fn;
 	void *opaque;
+};
+
+struct vu_poller {
+	struct vu_loop *loop;
+	vu_timer_fn fn;
+	void *opaque;
+	bool on;
+	struct vu_poller *next;
 };
 
 struct vu_loop *vu_loop_new(void)
@@ -182,6 +195,44 @@ void vu_timer_free(struct vu_timer *t)
 	free(t);
 }
 
+struct vu_poller *vu_poller_new(struct vu_loop *loop, vu_timer_fn fn, void *opaque)
+{
+	struct vu_poller *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	*p = (struct vu_poller){ .loop = loop, .fn = fn, .opaque = opaque, .next = loop->pollers };
+	loop->pollers = p;
+	return p;
+}
+
+void vu_poller_set(struct vu_poller *p, bool on)
+{
+	if (p->on != on)
+		p->loop->polling += on ? 1 : -1;
+	p->on = on;
+}
+
+void vu_poller_free(struct vu_poller *p)
+{
+	if (!p)
+		return;
+	vu_poller_set(p, false);
+	for (struct vu_poller **pp = &p->loop->pollers; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p);
+}
+
+static void run_pollers(struct vu_loop *loop)
+{
+	for (struct vu_poller *p = loop->pollers; p && !loop->stop; p = p->next)
+		if (p->on)
+			p->fn(p->opaque);
+}
+
 static void on_signal(void *opaque, int fd, uint32_t events)
 {
 	struct vu_loop *loop = opaque;
@@ -213,10 +264,15 @@ int vu_loop_catch_signals(struct vu_loop *loop)
 int vu_loop_run(struct vu_loop *loop)
 {
 	struct epoll_event evs[64];
+	unsigned turns = 0;
 
 	this_thread_loop = loop;
 	while (!loop->stop) {
-		int n = epoll_wait(loop->epfd, evs, 64, -1);
+		if (loop->polling && ++turns % POLL_TURNS_PER_WAIT) {
+			run_pollers(loop);
+			continue;
+		}
+		int n = epoll_wait(loop->epfd, evs, 64, loop->polling ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -230,6 +286,8 @@ int vu_loop_run(struct vu_loop *loop)
 				continue; /* unwatched earlier in this batch */
 			loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
 		}
+		if (loop->polling)
+			run_pollers(loop);
 	}
 	return loop->signal;
 }

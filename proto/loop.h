@@ -12,6 +12,7 @@
 
 struct vu_loop;
 struct vu_timer;
+struct vu_poller;
 
 typedef void (*vu_watch_fn)(void *opaque, int fd, uint32_t events);
 typedef void (*vu_timer_fn)(void *opaque);
@@ -29,6 +30,16 @@ struct vu_timer *vu_timer_new(struct vu_loop *loop, vu_timer_fn fn, void *opaque
 void vu_timer_arm(struct vu_timer *t, uint64_t first_ns, uint64_t interval_ns);
 void vu_timer_disarm(struct vu_timer *t);
 void vu_timer_free(struct vu_timer *t);
+
+/*
+ * Busy polling: while a poller is on, the loop calls it on every turn and no longer
+ * sleeps; the fds are then checked (without waiting) every few turns. A poller turns
+ * itself off when there is nothing left to poll. Pollers cost no system call per turn,
+ * which a timer of zero length would.
+ */
+struct vu_poller *vu_poller_new(struct vu_loop *loop, vu_timer_fn fn, void *opaque);
+void vu_poller_set(struct vu_poller *p, bool on);
+void vu_poller_free(struct vu_poller *p);
 
 /* SIGTERM and SIGINT end vu_loop_run(); they are blocked and read through a signalfd. */
 int vu_loop_catch_signals(struct vu_loop *loop);

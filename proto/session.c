@@ -418,7 +418,7 @@ static const char *set_vring_base(struct ctx *c)
 		return "ring base beyond 16 bits";
 	if (q->started)
 		return "ring base changed while the ring runs";
-	q->vring.last_avail = c->m->p.state.num;
+	vu_vring_set_base(&q->vring, c->m->p.state.num);
 	return NULL;
 }
 
@@ -656,6 +656,16 @@ static void on_backend_channel(void *opaque, int fd, uint32_t events)
 	}
 }
 
+void vu_dev_config_changed(struct vu_dev *dev)
+{
+	struct vu_session *s = dev->session;
+
+	if (!s || s->backend_fd < 0 || !has_pf(s, VU_PF_CONFIG))
+		return;
+	if (vu_msg_send(s->backend_fd, VU_BREQ_CONFIG_CHANGE_MSG, VU_FLAG_VERSION, NULL, 0, NULL, 0) < 0)
+		vu_warn("cannot tell the front-end that the config space changed");
+}
+
 static const char *set_backend_req_fd(struct ctx *c)
 {
 	struct vu_session *s = c->s;
@@ -869,6 +879,7 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 		free(s);
 		return NULL;
 	}
+	dev->session = s;
 	return s;
 }
 
@@ -889,5 +900,7 @@ void vu_session_free(struct vu_session *s)
 	vu_timer_free(s->poll_timer);
 	vu_loop_unwatch(s->loop, s->sock);
 	close(s->sock);
+	if (s->dev->session == s)
+		s->dev->session = NULL;
 	free(s);
 }

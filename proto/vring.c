@@ -25,6 +25,12 @@ void vu_vring_init(struct vu_vring *vq)
 	vq->err_fd = -1;
 }
 
+void vu_vring_set_base(struct vu_vring *vq, uint16_t last_avail)
+{
+	vq->last_avail = last_avail;
+	vq->avail_ready = 0;
+}
+
 bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem)
 {
 	uint64_t n = vq->num;
@@ -155,19 +161,26 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 	if (vq->resubmit_pos < vq->resubmit_n)
 		return pop_head(vq, req, vq->resubmit[vq->resubmit_pos++]);
 
-	uint16_t avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
-	uint16_t waiting = avail_idx - vq->last_avail;
-	if (waiting > vq->num) {
-		vu_vring_fail(vq, "available index moved further than the queue size");
-		return -1;
+	/*
+	 * avail->idx is read again only when what it last showed is taken: the driver
+	 * writes its cache line all the time, and each read would fetch it anew.
+	 */
+	if (!vq->avail_ready) {
+		uint16_t waiting = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) - vq->last_avail;
+		if (waiting > vq->num) {
+			vu_vring_fail(vq, "available index moved further than the queue size");
+			return -1;
+		}
+		if (!waiting)
+			return 0;
+		vq->avail_ready = waiting;
 	}
-	if (!waiting)
-		return 0;
 
 	uint16_t head = READ_ONCE(vq->avail->ring[vq->last_avail % vq->num]);
 	if (pop_head(vq, req, head) < 0)
 		return -1;
 	vq->last_avail++;
+	vq->avail_ready--;
 	if (vq->inflight) {
 		vq->inflight->desc[head].counter = ++vq->inflight_counter;
 		vq->inflight->desc[head].inflight = 1;
@@ -178,6 +191,7 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 {
 	vq->last_avail -= n;
+	vq->avail_ready += n;
 }
 
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
@@ -243,14 +257,19 @@ bool vu_vring_kicks(struct vu_vring *vq, bool enable)
 {
 	if (!vu_vring_ready(vq))
 		return false;
+	/*
+	 * Written only when it changes: a busy-polling caller asks on every turn, and
+	 * each write would take the cache line from the driver, which reads it.
+	 */
 	if (vq->event_idx) {
 		/* With EVENT_IDX the driver kicks when it passes avail_event. */
-		if (enable) {
-			uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->num];
+		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->num];
+		if (enable && READ_ONCE(*avail_event) != vq->last_avail)
 			WRITE_ONCE(*avail_event, vq->last_avail);
-		}
 	} else {
-		WRITE_ONCE(vq->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+		uint16_t flags = enable ? 0 : VRING_USED_F_NO_NOTIFY;
+		if (READ_ONCE(vq->used->flags) != flags)
+			WRITE_ONCE(vq->used->flags, flags);
 	}
 	if (!enable)
 		return false;

@@ -24,7 +24,8 @@ struct vu_vring {
 	/* Set by the session from SET_VRING_NUM / ADDR / BASE and the features. */
 	unsigned num;
 	uint64_t desc_uva, avail_uva, used_uva;
-	uint16_t last_avail;     /* next avail entry to take */
+	uint16_t last_avail;     /* next avail entry to take: set it with vu_vring_set_base() */
+	uint16_t avail_ready;    /* entries after it the last read of avail->idx showed */
 	bool event_idx;
 	bool indirect;
 
@@ -67,6 +68,8 @@ struct vu_req {
 };
 
 void vu_vring_init(struct vu_vring *vq);
+/* Where the ring starts taking requests (SET_VRING_BASE, an inflight restart). */
+void vu_vring_set_base(struct vu_vring *vq, uint16_t last_avail);
 /* Resolves the ring addresses in mem; false if any part is not mapped. */
 bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem);
 bool vu_vring_ready(const struct vu_vring *vq);

@@ -72,12 +72,16 @@ dpdk_stop_all() {
 	for n in "${!DPDK_PID[@]}"; do dpdk_stop "$n"; done
 }
 
-# dpdk_rate NAME Rx|Tx: mean packets per second of the periodic statistics while
-# traffic flowed: the non-zero samples, less the first and the last (partial seconds).
+# dpdk_rate NAME Rx|Tx: packets per second of the periodic statistics while traffic
+# flowed, summed over the ports: per port, the mean of its non-zero samples less the
+# first and the last (partial seconds).
 dpdk_rate() {
-	grep -o "$2-pps: *[0-9]*" "$DPDK_DIR/$1.log" | awk '$2 > 0 { v[n++] = $2 }
-		END { a = n > 2 ? 1 : 0; b = n > 2 ? n - 1 : n
-		      for (i = a; i < b; i++) { s += v[i]; k++ } printf "%d\n", k ? s / k : 0 }'
+	awk -v key="$2-pps:" '/NIC statistics for port/ { port = $(NF - 1) }
+		{ for (i = 1; i < NF; i++) if ($i == key && $(i + 1) > 0) v[port, n[port]++] = $(i + 1) }
+		END { for (p in n) { a = n[p] > 2 ? 1 : 0; b = n[p] > 2 ? n[p] - 1 : n[p]; s = k = 0
+		                     for (i = a; i < b; i++) { s += v[p, i]; k++ }
+		                     if (k) total += s / k }
+		      printf "%d\n", total }' "$DPDK_DIR/$1.log"
 }
 
 # dpdk_count NAME RX|TX: the packets of the final accumulated statistics.

@@ -4,7 +4,8 @@
  * sockets of one process). Config space, forwarding and learning, mergeable
  * receive buffers, the control queue, malformed frames and headers, a full
  * receive ring (dropped and counted, other ports unaffected), checksum
- * completion for a receiver without GUEST_CSUM, MAC ageing and SEND_RARP.
+ * completion for a receiver without GUEST_CSUM, MAC ageing, SEND_RARP and the
+ * announcement it asks of a driver with GUEST_ANNOUNCE.
  */
 #include <endian.h>
 #include <errno.h>
@@ -19,7 +20,7 @@
 enum {
 	F_CSUM = 0, F_GUEST_CSUM = 1, F_CTRL_GUEST_OFFLOADS = 2, F_MTU = 3, F_MAC = 5,
 	F_GUEST_TSO4 = 7, F_HOST_TSO4 = 11, F_MRG_RXBUF = 15, F_STATUS = 16, F_CTRL_VQ = 17,
-	F_CTRL_RX = 18, F_CTRL_RX_EXTRA = 20, F_MQ = 22, F_CTRL_MAC_ADDR = 23,
+	F_CTRL_RX = 18, F_CTRL_RX_EXTRA = 20, F_GUEST_ANNOUNCE = 21, F_MQ = 22, F_CTRL_MAC_ADDR = 23,
 };
 #define BIT(f) (1ull << (f))
 #define RING 64
@@ -45,7 +46,7 @@ static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 static const uint64_t base_features = BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
 				      BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_RING_F_INDIRECT_DESC);
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
-			       1ull << VU_PF_RARP | 1ull << VU_PF_NET_MTU;
+			       1ull << VU_PF_RARP | 1ull << VU_PF_NET_MTU | 1ull << VU_PF_BACKEND_REQ;
 
 static void port_close(struct port *p)
 {
@@ -195,7 +196,8 @@ static void test_config(void)
 	if (!CHECK(port_open(&p, 0, BIT(F_MAC) | BIT(F_STATUS) | BIT(F_MTU) | BIT(F_MQ)), "config-connect"))
 		return;
 	uint64_t want = BIT(F_MAC) | BIT(F_STATUS) | BIT(F_MTU) | BIT(F_MQ) | BIT(F_MRG_RXBUF) |
-			BIT(F_CTRL_VQ) | BIT(F_CTRL_RX) | BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_HOST_TSO4);
+			BIT(F_CTRL_VQ) | BIT(F_CTRL_RX) | BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_HOST_TSO4) |
+			BIT(F_GUEST_ANNOUNCE);
 	CHECK((p.f->offered_features & want) == want, "config-features-offered");
 	CHECK(p.f->offered_protocol_features & (1ull << VU_PF_RARP), "config-offers-rarp");
 	CHECK(p.f->offered_protocol_features & (1ull << VU_PF_NET_MTU), "config-offers-net-mtu");
@@ -366,12 +368,14 @@ static void test_full_ring(void)
 	for (unsigned i = 0; i < 10; i++)
 		sent &= send_frame(&a, BCAST, X, 500, (uint8_t)i) == 0;
 	CHECK(sent, "full-sender-never-stalls");
-	for (unsigned i = 0; i < 10; i++) {
-		got_b += got_frame(&b, BCAST, X, 500, (uint8_t)i, NULL);
+	for (unsigned i = 0; i < 10; i++)
 		got_c += got_frame(&c, BCAST, X, 500, (uint8_t)i, NULL);
-	}
-	CHECK_EQ(got_b, 4, "full-ring-takes-what-fits");
 	CHECK_EQ(got_c, 10, "full-other-port-gets-all");
+	/* c has all ten, so the switch is done with them: b has the first four, no more. */
+	for (unsigned i = 0; i < 4; i++)
+		got_b += got_frame(&b, BCAST, X, 500, (uint8_t)i, NULL);
+	CHECK_EQ(got_b, 4, "full-ring-takes-what-fits");
+	CHECK(nothing_on(&b), "full-ring-drops-the-rest");
 	/* Refilled, it receives again. */
 	CHECK(add_rx(&b, 4, 2048) && send_frame(&a, BCAST, X, 500, 42) == 0 && got_frame(&b, BCAST, X, 500, 42, NULL),
 	      "full-refilled-receives");
@@ -459,6 +463,37 @@ static void test_ageing_and_rarp(void)
 	port_close(&c);
 }
 
+static uint16_t config_status(struct port *p)
+{
+	uint8_t st[2] = { 0xff, 0xff };
+
+	vuf_get_config(p->f, 6, 2, st);
+	return st[0] | st[1] << 8;
+}
+
+/* SEND_RARP for a driver with GUEST_ANNOUNCE: it is asked (S_ANNOUNCE) to announce itself too. */
+static void test_announce(void)
+{
+	struct port a;
+	struct vu_hdr hdr;
+	uint8_t R[6] = { 2, 0x55, 0, 0, 0, 5 };
+	uint64_t mac = 0;
+
+	if (!CHECK(port_open(&a, 0, BIT(F_CTRL_VQ) | BIT(F_STATUS) | BIT(F_GUEST_ANNOUNCE)) &&
+		   vuf_set_backend_req_fd(a.f) == 0, "announce-setup"))
+		return;
+	CHECK_EQ(config_status(&a), 1, "announce-not-before-rarp");
+	memcpy(&mac, R, 6);
+	CHECK(vuf_request(a.f, VU_REQ_SEND_RARP, &mac, sizeof(mac), NULL, 0) == 0, "announce-rarp-accepted");
+	CHECK(vuf_backend_recv(a.f, &hdr, NULL, 0, 1000) >= 0 && hdr.request == VU_BREQ_CONFIG_CHANGE_MSG,
+	      "announce-config-change-sent");
+	CHECK_EQ(config_status(&a), 3, "announce-status-link-up-and-announce");
+	CHECK_EQ(ctrl(&a, 3, 0, NULL, 0), 0, "announce-ack");
+	CHECK_EQ(config_status(&a), 1, "announce-ack-clears-announce");
+	CHECK_EQ(ctrl(&a, 3, 1, NULL, 0), 1, "announce-unknown-command-refused");
+	port_close(&a);
+}
+
 /* The counters the back-end logs at exit: "port MAC: sent S, received R, dropped D, bad B". */
 static bool port_stats(const char *mac, unsigned long long *v)
 {
@@ -504,6 +539,7 @@ int main(void)
 	test_full_ring();
 	test_checksum();
 	test_ageing_and_rarp();
+	test_announce();
 	CHECK(vuf_backend_alive(be), "backend-survived");
 	CHECK_EQ(vuf_backend_stop(be, 5000), 0, "backend-clean-exit");
 	unsigned long long s[4];

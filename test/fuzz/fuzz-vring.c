@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq.used_uva = 0x100000 + p.used_off;
 	vq.event_idx = p.flags & 1;
 	vq.indirect = p.flags & 2;
-	vq.last_avail = p.last_avail;
+	vu_vring_set_base(&vq, p.last_avail);
 	if (vu_vring_map(&vq, &mem)) {
 		vq.used_idx = vq.used->idx;
 		struct vu_req req = { .iov = iov, .max_iov = 128 };

@@ -12,13 +12,21 @@ sh test/install-deps.sh || { echo "demo: installing the dependencies failed" >&2
 #   name | vhostbox personality and options | QEMU -device | guest modules | guest command
 # The guest command (the rest of the line, pipes allowed) runs in the guest's busybox
 # shell and shows the device at work. A function prepare_NAME, if defined, runs on the
-# host first (e.g. to create a disk image). $VU_TMP is this run's scratch directory.
+# host first (e.g. to create a disk image); start_NAME and stop_NAME replace starting
+# and stopping the back-end; qemu_NAME sets the array qemu_dev, the device's QEMU
+# arguments, when they are more than -chardev and -device DEVICE,chardev=NAME.
+# $VU_TMP is this run's scratch directory.
 # The input row's guest command: the device's name, then the events the host injects.
 input_show='for e in /sys/class/input/event*; do case "$(cat $e/device/name)" in *vhostbox*) ev=${e##*/} ;; esac; done; echo "input device: $ev, $(cat /sys/class/input/$ev/device/name)"; dd if=/dev/input/$ev of=/tmp/ev bs=24 count=4 2>/dev/null & sleep 0.5; echo DEMO-INPUT-READY; wait; od -An -v -tu2 -w24 /tmp/ev | awk "{ printf \"read event type %s code %s value %d\\n\", \$9, \$10, \$11 + \$12 * 65536 }"'
+# The net row's guest command: eth0 on the switch, whose tap uplink is in a network
+# namespace of its own (10.0.2.1 there); the guest pings it.
+# shellcheck disable=SC2016 # expanded in the guest
+net_show='wait_for /sys/class/net/eth0; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; echo "eth0: MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), 10.0.2.15/24"; ping -c 3 -W 5 10.0.2.1'
 DEVICES=(
 	"rng | rng                                | vhost-user-rng-pci | virtio_rng | head -c 64 /dev/hwrng | hexdump -C"
 	"blk | blk --blk-file=$VU_TMP/disk.img --serial=vhostbox-demo | vhost-user-blk-pci | virtio_blk | echo \"vda: \$((\$(cat /sys/block/vda/size) / 2048)) MiB, serial \$(cat /sys/block/vda/serial)\"; head -c 48 /dev/vda | hexdump -C"
 	"input | input --evdev-path=/dev/input/event0 | vhost-user-input-pci | virtio_input evdev | $input_show"
+	"net | net --tap=vbxdemo0 | virtio-net-pci | virtio_net | $net_show"
 	"gpu | gpu | vhost-user-gpu-pci | virtio_gpu | wait_for /dev/fb0 100; echo \"fb0: \$(cat /sys/class/graphics/fb0/virtual_size)\"; printf '\\033[2J\\033[H' > /dev/tty0; echo 'Hello from a display served by vhostbox gpu' > /dev/tty0; echo DEMO-SCREENSHOT; sleep 2"
 )
 
@@ -44,6 +52,24 @@ start_input() {
 }
 # The end of its stdin ends the emulation, which stops the back-end with SIGTERM.
 stop_input() { vu_kill "$input_holder"; }
+
+# The net back-end runs in a network namespace the demo makes (deleted on exit),
+# where it creates the tap vbxdemo0 that the host's end, 10.0.2.1, sits on.
+demo_ns=vhostbox-demo-$$
+prepare_net() { vu_netns_add "$demo_ns"; }
+start_net() {
+	VU_NETNS=$demo_ns vu_start_backend net "$@" || return 1
+	if ! ip netns exec "$demo_ns" ip addr add 10.0.2.1/24 dev vbxdemo0 ||
+		! ip netns exec "$demo_ns" ip link set vbxdemo0 up; then
+		VU_WHY="cannot give the tap vbxdemo0 its address"
+		return 1
+	fi
+}
+qemu_net() {
+	# shellcheck disable=SC2054 # commas inside QEMU arguments
+	qemu_dev=(-chardev "$(vu_chardev net)" -netdev vhost-user,id=net0,chardev=net
+		-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56)
+}
 
 prepare_blk() {
 	printf 'Hello from a disk served by vhostbox blk.\n' > "$VU_TMP/disk.img" &&
@@ -78,9 +104,11 @@ for row in "${DEVICES[@]}"; do
 		! { [ "$start" != vu_start_backend ] && "$start" "${backend[@]}"; }; then
 		echo "demo: leaving out $name: $VU_WHY"; continue
 	fi
+	qemu_dev=(-chardev "$(vu_chardev "$name")" -device "$device,chardev=$name")
+	declare -F "qemu_$name" > /dev/null && "qemu_$name"
 	echo "demo: $VHOSTBOX ${backend[*]} --socket-path=$(vu_socket "$name")"
-	echo "      QEMU: -chardev $(vu_chardev "$name") -device $device,chardev=$name"
-	qemu_args+=(-chardev "$(vu_chardev "$name")" -device "$device,chardev=$name")
+	echo "      QEMU: ${qemu_dev[*]}"
+	qemu_args+=("${qemu_dev[@]}")
 	read -ra m <<< "$mods"
 	modules+=("${m[@]}")
 	shown+=("$name")

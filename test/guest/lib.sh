@@ -35,6 +35,7 @@ VU_PIDS=()          # everything to kill on exit
 VU_FAILED=0         # set by vu_fail: logs are shown on exit
 VU_WHY=""           # why the last helper returned 1
 VU_NQEMU=0
+VU_NETNS_ADDED=()   # network namespaces to delete on exit
 declare -A VU_BACKEND_PID=()
 
 # ---- results: the lines test/run.sh counts ---------------------------------------
@@ -119,6 +120,7 @@ vu_cleanup() {
 	local pids=("${VU_PIDS[@]}") i
 	# Newest first, one at a time: QEMU goes before the back-ends it is connected to.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do vu_kill "${pids[i]}"; done
+	for i in "${VU_NETNS_ADDED[@]}"; do ip netns del "$i" 2>/dev/null; done
 	[ "$VU_FAILED" = 1 ] && vu_show_logs
 	if [ "${VU_KEEP:-0}" = 1 ]; then echo "# kept $VU_TMP" >&2; else rm -rf "$VU_TMP"; fi
 	exit "$rc"
@@ -252,6 +254,15 @@ vu_initramfs() {
 	VU_INITRAMFS=$out
 }
 
+# ---- network namespaces -------------------------------------------------------------
+# vu_netns_add NAME: create network namespace NAME with lo up, deleted on exit (with
+# the interfaces in it). Returns 1 with VU_WHY set when it cannot.
+vu_netns_add() {
+	ip netns add "$1" 2>/dev/null || { VU_WHY="cannot create a network namespace (needs root and iproute2)"; return 1; }
+	VU_NETNS_ADDED+=("$1")
+	ip netns exec "$1" ip link set lo up
+}
+
 # ---- back-ends ------------------------------------------------------------------------
 # vu_socket NAME: the socket path for back-end NAME. vu_chardev NAME: the matching
 # QEMU -chardev value (id=NAME).
@@ -260,13 +271,15 @@ vu_chardev() { echo "socket,id=$1,path=$(vu_socket "$1")"; }
 
 # vu_start_backend NAME PERSONALITY [ARG...]: start
 #   $VHOSTBOX PERSONALITY --socket-path=$(vu_socket NAME) ARG...
-# with output in $VU_TMP/NAME.log, and wait (5 s at most) for the socket to appear.
-# The pid is in VU_BACKEND_PID[NAME]. Returns 1 with VU_WHY set on failure.
+# with output in $VU_TMP/NAME.log, and wait (5 s at most) for the socket to appear;
+# inside the network namespace $VU_NETNS if that is set. The pid is in
+# VU_BACKEND_PID[NAME]. Returns 1 with VU_WHY set on failure.
 vu_start_backend() {
-	local name=$1 pers=$2 sock end pid
+	local name=$1 pers=$2 sock end pid in_ns=()
 	shift 2
 	sock=$(vu_socket "$name")
-	"$VHOSTBOX" "$pers" --socket-path="$sock" "$@" > "$VU_TMP/$name.log" 2>&1 &
+	[ -n "${VU_NETNS:-}" ] && in_ns=(ip netns exec "$VU_NETNS")
+	"${in_ns[@]}" "$VHOSTBOX" "$pers" --socket-path="$sock" "$@" > "$VU_TMP/$name.log" 2>&1 &
 	pid=$!
 	vu_track "$pid"
 	VU_BACKEND_PID[$name]=$pid
@@ -290,14 +303,16 @@ vu_start_backend() {
 # messages go to $VU_TMP/qemu.N.log. QEMU is killed after VU_QEMU_TIMEOUT s whatever
 # happens to this script.
 vu_start_qemu() {
-	local script=$1 d=$VU_TMP/guest-cpio n
+	local script=$1 d n
 	shift
 	[ -n "${VU_INITRAMFS:-}" ] || { VU_WHY="vu_initramfs was not called"; return 1; }
 	n=$((++VU_NQEMU))
-	rm -rf "$d" && mkdir -p "$d" && cp "$script" "$d/guest.sh" || return 1
-	(cd "$d" && echo guest.sh | cpio -o -H newc -R 0:0 --quiet) > "$VU_TMP/guest.cpio" || return 1
+	# Each guest its own files: several may be booting at once.
+	d=$VU_TMP/guest-cpio.$n
+	mkdir -p "$d" && cp "$script" "$d/guest.sh" || return 1
+	(cd "$d" && echo guest.sh | cpio -o -H newc -R 0:0 --quiet) > "$d.cpio" || return 1
 	# The kernel unpacks concatenated newc archives one after the other.
-	cat "$VU_INITRAMFS" "$VU_TMP/guest.cpio" > "$VU_TMP/initrd" || return 1
+	cat "$VU_INITRAMFS" "$d.cpio" > "$VU_TMP/initrd.$n" || return 1
 	VU_SERIAL=$VU_TMP/serial.$n.log
 	VU_QMP=$VU_TMP/qmp.$n.sock
 	: > "$VU_SERIAL"
@@ -307,7 +322,7 @@ vu_start_qemu() {
 		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
 		-nodefaults -no-user-config -display none -monitor none -no-reboot \
 		-serial "file:$VU_SERIAL" -qmp "unix:$VU_QMP,server=on,wait=off" \
-		-kernel "$VU_KERNEL" -initrd "$VU_TMP/initrd" \
+		-kernel "$VU_KERNEL" -initrd "$VU_TMP/initrd.$n" \
 		-append "console=ttyS0 quiet panic=-1 ${VU_KERNEL_ARGS:-}" \
 		${VU_QEMU_ARGS:-} "$@" > "$VU_TMP/qemu.$n.log" 2>&1 &
 	VU_QEMU_PID=$!

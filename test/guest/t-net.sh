@@ -34,15 +34,11 @@ echo "GUEST-RESULT: addr $(ip -4 addr show eth0 | sed -n "s/.*inet \([0-9.]*\).*
 # ---- 1. tap in a network namespace -----------------------------------------------
 ns=vhostbox-t-net-$$
 tap=vbxtap$$
-if ! ip netns add "$ns" 2> /dev/null; then
-	vu_skip guest-net-tap "cannot create a network namespace (needs root and iproute2)"
+if ! vu_netns_add "$ns"; then
+	vu_skip guest-net-tap "$VU_WHY"
 else
-	trap '_rc=$?; ip netns del "$ns" 2> /dev/null; (exit $_rc); vu_cleanup' EXIT
-	ip netns exec "$ns" ip link set lo up
 	# The back-end runs inside the namespace, where it creates the tap.
-	printf '#!/bin/sh\nexec ip netns exec %s %s "$@"\n' "$ns" "$VHOSTBOX" > "$VU_TMP/in-ns"
-	chmod +x "$VU_TMP/in-ns"
-	if ! VHOSTBOX=$VU_TMP/in-ns vu_start_backend net0 net --tap="${tap:0:15}"; then
+	if ! VU_NETNS=$ns vu_start_backend net0 net --tap="${tap:0:15}"; then
 		vu_fail guest-net-tap "$VU_WHY"
 	else
 		tap=${tap:0:15}
@@ -121,8 +117,6 @@ EOF
 vu_start_qemu "$VU_TMP/guest-b.sh" -chardev "socket,id=c1,path=$(vu_socket sw2)" \
 	-netdev vhost-user,id=n1,chardev=c1 -device virtio-net-pci,netdev=n1,mac=52:54:00:00:03:02
 b_pid=$VU_QEMU_PID b_serial=$VU_SERIAL
-# vu_start_qemu rebuilds one initrd path for every guest: let b's QEMU load it first.
-vu_wait_serial 'GUEST-START' 60 || vu_fail guest-net-switch-ping "guest b: $VU_WHY"
 # shellcheck disable=SC2054
 vu_start_qemu "$VU_TMP/guest-a.sh" -chardev "$(vu_chardev sw)" \
 	-netdev vhost-user,id=n0,chardev=sw -device virtio-net-pci,netdev=n0,mac=52:54:00:00:03:01
