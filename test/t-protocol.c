@@ -1088,7 +1088,10 @@ static void mal_end(const char *name, struct vuf *f)
 	vuf_close(f);
 	CHECK(vuf_backend_alive(be), "malformed: %s: back-end alive", name);
 	int n = settle();
-	CHECK_EQ(n, idle_fds, "malformed: %s: back-end fd count back to idle", name);
+	/* Fewer is no leak: an fd the idle count caught in passing (a loaded machine) has gone. */
+	CHECK(n <= idle_fds, "malformed: %s: back-end fd count back to idle (%d, idle %d)", name, n, idle_fds);
+	if (n < idle_fds)
+		idle_fds = n;
 	if (n > idle_fds) {
 		/* Leaked: measure later cases from here, so each does not wait out the leak. */
 		check_note("%s: back-end leaked %d fds", name, n - idle_fds);
