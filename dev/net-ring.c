@@ -15,6 +15,9 @@
 
 /* ---- receive ------------------------------------------------------------------ */
 
+/* Receive buffers are fetched into the cache this many frames before they are filled. */
+#define RX_PREFETCH_AHEAD 4
+
 bool net_filter_accepts(const struct net_filter *f, const uint8_t *dst)
 {
 	static const uint8_t bcast[NET_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -114,24 +117,6 @@ short_of_room:
 	return 0;
 }
 
-/*
- * Fetches the first two cache lines of the ring's next buffer for writing, while the
- * current frame is copied: the driver wrote them last, on another core. The buffer is
- * popped to find it and given back at once; spare is room for its first iovec.
- */
-static void prefetch_next(struct vu_vring *vq, struct iovec *spare)
-{
-	struct vu_req next = { .iov = spare, .max_iov = 1 };
-
-	if (vu_vring_pop(vq, &next) <= 0)
-		return;
-	if (next.in) {
-		__builtin_prefetch(next.iov[0].iov_base, 1);
-		__builtin_prefetch((const char *)next.iov[0].iov_base + 64, 1);
-	}
-	vu_vring_unpop(vq, 1);
-}
-
 static void ring_deliver(struct net_port *p, const struct net_pkt *pkt)
 {
 	struct net_rings *r = (struct net_rings *)p;
@@ -152,8 +137,7 @@ static void ring_deliver(struct net_port *p, const struct net_pkt *pkt)
 		p->stats.rx_dropped++;
 		return;
 	}
-	if (niov < NET_RX_MAX_IOV)
-		prefetch_next(vq, r->rx_iov + niov);
+	vu_vring_prefetch(vq, RX_PREFETCH_AHEAD, true);
 	size_t csum_start = r->hdr_len + le16toh(h.csum_start), csum_at = csum_start + le16toh(h.csum_offset);
 	if (!(p->offloads & NET_OFF_CSUM))
 		h.flags = h.csum_start = h.csum_offset = 0;
