@@ -451,18 +451,31 @@ static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 	return err;
 }
 
-/* Sends the part of r (resource coordinates) that scanout i shows. */
-static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const struct virtio_gpu_rect *r)
+bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
+			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y)
 {
-	const struct virtio_gpu_rect *s = &g->scanout[i].r;
+	const struct virtio_gpu_rect *s = &g->scanout[id].r;
 	uint32_t x0 = r->x > s->x ? r->x : s->x, y0 = r->y > s->y ? r->y : s->y;
 	uint32_t x1 = r->x + r->width < s->x + s->width ? r->x + r->width : s->x + s->width;
 	uint32_t y1 = r->y + r->height < s->y + s->height ? r->y + r->height : s->y + s->height;
 
 	if (x0 >= x1 || y0 >= y1)
+		return false;
+	*u = (struct gpu_msg_update){ id, x0 - s->x, y0 - s->y, x1 - x0, y1 - y0 };
+	*x = x0;
+	*y = y0;
+	return true;
+}
+
+/* Sends the part of r (resource coordinates) that scanout i shows. */
+static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const struct virtio_gpu_rect *r)
+{
+	struct gpu_msg_update head;
+	uint32_t x0, y0;
+
+	if (!gpu_scanout_visible(g, i, r, &head, &x0, &y0))
 		return;
-	uint32_t w = x1 - x0, h = y1 - y0;
-	struct gpu_msg_update head = { i, x0 - s->x, y0 - s->y, w, h };
+	uint32_t w = head.width, h = head.height;
 	size_t stride = (size_t)res->width * BPP;
 	const uint8_t *src = res->pixels + y0 * stride + (size_t)x0 * BPP;
 	/* Whole rows of a format already in the display's byte order are sent as they are. */

@@ -482,14 +482,12 @@ static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 /* Reads the visible part of r back from the renderer and sends it as pixels. */
 static void update_pixels(struct gpu *g, struct gpu_res *res, unsigned id, const struct virtio_gpu_rect *r)
 {
-	const struct virtio_gpu_rect *s = &g->scanout[id].r;
-	uint32_t x0 = r->x > s->x ? r->x : s->x, y0 = r->y > s->y ? r->y : s->y;
-	uint32_t x1 = r->x + r->width < s->x + s->width ? r->x + r->width : s->x + s->width;
-	uint32_t y1 = r->y + r->height < s->y + s->height ? r->y + r->height : s->y + s->height;
+	struct gpu_msg_update head;
+	uint32_t x0, y0;
 
-	if (x0 >= x1 || y0 >= y1)
+	if (!gpu_scanout_visible(g, id, r, &head, &x0, &y0))
 		return;
-	uint32_t w = x1 - x0, h = y1 - y0;
+	uint32_t w = head.width, h = head.height;
 	size_t bytes = (size_t)w * h * 4;
 	uint8_t *raw = malloc(bytes);
 	struct iovec iov = { raw, bytes };
@@ -497,7 +495,7 @@ static void update_pixels(struct gpu *g, struct gpu_res *res, unsigned id, const
 	if (raw && !virgl_renderer_transfer_read_iov(res->id, 0, 0, w * 4, 0, VBOX(&box), 0, &iov, 1)) {
 		struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + bytes);
 		if (m) {
-			*m = (struct gpu_msg_update){ id, x0 - s->x, y0 - s->y, w, h };
+			*m = head;
 			gpu_convert_rows(res->format, raw, (size_t)w * 4, m->data, w, h, false);
 		}
 	}

@@ -124,6 +124,14 @@ bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t h
  */
 struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
 				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
+struct gpu_msg_update;
+/*
+ * The part of r (resource coordinates) that scanout id shows: its UPDATE header
+ * (where on the scanout) in *u, its top-left corner in the resource in *x, *y;
+ * false if the scanout shows none of r.
+ */
+bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
+			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
 /* Shows or hides scanouts whose resource is res (disabling them). */
 void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
 /* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
