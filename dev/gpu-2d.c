@@ -31,7 +31,7 @@ struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id)
 	return NULL;
 }
 
-static bool charge(struct gpu *g, uint64_t bytes)
+bool gpu_charge(struct gpu *g, uint64_t bytes)
 {
 	if (bytes > g->max_memory - g->used_memory)
 		return false;
@@ -48,7 +48,7 @@ struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t
 		return NULL;
 	}
 	bytes += sizeof(*r);
-	if (!charge(g, bytes) || !(r = calloc(1, sizeof(*r)))) {
+	if (!gpu_charge(g, bytes) || !(r = calloc(1, sizeof(*r)))) {
 		if (g->used_memory >= bytes)
 			g->used_memory -= bytes;
 		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
@@ -56,6 +56,7 @@ struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t
 	}
 	r->id = id;
 	r->charged = bytes;
+	r->px.fd = -1;
 	r->next = g->res[bucket(id)];
 	g->res[bucket(id)] = r;
 	return r;
@@ -71,7 +72,7 @@ void gpu_res_free(struct gpu *g, struct gpu_res *res)
 	gpu_scanouts_drop(g, res);
 	gpu_backing_free(g, &res->backing);
 	g->used_memory -= res->charged;
-	free(res->pixels);
+	gpu_pixels_free(g, &res->px);
 	free(res);
 }
 
@@ -127,7 +128,7 @@ uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backi
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	if (!g->mem)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	if (!charge(g, (uint64_t)ab.nr_entries * ENTRY_COST))
+	if (!gpu_charge(g, (uint64_t)ab.nr_entries * ENTRY_COST))
 		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	memset(b, 0, sizeof(*b));
 	b->nentries = ab.nr_entries;
@@ -217,7 +218,7 @@ static void backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst
 		size_t in = off - start, n = b->iov[i].iov_len - in;
 		if (n > len)
 			n = len;
-		memcpy(dst, (uint8_t *)b->iov[i].iov_base + in, n);
+		gpu_pixels_copy(dst, (uint8_t *)b->iov[i].iov_base + in, n);
 		dst += n;
 		off += n;
 		len -= n;
@@ -341,10 +342,9 @@ static uint32_t create_2d(struct gpu *g, struct gpu_cmd *cmd)
 	res->format = c.format;
 	res->width = c.width;
 	res->height = c.height;
-	res->pixels = calloc(1, bytes);
-	if (!res->pixels) {
+	if ((err = gpu_pixels_alloc(&res->px, bytes))) {
 		gpu_res_free(g, res);
-		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		return err;
 	}
 	return 0;
 }
@@ -407,6 +407,18 @@ struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
 	return NULL;
 }
 
+#define WAIT_FOR_DISPLAY UINT32_MAX  /* not a response: the command waits (gpu->parked) */
+
+static void retry_parked(struct gpu *g)
+{
+	struct gpu_cmd *cmd = g->parked;
+
+	g->parked = NULL;
+	g->ctrl_waiting = false;
+	gpu_2d_command(g, cmd);
+	gpu_resume(g);
+}
+
 static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 {
 	struct virtio_gpu_transfer_to_host_2d t;
@@ -426,7 +438,17 @@ static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	if (!gpu_backing_map(g, &res->backing))
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	uint8_t *dst = res->pixels + t.r.y * stride + (uint64_t)t.r.x * BPP;
+	uint64_t ticket;
+	bool whole = t.r.width == res->width && t.r.height == res->height;
+	uint8_t *pixels = gpu_pixels_for_write(g, &res->px, whole, &ticket);
+	if (!pixels) {
+		/* The front-end still reads these pixels: the transfer runs again once it has. */
+		g->parked = cmd;
+		g->ctrl_waiting = true;
+		gpu_chan_when_read(g, ticket, retry_parked);
+		return WAIT_FOR_DISPLAY;
+	}
+	uint8_t *dst = pixels + t.r.y * stride + (uint64_t)t.r.x * BPP;
 	if (row == stride) {
 		backing_read(&res->backing, t.offset, dst, t.r.height * stride);
 		return 0;
@@ -445,6 +467,7 @@ static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	uint32_t err = gpu_scanout_set(g, c.scanout_id, c.resource_id, &c.r, &res);
 	if (!err && res) {
+		gpu_pixels_share(g, &res->px);
 		struct gpu_msg_scanout m = { c.scanout_id, c.r.width, c.r.height };
 		gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
 	}
@@ -477,12 +500,16 @@ static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const
 		return;
 	uint32_t w = head.width, h = head.height;
 	size_t stride = (size_t)res->width * BPP;
-	const uint8_t *src = res->pixels + y0 * stride + (size_t)x0 * BPP;
-	/* Whole rows of a format already in the display's byte order are sent as they are. */
+	const uint8_t *src = res->px.cur + y0 * stride + (size_t)x0 * BPP;
+	/* Whole rows of memfd pixels already in the display's byte order are spliced as they are. */
 	bool as_is = res->format == VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM || res->format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM;
-	if (as_is && (w == res->width || h == 1)) {
-		gpu_chan_send_lent(g, GPU_MSG_UPDATE, &head, sizeof(head), src, w * h * BPP);
-		return;
+	if (as_is && res->px.fd >= 0 && (w == res->width || h == 1)) {
+		uint64_t ticket = gpu_chan_send_pages(g, GPU_MSG_UPDATE, &head, sizeof(head), res->px.fd,
+						      src - res->px.map, w * h * BPP);
+		if (ticket) {
+			res->px.ticket[res->px.idx] = ticket;
+			return;
+		}
 	}
 	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * BPP);
 	if (!m)
@@ -522,6 +549,8 @@ void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd)
 	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING: err = detach_backing(g, cmd); break;
 	default: err = VIRTIO_GPU_RESP_ERR_UNSPEC; /* 3D without --virgl, or unknown */
 	}
+	if (err == WAIT_FOR_DISPLAY)
+		return;
 	gpu_respond_nodata(g, cmd, err ? err : VIRTIO_GPU_RESP_OK_NODATA);
 }
 
@@ -562,6 +591,6 @@ void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd)
 	uint32_t w = res->width < GPU_CURSOR_SIZE ? res->width : GPU_CURSOR_SIZE;
 	uint32_t h = res->height < GPU_CURSOR_SIZE ? res->height : GPU_CURSOR_SIZE;
 	for (uint32_t y = 0; y < h; y++)
-		gpu_convert_rows(res->format, res->pixels + (size_t)y * res->width * BPP, 0,
+		gpu_convert_rows(res->format, res->px.cur + (size_t)y * res->width * BPP, 0,
 				 image + y * GPU_CURSOR_SIZE * BPP, w, 1, true);
 }

@@ -12,17 +12,23 @@
  * stops, or the front-end takes too long): its callback runs with no reply and
  * the late reply, when it comes, is read and dropped.
  *
- * An UPDATE may borrow a resource's pixels instead of copying them into the
- * message: the socket's copy is then the only one. While borrowed pixels are
- * queued the control queue waits, so no command changes or frees them before
- * they leave; a reset, the only other way to free them, closes the channel and
- * drops its queue first.
- * (Splicing the pages into the socket, vmsplice + splice, was measured slower
- * than that one copy here: pinning the pages of every frame costs more.)
+ * An UPDATE of memfd pixels (gpu-pixels.c) is not copied at all: its header is
+ * written, its pixels spliced from the memfd through a pipe into the socket,
+ * which then holds references to our pages until the front-end reads them.
+ * Each such message's ticket is where it ends in the stream of everything
+ * queued; the front-end has surely read up to what we wrote less what the
+ * socket still holds (SIOCOUTQ, which counts buffers, never less than their
+ * bytes), and only pixels it has read may change. A transfer that would change
+ * pixels still being read waits (gpu_chan_when_read), polling the socket.
+ * (vmsplice of heap pixels was measured slower than copying them: pinning the
+ * pages of every frame costs more. Page-cache pages need no pinning.)
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,12 +40,16 @@
 #define REPLY_TIMEOUT_NS 5000000000ull /* a command waits this long for the front-end */
 #define SEND_BUFFER (8 << 20)         /* asked for; the kernel caps it at net.core.wmem_max */
 #define MAX_REPLY sizeof(struct virtio_gpu_resp_edid)
+#define MAX_SPLICED 8                  /* queued spliced messages that pause the control queue */
+#define PIPE_SIZE (1 << 20)            /* pages moved per splice: asked for, the kernel may cap it */
+#define READ_POLL_NS 100000ull         /* how often a waiting transfer looks at the socket */
 
 struct out_msg {
 	struct out_msg *next;
 	size_t cap, len, sent;         /* sent counts data, then ext */
 	int fd;                        /* sent with the first byte, then closed */
-	const uint8_t *ext;            /* the payload's tail, not copied: a resource's pixels */
+	int ext_fd;                    /* the payload's tail is spliced from here (-1: none) */
+	uint64_t ext_off;
 	size_t ext_len;
 	uint8_t data[];                /* header + payload (or its head) */
 };
@@ -57,10 +67,18 @@ struct gpu_chan {
 	bool watching_out;
 	uint64_t features;
 	struct out_msg *head, *tail;
-	size_t queued;
-	unsigned lent;                 /* queued messages borrowing pixels */
+	size_t queued;                 /* bytes copied into queued messages */
+	unsigned spliced;              /* queued messages with spliced pixels */
+	int pipe[2];                   /* for splicing: -1 if there is none */
+	size_t in_pipe;                /* bytes of the head message in the pipe */
+	uint64_t written;              /* where what the socket took ends (see gpu->stream_queued) */
 	bool stalled;                  /* the control queue waits for this channel */
 	struct vu_timer *wake;
+	/* A transfer waiting for the front-end to read pixels (gpu_chan_when_read). */
+	void (*read_fn)(struct gpu *g);
+	uint64_t read_ticket;
+	unsigned read_polls_left;      /* then waiting is given up */
+	struct vu_timer *read_poll;
 	struct waiter *waiters, *last_waiter;
 	struct vu_timer *timeout, *closer;
 	/* The last big message's memory, reused: fresh pages for every frame cost more than the copy. */
@@ -77,7 +95,7 @@ bool gpu_chan_busy(struct gpu *g)
 
 	if (!c || c->broken)
 		return false;
-	if (c->queued < BACKLOG_BYTES && !c->lent)
+	if (c->queued < BACKLOG_BYTES && c->spliced < MAX_SPLICED)
 		return false;
 	c->stalled = true;
 	return true;
@@ -110,8 +128,10 @@ static void free_msg(struct gpu_chan *c, struct out_msg *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
-	if (m->ext)
-		c->lent--;
+	if (m->ext_fd >= 0) {
+		close(m->ext_fd);
+		c->spliced--;
+	}
 	if (m->cap >= SPARE_MIN && (!c->spare || c->spare->cap < m->cap)) {
 		free(c->spare);
 		c->spare = m;
@@ -145,6 +165,49 @@ static void watch_out(struct gpu *g, bool on)
 		c->watching_out = on;
 }
 
+/* Writes the copied part of m: header and payload, with its fd on the first byte. */
+static ssize_t send_data(struct gpu_chan *c, struct out_msg *m)
+{
+	struct iovec iov = { m->data + m->sent, m->len - m->sent };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (m->fd >= 0 && m->sent == 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
+	}
+	ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0)
+		c->queued -= n;
+	return n;
+}
+
+/* Moves the spliced part of m on: from its file into the pipe, from the pipe into the socket. */
+static ssize_t send_pages(struct gpu_chan *c, struct out_msg *m)
+{
+	if (!c->in_pipe) {
+		loff_t at = m->ext_off + (m->sent - m->len);
+		ssize_t k = splice(m->ext_fd, &at, c->pipe[1], NULL, m->len + m->ext_len - m->sent, SPLICE_F_NONBLOCK);
+		if (k <= 0) {
+			/* An empty pipe takes pages, and our file holds them: neither can happen. */
+			if (k == 0 || errno == EAGAIN)
+				errno = EIO;
+			return -1;
+		}
+		c->in_pipe = k;
+	}
+	ssize_t n = splice(c->pipe[0], NULL, c->fd, NULL, c->in_pipe, SPLICE_F_NONBLOCK);
+	if (n > 0)
+		c->in_pipe -= n;
+	return n;
+}
+
 /* Writes what the socket takes. */
 static void flush_out(struct gpu *g)
 {
@@ -152,26 +215,7 @@ static void flush_out(struct gpu *g)
 
 	while (c && !c->broken && c->head) {
 		struct out_msg *m = c->head;
-		struct iovec iov[2];
-		int niov = 0;
-		size_t ext_off = m->sent > m->len ? m->sent - m->len : 0;
-		if (m->sent < m->len)
-			iov[niov++] = (struct iovec){ m->data + m->sent, m->len - m->sent };
-		if (m->ext_len > ext_off)
-			iov[niov++] = (struct iovec){ (void *)(m->ext + ext_off), m->ext_len - ext_off };
-		union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
-		if (m->fd >= 0 && m->sent == 0) {
-			memset(&u, 0, sizeof(u));
-			mh.msg_control = u.buf;
-			mh.msg_controllen = sizeof(u.buf);
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
-		}
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = m->sent < m->len ? send_data(c, m) : send_pages(c, m);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -183,7 +227,7 @@ static void flush_out(struct gpu *g)
 			return;
 		}
 		m->sent += n;
-		c->queued -= n;
+		c->written += n;
 		if (m->sent == m->len + m->ext_len) {
 			c->head = m->next;
 			if (!c->head)
@@ -222,7 +266,8 @@ static struct out_msg *queue(struct gpu *g, uint32_t request, uint32_t size, int
 	m->len = sizeof(h) + size;
 	m->sent = 0;
 	m->fd = fd;
-	m->ext = NULL;
+	m->ext_fd = -1;
+	m->ext_off = 0;
 	m->ext_len = 0;
 	if (c->tail)
 		c->tail->next = m;
@@ -230,6 +275,7 @@ static struct out_msg *queue(struct gpu *g, uint32_t request, uint32_t size, int
 		c->head = m;
 	c->tail = m;
 	c->queued += m->len;
+	g->stream_queued += m->len;
 	return m;
 }
 
@@ -248,19 +294,88 @@ void gpu_chan_send(struct gpu *g, uint32_t request, const void *payload, uint32_
 		memcpy(m->data + sizeof(struct gpu_msg_hdr), payload, size);
 }
 
-void gpu_chan_send_lent(struct gpu *g, uint32_t request, const void *head, uint32_t head_size,
-			const uint8_t *pixels, uint32_t len)
+uint64_t gpu_chan_send_pages(struct gpu *g, uint32_t request, const void *head, uint32_t head_size, int fd,
+			     uint64_t off, uint32_t len)
 {
-	struct out_msg *m = queue(g, request, head_size, -1);
+	struct gpu_chan *c = g->chan;
+	int own = c && !c->broken && c->pipe[0] >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	struct out_msg *m = own >= 0 ? queue(g, request, head_size, -1) : NULL;
 
-	if (!m)
-		return;
+	if (!m) {
+		if (own >= 0)
+			close(own);
+		return 0;
+	}
 	memcpy(m->data + sizeof(struct gpu_msg_hdr), head, head_size);
 	((struct gpu_msg_hdr *)m->data)->size = head_size + len;
-	m->ext = pixels;
+	m->ext_fd = own; /* the message's own: the resource may go before it is sent */
+	m->ext_off = off;
 	m->ext_len = len;
-	g->chan->lent++;
-	g->chan->queued += len;
+	g->stream_queued += len;
+	c->spliced++;
+	return g->stream_queued;
+}
+
+bool gpu_chan_reading(struct gpu *g, uint64_t ticket)
+{
+	struct gpu_chan *c = g->chan;
+	int unread;
+
+	if (ticket <= g->stream_read)
+		return false;
+	if (!c || c->broken) {
+		g->stream_read = g->stream_queued; /* no front-end reads them any more */
+		return false;
+	}
+	if (ticket <= c->written && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread >= 0 &&
+	    c->written - (uint64_t)unread > g->stream_read)
+		g->stream_read = c->written - unread;
+	return ticket > g->stream_read;
+}
+
+/* Ends the wait for pixels to be read; forced: stop protecting any (they count as read). */
+static void read_done(struct gpu *g, bool forced)
+{
+	struct gpu_chan *c = g->chan;
+	void (*fn)(struct gpu *g) = c ? c->read_fn : NULL;
+
+	if (!fn)
+		return;
+	c->read_fn = NULL;
+	vu_timer_disarm(c->read_poll);
+	if (forced)
+		g->stream_read = g->stream_queued;
+	fn(g);
+}
+
+static void on_read_poll(void *opaque)
+{
+	struct gpu *g = opaque;
+	struct gpu_chan *c = g->chan;
+
+	if (!c || !c->read_fn)
+		return;
+	if (!gpu_chan_reading(g, c->read_ticket)) {
+		read_done(g, false);
+	} else if (!--c->read_polls_left) {
+		vu_warn("gpu: the front-end has not read an update for %llu s; overwriting its pixels",
+			REPLY_TIMEOUT_NS / 1000000000ull);
+		read_done(g, true);
+	}
+}
+
+void gpu_chan_when_read(struct gpu *g, uint64_t ticket, void (*fn)(struct gpu *g))
+{
+	struct gpu_chan *c = g->chan;
+
+	if (!gpu_chan_reading(g, ticket)) {
+		fn(g);
+		return;
+	}
+	c->read_fn = fn;
+	c->read_ticket = ticket;
+	c->read_polls_left = REPLY_TIMEOUT_NS / READ_POLL_NS;
+	vu_timer_arm(c->read_poll, READ_POLL_NS, READ_POLL_NS);
 }
 
 void gpu_chan_flush(struct gpu *g)
@@ -320,6 +435,7 @@ static void abandon(struct gpu *g, bool all)
 void gpu_chan_abandon(struct gpu *g)
 {
 	abandon(g, false);
+	read_done(g, true);
 }
 
 static void on_timeout(void *opaque)
@@ -413,6 +529,32 @@ static void on_close_timer(void *opaque)
 		gpu_resume(g); /* the control queue goes on without a display */
 }
 
+/* Frees c with its socket, queue, pipe and timers. */
+static void free_chan(struct gpu_chan *c)
+{
+	close(c->fd);
+	while (c->head) {
+		struct out_msg *m = c->head;
+		c->head = m->next;
+		free_msg(c, m);
+	}
+	while (c->waiters) {
+		struct waiter *w = c->waiters;
+		c->waiters = w->next;
+		free(w);
+	}
+	if (c->pipe[0] >= 0) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+	}
+	vu_timer_free(c->timeout);
+	vu_timer_free(c->closer);
+	vu_timer_free(c->wake);
+	vu_timer_free(c->read_poll);
+	free(c->spare);
+	free(c);
+}
+
 int gpu_chan_open(struct gpu *g, int fd)
 {
 	struct gpu_chan *c = calloc(1, sizeof(*c));
@@ -423,18 +565,27 @@ int gpu_chan_open(struct gpu *g, int fd)
 		return -1;
 	}
 	c->fd = fd;
+	c->written = g->stream_queued;
 	c->timeout = vu_timer_new(g->loop, on_timeout, g);
 	c->closer = vu_timer_new(g->loop, on_close_timer, g);
 	c->wake = vu_timer_new(g->loop, on_wake, g);
+	c->read_poll = vu_timer_new(g->loop, on_read_poll, g);
 	/* A bigger send buffer: fewer wake-ups and writes per full-screen update. */
-	int sndbuf = SEND_BUFFER;
+	int sndbuf = SEND_BUFFER, unread;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	if (!c->timeout || !c->closer || !c->wake || vu_loop_watch(g->loop, fd, EPOLLIN, on_socket, g) < 0) {
-		vu_timer_free(c->timeout);
-		vu_timer_free(c->closer);
-		vu_timer_free(c->wake);
-		free(c);
-		close(fd);
+	/*
+	 * Splicing needs a pipe, a socket that does not block the loop (splice goes by
+	 * the file's flag), and SIOCOUTQ to tell when the front-end has read the pages.
+	 * Without them updates are copied.
+	 */
+	c->pipe[0] = c->pipe[1] = -1;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 && ioctl(fd, SIOCOUTQ, &unread) == 0 &&
+	    pipe2(c->pipe, O_NONBLOCK | O_CLOEXEC) == 0)
+		fcntl(c->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+	if (!c->timeout || !c->closer || !c->wake || !c->read_poll ||
+	    vu_loop_watch(g->loop, fd, EPOLLIN, on_socket, g) < 0) {
+		free_chan(c);
 		return -1;
 	}
 	g->chan = c;
@@ -452,22 +603,9 @@ void gpu_chan_close(struct gpu *g)
 	if (!c)
 		return;
 	abandon(g, true);
+	read_done(g, true);
 	g->chan = NULL;
+	g->stream_read = g->stream_queued; /* nobody reads our pages any more */
 	vu_loop_unwatch(g->loop, c->fd);
-	close(c->fd);
-	while (c->head) {
-		struct out_msg *m = c->head;
-		c->head = m->next;
-		free_msg(c, m);
-	}
-	while (c->waiters) {
-		struct waiter *w = c->waiters;
-		c->waiters = w->next;
-		free(w);
-	}
-	vu_timer_free(c->timeout);
-	vu_timer_free(c->closer);
-	vu_timer_free(c->wake);
-	free(c->spare);
-	free(c);
+	free_chan(c);
 }

@@ -265,9 +265,10 @@ static void ctrl_kick(struct gpu *g, struct vu_vring *vq)
 			g->free = cmd->next;
 			cmd->vq = vq;
 			start(g, cmd);
-			gpu_chan_flush(g);
 		}
+		/* The driver hears first: what the display is sent meanwhile is no reason to wait. */
 		flush_ctrl(g);
+		gpu_chan_flush(g);
 	} while (!vq->broken && vu_vring_kicks(vq, true) && !ctrl_blocked(g));
 }
 

@@ -21,6 +21,7 @@
 #define GPU_MAX_DIM 16384           /* widest and tallest resource */
 #define GPU_RES_BUCKETS 256
 #define GPU_CURSOR_SIZE 64
+#define GPU_MAX_SHARED 32           /* resources with memfd pixels (each holds an fd) */
 
 struct vu_loop;
 struct vu_mem;
@@ -38,9 +39,26 @@ struct gpu_backing {
 	unsigned epoch;
 };
 
+/*
+ * Where a 2D resource's pixels live (gpu-pixels.c): on the heap, or, once a scanout
+ * shows a big one, in a memfd with room for two buffers. Updates of memfd pixels
+ * are spliced into the display socket (the front-end reads our pages, nothing is
+ * copied on the way), so a buffer the front-end may still read is never written:
+ * a transfer that replaces every pixel fills the other buffer, any other waits.
+ */
+struct gpu_pixels {
+	uint8_t *cur;               /* the resource's pixels: width * 4 bytes per row */
+	uint64_t size;              /* bytes of one buffer */
+	int fd;                     /* the memfd; -1: cur is on the heap */
+	uint8_t *map;               /* the memfd's mapping: buffer i at map + i * size */
+	unsigned idx;               /* cur == map + idx * size */
+	uint64_t ticket[2];         /* each buffer's last splice (gpu_chan_send_pages) */
+	bool second;                /* the second buffer is made and charged */
+};
+
 struct gpu_res {
 	uint32_t id, format, width, height;
-	uint8_t *pixels;            /* 2D: the host copy, width * 4 bytes per row */
+	struct gpu_pixels px;       /* 2D: the host copy */
 	uint64_t charged;           /* bytes counted against --max-memory */
 	struct gpu_backing backing;
 	uint32_t scanouts;          /* bitmask of scanouts showing it */
@@ -87,10 +105,17 @@ struct gpu {
 	struct vu_vring *ctrl_vq;
 	struct gpu_cmd slots[GPU_CMD_SLOTS];
 	struct gpu_cmd *free;
+	struct gpu_cmd *parked;     /* a transfer waiting for the display to read pixels it would overwrite */
 	bool ctrl_dirty;            /* completions pushed on the control ring, not flushed */
 	bool ctrl_waiting;          /* a command waits for the front-end: stop popping */
 
 	struct gpu_chan *chan;      /* NULL until GPU_SET_SOCKET */
+	/*
+	 * Bytes ever queued on display channels, and how many of them the front-end
+	 * has surely read: a spliced message's ticket is where it ends in that count.
+	 */
+	uint64_t stream_queued, stream_read;
+	unsigned shared_pixels;     /* resources with memfd pixels */
 	struct gpu_virgl *virgl;    /* NULL without --virgl */
 };
 
@@ -108,6 +133,8 @@ bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t le
 /* ---- gpu-2d.c: resources, scanouts, cursor (host-side copies) ---- */
 
 struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
+/* Counts bytes against --max-memory; false (nothing counted) if they do not fit. */
+bool gpu_charge(struct gpu *g, uint64_t bytes);
 /* Creates and registers a resource object charged `bytes`; NULL with *err set. */
 struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
 void gpu_res_free(struct gpu *g, struct gpu_res *res);
@@ -145,13 +172,29 @@ void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, ui
 		      uint32_t height, bool keep_alpha);
 bool gpu_format_valid(uint32_t format);
 
+/* ---- gpu-pixels.c: where 2D pixels live ---- */
+
+/* Zeroed pixels on the heap; 0 or VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY. */
+uint32_t gpu_pixels_alloc(struct gpu_pixels *p, uint64_t size);
+void gpu_pixels_free(struct gpu *g, struct gpu_pixels *p);
+/* A scanout shows them: big heap pixels move into a memfd (they stay if they cannot). */
+void gpu_pixels_share(struct gpu *g, struct gpu_pixels *p);
+/*
+ * The buffer a transfer writes (and from now on the current one): the current
+ * buffer, or for a transfer of every pixel (whole) the other one, whichever the
+ * front-end no longer reads. NULL if none: wait for *ticket with gpu_chan_when_read().
+ */
+uint8_t *gpu_pixels_for_write(struct gpu *g, struct gpu_pixels *p, bool whole, uint64_t *ticket);
+/* memcpy for big copies into pixels: stores that bypass the cache, which the copy would only flush. */
+void gpu_pixels_copy(uint8_t *dst, const uint8_t *src, size_t len);
+
 /* ---- gpu-scanout.c: the vhost-user-gpu protocol towards the front-end ---- */
 
 int gpu_chan_open(struct gpu *g, int fd);
 void gpu_chan_close(struct gpu *g);
 /*
- * Too much is queued for the front-end, or lent pixels are not read yet: the
- * control queue stops taking requests; gpu_resume() runs when that ends.
+ * Too much is queued for the front-end: the control queue stops taking
+ * requests; gpu_resume() runs when that ends.
  */
 bool gpu_chan_busy(struct gpu *g);
 /* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */
@@ -174,12 +217,21 @@ bool gpu_chan_call(struct gpu *g, uint32_t request, const void *payload, uint32_
 /* Gives up waiting on behalf of commands (their fn runs with NULL); late replies are dropped. */
 void gpu_chan_abandon(struct gpu *g);
 /*
- * Queues a message whose payload is head (copied) then len bytes of a resource's
- * pixels, not copied: the control queue waits (gpu_chan_busy) until they are
- * sent, so commands cannot change or free them meanwhile.
+ * Queues a message whose payload is head (copied) then len bytes of the file fd
+ * at off, spliced into the socket: the front-end reads those pages themselves.
+ * Returns their ticket for gpu_chan_reading(), or 0 if nothing was queued (no
+ * channel, or it cannot splice): the caller then copies.
  */
-void gpu_chan_send_lent(struct gpu *g, uint32_t request, const void *head, uint32_t head_size,
-			const uint8_t *pixels, uint32_t len);
+uint64_t gpu_chan_send_pages(struct gpu *g, uint32_t request, const void *head, uint32_t head_size, int fd,
+			     uint64_t off, uint32_t len);
+/* Whether the front-end may still read the pages of ticket: they must not change yet. */
+bool gpu_chan_reading(struct gpu *g, uint64_t ticket);
+/*
+ * Runs fn(g) once the pages of ticket are read, or once waiting is given up (the
+ * channel closes, the ring stops, or the front-end has not read them for a while:
+ * all pages then count as read). One wait at a time: the control queue waits with it.
+ */
+void gpu_chan_when_read(struct gpu *g, uint64_t ticket, void (*fn)(struct gpu *g));
 /* Writes what is queued, as far as the socket takes it. */
 void gpu_chan_flush(struct gpu *g);
 

@@ -18,10 +18,23 @@ struct hdr {
 	uint32_t request, flags, size;
 };
 
-static bool read_all(int fd, void *buf, size_t len)
+#define READ_CHUNK 65536
+
+static void wait_unpaused(struct gpu_peer *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->paused)
+		pthread_cond_wait(&p->resumed, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Reads len bytes in chunks, stopping between them while paused: a pause holds at most a chunk back. */
+static bool read_all(struct gpu_peer *p, void *buf, size_t len)
 {
 	for (size_t done = 0; done < len;) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
+		wait_unpaused(p);
+		size_t want = len - done < READ_CHUNK || p->fast ? len - done : READ_CHUNK;
+		ssize_t n = read(p->fd, (char *)buf + done, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -76,7 +89,7 @@ static void handle(struct gpu_peer *p, const struct hdr *h, const uint8_t *m)
 	}
 	case SCANOUT:
 		p->scanouts++;
-		if (u[0] == 0) {
+		if (u[0] == 0 && !p->fast) {
 			free(p->fb);
 			p->fb = calloc((size_t)u[1] * u[2] + 1, 4);
 			p->scanout_w = u[1];
@@ -121,11 +134,7 @@ static void *run(void *arg)
 	struct hdr h;
 
 	for (;;) {
-		pthread_mutex_lock(&p->lock);
-		while (p->paused)
-			pthread_cond_wait(&p->resumed, &p->lock);
-		pthread_mutex_unlock(&p->lock);
-		if (!read_all(p->fd, &h, sizeof(h)))
+		if (!read_all(p, &h, sizeof(h)))
 			break;
 		if (h.size > cap) {
 			free(buf);
@@ -134,7 +143,7 @@ static void *run(void *arg)
 			if (!buf)
 				break;
 		}
-		if (!read_all(p->fd, buf, h.size))
+		if (!read_all(p, buf, h.size))
 			break;
 		pthread_mutex_lock(&p->lock);
 		handle(p, &h, buf);

@@ -24,6 +24,12 @@ struct gpu_peer {
 	pthread_mutex_t lock;
 	pthread_cond_t resumed;
 	bool paused;                /* stop reading the socket (it fills up) until resumed */
+	/*
+	 * For benchmarks (set before SCANOUT): keep no picture and read a message in
+	 * one go; by default scanout 0 is kept in fb and reads go in small chunks, so
+	 * that a pause holds back all but a chunk of what the back-end sends.
+	 */
+	bool fast;
 	/* what the back-end did, under lock */
 	uint64_t features_set;      /* SET_PROTOCOL_FEATURES, or ~0 before */
 	unsigned scanouts, updates, cursor_updates, cursor_moves, cursor_hides, other;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "test/check.h"
@@ -218,11 +219,42 @@ static void test_status_reset(void)
 	CHECK_EQ(unref(77), VIRTIO_GPU_RESP_OK_NODATA, "gpu-status-reset-unref");
 }
 
+/* Set (under the peer's lock order: before it reads again) by resume_later: a command that returned after it waited. */
+static bool peer_resumed;
+
 static void *resume_later(void *peer)
 {
 	usleep(200000);
+	__atomic_store_n(&peer_resumed, true, __ATOMIC_SEQ_CST);
 	gpu_peer_pause(peer, false);
 	return NULL;
+}
+
+/* Runs fn(peer) on a thread: false if it could not start. */
+static bool later(pthread_t *t, void *(*fn)(void *), struct gpu_peer *peer)
+{
+	__atomic_store_n(&peer_resumed, false, __ATOMIC_SEQ_CST);
+	return pthread_create(t, NULL, fn, peer) == 0;
+}
+
+static bool waited(void)
+{
+	return __atomic_load_n(&peer_resumed, __ATOMIC_SEQ_CST);
+}
+
+static void fill(uint32_t *px, size_t n, uint32_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		px[i] = v;
+}
+
+/* The last pixel of the n-th update from now (counting from the peer's updates at `before`). */
+static uint32_t update_tail(unsigned before, unsigned n)
+{
+	pthread_mutex_lock(&d.peer->lock);
+	uint32_t v = d.peer->tails[(before + n) % GPU_PEER_TAILS];
+	pthread_mutex_unlock(&d.peer->lock);
+	return v;
 }
 
 /* Backing pages out of order in guest memory: each must land where its entry says. */
@@ -253,10 +285,12 @@ static void test_scattered_backing(void)
 }
 
 /*
- * Full-width updates leave from the resource's own pixels, uncopied: while they
- * wait for a display that is not reading, the next transfer must wait too; a
- * device reset meanwhile drops them with the display channel, and the control
- * queue goes on.
+ * Full-width updates of a big scanout resource are spliced from its memfd: the
+ * display reads the pages themselves, so pixels it has not read yet never
+ * change. A transfer of every pixel fills the resource's second buffer instead;
+ * with both buffers unread, or for a transfer of a part, the transfer waits for
+ * the display. A device reset meanwhile drops the queue with the display
+ * channel, and the control queue goes on.
  */
 static void test_lent_pixels(void)
 {
@@ -281,25 +315,46 @@ static void test_lent_pixels(void)
 	if (!px)
 		return;
 
-	/* The display stops reading; the flush is answered, its pixels wait in the queue. */
+	/*
+	 * The display stops reading; the flush is answered, its pixels wait unread. A
+	 * whole transfer goes to the second buffer at once (were it to wait, the display
+	 * would get the new pixels in the first update, after a 5 s give-up).
+	 */
 	gpu_peer_pause(d.peer, true);
 	unsigned before = gpu_peer_updates(d.peer);
 	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush");
-	for (size_t i = 0; i < bytes / 4; i++)
-		px[i] = 0x00555555;
-	/* This transfer is taken once the display read the first update: it still shows the old pixels. */
+	fill(px, bytes / 4, 0x00555555);
+	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-whole-transfer-to-second-buffer");
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-second-buffer");
+	/* Both buffers unread: the next whole transfer waits for the display. */
+	fill(px, bytes / 4, 0x00333333);
 	pthread_t t;
-	bool resumer = pthread_create(&t, NULL, resume_later, d.peer) == 0;
-	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-transfer-waits");
-	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-again");
-	bool got = gpu_peer_wait_updates(d.peer, before + 2, 5000);
+	bool resumer = later(&t, resume_later, d.peer);
+	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-third-transfer");
+	CHECK(!resumer || waited(), "gpu-lent-third-transfer-waited-for-the-display");
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-third");
+	bool got = gpu_peer_wait_updates(d.peer, before + 3, 5000);
 	if (resumer)
 		pthread_join(t, NULL);
-	pthread_mutex_lock(&d.peer->lock);
-	uint32_t first = d.peer->tails[before % GPU_PEER_TAILS], second = d.peer->tails[(before + 1) % GPU_PEER_TAILS];
-	pthread_mutex_unlock(&d.peer->lock);
-	CHECK(got && first == 0x00aaaaaa && second == 0x00555555, "gpu-lent-pixels-unchanged-until-sent: %08x %08x",
-	      first, second);
+	uint32_t first = update_tail(before, 0), second = update_tail(before, 1), third = update_tail(before, 2);
+	CHECK(got && first == 0x00aaaaaa && second == 0x00555555 && third == 0x00333333,
+	      "gpu-lent-pixels-unchanged-until-read: %08x %08x %08x", first, second, third);
+
+	/* A transfer of a part (the bottom rows) waits for the display to read the update. */
+	gpu_peer_pause(d.peer, true);
+	before = gpu_peer_updates(d.peer);
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-before-part");
+	fill(px, bytes / 4, 0x00777777);
+	resumer = later(&t, resume_later, d.peer);
+	CHECK_EQ(transfer(ID, 0, LH / 2, LW, LH / 2, (uint64_t)LH / 2 * LW * 4), VIRTIO_GPU_RESP_OK_NODATA,
+		 "gpu-lent-part-transfer");
+	CHECK(!resumer || waited(), "gpu-lent-part-transfer-waited-for-the-display");
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-lent-flush-part");
+	got = gpu_peer_wait_updates(d.peer, before + 2, 5000);
+	if (resumer)
+		pthread_join(t, NULL);
+	first = update_tail(before, 0), second = update_tail(before, 1);
+	CHECK(got && first == 0x00333333 && second == 0x00777777, "gpu-lent-part-after-read: %08x %08x", first, second);
 
 	/* A reset (guest reboot) while the pixels wait: the channel and its queue go. */
 	gpu_peer_pause(d.peer, true);
@@ -316,6 +371,106 @@ static void test_lent_pixels(void)
 	CHECK(closed, "gpu-lent-reset-closes-the-display-channel");
 	CHECK_EQ(create_2d(ID, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 16, 16), VIRTIO_GPU_RESP_OK_NODATA,
 		 "gpu-lent-commands-after-reset");
+}
+
+/* Whether the peer's picture of scanout 0 (sw wide) matches px in every pixel (x8r8g8b8). */
+static bool picture_is(const uint32_t *px, unsigned sw, unsigned sh)
+{
+	bool same = true;
+
+	pthread_mutex_lock(&d.peer->lock);
+	if (!d.peer->fb || d.peer->scanout_w != sw || d.peer->scanout_h != sh)
+		same = false;
+	for (unsigned i = 0; same && i < sw * sh; i++)
+		same = (d.peer->fb[i] & 0xffffff) == (px[i] & 0xffffff);
+	pthread_mutex_unlock(&d.peer->lock);
+	return same;
+}
+
+static void *hang_up_later(void *peer)
+{
+	usleep(200000);
+	__atomic_store_n(&peer_resumed, true, __ATOMIC_SEQ_CST);
+	shutdown(((struct gpu_peer *)peer)->fd, SHUT_RDWR);
+	return NULL;
+}
+
+/*
+ * Spliced updates carry exactly the pixels: whole frames, parts of rows (copied
+ * from the memfd), single rows; more big scanout resources than memfds are kept
+ * for are copied from the heap; a display that hangs up frees a waiting transfer.
+ */
+static void test_spliced_pixels(void)
+{
+	enum { SW = 1024, SH = 256, N = 34 }; /* 1 MiB each: the smallest that moves to a memfd */
+	const size_t bytes = (size_t)SW * SH * 4;
+	static const char *const args[] = { "--max-memory=128", NULL };
+
+	gpu_drv_close(&d);
+	if (!gpu_drv_open(&d, sock, args, 64, true, SW, SH)) {
+		CHECK(false, "gpu-spliced-start");
+		return;
+	}
+	uint64_t mem = vuf_alloc(d.f, bytes, 4096);
+	uint32_t *px = vuf_gpa(d.f, mem, bytes);
+	struct virtio_gpu_mem_entry e = { mem, bytes };
+	if (!px) {
+		CHECK(false, "gpu-spliced-memory");
+		return;
+	}
+	for (unsigned i = 0; i < SW * SH; i++)
+		px[i] = i * 2654435761u;
+	/* Resources 1..N, each shown in turn: the last ones stay on the heap (GPU_MAX_SHARED is 32). */
+	for (unsigned id = 1; id <= N; id++) {
+		bool ok = create_2d(id, id % 2 ? VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM : VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, SW,
+				    SH) == VIRTIO_GPU_RESP_OK_NODATA &&
+			  attach(id, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA &&
+			  transfer(id, 0, 0, SW, SH, 0) == VIRTIO_GPU_RESP_OK_NODATA &&
+			  set_scanout(0, id, 0, 0, SW, SH) == VIRTIO_GPU_RESP_OK_NODATA;
+		unsigned before = gpu_peer_updates(d.peer);
+		ok = ok && flush(id, 0, 0, SW, SH) == VIRTIO_GPU_RESP_OK_NODATA &&
+		     gpu_peer_wait_updates(d.peer, before + 1, 2000) && picture_is(px, SW, SH);
+		if (id == 1 || id == N || !ok)
+			CHECK(ok, "gpu-spliced-whole-frame-resource-%u", id);
+		px[id] ^= 0xffffff; /* every resource a different picture */
+	}
+	/* Part of some rows of resource 1 (its memfd pixels, copied into the message), then one row, part of it. */
+	CHECK_EQ(set_scanout(0, 1, 0, 0, SW, SH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-spliced-back-to-1");
+	for (unsigned i = 0; i < SW * SH; i++)
+		px[i] = ~i;
+	unsigned before = gpu_peer_updates(d.peer);
+	CHECK(flush(1, 0, 0, SW, SH) == VIRTIO_GPU_RESP_OK_NODATA && gpu_peer_wait_updates(d.peer, before + 1, 2000),
+	      "gpu-spliced-reshow");
+	uint32_t *want = malloc(bytes);
+	pthread_mutex_lock(&d.peer->lock);
+	if (want && d.peer->fb)
+		memcpy(want, d.peer->fb, bytes);
+	pthread_mutex_unlock(&d.peer->lock);
+	const uint32_t x = 100, y = 10, w = 200, h = 20, row = 77;
+	for (uint32_t j = y; want && j < y + h; j++)
+		memcpy(want + (size_t)j * SW + x, px + (size_t)j * SW + x, w * 4);
+	memcpy(want + (size_t)row * SW + 8, px + (size_t)row * SW + 8, 16 * 4);
+	before = gpu_peer_updates(d.peer);
+	CHECK(want && transfer(1, x, y, w, h, ((uint64_t)y * SW + x) * 4) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      flush(1, x, y, w, h) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      transfer(1, 8, row, 16, 1, ((uint64_t)row * SW + 8) * 4) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      flush(1, 8, row, 16, 1) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      gpu_peer_wait_updates(d.peer, before + 2, 2000) && picture_is(want, SW, SH),
+	      "gpu-spliced-partial-updates");
+	free(want);
+
+	/* A transfer waits for a display that stops reading; it hangs up: the transfer goes on. */
+	gpu_peer_pause(d.peer, true);
+	CHECK_EQ(flush(1, 0, 0, SW, SH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-spliced-flush-unread");
+	pthread_t t;
+	bool hanger = later(&t, hang_up_later, d.peer);
+	CHECK_EQ(transfer(1, 0, 0, SW, SH / 2, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-spliced-transfer-after-hang-up");
+	CHECK(!hanger || waited(), "gpu-spliced-transfer-waited-until-the-hang-up");
+	if (hanger)
+		pthread_join(t, NULL);
+	for (unsigned id = 1; id <= N; id++)
+		unref(id);
+	gpu_drv_close(&d);
 }
 
 static void test_hostile(void)
@@ -499,6 +654,7 @@ int main(void)
 	test_scattered_backing();
 	test_status_reset();
 	test_lent_pixels();
+	test_spliced_pixels();
 	static const char *const surfaceless[] = { "--virgl", NULL };
 	if (capability("virgl"))
 		test_virgl("gpu-virgl", surfaceless);

@@ -7,6 +7,7 @@
 # BENCH_RUNS (default 3) runs of BENCH_SECONDS (default 5) each, the two back-ends taking
 # turns so that whatever else the machine does falls on both. With two cores or more the
 # back-end runs on one and the driver (and its display thread) on another.
+# Benchmarks on a shared machine take turns: each run holds BENCH_LOCK.
 set -u
 cd "$(dirname "$0")/../.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -14,6 +15,7 @@ PEER=${QEMU_VHOST_USER_GPU:-/usr/lib/qemu/vhost-user-gpu}
 DRIVER=${GPU_BENCH:-build/bench/gpu-bench}
 SECS=${BENCH_SECONDS:-5}
 RUNS=${BENCH_RUNS:-3}
+BENCH_LOCK=${BENCH_LOCK:-/tmp/vhostbox-bench.lock}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -52,10 +54,12 @@ run() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
+exec 9> "$BENCH_LOCK"
 for _ in $(seq "$RUNS"); do
-	run vhostbox >> "$tmp/vhostbox.runs"
-	run qemu >> "$tmp/qemu.runs"
+	flock 9; run vhostbox >> "$tmp/vhostbox.runs"; flock -u 9
+	flock 9; run qemu >> "$tmp/qemu.runs"; flock -u 9
 done
+exec 9>&-
 vf=$(cut -d' ' -f1 "$tmp/vhostbox.runs" | median) vc=$(cut -d' ' -f2 "$tmp/vhostbox.runs" | median)
 qf=$(cut -d' ' -f1 "$tmp/qemu.runs" | median) qc=$(cut -d' ' -f2 "$tmp/qemu.runs" | median)
 printf '%-22s | %9s %12s\n' "full-HD 2D frames" "frames/s" "cpu-ms/frame"
