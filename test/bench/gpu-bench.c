@@ -2,12 +2,19 @@
 /*
  * vhost-user-gpu 2D benchmark driver: a full-HD B8G8R8X8 resource backed by 4 KiB
  * guest pages, shown on scanout 0; each frame changes a row of guest pixels, then
- * queues TRANSFER_TO_HOST_2D + RESOURCE_FLUSH of the whole screen together and
- * waits for both, woken by the back-end's call eventfd, as Linux's virtio-gpu
- * does for a plane update (the back-end copies and sends the whole screen every
- * frame either way; changing only a row keeps the driver's own work from being
- * what is measured).
- * Usage: gpu-bench SOCKET SECONDS   (the back-end already listens on SOCKET)
+ * TRANSFER_TO_HOST_2D + RESOURCE_FLUSH of the whole screen (the back-end copies
+ * and sends the whole screen every frame either way; changing only a row keeps
+ * the driver's own work from being what is measured).
+ *
+ * By default the two commands are queued together and the driver sleeps on the
+ * back-end's call eventfd until both are answered, as Linux's virtio-gpu does for
+ * a plane update, and the display reads every byte of every update, as a
+ * front-end must, but keeps no picture: it shares a core with this driver, and
+ * its blit, the same whichever back-end runs, would be most of what is measured.
+ * --serial: one command at a time (polling the used ring) and a display that
+ * copies each update into its picture, the harder layout for a fast back-end.
+ *
+ * Usage: gpu-bench SOCKET SECONDS [--serial]   (the back-end already listens on SOCKET)
  * Prints: frames=N seconds=S updates=U update_mb=M
  */
 #include <linux/virtio_gpu.h>
@@ -69,8 +76,9 @@ static bool frame(const struct frame_bufs *b)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: gpu-bench SOCKET SECONDS\n");
+	bool serial = argc == 4 && !strcmp(argv[3], "--serial");
+	if (argc != 3 && !serial) {
+		fprintf(stderr, "usage: gpu-bench SOCKET SECONDS [--serial]\n");
 		return 2;
 	}
 	double seconds = atof(argv[2]);
@@ -78,13 +86,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gpu-bench: cannot set up the device: %s\n", d.f ? vuf_error(d.f) : "no connection");
 		return 1;
 	}
-	/*
-	 * The display reads every byte of every update, as a front-end must, but keeps no
-	 * picture: it shares a core with this driver, and its blit, the same whichever
-	 * back-end runs, would be most of what is measured.
-	 */
 	pthread_mutex_lock(&d.peer->lock);
-	d.peer->fast = true;
+	d.peer->fast = !serial;
 	pthread_mutex_unlock(&d.peer->lock);
 	const uint32_t bytes = FW * FH * 4, pages = (bytes + PAGE - 1) / PAGE;
 	uint64_t fb = vuf_alloc(d.f, (uint64_t)pages * PAGE, PAGE);
@@ -121,7 +124,10 @@ int main(int argc, char **argv)
 	while (vuf_now_ms() < end) {
 		/* A new row each frame: the transfer still copies the whole screen, the driver stays cheap. */
 		memset(px + (size_t)(frames % FH) * FW * 4, frames & 0xff, FW * 4);
-		if (!frame(&bufs)) {
+		bool ok = serial ? send(&t, sizeof(t)) == VIRTIO_GPU_RESP_OK_NODATA &&
+					   send(&f, sizeof(f)) == VIRTIO_GPU_RESP_OK_NODATA
+				 : frame(&bufs);
+		if (!ok) {
 			fprintf(stderr, "gpu-bench: frame %u failed\n", frames);
 			return 1;
 		}

@@ -27,7 +27,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 if [ "$(nproc)" -ge 2 ]; then pin_be=(taskset -c 1) pin_drv=(taskset -c 0); else pin_be=() pin_drv=(); fi
 
-# run KIND → "frames_per_s cpu_ms_per_frame"
+# run KIND [DRIVER_ARGS] → "frames_per_s cpu_ms_per_frame"
 run() {
 	local kind=$1 sock=$tmp/$1.sock pid out t0 t1
 	rm -f "$sock"
@@ -42,7 +42,7 @@ run() {
 	# QEMU's back-end exits when its front-end leaves: sample its CPU while it runs.
 	(while t=$(cpu_ticks "$pid" 2>/dev/null); do echo "$t" > "$tmp/ticks"; sleep 0.05; done) &
 	local sampler=$!
-	out=$("${pin_drv[@]}" "$DRIVER" "$sock" "$SECS" 2>>"$tmp/$kind.log")
+	out=$("${pin_drv[@]}" "$DRIVER" "$sock" "$SECS" ${2:-} 2>>"$tmp/$kind.log")
 	t1=$(cpu_ticks "$pid" 2>/dev/null || cat "$tmp/ticks")
 	kill "$pid" "$sampler" 2>/dev/null; wait "$pid" "$sampler" 2>/dev/null
 	[ -n "$out" ] || { echo "# $kind failed: $(tail -n 3 "$tmp/$kind.log" | tr '\n' ' ')" >&2; echo "0 0"; return; }
@@ -54,16 +54,26 @@ run() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
+# Layouts: "linux" (the driver's default: TRANSFER + FLUSH queued together, woken by
+# the call eventfd, a display that keeps no picture) and "serial" (--serial: one
+# command at a time, a display that copies every update into its picture).
 exec 9> "$BENCH_LOCK"
-for _ in $(seq "$RUNS"); do
-	flock 9; run vhostbox >> "$tmp/vhostbox.runs"; flock -u 9
-	flock 9; run qemu >> "$tmp/qemu.runs"; flock -u 9
+printf '%-8s | %9s %12s | %9s %12s | %8s %10s\n' layout "vb fps" "vb cpu-ms" "QEMU fps" "QEMU cpu-ms" \
+	"fps x" "cpu x"
+for layout in linux serial; do
+	arg=""
+	[ "$layout" = serial ] && arg=--serial
+	: > "$tmp/vhostbox.runs"
+	: > "$tmp/qemu.runs"
+	for _ in $(seq "$RUNS"); do
+		flock 9; run vhostbox $arg >> "$tmp/vhostbox.runs"; flock -u 9
+		flock 9; run qemu $arg >> "$tmp/qemu.runs"; flock -u 9
+	done
+	vf=$(cut -d' ' -f1 "$tmp/vhostbox.runs" | median) vc=$(cut -d' ' -f2 "$tmp/vhostbox.runs" | median)
+	qf=$(cut -d' ' -f1 "$tmp/qemu.runs" | median) qc=$(cut -d' ' -f2 "$tmp/qemu.runs" | median)
+	awk -v l="$layout" -v a="$vf" -v b="$qf" -v x="$vc" -v y="$qc" 'BEGIN {
+		printf "%-8s | %9.1f %12.2f | %9.1f %12.2f | %8.2f %10.2f\n", l, a, x, b, y, b ? a / b : 0, x ? y / x : 0 }'
 done
 exec 9>&-
-vf=$(cut -d' ' -f1 "$tmp/vhostbox.runs" | median) vc=$(cut -d' ' -f2 "$tmp/vhostbox.runs" | median)
-qf=$(cut -d' ' -f1 "$tmp/qemu.runs" | median) qc=$(cut -d' ' -f2 "$tmp/qemu.runs" | median)
-printf '%-22s | %9s %12s\n' "full-HD 2D frames" "frames/s" "cpu-ms/frame"
-printf '%-22s | %9s %12s\n' "vhostbox" "$vf" "$vc" "QEMU vhost-user-gpu" "$qf" "$qc"
-awk -v a="$vf" -v b="$qf" -v x="$vc" -v y="$qc" 'BEGIN {
-	printf "ratio vhostbox/QEMU: frames/s %.2f, frames per back-end CPU second %.2f\n", b ? a / b : 0, x ? y / x : 0 }'
-echo "(median of $RUNS runs of ${SECS}s each; transfer + flush of 1920x1080 B8G8R8X8 per frame, one command at a time)"
+echo "(median of $RUNS runs of ${SECS}s each, the back-ends taking turns; transfer + flush of 1920x1080 B8G8R8X8"
+echo " per frame; fps x: vhostbox/QEMU frames/s; cpu x: frames per back-end CPU second, vhostbox/QEMU)"
