@@ -83,6 +83,9 @@ struct gpu_chan {
 	struct vu_timer *timeout, *closer;
 	/* The last big message's memory, reused: fresh pages for every frame cost more than the copy. */
 	struct out_msg *spare;
+	/* Small messages (headers, cursor moves) are reused too: a frame allocates nothing. */
+	struct out_msg *small;
+	unsigned nsmall;
 	size_t rx_len;
 	uint8_t rx[sizeof(struct gpu_msg_hdr) + MAX_REPLY];
 };
@@ -123,6 +126,8 @@ bool gpu_chan_has_dmabuf2(const struct gpu *g)
 }
 
 #define SPARE_MIN (1u << 20)
+#define SMALL_CAP 64                   /* header + payload of the messages kept for reuse ... */
+#define SMALL_KEPT 32                  /* ... and how many: frames queue a few each */
 
 static void free_msg(struct gpu_chan *c, struct out_msg *m)
 {
@@ -135,6 +140,10 @@ static void free_msg(struct gpu_chan *c, struct out_msg *m)
 	if (m->cap >= SPARE_MIN && (!c->spare || c->spare->cap < m->cap)) {
 		free(c->spare);
 		c->spare = m;
+	} else if (m->cap == SMALL_CAP && c->nsmall < SMALL_KEPT) {
+		m->next = c->small;
+		c->small = m;
+		c->nsmall++;
 	} else {
 		free(m);
 	}
@@ -249,11 +258,20 @@ static struct out_msg *queue(struct gpu *g, uint32_t request, uint32_t size, int
 	size_t cap = sizeof(struct gpu_msg_hdr) + size;
 	struct out_msg *m = NULL;
 
-	if (c && !c->broken && c->spare && c->spare->cap >= cap && c->spare->cap / 2 <= cap) {
+	if (!c || c->broken) {
+		m = NULL;
+	} else if (cap <= SMALL_CAP && c->small) {
+		m = c->small;
+		c->small = m->next;
+		c->nsmall--;
+	} else if (c->spare && c->spare->cap >= cap && c->spare->cap / 2 <= cap) {
 		m = c->spare;
 		c->spare = NULL;
-	} else if (c && !c->broken && (m = malloc(sizeof(*m) + cap))) {
-		m->cap = cap;
+	} else {
+		/* Small ones all get the same size, so that any can be reused for any. */
+		cap = cap < SMALL_CAP ? SMALL_CAP : cap;
+		if ((m = malloc(sizeof(*m) + cap)))
+			m->cap = cap;
 	}
 	if (!m) {
 		if (fd >= 0)
@@ -552,6 +570,11 @@ static void free_chan(struct gpu_chan *c)
 	vu_timer_free(c->wake);
 	vu_timer_free(c->read_poll);
 	free(c->spare);
+	while (c->small) {
+		struct out_msg *m = c->small;
+		c->small = m->next;
+		free(m);
+	}
 	free(c);
 }
 
