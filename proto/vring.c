@@ -196,29 +196,6 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 	return 1;
 }
 
-void vu_vring_prefetch(const struct vu_vring *vq, unsigned ahead, bool for_write)
-{
-	if (ahead >= vq->avail_ready || !vu_vring_ready(vq))
-		return;
-	uint16_t head = READ_ONCE(vq->avail->ring[slot(vq, vq->last_avail + ahead)]);
-	if (head >= vq->num)
-		return;
-	struct vring_desc d = read_desc(&vq->desc[head]);
-	if (d.flags & VRING_DESC_F_INDIRECT)
-		return;
-	/* Only a hint: an address outside guest memory is simply not fetched. */
-	const char *p = vu_mem_gpa(vq->mem, d.addr, d.len < 128 ? d.len : 128);
-	if (!p)
-		return;
-	if (for_write) {
-		__builtin_prefetch(p, 1);
-		__builtin_prefetch(p + 64, 1);
-	} else {
-		__builtin_prefetch(p, 0);
-		__builtin_prefetch(p + 64, 0);
-	}
-}
-
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 {
 	vq->last_avail -= n;
