@@ -13,10 +13,40 @@
 #include "dev/net.h"
 #include "proto/iov.h"
 
-/* ---- receive ------------------------------------------------------------------ */
+/*
+ * Fetches a line for writing. PREFETCHW takes it exclusive at once; a plain
+ * prefetch (what __builtin_prefetch(p, 1) is without -mprfchw) takes it shared,
+ * and the write must then ask the core that had it a second time. (x86-64 CPUs
+ * that do not list PREFETCHW run it as a no-op.)
+ */
+static inline void prefetch_for_write(const char *p)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("prefetchw %0" : : "m"(*p));
+#else
+	__builtin_prefetch(p, 1);
+#endif
+}
 
-/* Receive buffers are fetched into the cache this many frames before they are filled. */
-#define RX_PREFETCH_AHEAD 4
+/*
+ * Fetches the first two lines of a buffer: a virtio-net header and the frame's
+ * first bytes, two lines where a driver puts the header right before the frame's
+ * first line. The driver's core touched them last; a loop of these alone has a
+ * whole burst's on the way at once.
+ */
+static inline void prefetch_start(const struct iovec *b, bool for_write)
+{
+	const char *p = b->iov_base;
+
+	for (size_t off = 0; off < 128 && off < b->iov_len; off += 64) {
+		if (for_write)
+			prefetch_for_write(p + off);
+		else
+			__builtin_prefetch(p + off);
+	}
+}
+
+/* ---- receive ------------------------------------------------------------------ */
 
 bool net_filter_accepts(const struct net_filter *f, const uint8_t *dst)
 {
@@ -84,79 +114,122 @@ static unsigned needs(const struct net_hdr *h)
 }
 
 /*
- * Pops buffers until they hold need bytes: one chain, or several with MRG_RXBUF.
- * Returns how many, 0 if the ring has too few (they are given back).
+ * Pops buffers until they hold need bytes: one chain, or several with MRG_RXBUF,
+ * described from rx_req[s->req] and rx_iov[s->iov] on (the scratch has room for
+ * the most one frame may take). False if the ring has too few (they are given back).
  */
-static unsigned take_buffers(struct net_rings *r, struct vu_vring *vq, size_t need, unsigned *niov)
+static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need)
 {
 	unsigned nbufs = 0, used = 0;
 	size_t room = 0;
 
 	while (room < need) {
-		struct vu_req *req = &r->rx_req[nbufs];
+		struct vu_req *req = &r->rx_req[s->req + nbufs];
 		if (nbufs == NET_RX_MAX_BUFS || (nbufs && !r->mrg_rxbuf) || used == NET_RX_MAX_IOV)
 			goto short_of_room;
-		req->iov = r->rx_iov + used;
+		req->iov = r->rx_iov + s->iov + used;
 		req->max_iov = NET_RX_MAX_IOV - used;
-		if (vu_vring_pop(vq, req) <= 0)
+		if (vu_vring_pop(s->vq, req) <= 0)
 			goto short_of_room;
 		nbufs++;
 		if (req->out) {
-			vu_vring_fail(vq, "receive buffer with a device-readable part");
-			return 0;
+			vu_vring_fail(s->vq, "receive buffer with a device-readable part");
+			return false;
 		}
 		used += req->in;
 		room += req->in_bytes;
 		if (nbufs == 1 && req->in_bytes < r->hdr_len)
 			goto short_of_room; /* not even the header fits */
 	}
-	*niov = used;
-	return nbufs;
+	s->nbufs = nbufs;
+	s->niov = used;
+	return true;
 short_of_room:
-	vu_vring_unpop(vq, nbufs);
-	return 0;
+	vu_vring_unpop(s->vq, nbufs);
+	return false;
 }
 
-static void ring_deliver(struct net_port *p, const struct net_pkt *pkt)
+/* Does the port take pkt, and have room for it? Takes its buffers into *s if so. */
+static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_slot *s)
 {
-	struct net_rings *r = (struct net_rings *)p;
-	struct net_hdr h = pkt->hdr;
-
 	if (!net_filter_accepts(&r->filter, pkt->dst))
-		return;
-	unsigned missing = needs(&h) & ~p->offloads;
-	struct vu_vring *vq = r->rx[pkt->queue % r->pairs];
-	if (!vq)
-		vq = r->rx[0];
-	if (!vq || (missing & ~NET_OFF_CSUM) || vq->broken) {
-		p->stats.rx_dropped++; /* no ring, or a GSO frame the driver cannot take */
-		return;
+		return false;
+	s->pkt = pkt;
+	/* The pair the source used, if this port has it (a division only if not). */
+	s->vq = r->rx[pkt->queue < r->pairs ? pkt->queue : pkt->queue % r->pairs];
+	if (!s->vq)
+		s->vq = r->rx[0];
+	if (!s->vq || (needs(&pkt->hdr) & ~r->port.offloads & ~NET_OFF_CSUM) || s->vq->broken ||
+	    !take_buffers(r, s, r->hdr_len + pkt->len)) {
+		r->port.stats.rx_dropped++; /* no ring or room, or a GSO frame the driver cannot take */
+		return false;
 	}
-	unsigned niov, nbufs = take_buffers(r, vq, r->hdr_len + pkt->len, &niov);
-	if (!nbufs) {
-		p->stats.rx_dropped++;
-		return;
-	}
-	vu_vring_prefetch(vq, RX_PREFETCH_AHEAD, true);
+	return true;
+}
+
+/* Copies a frame into the buffers taken for it and hands them back to the driver. */
+static void fill(struct net_rings *r, const struct net_rx_slot *s)
+{
+	const struct net_pkt *pkt = s->pkt;
+	const struct iovec *iov = r->rx_iov + s->iov;
+	const struct vu_req *req = r->rx_req + s->req;
+	struct net_hdr h = pkt->hdr;
+	unsigned missing = needs(&h) & ~r->port.offloads;
+	size_t total = r->hdr_len + pkt->len;
+
 	size_t csum_start = r->hdr_len + le16toh(h.csum_start), csum_at = csum_start + le16toh(h.csum_offset);
-	if (!(p->offloads & NET_OFF_CSUM))
+	if (!(r->port.offloads & NET_OFF_CSUM))
 		h.flags = h.csum_start = h.csum_offset = 0;
-	h.num_buffers = htole16(nbufs);
-	vu_iov_from_buf(r->rx_iov, niov, 0, &h, r->hdr_len);
-	vu_iov_copy(r->rx_iov, niov, r->hdr_len, pkt->iov, pkt->niov, 0, pkt->len);
+	h.num_buffers = htole16(s->nbufs);
+	vu_iov_from_buf(iov, s->niov, 0, &h, r->hdr_len);
+	vu_iov_copy(iov, s->niov, r->hdr_len, pkt->iov, pkt->niov, 0, pkt->len);
 	if (missing) {
 		/* The sender left the checksum to the receiver, which cannot: fill it in the copy. */
-		uint16_t sum = htobe16((uint16_t)~csum_iov(r->rx_iov, niov, csum_start,
-							   r->hdr_len + pkt->len - csum_start));
-		vu_iov_from_buf(r->rx_iov, niov, csum_at, &sum, sizeof(sum));
+		uint16_t sum = htobe16((uint16_t)~csum_iov(iov, s->niov, csum_start, total - csum_start));
+		vu_iov_from_buf(iov, s->niov, csum_at, &sum, sizeof(sum));
 	}
-	size_t left = r->hdr_len + pkt->len;
-	for (unsigned i = 0; i < nbufs; i++) {
-		uint32_t n = left < r->rx_req[i].in_bytes ? left : r->rx_req[i].in_bytes;
-		vu_vring_push(vq, r->rx_req[i].head, n);
-		left -= n;
+	for (unsigned i = 0; i < s->nbufs; i++) {
+		uint32_t n = total < req[i].in_bytes ? total : req[i].in_bytes;
+		vu_vring_push(s->vq, req[i].head, n);
+		total -= n;
 	}
-	p->stats.rx++;
+	r->port.stats.rx++;
+}
+
+/*
+ * Fills the frames whose buffers were taken. The buffers' first lines are all
+ * asked for first: waiting for them one frame at a time would cost a round trip
+ * to the driver's core per frame.
+ */
+static void fill_all(struct net_rings *r, unsigned nslots)
+{
+	for (unsigned i = 0; i < nslots; i++)
+		prefetch_start(&r->rx_iov[r->rx_slot[i].iov], true);
+	for (unsigned i = 0; i < nslots; i++)
+		fill(r, &r->rx_slot[i]);
+}
+
+/* Takes buffers for every frame of the burst first, then fills them. */
+static void ring_deliver(struct net_port *p, const struct net_pkt *const *pkts, unsigned n)
+{
+	struct net_rings *r = (struct net_rings *)p;
+	unsigned nslots = 0, reqs = 0, iovs = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (reqs + NET_RX_MAX_BUFS > NET_RX_SCRATCH_BUFS || iovs + NET_RX_MAX_IOV > NET_RX_SCRATCH_IOV) {
+			fill_all(r, nslots); /* large frames: the scratch is full */
+			nslots = reqs = iovs = 0;
+		}
+		struct net_rx_slot *s = &r->rx_slot[nslots];
+		s->req = reqs;
+		s->iov = iovs;
+		if (!admit(r, pkts[i], s))
+			continue;
+		reqs += s->nbufs;
+		iovs += s->niov;
+		nslots++;
+	}
+	fill_all(r, nslots);
 }
 
 static void ring_flush(struct net_port *p)
@@ -191,42 +264,39 @@ static bool hdr_ok(const struct net_rings *r, const struct net_hdr *h, size_t le
 	       (h->flags & NET_HDR_F_NEEDS_CSUM);
 }
 
-static void forward(struct net_rings *r, const struct iovec *iov, unsigned n, size_t len,
-		    const struct net_hdr *h, unsigned queue)
+/* Fills in what the switch reads from a frame: its addresses. */
+static void set_addresses(struct net_pkt *pkt)
 {
-	struct net_pkt pkt = { .hdr = *h, .iov = iov, .niov = n, .len = len, .queue = queue };
-
-	vu_iov_to_buf(iov, n, 0, pkt.dst, NET_ALEN);
-	vu_iov_to_buf(iov, n, NET_ALEN, pkt.src, NET_ALEN);
-	pkt.hdr.flags &= NET_HDR_F_NEEDS_CSUM;
-	r->port.stats.tx++;
-	net_switch_forward(&r->port, &pkt);
-}
-
-static void tx_one(struct net_rings *r, const struct vu_req *req, unsigned queue)
-{
-	struct net_hdr h = { 0 };
-	size_t total = vu_iov_size(req->iov, req->out);
-
-	if (req->in || req->truncated || total < r->hdr_len + NET_ETH_HLEN ||
-	    total - r->hdr_len > NET_MAX_FRAME) {
-		r->port.stats.tx_errors++;
-		return;
-	}
-	size_t len = total - r->hdr_len;
-	vu_iov_to_buf(req->iov, req->out, 0, &h, r->hdr_len);
-	int n = vu_iov_slice(req->iov, req->out, r->hdr_len, len, r->frame_iov, NET_TX_MAX_IOV);
-	if (n < 0 || !hdr_ok(r, &h, len)) {
-		r->port.stats.tx_errors++;
-		return;
-	}
-	forward(r, r->frame_iov, n, len, &h, queue);
+	vu_iov_to_buf(pkt->iov, pkt->niov, 0, pkt->dst, NET_ALEN);
+	vu_iov_to_buf(pkt->iov, pkt->niov, NET_ALEN, pkt->src, NET_ALEN);
 }
 
 /*
- * Pops up to n requests; their first bytes (header, addresses) are fetched into
- * the cache meanwhile: the driver wrote them on another core.
+ * Checks a transmit request and describes its frame in *pkt, in place of the
+ * request's own iovecs (less the header). False if it is malformed (counted).
  */
+static bool tx_parse(struct net_rings *r, struct vu_req *req, unsigned queue, struct net_pkt *pkt)
+{
+	size_t total = vu_iov_size(req->iov, req->out);
+
+	if (req->in || req->truncated || total < r->hdr_len + NET_ETH_HLEN ||
+	    total - r->hdr_len > NET_MAX_FRAME)
+		goto bad;
+	*pkt = (struct net_pkt){ .len = total - r->hdr_len, .queue = queue, .iov = req->iov };
+	vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, r->hdr_len);
+	int n = vu_iov_slice(req->iov, req->out, r->hdr_len, pkt->len, req->iov, req->out);
+	if (n < 0 || !hdr_ok(r, &pkt->hdr, pkt->len))
+		goto bad;
+	pkt->niov = n;
+	pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
+	set_addresses(pkt);
+	return true;
+bad:
+	r->port.stats.tx_errors++;
+	return false;
+}
+
+/* Pops up to n requests, then asks for the start (header, addresses) of each frame. */
 static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
 	unsigned got = 0;
@@ -237,9 +307,10 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 		req->max_iov = NET_TX_MAX_IOV;
 		if (vu_vring_pop(vq, req) <= 0)
 			break;
-		if (req->out)
-			__builtin_prefetch(req->iov[0].iov_base);
 	}
+	for (unsigned i = 0; i < got; i++)
+		if (r->tx_req[i].out)
+			prefetch_start(&r->tx_req[i].iov[0], false);
 	return got;
 }
 
@@ -249,24 +320,30 @@ unsigned net_ring_tx(struct net_rings *r, struct vu_vring *vq, unsigned budget)
 
 	vu_vring_kicks(vq, false);
 	do {
-		n = tx_pop(r, vq, budget - done < NET_TX_BATCH ? budget - done : NET_TX_BATCH);
-		for (unsigned i = 0; i < n; i++) {
-			tx_one(r, &r->tx_req[i], vq->index / 2);
+		n = tx_pop(r, vq, budget - done < NET_BURST ? budget - done : NET_BURST);
+		unsigned npkts = 0;
+		for (unsigned i = 0; i < n; i++)
+			npkts += tx_parse(r, &r->tx_req[i], vq->index / 2, &r->tx_pkt[npkts]);
+		r->port.stats.tx += npkts;
+		net_switch_forward(&r->port, r->tx_pkt, npkts);
+		/* The frames are copied: the requests go back, in one used-ring update, and the
+		 * receivers publish theirs. */
+		for (unsigned i = 0; i < n; i++)
 			vu_vring_push(vq, r->tx_req[i].head, 0);
-		}
-		done += n;
-		/* One used-ring update per batch, and the receivers publish theirs. */
 		vu_vring_flush(vq);
 		net_switch_flush();
-	} while (n == NET_TX_BATCH && done < budget);
+		done += n;
+	} while (n == NET_BURST && done < budget);
 	return done;
 }
 
 void net_ring_inject(struct net_rings *r, const void *frame, size_t len)
 {
 	struct iovec iov = { (void *)frame, len };
-	struct net_hdr h = { 0 };
+	struct net_pkt pkt = { .iov = &iov, .niov = 1, .len = len };
 
-	forward(r, &iov, 1, len, &h, 0);
+	set_addresses(&pkt);
+	r->port.stats.tx++;
+	net_switch_forward(&r->port, &pkt, 1);
 	net_switch_flush();
 }

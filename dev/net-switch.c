@@ -155,30 +155,47 @@ static struct net_port *lookup(const uint8_t *mac)
 	return NULL;
 }
 
-static void deliver(struct net_port *to, const struct net_pkt *pkt)
+/* Adds pkt to what `to` gets of this burst; *queued lists the ports that get some. */
+static void queue(struct net_port **queued, struct net_port *to, const struct net_pkt *pkt)
 {
-	to->ops->deliver(to, pkt);
-	if (!to->dirty) {
-		to->dirty = true;
-		to->next_dirty = sw.dirty;
-		sw.dirty = to;
+	if (!to->nqueued) {
+		to->next_queued = *queued;
+		*queued = to;
 	}
+	to->queued[to->nqueued++] = pkt;
 }
 
-void net_switch_forward(struct net_port *from, const struct net_pkt *pkt)
+void net_switch_forward(struct net_port *from, const struct net_pkt *pkts, unsigned n)
 {
+	struct net_port *queued = NULL;
+
 	tick();
-	learn(pkt->src, from->id);
-	struct net_port *to = pkt->dst[0] & 1 ? NULL : lookup(pkt->dst);
-	if (to) {
-		if (to != from && to->up)
-			deliver(to, pkt);
-		return; /* a frame for the segment it came from stays there */
+	for (unsigned i = 0; i < n; i++) {
+		const struct net_pkt *pkt = &pkts[i];
+		learn(pkt->src, from->id);
+		struct net_port *to = pkt->dst[0] & 1 ? NULL : lookup(pkt->dst);
+		if (to) {
+			if (to != from && to->up)
+				queue(&queued, to, pkt);
+			continue; /* a frame for the segment it came from stays there */
+		}
+		for (unsigned id = 1; id <= sw.nports; id++) {
+			to = sw.ports[id];
+			if (to && to != from && to->up)
+				queue(&queued, to, pkt);
+		}
 	}
-	for (unsigned id = 1; id <= sw.nports; id++) {
-		to = sw.ports[id];
-		if (to && to != from && to->up)
-			deliver(to, pkt);
+	/* Each destination takes its frames at once: its ring is walked once for all of them. */
+	while (queued) {
+		struct net_port *to = queued;
+		queued = to->next_queued;
+		to->ops->deliver(to, to->queued, to->nqueued);
+		to->nqueued = 0;
+		if (!to->dirty) {
+			to->dirty = true;
+			to->next_dirty = sw.dirty;
+			sw.dirty = to;
+		}
 	}
 }
 

@@ -35,23 +35,28 @@ struct tap {
 
 static struct tap *taps;
 
-static void tap_deliver(struct net_port *p, const struct net_pkt *pkt)
+static void tap_write(struct tap *t, const struct net_pkt *pkt)
 {
-	struct tap *t = (struct tap *)p;
 	struct net_hdr h = pkt->hdr;
 	struct iovec iov[1 + NET_TX_MAX_IOV];
 
 	if (pkt->niov > NET_TX_MAX_IOV) {
-		p->stats.rx_dropped++;
+		t->port.stats.rx_dropped++;
 		return;
 	}
 	h.num_buffers = 0;
 	iov[0] = (struct iovec){ &h, NET_HDR_LEN };
 	memcpy(iov + 1, pkt->iov, pkt->niov * sizeof(*iov));
 	if (writev(t->fd, iov, 1 + pkt->niov) < 0)
-		p->stats.rx_dropped++; /* the interface is down or its queue is full */
+		t->port.stats.rx_dropped++; /* the interface is down or its queue is full */
 	else
-		p->stats.rx++;
+		t->port.stats.rx++;
+}
+
+static void tap_deliver(struct net_port *p, const struct net_pkt *const *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		tap_write((struct tap *)p, pkts[i]);
 }
 
 /* Lets the kernel hand up only the offloads every guest can take. */
@@ -97,7 +102,7 @@ static void on_readable(void *opaque, int fd, uint32_t events)
 		memcpy(pkt.dst, iov.iov_base, NET_ALEN);
 		memcpy(pkt.src, (uint8_t *)iov.iov_base + NET_ALEN, NET_ALEN);
 		t->port.stats.tx++;
-		net_switch_forward(&t->port, &pkt);
+		net_switch_forward(&t->port, &pkt, 1);
 	}
 	net_switch_flush();
 }

@@ -49,10 +49,12 @@ struct net_pkt {
 	unsigned queue;            /* the source's queue pair: picks the destination's */
 };
 
+#define NET_BURST 32               /* frames the switch forwards at once: one transmit batch */
+
 struct net_port;
 struct net_port_ops {
-	/* Copies pkt into the port if its filter takes it; a full ring drops it (counted). */
-	void (*deliver)(struct net_port *p, const struct net_pkt *pkt);
+	/* Copies the frames its filter takes into the port, in order; a full ring drops (counted). */
+	void (*deliver)(struct net_port *p, const struct net_pkt *const *pkts, unsigned n);
 	/* Publishes what deliver() added since the last flush (one used-ring update); optional. */
 	void (*flush)(struct net_port *p);
 	/* Another port came, went or changed its offloads (NULL: not interested). */
@@ -71,6 +73,10 @@ struct net_port {
 	bool up;                   /* a driver is there to receive */
 	bool dirty;                /* delivered to since the last flush */
 	struct net_port *next_dirty;
+	/* The frames of the burst being forwarded that go here (dev/net-switch.c). */
+	const struct net_pkt *queued[NET_BURST];
+	unsigned nqueued;
+	struct net_port *next_queued;
 	unsigned id;               /* slot on the switch, 0 when not attached */
 	struct net_stats stats;
 };
@@ -86,10 +92,11 @@ void net_switch_changed(struct net_port *p);
 /* Offloads every up port other than p takes. */
 unsigned net_switch_peer_offloads(const struct net_port *p);
 /*
- * Learns where pkt's source is and hands pkt to its destination: the port its MAC
- * was learned on, else every other port (broadcast, multicast, unknown or aged out).
+ * Learns where each frame's source is and hands it to its destination: the port its
+ * MAC was learned on, else every other port (broadcast, multicast, unknown or aged
+ * out). n <= NET_BURST; each destination gets its share of the burst in one call.
  */
-void net_switch_forward(struct net_port *from, const struct net_pkt *pkt);
+void net_switch_forward(struct net_port *from, const struct net_pkt *pkts, unsigned n);
 /* Ends a batch: every port forwarded to publishes what it received. */
 void net_switch_flush(void);
 void net_switch_set_ageing(unsigned seconds);
@@ -106,8 +113,18 @@ struct net_filter {
 
 #define NET_RX_MAX_BUFS 64         /* buffers one frame may take (MRG_RXBUF) */
 #define NET_RX_MAX_IOV 256
+/* Receive scratch: room for a burst of small frames, and always for one of the largest. */
+#define NET_RX_SCRATCH_BUFS (NET_BURST + NET_RX_MAX_BUFS)
+#define NET_RX_SCRATCH_IOV (2 * NET_BURST + NET_RX_MAX_IOV)
 #define NET_TX_MAX_IOV 64
-#define NET_TX_BATCH 32            /* frames taken off a transmit ring at once */
+
+/* A frame of a burst being received, and the buffers taken for it in the scratch. */
+struct net_rx_slot {
+	const struct net_pkt *pkt;
+	struct vu_vring *vq;
+	unsigned req, nbufs;       /* rx_req[req .. req + nbufs) */
+	unsigned iov, niov;        /* rx_iov[iov .. iov + niov) */
+};
 
 struct net_rings {
 	struct net_port port;
@@ -117,12 +134,14 @@ struct net_rings {
 	unsigned pairs;            /* queue pairs in use */
 	struct vu_vring *rx[NET_MAX_PAIRS];  /* started receive rings */
 	struct net_filter filter;
-	/* Scratch (everything runs on the main loop): a batch of transmit requests, the frame
-	 * of one of them, and the buffers of one received frame. */
-	struct vu_req tx_req[NET_TX_BATCH];
-	struct iovec tx_iov[NET_TX_BATCH][NET_TX_MAX_IOV], frame_iov[NET_TX_MAX_IOV];
-	struct vu_req rx_req[NET_RX_MAX_BUFS];
-	struct iovec rx_iov[NET_RX_MAX_IOV];
+	/* Scratch (everything runs on the main loop): a burst of transmit requests and their
+	 * frames, and the buffers taken for a burst of received frames. */
+	struct vu_req tx_req[NET_BURST];
+	struct iovec tx_iov[NET_BURST][NET_TX_MAX_IOV];
+	struct net_pkt tx_pkt[NET_BURST];
+	struct net_rx_slot rx_slot[NET_BURST];
+	struct vu_req rx_req[NET_RX_SCRATCH_BUFS];
+	struct iovec rx_iov[NET_RX_SCRATCH_IOV];
 };
 
 extern const struct net_port_ops net_ring_ops;

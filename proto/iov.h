@@ -45,6 +45,7 @@ size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const stru
 /*
  * Describes bytes [offset, offset+len) of src as iovecs in dst (at most max).
  * Returns the count, or -1 if the range is not inside src or needs more than max.
+ * dst may be src: the slice then replaces what it was cut from.
  */
 int vu_iov_slice(const struct iovec *src, unsigned n, size_t offset, size_t len,
 		 struct iovec *dst, unsigned max);

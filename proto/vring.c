@@ -15,6 +15,13 @@
 
 static inline void smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
+/* The ring slot of a free-running 16-bit index: num is a power of two (vu_vring_map
+ * refuses others), so a mask, not a division (tens of cycles, several per request). */
+static inline unsigned slot(const struct vu_vring *vq, uint16_t idx)
+{
+	return idx & (vq->num - 1);
+}
+
 void vu_vring_init(struct vu_vring *vq)
 {
 	unsigned index = vq->index;
@@ -39,7 +46,7 @@ bool vu_vring_map(struct vu_vring *vq, const struct vu_mem *mem)
 	vq->desc = NULL;
 	vq->avail = NULL;
 	vq->used = NULL;
-	if (!n || (vq->desc_uva & 15) || (vq->avail_uva & 1) || (vq->used_uva & 3))
+	if (!n || (n & (n - 1)) || (vq->desc_uva & 15) || (vq->avail_uva & 1) || (vq->used_uva & 3))
 		return false;
 	vq->desc = vu_mem_uva(mem, vq->desc_uva, 16 * n);
 	vq->avail = vu_mem_uva(mem, vq->avail_uva, 4 + 2 * n + 2);
@@ -86,12 +93,13 @@ static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const str
 
 	if (!writable && req->in)
 		return "device-readable descriptor after a device-writable one";
-	if (!vu_mem_gpa_valid(vq->mem, d->addr, d->len))
-		return "buffer outside guest memory";
 	int n = req->truncated ? -1 :
 		vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
 	if (n < 0) {
-		req->truncated = true; /* more segments than the device takes */
+		/* Not described: outside guest memory, or more segments than the device takes. */
+		if (!vu_mem_gpa_valid(vq->mem, d->addr, d->len))
+			return "buffer outside guest memory";
+		req->truncated = true;
 		return NULL;
 	}
 	if (writable) {
@@ -176,7 +184,7 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 		vq->avail_ready = waiting;
 	}
 
-	uint16_t head = READ_ONCE(vq->avail->ring[vq->last_avail % vq->num]);
+	uint16_t head = READ_ONCE(vq->avail->ring[slot(vq, vq->last_avail)]);
 	if (pop_head(vq, req, head) < 0)
 		return -1;
 	vq->last_avail++;
@@ -188,29 +196,6 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 	return 1;
 }
 
-void vu_vring_prefetch(const struct vu_vring *vq, unsigned ahead, bool for_write)
-{
-	if (ahead >= vq->avail_ready || !vu_vring_ready(vq))
-		return;
-	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + ahead) % vq->num]);
-	if (head >= vq->num)
-		return;
-	struct vring_desc d = read_desc(&vq->desc[head]);
-	if (d.flags & VRING_DESC_F_INDIRECT)
-		return;
-	/* Only a hint: an address outside guest memory is simply not fetched. */
-	const char *p = vu_mem_gpa(vq->mem, d.addr, d.len < 128 ? d.len : 128);
-	if (!p)
-		return;
-	if (for_write) {
-		__builtin_prefetch(p, 1);
-		__builtin_prefetch(p + 64, 1);
-	} else {
-		__builtin_prefetch(p, 0);
-		__builtin_prefetch(p + 64, 0);
-	}
-}
-
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 {
 	vq->last_avail -= n;
@@ -219,7 +204,7 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
 {
-	struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + vq->pending) % vq->num];
+	struct vring_used_elem *e = &vq->used->ring[slot(vq, vq->used_idx + vq->pending)];
 
 	WRITE_ONCE(e->id, head);
 	WRITE_ONCE(e->len, written);
@@ -263,7 +248,7 @@ void vu_vring_flush(struct vu_vring *vq)
 	if (vq->inflight) {
 		/* The batch is visible to the driver: it is no longer in flight. */
 		for (uint16_t i = old; i != vq->used_idx; i++)
-			vq->inflight->desc[vq->used->ring[i % vq->num].id % vq->num].inflight = 0;
+			vq->inflight->desc[vq->used->ring[slot(vq, i)].id % vq->num].inflight = 0;
 		vq->inflight->used_idx = vq->used_idx;
 	}
 	if (!should_notify(vq))

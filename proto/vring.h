@@ -81,13 +81,6 @@ bool vu_vring_ready(const struct vu_vring *vq);
  */
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
 /*
- * A hint, changing nothing: fetches the first two cache lines of the buffer that
- * the request `ahead` places after the next one starts with (if the last look at
- * the ring showed it available). The driver wrote them on another core; fetching
- * them a few requests early hides that wait.
- */
-void vu_vring_prefetch(const struct vu_vring *vq, unsigned ahead, bool for_write);
-/*
  * Gives back the last n popped requests, not pushed: they are popped again next.
  * For devices that find a request unusable only after taking it (a packet larger
  * than the buffers popped for it); not for rings with an inflight region.

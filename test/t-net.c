@@ -145,6 +145,32 @@ static int recv_frame(struct port *p, struct hdr *h, uint8_t *buf, size_t max, i
 	return (int)got;
 }
 
+/*
+ * Sends n frames (header + frame in two descriptors each) with one kick, from
+ * the n * (HDR + len_max) bytes at gpa; waits until the switch has taken them all.
+ */
+static int send_burst(struct port *p, uint64_t gpa, unsigned n, const uint8_t (*dst)[6], const uint8_t *src,
+		      const size_t *len, size_t len_max)
+{
+	struct hdr h = { 0 };
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t at = gpa + i * (HDR + len_max);
+		uint8_t *g = vuf_gpa(p->f, at, HDR + len[i]);
+		struct vuf_buf out[2] = { { at, HDR }, { at + HDR, (uint32_t)len[i] } };
+		memcpy(g, &h, HDR);
+		make_frame(g + HDR, dst[i], src, len[i], (uint8_t)i);
+		if (vuf_vq_add(p->tx, out, 2, NULL, 0, false) < 0)
+			return -1;
+	}
+	if (vuf_vq_kick(p->tx) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		if (vuf_vq_wait_used(p->tx, NULL, NULL, 2000) < 0)
+			return -1;
+	return 0;
+}
+
 /* Expects a frame equal to make_frame(dst, src, len, seed) on p. */
 static bool got_frame(struct port *p, const uint8_t *dst, const uint8_t *src, size_t len, uint8_t seed,
 		      unsigned *nbufs)
@@ -384,6 +410,50 @@ static void test_full_ring(void)
 	port_close(&c);
 }
 
+/*
+ * A burst of 32 frames in one kick, to two learned stations and to all, small and
+ * jumbo (five merged buffers each, more than one batch of receive buffers takes at
+ * once): each receiver gets its frames whole and in the order they were sent.
+ */
+static void test_burst(void)
+{
+	enum { N = 32, JUMBO = 9000 };
+	struct port a, b, c;
+	const uint8_t Y[6] = { 2, 0x22, 0, 0, 0, 1 }, Z[6] = { 2, 0x22, 0, 0, 0, 2 }, X[6] = { 2, 0x11, 0, 0, 0, 1 };
+	uint8_t dst[N][6];
+	size_t len[N];
+	unsigned got_b = 0, got_c = 0, want_b = 0, want_c = 0;
+
+	if (!CHECK(port_open(&a, 0, 0) && port_open(&b, 1, BIT(F_MRG_RXBUF)) && port_open(&c, 2, BIT(F_MRG_RXBUF)) &&
+		   add_rx(&b, RING, 2048) && add_rx(&c, 32, 2048), "burst-setup"))
+		return;
+	/* Y is learned behind b, Z behind c. */
+	CHECK(send_frame(&b, BCAST, Y, 60, 0) == 0 && got_frame(&c, BCAST, Y, 60, 0, NULL) &&
+	      send_frame(&c, BCAST, Z, 60, 0) == 0 && got_frame(&b, BCAST, Z, 60, 0, NULL), "burst-learn");
+	for (unsigned i = 0; i < N; i++) {
+		memcpy(dst[i], i % 4 == 1 ? Z : i % 4 == 2 ? BCAST : Y, 6);
+		len[i] = i % 4 == 3 ? JUMBO : 60 + i;
+	}
+	uint64_t gpa = vuf_alloc(a.f, N * (HDR + JUMBO), 64);
+	CHECK(gpa && send_burst(&a, gpa, N, (const uint8_t (*)[6])dst, X, len, JUMBO) == 0, "burst-sent-in-one-kick");
+	for (unsigned i = 0; i < N; i++) {
+		if (i % 4 != 1) {
+			want_b++;
+			got_b += got_frame(&b, dst[i], X, len[i], (uint8_t)i, NULL);
+		}
+		if (i % 4 == 1 || i % 4 == 2) {
+			want_c++;
+			got_c += got_frame(&c, dst[i], X, len[i], (uint8_t)i, NULL);
+		}
+	}
+	CHECK_EQ(got_b, want_b, "burst-b-gets-its-frames-in-order");
+	CHECK_EQ(got_c, want_c, "burst-c-gets-its-frames-in-order");
+	CHECK(nothing_on(&b) && nothing_on(&c), "burst-nothing-more");
+	port_close(&a);
+	port_close(&b);
+	port_close(&c);
+}
+
 /* The standard Internet checksum of a flat buffer (RFC 1071). */
 static uint16_t inet_csum(const uint8_t *p, size_t len, uint32_t sum)
 {
@@ -537,6 +607,7 @@ int main(void)
 	test_ctrl();
 	test_malformed();
 	test_full_ring();
+	test_burst();
 	test_checksum();
 	test_ageing_and_rarp();
 	test_announce();

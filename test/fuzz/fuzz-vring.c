@@ -72,7 +72,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct vu_req req = { .iov = iov, .max_iov = 128 };
 		for (unsigned i = 0; i < 2 * vq.num; i++) {
 			vu_vring_kicks(&vq, false);
-			vu_vring_prefetch(&vq, i % 8, i & 1); /* a hint: must touch nothing it may not */
 			if (vu_vring_pop(&vq, &req) <= 0)
 				break;
 			uint64_t sum = 0;
