@@ -8,8 +8,10 @@
  * virglrenderer retires their fence (its eventfd is watched by the loop).
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,13 +97,36 @@ const char *gpu_default_render_node(void)
 }
 
 /* Starts virglrenderer on the render node (drm_fd) or surfaceless; 0 or -1. */
+static int pin_driver(struct dl_phdr_info *info, size_t size, void *unused)
+{
+	const char *name = info->dlpi_name;
+
+	if (strstr(name, "/dri/") || strstr(name, "libgallium"))
+		dlopen(name, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE); /* the handle is kept on purpose */
+	return 0;
+}
+
+/*
+ * Keeps the Mesa drivers EGL loaded for as long as the process lives. Stopping
+ * the renderer unloads them, and Mesa (22.3.6-1+deb12u2) loses, rather than
+ * frees, what a driver set up once per load: pinned, every later start finds
+ * it in place (and ASan's leak check at exit stays meaningful).
+ */
+static void pin_drivers(void)
+{
+	dl_iterate_phdr(pin_driver, NULL);
+}
+
 static int start_renderer(struct gpu *g, int drm_fd)
 {
 	int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_THREAD_SYNC;
 
 	if (drm_fd < 0)
 		flags |= VIRGL_RENDERER_USE_SURFACELESS;
-	return virgl_renderer_init(g, flags, &callbacks) == 0 ? 0 : -1;
+	if (virgl_renderer_init(g, flags, &callbacks) != 0)
+		return -1;
+	pin_drivers();
+	return 0;
 }
 
 /*
