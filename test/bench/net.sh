@@ -129,3 +129,4 @@ for layout in "${layouts[@]}"; do
 done
 echo "(Mpps the front-end received, median of $ROUNDS runs of ${SECS}s; vb-poll: vhostbox --poll-us=$POLL_US;" \
 	"loop: front-end on core 0, back-end on core 1)"
+[ "$ncpu" -ge 4 ] || echo "(pair layout, txonly -> rxonly, not run: it needs 4 cores, this machine has $ncpu)"
