@@ -65,6 +65,12 @@ struct vu_device_type {
 	 * whose data layout depends on them (virtio-net's header size) look here.
 	 */
 	void (*set_features)(struct vu_dev *dev, uint64_t features);
+	/*
+	 * Guest memory changed (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG, the front-end
+	 * left): every address the device translated before is void. Rings are paused
+	 * (drained) and already remapped; mem is the new table, valid until the next call.
+	 */
+	void (*mem_changed)(struct vu_dev *dev, const struct vu_mem *mem);
 
 	/*
 	 * Device-specific front-end messages, decoded by the session. A hook that is

@@ -140,6 +140,14 @@ static const char *do_reset_device(struct ctx *c)
 	return NULL;
 }
 
+/* After the table changed (rings paused): rings and the device look again. */
+static void memory_changed(struct vu_session *s)
+{
+	session_remap_rings(s);
+	if (s->dev->type->mem_changed)
+		s->dev->type->mem_changed(s->dev, &s->mem);
+}
+
 static const char *set_mem_table(struct ctx *c)
 {
 	struct vu_session *s = c->s;
@@ -153,7 +161,7 @@ static const char *set_mem_table(struct ctx *c)
 	}
 	if (why)
 		vu_mem_clear(&s->mem);
-	session_remap_rings(s);
+	memory_changed(s);
 	return why;
 }
 
@@ -162,7 +170,7 @@ static const char *add_mem_reg(struct ctx *c)
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "ADD_MEM_REG without CONFIGURE_MEM_SLOTS";
 	const char *why = vu_mem_add(&c->s->mem, &c->m->p.mem_one.region, vu_msg_take_fd(c->m, 0));
-	session_remap_rings(c->s);
+	memory_changed(c->s);
 	return why;
 }
 
@@ -171,7 +179,7 @@ static const char *rem_mem_reg(struct ctx *c)
 	if (!has_pf(c->s, VU_PF_CONFIGURE_MEM_SLOTS))
 		return "REM_MEM_REG without CONFIGURE_MEM_SLOTS";
 	const char *why = vu_mem_remove(&c->s->mem, &c->m->p.mem_one.region);
-	session_remap_rings(c->s);
+	memory_changed(c->s);
 	return why;
 }
 
@@ -461,6 +469,8 @@ void vu_session_free(struct vu_session *s)
 	if (s->dev->type->reset)
 		s->dev->type->reset(s->dev);
 	vu_mem_clear(&s->mem);
+	if (s->dev->type->mem_changed)
+		s->dev->type->mem_changed(s->dev, &s->mem);
 	session_unmap_inflight(s);
 	if (s->backend_fd >= 0)
 		vu_loop_unwatch(s->loop, s->backend_fd);
