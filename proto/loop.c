@@ -261,6 +261,18 @@ int vu_loop_catch_signals(struct vu_loop *loop)
 	return vu_loop_watch(loop, loop->sigfd, EPOLLIN, on_signal, loop);
 }
 
+/* Runs the callbacks of a batch of events from epoll_wait. */
+static void dispatch(struct vu_loop *loop, const struct epoll_event *evs, int n)
+{
+	for (int i = 0; i < n && !loop->stop; i++) {
+		int fd = (int)(uint32_t)evs[i].data.u64;
+		uint32_t gen = evs[i].data.u64 >> 32;
+		if (fd >= loop->nw || loop->w[fd].gen != gen || !loop->w[fd].fn)
+			continue; /* unwatched earlier in this batch */
+		loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
+	}
+}
+
 int vu_loop_run(struct vu_loop *loop)
 {
 	struct epoll_event evs[64];
@@ -279,17 +291,44 @@ int vu_loop_run(struct vu_loop *loop)
 			vu_err("epoll_wait: %s", strerror(errno));
 			return -1;
 		}
-		for (int i = 0; i < n && !loop->stop; i++) {
-			int fd = (int)(uint32_t)evs[i].data.u64;
-			uint32_t gen = evs[i].data.u64 >> 32;
-			if (fd >= loop->nw || loop->w[fd].gen != gen || !loop->w[fd].fn)
-				continue; /* unwatched earlier in this batch */
-			loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
-		}
+		dispatch(loop, evs, n);
 		if (loop->polling)
 			run_pollers(loop);
 	}
 	return loop->signal;
+}
+
+int vu_loop_run_until_idle(struct vu_loop *loop, uint64_t settle_ns)
+{
+	struct epoll_event evs[64];
+	const struct timespec settle = { .tv_sec = settle_ns / 1000000000u, .tv_nsec = settle_ns % 1000000000u };
+	bool waited = false;
+
+	this_thread_loop = loop;
+	loop->stop = false;
+	while (!loop->stop) {
+		if (loop->polling)
+			run_pollers(loop);
+		/* Ready now? Only when nothing is, wait out the settling time once. */
+		int n = epoll_pwait2(loop->epfd, evs, 64, loop->polling || !waited ? &(struct timespec){ 0 } : &settle,
+				     NULL);
+		if (n < 0) {
+			if (errno != EINTR) {
+				vu_err("epoll_pwait2: %s", strerror(errno));
+				return -1;
+			}
+			/* Task work (io_uring completions) interrupts the wait: look again. */
+			waited = false;
+		} else if (n > 0) {
+			dispatch(loop, evs, n);
+			waited = false;
+		} else if (!loop->polling) {
+			if (waited)
+				break;
+			waited = true;
+		}
+	}
+	return 0;
 }
 
 void vu_loop_stop(struct vu_loop *loop)

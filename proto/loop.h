@@ -50,6 +50,15 @@ int vu_loop_catch_signals(struct vu_loop *loop);
  */
 int vu_loop_run(struct vu_loop *loop);
 void vu_loop_stop(struct vu_loop *loop);
+/*
+ * Runs callbacks until nothing has been ready for settle_ns (or vu_loop_stop()),
+ * for tests and fuzzers that play the front-end on the loop's own thread: after
+ * each step they let the device finish, including work that completes a moment
+ * later (io_uring completions, timers about to expire). Timers armed further out
+ * are not waited for; pollers that stay on keep it running. 0, or -1 when polling
+ * fails.
+ */
+int vu_loop_run_until_idle(struct vu_loop *loop, uint64_t settle_ns);
 /* Ends vu_loop_run() with -1: something the program cannot serve without is gone. */
 void vu_loop_fail(struct vu_loop *loop);
 
