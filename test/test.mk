@@ -86,7 +86,13 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
 FUZZ_PKGS    := $(sort $(foreach t,$(FUZZ_TARGETS),$(fuzz-$(t)_PKGS)))
 FUZZ_CFLAGS  := $(if $(FUZZ_PKGS),$(shell $(PKG_CONFIG) --cflags $(FUZZ_PKGS)))
 
-build/fuzz/obj/%.o: %.c
+# The objects are built again when FUZZ_DEFS changes.
+build/fuzz/defs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(FUZZ_DEFS)' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+build/fuzz/obj/%.o: %.c build/fuzz/defs
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_DEFS) $(FUZZ_CFLAGS) -std=gnu11 $(WARN) -Wno-missing-field-initializers \
 		$(FUZZ_FLAGS) -MMD -MP -c -o $@ $<

@@ -357,6 +357,35 @@ static bool serve_backend_channel(struct fz_port *p)
 /* ---- the loop ----------------------------------------------------------------- */
 
 /*
+ * For seed writing: the first word and the last byte the device wrote for a used
+ * request (a response's type, a status), from its chain as the ring holds it.
+ */
+static void trace_used(struct fz_port *p, unsigned q, uint32_t id, uint32_t len)
+{
+	struct vuf_vq *vq = p->f->vq[q];
+	uint64_t first = 0, last = 0;
+	uint32_t word = 0;
+	uint8_t byte = 0;
+
+	for (unsigned i = id, n = 0; i < vq->num && n < vq->num; n++) {
+		const struct vring_desc *d = &vq->desc[i];
+		if ((d->flags & VRING_DESC_F_WRITE) && d->len) {
+			first = first ? first : d->addr;
+			last = d->addr + d->len - 1;
+		}
+		if (!(d->flags & VRING_DESC_F_NEXT))
+			break;
+		i = d->next;
+	}
+	if (first)
+		vuf_gpa_read(p->f, first, &word, sizeof(word));
+	if (last)
+		vuf_gpa_read(p->f, last, &byte, 1);
+	fprintf(stderr, "fuzz: port %u queue %u: used %u, %u bytes, first word 0x%x, last byte %u\n", p->index, q,
+		id, len, word, byte);
+}
+
+/*
  * The driver takes back what the device used (bounded: a poked used idx may say
  * anything). Calls and errors are not read: the device cannot tell.
  */
@@ -369,8 +398,8 @@ static void reap_used(struct fz_port *p)
 		for (unsigned i = 0; i < vq->num && vuf_vq_used_pending(vq); i++) {
 			uint32_t id, len;
 			vuf_vq_wait_used(vq, &id, &len, 0);
-			if (tracing) /* what writing seeds needs to see */
-				fprintf(stderr, "fuzz: port %u queue %u: used %u, %u bytes\n", p->index, q, id, len);
+			if (tracing)
+				trace_used(p, q, id, len);
 		}
 	}
 }
@@ -879,7 +908,7 @@ static int msg_fd(struct fz_port *p, unsigned kind)
 
 static void op_msg(struct fz_port *p, struct fz_input *in)
 {
-	uint32_t request = fz_u8(in);
+	uint32_t request = fz_u8(in) % VU_REQ_MAX; /* unknown ones are fuzz-session's */
 	uint32_t flags = (fz_u8(in) & ~VU_FLAG_VERSION_MASK) | VU_FLAG_VERSION;
 	unsigned code = fz_u8(in);
 	const uint8_t *payload;
@@ -907,9 +936,12 @@ static bool port_alive(const struct fz *h)
 static void run_op(struct fz *h, struct fz_input *in)
 {
 	struct fz_port *p = h->cur;
-	unsigned q;
+	uint8_t code = fz_u8(in);
+	unsigned op = (code & ~FZ_OP_NO_SETTLE) % FZ_OP_COUNT, q;
 
-	switch (fz_u8(in) % FZ_OP_COUNT) {
+	if (tracing)
+		fprintf(stderr, "fuzz: port %u: operation %u\n", p->index, op);
+	switch (op) {
 	case FZ_OP_KICK: queue_arg(p, in, &q); kick(p, q); break;
 	case FZ_OP_REQ: op_req(p, in); break;
 	case FZ_OP_POKE: op_poke(p, in); break;
@@ -931,7 +963,8 @@ static void run_op(struct fz *h, struct fz_input *in)
 			h->t->op(p, in);
 		break;
 	}
-	settle(h);
+	if (!(code & FZ_OP_NO_SETTLE))
+		settle(h);
 }
 
 /* ---- one input ---------------------------------------------------------------- */
@@ -950,7 +983,7 @@ int fz_run(const struct fz_target *t, const uint8_t *data, size_t size)
 	h = (struct fz){ .t = t };
 	size_t n = fz_bytes(&in, sizeof(h.hdr), &hp);
 	memcpy(&h.hdr, hp, n);
-	h.num = 2u << (h.hdr.ring_log2 % 8);
+	h.num = 2u << (h.hdr.ring_log2 % 10);
 	h.loop = t->keep_device ? kept_loop : NULL;
 	if (!h.loop)
 		h.loop = vu_loop_new();

@@ -43,7 +43,7 @@ size_t fz_bytes(struct fz_input *in, size_t max, const uint8_t **p);
 struct fz_header {
 	uint32_t features;      /* device feature bits 0-31 acked (of those offered) */
 	uint8_t flags;          /* FZ_F_* */
-	uint8_t ring_log2;      /* ring size: 2 << (ring_log2 % 8), 2..256 */
+	uint8_t ring_log2;      /* ring size: 2 << (ring_log2 % 10), 2..1024 */
 	uint8_t pf_off;         /* FZ_PF_OFF_*: protocol features left out */
 	uint8_t device;         /* the target's own set-up byte */
 } __attribute__((packed));
@@ -69,9 +69,13 @@ enum {
 };
 
 /*
- * Operations: the opcode byte modulo FZ_OP_COUNT, then the arguments in order
- * (bytes unless said; q is a queue index modulo the device's queue count).
+ * Operations: the opcode byte (without FZ_OP_NO_SETTLE) modulo FZ_OP_COUNT, then
+ * the arguments in order (bytes unless said; q is a queue index modulo the
+ * device's queue count). After an operation the loop runs until it is idle,
+ * unless the opcode has FZ_OP_NO_SETTLE: the next one then meets the device with
+ * its work still in flight (a message right behind a kick, say).
  */
+#define FZ_OP_NO_SETTLE 0x80
 enum fz_op {
 	FZ_OP_KICK,        /* q: the kick eventfd, VRING_KICK in-band, or a poll period */
 	FZ_OP_REQ,         /* q, flags (FZ_REQ_*), nout, nin (each % 5), then per buffer a u16
@@ -88,7 +92,9 @@ enum fz_op {
 	FZ_OP_RECONNECT,   /* the front-end leaves and comes back (the inflight buffer kept) */
 	FZ_OP_INFLIGHT,    /* u16 offset, len, bytes: written into the inflight buffer */
 	FZ_OP_CONFIG,      /* write, offset, size, bytes: SET_CONFIG or GET_CONFIG */
-	FZ_OP_MSG,         /* request, flags, fd code, u16 len, payload: any message */
+	FZ_OP_MSG,         /* request (% VU_REQ_MAX), flags, fd code, u16 len, payload: any message;
+			    * fd code bits 0-1 attach that many fds, bits 2-3, 4-5, 6-7 say what
+			    * each is: 0 an eventfd, 1 a new memfd, 2 and 3 regions 0 and 1's */
 	FZ_OP_WAIT,        /* n (% 4): the loop runs n * 500 us (timers fire: polls, retries) */
 	FZ_OP_PORT,        /* port: later operations go to it */
 	FZ_OP_DEVICE,      /* the target's own operation (its arguments are its business) */

@@ -9,10 +9,12 @@
 #include "test/fuzz/fuzz-display.h"
 
 #define READS_PER_TURN 64           /* 4 MiB: a big update, then the loop's turn again */
+#define READ_MAX 65536
 
 struct display {
 	int fd;                     /* our end, -1 once closed */
 	bool stalled;
+	size_t chunk;               /* bytes read per turn, 0: all there is */
 	uint64_t features;
 	uint16_t width, height;
 	unsigned fault;             /* for the next reply */
@@ -138,14 +140,14 @@ bool fz_display_service(struct fz_port *p)
 {
 	struct display *d = display_of(p);
 	bool any = false;
-	static uint8_t buf[65536];
+	static uint8_t buf[READ_MAX];
 
-	for (unsigned i = 0; i < READS_PER_TURN && d->fd >= 0 && !d->stalled; i++) {
+	for (unsigned i = 0; i < (d->chunk ? 1 : READS_PER_TURN) && d->fd >= 0 && !d->stalled; i++) {
 		union {
 			char buf[CMSG_SPACE(4 * sizeof(int))];
 			struct cmsghdr align;
 		} control;
-		struct iovec iov = { buf, sizeof(buf) };
+		struct iovec iov = { buf, d->chunk ? d->chunk : sizeof(buf) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 				     .msg_controllen = sizeof(control.buf) };
 		ssize_t n = recvmsg(d->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -176,6 +178,7 @@ void fz_display_op(struct fz_port *p, struct fz_input *in)
 	switch (fz_u8(in) % FZ_DISPLAY_COUNT) {
 	case FZ_DISPLAY_READ:
 		d->stalled = false;
+		d->chunk = fz_u8(in) * 256;
 		break;
 	case FZ_DISPLAY_STALL:
 		d->stalled = true;

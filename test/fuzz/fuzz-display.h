@@ -17,7 +17,7 @@ struct fz_port;
 struct fz_input;
 
 enum fz_display_action {
-	FZ_DISPLAY_READ,       /* read and answer again */
+	FZ_DISPLAY_READ,       /* n: read and answer again, n * 256 bytes a turn (0: all there is) */
 	FZ_DISPLAY_STALL,      /* read nothing: the socket fills up */
 	FZ_DISPLAY_CLOSE,      /* our end closes */
 	FZ_DISPLAY_NEW,        /* a new channel (GPU_SET_SOCKET) replaces the old */

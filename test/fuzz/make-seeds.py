@@ -67,28 +67,40 @@ F_EVENT_IDX, F_INDIRECT, F_REPLY_ACK, F_INFLIGHT = 1, 2, 4, 8
 F_KICK_NOFD, F_INBAND, F_CALL_NOFD, F_OFFSET = 16, 32, 64, 128
 (OP_KICK, OP_REQ, OP_POKE, OP_RING_POKE, OP_AVAIL, OP_REMAP, OP_STOP, OP_START, OP_RESET,
  OP_SETUP, OP_RECONNECT, OP_INFLIGHT, OP_CONFIG, OP_MSG, OP_WAIT, OP_PORT, OP_DEVICE) = range(17)
+NO_SETTLE = 0x80
 REQ_INDIRECT, REQ_KICK, REQ_RAW_ADDR = 1, 2, 4
 REMAP_SAME, REMAP_GROW, REMAP_MOVE, REMAP_REMOVE, REMAP_ADD = range(5)
-RAM1_GPA = 0x100000 + (128 << 10)   # region 1, where requests' buffers go
+RAM_GPA = 0x100000                   # region 0: rings
+RAM1_GPA = RAM_GPA + (128 << 10)     # region 1, where requests' buffers go
+RAW_BASE = RAM_GPA - 4096            # FZ_REQ_RAW_ADDR addresses count from here
 
 def header(features=0xffffffff, flags=F_EVENT_IDX | F_REPLY_ACK, ring_log2=6, pf_off=0, device=0):
     return struct.pack("<IBBBB", features, flags, ring_log2, pf_off, device)
 
 def req(q, out=(), ins=(), flags=REQ_KICK, addrs=None):
-    """A request: readable buffers with these bytes, writable ones of these lengths."""
+    """A request: readable buffers with these bytes, writable ones of these lengths (at addrs)."""
     b = bytes([OP_REQ, q, flags | (REQ_RAW_ADDR if addrs else 0), len(out), len(ins)])
     lens = [len(o) for o in out] + list(ins)
     for i, n in enumerate(lens):
-        b += u16(n) + (u32(addrs[i]) if addrs else b"")
+        b += u16(n) + (u32(addrs[i] - RAW_BASE) if addrs else b"")
     return b + b"".join(out)
 
 def op(code, *args):
     return bytes([code]) + b"".join(a if isinstance(a, bytes) else bytes([a]) for a in args)
 
+def msg(req, payload=b"", fd_code=0, flags=0):
+    return op(OP_MSG, req, flags, fd_code, u16(len(payload)), payload)
+
+def messages(q):
+    """Well-formed raw messages to start from: queries, a ring disabled and enabled, fds."""
+    return (msg(40) + msg(17) + msg(36) + msg(1) + msg(18, state(q, 0)) + msg(18, state(q, 1)) +
+            msg(14, u64(q | 0x100)) + msg(13, u64(q), fd_code=1) + msg(35, state(q, 0)) +
+            msg(39, u64(0x0f)) + msg(24, struct.pack("<III", 0, 8, 0) + bytes(8)))
+
 def lifecycle(q):
     """Stop and restart a ring, remap memory every way, reconnect, reset and set up again."""
     return (op(OP_STOP, q) + op(OP_START, q) + op(OP_REMAP, REMAP_SAME, 0) + op(OP_REMAP, REMAP_GROW, 1) +
-            op(OP_REMAP, REMAP_MOVE, 1) + op(OP_RECONNECT) + op(OP_RESET, 0) + op(OP_SETUP))
+            op(OP_REMAP, REMAP_MOVE, 1) + op(OP_RECONNECT) + op(OP_RESET, 0) + op(OP_SETUP) + messages(q))
 
 # -- blk: queues 0 and 1 --
 
@@ -107,8 +119,16 @@ def blk_requests(q, indirect=0):
             req(q, [blk_hdr(T_DISCARD), struct.pack("<QII", 16, 8, 0)], [1], f) +
             req(q, [blk_hdr(T_WRITE_ZEROES), struct.pack("<QII", 24, 8, 1)], [1], f))
 
+def in_flight(q):
+    """Requests still in flight when the ring stops, memory changes and the front-end goes."""
+    r = blk_requests(q)
+    return (bytes([r[0] | NO_SETTLE]) + r[1:] + bytes([OP_STOP | NO_SETTLE, q]) + op(OP_START, q) +
+            bytes([r[0] | NO_SETTLE]) + r[1:] + bytes([OP_REMAP | NO_SETTLE, REMAP_GROW, 1]) +
+            bytes([r[0] | NO_SETTLE]) + r[1:] + op(OP_RECONNECT))
+
 def blk_seeds():
     return {
+        "in-flight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + in_flight(0) + in_flight(1),
         "requests": header() + blk_requests(0) + blk_requests(1),
         "inflight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + blk_requests(1) +
                     op(OP_INFLIGHT, u16(16), 8, bytes([1, 0, 0, 0, 0, 0, 0, 0])) + op(OP_RECONNECT) +
@@ -134,7 +154,7 @@ def gpu_2d(res=1, w=64, h=64):
     return (gpu_cmd(gpu_hdr(0x100), 408) +                                              # GET_DISPLAY_INFO
             gpu_cmd(gpu_hdr(0x10a) + u32(0) + u32(0), 1056) +                           # GET_EDID
             gpu_cmd(gpu_hdr(0x101) + struct.pack("<IIII", res, 2, w, h)) +              # RESOURCE_CREATE_2D
-            op(OP_POKE, u32(BACKING - 0x100000), 64, bytes(range(64))) +
+            op(OP_POKE, u32(BACKING - RAM_GPA), 64, bytes(range(64))) +
             gpu_cmd(gpu_hdr(0x106) + struct.pack("<II", res, 1) + struct.pack("<QII", BACKING, w * h * 4, 0)) +
             gpu_cmd(gpu_hdr(0x103) + rect + struct.pack("<II", 0, res)) +                # SET_SCANOUT
             gpu_cmd(gpu_hdr(0x105) + rect + u64(0) + struct.pack("<II", res, 0)) +       # TRANSFER_TO_HOST_2D
@@ -147,8 +167,21 @@ def gpu_teardown(res=1):
             gpu_cmd(gpu_hdr(0x107) + struct.pack("<II", res, 0)) +                       # DETACH_BACKING
             gpu_cmd(gpu_hdr(0x102) + struct.pack("<II", res, 0)))                        # UNREF
 
+def gpu_big(res=7, w=512, h=512, stall=True):
+    """A scanout big enough for memfd pixels spliced to the display: whole and partial updates."""
+    rect = struct.pack("<IIII", 0, 0, w, h)
+    part = struct.pack("<IIII", 8, 8, 64, 64)
+    entries = b"".join(struct.pack("<QII", RAM1_GPA, 64 << 10, 0) for _ in range(w * h * 4 // (64 << 10)))
+    frame = lambda r: (gpu_cmd(gpu_hdr(0x105) + r + u64(0) + struct.pack("<II", res, 0)) +
+                       gpu_cmd(gpu_hdr(0x104) + r + struct.pack("<II", res, 0)))
+    return (gpu_cmd(gpu_hdr(0x101) + struct.pack("<IIII", res, 1, w, h)) +
+            gpu_cmd(gpu_hdr(0x106) + struct.pack("<II", res, len(entries) // 16) + entries) +
+            gpu_cmd(gpu_hdr(0x103) + rect + struct.pack("<II", 0, res)) +
+            frame(rect) + frame(rect) + (op(OP_DEVICE, 1) if stall else b"") + frame(rect) + frame(rect) +
+            frame(part) + op(OP_WAIT, 3) + op(OP_DEVICE, 0, 16) + frame(part) + op(OP_DEVICE, 0, 0) + frame(rect))
+
 def gpu_seeds():
-    stall = op(OP_DEVICE, 1) + gpu_2d(2) + op(OP_DEVICE, 0)
+    stall = op(OP_DEVICE, 1) + gpu_2d(2) + op(OP_DEVICE, 0, 0)
     return {
         "2d": header() + gpu_2d() + gpu_teardown(),
         "display-stalls": header() + gpu_2d() + stall + op(OP_DEVICE, 2) + gpu_2d(3) + op(OP_DEVICE, 3) +
@@ -156,6 +189,7 @@ def gpu_seeds():
         "display-faults": header() + op(OP_DEVICE, 6, 1) + op(OP_DEVICE, 4, u16(640), u16(480)) + gpu_2d() +
                           op(OP_DEVICE, 5, 12, u32(3) + u32(4) + u32(0)),
         "lifecycle": header(flags=F_REPLY_ACK | F_EVENT_IDX) + gpu_2d() + lifecycle(0) + gpu_2d(5),
+        "big-scanout": header() + gpu_big() + op(OP_DEVICE, 2) + gpu_big(8, stall=False),
     }
 
 CTX = 1
@@ -207,7 +241,7 @@ def net_seeds():
                op(OP_PORT, 1) + req(1, [frame(MAC1, MAC2, 1514)]) +
                req(1, [frame(MAC1, MAC2, 4000, gso=1)[:12], frame(MAC1, MAC2, 4000, gso=1)[12:]]))
     control = (op(OP_PORT, 1) + ctrl(0, 0, b"\0") + ctrl(1, 0, u32(1) + MAC2 + u32(1) + b"\x01\x00\x5e\0\0\1") +
-               ctrl(1, 1, b"\x52\x54\0\0\0\x22") + ctrl(4, 0, u16(1)) + ctrl(5, 0, u64(3)) + ctrl(3, 0, b""))
+               ctrl(1, 1, b"\x52\x54\0\0\0\x22") + ctrl(4, 0, u16(1)) + ctrl(5, 0, u64(0x82)) + ctrl(3, 0, b""))
     return {
         "traffic": header() + traffic,
         "control": header() + control + traffic + op(OP_DEVICE, 0, MAC1) + op(OP_DEVICE, 1, u16(9000)),

@@ -32,14 +32,15 @@ for t in "$@"; do
 		grep -m1 '^SKIP: ' "$log"
 		continue
 	fi
-	# The last progress line has the coverage; the final stats (or that line) the executions.
+	# The last progress line has the coverage; the final stats (not kept by -fork) or
+	# that line the executions.
 	last=$(grep -E '^#[0-9]+.* cov: [0-9]+' "$log" | tail -n 1)
 	cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	execs=$(sed -n 's/^stat::number_of_executed_units: *\([1-9][0-9]*\)/\1/p' "$log" | tail -n 1)
 	[ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
-	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-	[ -n "$rate" ] || rate=$(sed -n 's/.*exec\/s: \([0-9]*\).*/\1/p' <<<"$last")
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *\([1-9][0-9]*\)/\1/p' "$log" | tail -n 1)
+	[ -n "$rate" ] || rate=$(sed -n 's/.*exec\/s:\{0,1\} \([0-9]*\).*/\1/p' <<<"$last")
 	report=$(grep -m1 -E '^SUMMARY: |ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log")
 	artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | head -n 1)
 	if [ "$rc" = 0 ] && [ -z "$report" ]; then
