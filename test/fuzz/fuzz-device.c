@@ -27,7 +27,7 @@
  * may straddle the two. Region 1 can grow in place: its mapping sits at the start
  * of a reservation of RAM1_MAX bytes, so its user address never changes.
  */
-#define RAM0_SIZE (128u << 10)
+#define RAM0_SIZE (256u << 10)
 #define RAM1_SIZE (256u << 10)
 #define RAM1_MAX (1u << 20)
 #define GROW_STEP (64u << 10)
@@ -563,7 +563,7 @@ static void reset_ring_driver(struct vuf_vq *vq, uint16_t base)
 static void set_features(struct fz_port *p)
 {
 	uint8_t flags = p->h->hdr.flags;
-	uint64_t f = CORE_FEATURES | (p->dev->features & p->h->hdr.features) |
+	uint64_t f = CORE_FEATURES | (p->dev->features & p->h->hdr.features[p->index]) |
 		     (flags & FZ_F_EVENT_IDX ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
 		     (flags & FZ_F_INDIRECT ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
 

@@ -25,7 +25,7 @@
 #include "proto/device.h"
 
 #define FZ_MAX_PORTS 2
-#define FZ_MAX_QUEUES 3
+#define FZ_MAX_QUEUES 5
 #define FZ_OPTION_MAX 64
 
 /* The input, consumed front to back. */
@@ -41,7 +41,7 @@ size_t fz_bytes(struct fz_input *in, size_t max, const uint8_t **p);
 
 /* The set-up header, first in every input. */
 struct fz_header {
-	uint32_t features;      /* device feature bits 0-31 acked (of those offered) */
+	uint32_t features[FZ_MAX_PORTS]; /* per port: device feature bits 0-31 acked (of those offered) */
 	uint8_t flags;          /* FZ_F_* */
 	uint8_t ring_log2;      /* ring size: 2 << (ring_log2 % 10), 2..1024 */
 	uint8_t pf_off;         /* FZ_PF_OFF_*: protocol features left out */

@@ -4,7 +4,10 @@
  * sessions in one process as two guests' front-ends would have them, driven
  * through the device harness (fuzz-device.h): frames sent on one port's
  * transmit ring reach the other's receive buffers; the control queue changes
- * filters, offloads and pairs. Queues: 0 receive, 1 transmit, 2 control.
+ * filters, offloads and pairs. Each port acks its own features (a port without
+ * checksum offload has checksums filled in for it). Queues: 0 receive, 1
+ * transmit, then 2 control; with bit 0 of the header's device byte, two pairs
+ * (--queues=2): 2 and 3 the second pair, 4 control.
  * FZ_OP_DEVICE: 0 SEND_RARP with 6 bytes of MAC, 1 NET_SET_MTU with a u16.
  */
 #include <stdio.h>
@@ -20,6 +23,8 @@ static int prepare(struct fz_port *p)
 	char mac[32];
 
 	snprintf(mac, sizeof(mac), "mac=52:54:00:00:00:%02x", p->index + 1);
+	if ((p->hdr->device & 1) && fz_set_option(p->dev, "queues=2") < 0)
+		return -1;
 	return fz_set_option(p->dev, mac);
 }
 

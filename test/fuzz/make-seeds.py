@@ -71,11 +71,12 @@ NO_SETTLE = 0x80
 REQ_INDIRECT, REQ_KICK, REQ_RAW_ADDR = 1, 2, 4
 REMAP_SAME, REMAP_GROW, REMAP_MOVE, REMAP_REMOVE, REMAP_ADD = range(5)
 RAM_GPA = 0x100000                   # region 0: rings
-RAM1_GPA = RAM_GPA + (128 << 10)     # region 1, where requests' buffers go
+RAM1_GPA = RAM_GPA + (256 << 10)     # region 1, where requests' buffers go
 RAW_BASE = RAM_GPA - 4096            # FZ_REQ_RAW_ADDR addresses count from here
 
-def header(features=0xffffffff, flags=F_EVENT_IDX | F_REPLY_ACK, ring_log2=6, pf_off=0, device=0):
-    return struct.pack("<IBBBB", features, flags, ring_log2, pf_off, device)
+def header(features=0xffffffff, flags=F_EVENT_IDX | F_REPLY_ACK, ring_log2=6, pf_off=0, device=0,
+           features1=0xffffffff):
+    return struct.pack("<IIBBBB", features, features1, flags, ring_log2, pf_off, device)
 
 def req(q, out=(), ins=(), flags=REQ_KICK, addrs=None):
     """A request: readable buffers with these bytes, writable ones of these lengths (at addrs)."""
@@ -88,7 +89,8 @@ def req(q, out=(), ins=(), flags=REQ_KICK, addrs=None):
 def op(code, *args):
     return bytes([code]) + b"".join(a if isinstance(a, bytes) else bytes([a]) for a in args)
 
-def msg(req, payload=b"", fd_code=0, flags=0):
+def msg(req, payload=b"", fd_code=0, flags=8):
+    """A raw message; NEED_REPLY by default, so that one the device refuses is acked, not fatal."""
     return op(OP_MSG, req, flags, fd_code, u16(len(payload)), payload)
 
 def messages(q):
@@ -232,8 +234,13 @@ def frame(dst, src, size=60, gso=None):
 def rx_buffers(n, size=2048, port=None):
     return (op(OP_PORT, port) if port is not None else b"") + b"".join(req(0, [], [size]) for _ in range(n))
 
-def ctrl(cls, cmd, data):
-    return req(2, [bytes([cls, cmd]) + data], [1])
+def ctrl(cls, cmd, data, q=2):
+    return req(q, [bytes([cls, cmd]) + data], [1])
+
+def csum_frame(dst, src, size=120):
+    """A frame whose sender left the checksum (NEEDS_CSUM, no GSO) to whoever receives it."""
+    eth = dst + src + b"\x08\x00"
+    return struct.pack("<BBHHHHH", 1, 0, 0, 0, 34, 16, 0) + eth + bytes(size - len(eth))
 
 def net_seeds():
     traffic = (rx_buffers(8, port=1) + rx_buffers(8, port=0) +
@@ -248,6 +255,13 @@ def net_seeds():
         "mergeable-small-ring": header(ring_log2=2) + rx_buffers(3, 256, port=1) + op(OP_PORT, 0) +
                                 req(1, [frame(MAC2, MAC1, 700)]),
         "lifecycle": header() + traffic + op(OP_PORT, 1) + lifecycle(0) + traffic,
+        # Port 1 takes no checksum offload (GUEST_CSUM, bit 1, and the TSO bits off).
+        "checksum-filled": header(features1=0xffffffff & ~(1 << 1 | 1 << 7 | 1 << 8 | 1 << 9)) +
+                           rx_buffers(4, port=1) + op(OP_PORT, 0) + req(1, [csum_frame(MAC2, MAC1)]) +
+                           req(1, [csum_frame(MAC2, MAC1, 600)[:40], csum_frame(MAC2, MAC1, 600)[40:]]),
+        "two-pairs": header(device=1) + op(OP_PORT, 1) + ctrl(4, 0, u16(2), q=4) +
+                     b"".join(req(q, [], [2048]) for q in (0, 2, 0, 2)) + op(OP_PORT, 0) + ctrl(4, 0, u16(2), q=4) +
+                     req(3, [frame(MAC2, MAC1)]) + req(1, [frame(MAC2, MAC1)]) + req(3, [frame(BCAST, MAC1)]),
     }
 
 # -- input: queue 0 events, 1 status --
