@@ -11,6 +11,7 @@
 #include "proto/listen.h"
 #include "proto/log.h"
 #include "proto/session.h"
+#include "proto/sigbus.h"
 
 enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_VERSION, OPT_VERBOSE,
        OPT_PRINT_CAPS, OPT_DEVICE = 1000 };
@@ -223,7 +224,7 @@ static int open_socket(struct port *p)
 static int serve(struct backend *b)
 {
 	b->loop = vu_loop_new();
-	if (!b->loop || vu_loop_catch_signals(b->loop) < 0) {
+	if (!b->loop || vu_loop_catch_signals(b->loop) < 0 || vu_sigbus_init(b->loop) < 0) {
 		vu_err("cannot set up the event loop");
 		return 1;
 	}

@@ -46,6 +46,7 @@ struct vu_loop {
 };
 
 static __thread struct vu_loop *this_thread_loop;
+__thread unsigned vu_loop_turns;
 
 /* While polling, the fds are checked once every this many turns. */
 #define POLL_TURNS_PER_WAIT 16
@@ -268,6 +269,7 @@ int vu_loop_run(struct vu_loop *loop)
 
 	this_thread_loop = loop;
 	while (!loop->stop) {
+		vu_loop_turns++;
 		if (loop->polling && ++turns % POLL_TURNS_PER_WAIT) {
 			run_pollers(loop);
 			continue;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -8,7 +9,15 @@
 
 static void unmap(struct vu_region *r)
 {
+	vu_sigbus_unguard(r->guard);
 	munmap(r->map_base, r->map_len);
+}
+
+/* A memfd sealed against shrinking cannot lose pages under us; anything else may. */
+static bool may_shrink(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	return seals < 0 || !(seals & F_SEAL_SHRINK);
 }
 
 /* Index of the region containing gpa, or -1. Binary search over sorted regions. */
@@ -65,6 +74,7 @@ const char *vu_mem_add(struct vu_mem *mem, const struct vu_mem_region *d, int fd
 	size_t len = d->memory_size + skew;
 	void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
 			  d->mmap_offset - skew);
+	bool guard = base != MAP_FAILED && mem->on_lost && may_shrink(fd);
 	close(fd);
 	if (base == MAP_FAILED)
 		return "region cannot be mapped";
@@ -76,6 +86,7 @@ const char *vu_mem_add(struct vu_mem *mem, const struct vu_mem_region *d, int fd
 	mem->r[pos] = (struct vu_region){
 		.gpa = d->guest_phys_addr, .size = d->memory_size, .uva = d->userspace_addr,
 		.host = (uint8_t *)base + skew, .map_base = base, .map_len = len,
+		.guard = guard ? vu_sigbus_guard(base, len, mem->on_lost, mem->lost_opaque) : -1,
 	};
 	mem->n++;
 	return NULL;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "proto/sigbus.h"
 #include "proto/wire.h"
 
 #define VU_MAX_MEM_SLOTS 509
@@ -23,11 +24,15 @@ struct vu_region {
 	uint8_t *host;      /* our address of the first byte */
 	void *map_base;     /* what mmap returned (page aligned) */
 	size_t map_len;
+	int guard;          /* its SIGBUS guard slot, or -1 (proto/sigbus.h) */
 };
 
 struct vu_mem {
 	struct vu_region r[VU_MAX_MEM_SLOTS]; /* sorted by gpa, never overlapping */
 	unsigned n;
+	/* Told (on the main loop) when the front-end shrank a region's file under us. */
+	vu_sigbus_fn on_lost;
+	void *lost_opaque;
 };
 
 /* Maps a region from fd (always closed). Returns 0 or a reason. */

@@ -20,6 +20,7 @@ struct queue {
 	bool attached;          /* kick_fd is watched on loop */
 	int kick_fd;
 	bool polled;    /* kick set with NOFD: no eventfd, we look ourselves */
+	/* kick_fd >= 0 || polled: SET_VRING_KICK came; the ring's geometry is fixed until it stops. */
 	bool started;   /* kicked since the last stop */
 	bool enabled;
 };
@@ -38,10 +39,12 @@ struct vu_session {
 	int backend_fd;
 	struct vu_msg_reader reader;
 	struct vu_timer *poll_timer;
-	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue. */
+	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue, for the first inflight_nq. */
 	uint8_t *inflight;
 	size_t inflight_size;
+	int inflight_guard;     /* its SIGBUS guard (the front-end holds its fd) */
 	uint16_t inflight_qsize;
+	unsigned inflight_nq;
 	unsigned nq;
 	struct queue q[];
 };
@@ -83,6 +86,8 @@ void session_poll_rings(void *opaque);
 /* After the memory table changed (rings paused): ring addresses are looked up again. */
 void session_remap_rings(struct vu_session *s);
 void session_unmap_inflight(struct vu_session *s);
+/* The front-end shrank the file of a mapping we use (a SIGBUS guard was hit). */
+void session_memory_lost(void *opaque);
 const char *session_set_vring_num(struct ctx *c);
 const char *session_set_vring_addr(struct ctx *c);
 const char *session_set_vring_base(struct ctx *c);

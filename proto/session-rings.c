@@ -65,6 +65,25 @@ static void signal_inband(struct vu_vring *vq)
 }
 
 /*
+ * A ring went over its budget for this turn (on its own thread): it must run again
+ * next turn even if the driver never kicks again. A kick to ourselves does that; a
+ * ring without a kick eventfd is polled, and in-band rings get a one-shot poll.
+ */
+static void defer_ring(struct vu_vring *vq)
+{
+	static const uint64_t one = 1;
+	struct vu_session *s = vq->owner;
+	struct queue *q = &s->q[vq->index];
+
+	if (q->kick_fd >= 0) {
+		if (write(q->kick_fd, &one, sizeof(one)) < 0)
+			vu_warn("queue %u: cannot kick ourselves", vq->index);
+	} else if (has_pf(s, VU_PF_INBAND_NOTIFICATIONS)) {
+		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, 0);
+	}
+}
+
+/*
  * Rings run on their loop's thread. Around every message that changes ring or
  * memory state the session pauses them there (the device finishes what is in
  * flight, kicks are not watched), changes what the message says on the main
@@ -108,12 +127,16 @@ void session_resume_rings(struct vu_session *s)
 		vu_loop_call(s->q[i].loop, resume_on_thread, &s->q[i]);
 }
 
-/* Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new SET_VRING_KICK. */
+/*
+ * Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new
+ * SET_VRING_KICK, which attaches the inflight region again for the size then set.
+ */
 static void stop_queue(struct queue *q)
 {
 	close_fd(&q->kick_fd);
 	q->polled = false;
 	q->started = false;
+	q->vring.inflight = NULL;
 }
 
 void session_reset_ring(struct vu_session *s, struct queue *q)
@@ -125,6 +148,7 @@ void session_reset_ring(struct vu_session *s, struct queue *q)
 	vu_vring_init(&q->vring);
 	q->vring.owner = s;
 	q->vring.signal_inband = signal_inband;
+	q->vring.defer = defer_ring;
 	q->enabled = false;
 }
 
@@ -169,8 +193,9 @@ const char *session_set_vring_num(struct ctx *c)
 		return "queue size is not a power of 2 between 1 and 32768";
 	if (num > c->s->dev->max_queue_size)
 		return "queue size larger than the device's --queue-size";
-	if (q->started)
-		return "queue size changed while the ring runs";
+	/* The inflight region and the resubmit list were sized for the old num at SET_VRING_KICK. */
+	if (q->started || q->kick_fd >= 0 || q->polled)
+		return "queue size changed after the ring's kick was set";
 	q->vring.num = num;
 	if (q->vring.desc_uva && !vu_vring_map(&q->vring, &c->s->mem))
 		q->vring.desc_uva = 0; /* the ring needs new addresses */
@@ -243,8 +268,11 @@ static const char *start_inflight(struct vu_session *s, struct queue *q)
 {
 	struct vu_vring *vq = &q->vring;
 
+	vq->inflight = NULL;
 	if (!s->inflight || !vu_vring_ready(vq))
 		return NULL;
+	if (vq->index >= s->inflight_nq)
+		return "queue has no region in the inflight buffer";
 	if (vq->num != s->inflight_qsize)
 		return "queue size differs from the inflight buffer's";
 	uint16_t *resubmit = realloc(vq->resubmit, vq->num * sizeof(*resubmit));
@@ -306,6 +334,8 @@ const char *session_vring_kick(struct ctx *c)
 
 	if (!has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
 		return "VRING_KICK without INBAND_NOTIFICATIONS";
+	if (!q->polled)
+		return "VRING_KICK for a ring whose kick was not set with NOFD";
 	if (c->m->p.state.num != 0)
 		return "VRING_KICK with a non-zero reserved field";
 	q->started = true; /* processed as the ring resumes */
@@ -324,9 +354,12 @@ const char *session_set_vring_enable(struct ctx *c)
 
 void session_unmap_inflight(struct vu_session *s)
 {
+	vu_sigbus_unguard(s->inflight_guard);
+	s->inflight_guard = -1;
 	if (s->inflight)
 		munmap(s->inflight, s->inflight_size);
 	s->inflight = NULL;
+	s->inflight_nq = 0;
 	for (unsigned i = 0; i < s->nq; i++)
 		s->q[i].vring.inflight = NULL;
 }
@@ -363,6 +396,8 @@ const char *session_get_inflight_fd(struct ctx *c)
 	}
 	s->inflight_size = size;
 	s->inflight_qsize = in.queue_size;
+	s->inflight_nq = in.num_queues;
+	s->inflight_guard = vu_sigbus_guard(s->inflight, size, session_memory_lost, s);
 	in.mmap_size = size;
 	in.mmap_offset = 0;
 	c->replied = true;
@@ -394,6 +429,8 @@ const char *session_set_inflight_fd(struct ctx *c)
 			s->inflight = p;
 			s->inflight_size = in->mmap_size;
 			s->inflight_qsize = in->queue_size;
+			s->inflight_nq = in->num_queues;
+			s->inflight_guard = vu_sigbus_guard(p, in->mmap_size, session_memory_lost, s);
 		}
 	}
 	close(fd);

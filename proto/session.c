@@ -373,6 +373,12 @@ static void end_session(struct vu_session *s, const char *why)
 	s->on_end(s->opaque, s);
 }
 
+void session_memory_lost(void *opaque)
+{
+	end_session(opaque, "the front-end shrank the file of guest memory or of the inflight "
+			    "buffer under its mapping (SIGBUS)");
+}
+
 /* Handles one message. Returns false when the connection must end (*why says why). */
 static bool handle(struct vu_session *s, struct vu_msg *m, const char **why)
 {
@@ -440,7 +446,9 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 		return NULL;
 	}
 	*s = (struct vu_session){ .loop = loop, .sock = sock, .dev = dev, .on_end = on_end,
-				  .opaque = opaque, .backend_fd = -1, .nq = nq };
+				  .opaque = opaque, .backend_fd = -1, .inflight_guard = -1, .nq = nq };
+	s->mem.on_lost = session_memory_lost;
+	s->mem.lost_opaque = s;
 	for (unsigned i = 0; i < nq; i++) {
 		s->q[i].loop = dev->type->queue_loop ? dev->type->queue_loop(dev, i) : loop;
 		s->q[i].kick_fd = -1;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "proto/log.h"
+#include "proto/loop.h"
 #include "proto/vring.h"
 
 /*
@@ -28,6 +29,8 @@ void vu_vring_init(struct vu_vring *vq)
 
 	memset(vq, 0, sizeof(*vq));
 	vq->index = index;
+	vq->budget = VU_VRING_TURN_BUDGET;
+	vq->budget_turn = vu_loop_turns;
 	vq->call_fd = -1;
 	vq->err_fd = -1;
 }
@@ -111,6 +114,23 @@ static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const str
 	return NULL;
 }
 
+/*
+ * True when the ring has walked its budget in this turn of the loop; the owner
+ * is then asked to run it again next turn.
+ */
+static bool over_budget(struct vu_vring *vq)
+{
+	if (vq->budget_turn != vu_loop_turns) {
+		vq->budget_turn = vu_loop_turns;
+		vq->budget = VU_VRING_TURN_BUDGET;
+	}
+	if (vq->budget > 0)
+		return false;
+	if (vq->defer)
+		vq->defer(vq);
+	return true;
+}
+
 /* Walks a chain in a descriptor table of tsize entries. */
 static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vring_desc *table,
 			unsigned tsize, unsigned i, bool nested)
@@ -121,6 +141,7 @@ static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vr
 		if (count > tsize)
 			return "descriptor chain loops or is longer than its table";
 		struct vring_desc d = read_desc(&table[i]);
+		vq->budget--;
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect)
@@ -133,6 +154,9 @@ static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vr
 				return "indirect descriptor not at the head of its chain";
 			if (d.len == 0 || d.len % sizeof(struct vring_desc))
 				return "indirect table length is not a multiple of 16";
+			/* No legal chain is longer than the largest queue: this bounds one request's walk. */
+			if (d.len / sizeof(struct vring_desc) > VU_VRING_MAX_SIZE)
+				return "indirect table longer than the largest queue";
 			const struct vring_desc *sub = vu_mem_gpa(vq->mem, d.addr, d.len);
 			if (!sub || ((uintptr_t)sub & 7))
 				return "indirect table outside guest memory";
@@ -166,6 +190,8 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 {
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
+	if (over_budget(vq))
+		return 0;
 	if (vq->resubmit_pos < vq->resubmit_n)
 		return pop_head(vq, req, vq->resubmit[vq->resubmit_pos++]);
 
@@ -282,5 +308,6 @@ bool vu_vring_kicks(struct vu_vring *vq, bool enable)
 	if (!enable)
 		return false;
 	smp_mb(); /* our wish must be visible before we look for new requests */
-	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail &&
+	       !over_budget(vq);
 }

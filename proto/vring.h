@@ -19,6 +19,13 @@
 struct vu_vring;
 typedef void (*vu_vring_signal_fn)(struct vu_vring *vq);
 
+/*
+ * Work one ring may cost in one turn of its loop, in descriptors walked, so one
+ * guest cannot stall the others that share the loop. A ring over it looks empty
+ * until the next turn, and its owner's defer hook makes sure that turn comes.
+ */
+#define VU_VRING_TURN_BUDGET 4096
+
 struct vu_vring {
 	unsigned index;          /* for messages */
 	/* Set by the session from SET_VRING_NUM / ADDR / BASE and the features. */
@@ -47,8 +54,13 @@ struct vu_vring {
 	uint16_t *resubmit;      /* heads to hand out again after a restart, oldest first */
 	unsigned resubmit_n, resubmit_pos;
 
+	/* Descriptors this ring may still walk in loop turn budget_turn. */
+	int budget;
+	unsigned budget_turn;
+
 	int call_fd, err_fd;     /* -1 when absent */
 	vu_vring_signal_fn signal_inband; /* used when call_fd is -1 */
+	vu_vring_signal_fn defer;         /* run the ring again next turn (it went over budget) */
 	void *owner;
 };
 
@@ -77,7 +89,7 @@ bool vu_vring_ready(const struct vu_vring *vq);
 /*
  * Takes the next available request (first those an inflight region says were
  * in flight when the previous back-end stopped). Returns 1 with *req filled, 0 when the ring
- * is empty, -1 when the ring is (now) broken.
+ * is empty or has used up this turn's budget, -1 when the ring is (now) broken.
  */
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
 /*
@@ -93,7 +105,8 @@ void vu_vring_flush(struct vu_vring *vq);
 
 /*
  * Asks the driver not to kick (while draining) or to kick again. Enabling returns
- * true if requests arrived meanwhile, so the caller drains once more.
+ * true if requests arrived meanwhile, so the caller drains once more (false when
+ * the ring used up this turn's budget: it is run again next turn).
  */
 bool vu_vring_kicks(struct vu_vring *vq, bool enable);
 

@@ -390,6 +390,73 @@ static void test_inflight(void)
 	disk_close(&d);
 }
 
+/* GET_INFLIGHT_FD with this geometry on an open disk; true if the back-end gave a buffer. */
+static bool get_inflight(struct disk *d, uint16_t num_queues, uint16_t queue_size)
+{
+	struct vu_inflight in = { .num_queues = num_queues, .queue_size = queue_size };
+	struct vu_hdr hdr;
+
+	return vuf_send(d->f, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_VERSION, &in, sizeof(in), NULL, 0) == 0 &&
+	       vuf_recv(d->f, &hdr, &in, sizeof(in), 2000) == sizeof(in) && in.mmap_size > 0;
+}
+
+/*
+ * A hostile front-end must not make the back-end index the inflight buffer past
+ * its mapping: a queue beyond the buffer's num_queues, or a ring made larger
+ * after its kick attached a region sized for the old size.
+ */
+static void test_inflight_hostile(void)
+{
+	const char *args[] = { "--blk-file", image, "--num-queues=2", NULL };
+	struct disk d;
+
+	/* A buffer for queue 0 only; queue 1 (of size 4096) must not get a region. */
+	if (CHECK(disk_open(&d, args, 0), "blk-inflight-queue-beyond-open") &&
+	    CHECK(get_inflight(&d, 1, 4096), "blk-inflight-queue-beyond-get")) {
+		struct vuf_vq *vq = vuf_vq_alloc(d.f, 1, 4096);
+		CHECK(vq && vuf_vq_start(vq, 0, 0) == -EREMOTEIO, "blk-inflight-queue-beyond-refused");
+		CHECK(vuf_backend_alive(d.be) && vuf_ping(d.f) == 0, "blk-inflight-queue-beyond-survives");
+	}
+	disk_close(&d);
+
+	/* A 2-entry ring whose kick is set: SET_VRING_NUM 32768 is refused, head 32767 breaks it. */
+	if (CHECK(disk_open(&d, args, 0), "blk-inflight-grow-open") &&
+	    CHECK(get_inflight(&d, 1, 2), "blk-inflight-grow-get")) {
+		struct vuf_vq *vq = vuf_vq_setup(d.f, 0, 2, 0);
+		CHECK(vq && vuf_set_vring_num(d.f, 0, 32768) == -EREMOTEIO, "blk-inflight-grow-refused");
+		if (vq) {
+			vuf_vq_push_avail(vq, 32767);
+			vuf_vq_kick(vq);
+			CHECK(vuf_vq_wait_err(vq, 2000) == 1, "blk-inflight-grow-bad-head-breaks-queue");
+		}
+		CHECK(vuf_backend_alive(d.be) && vuf_ping(d.f) == 0, "blk-inflight-grow-survives");
+	}
+	disk_close(&d);
+
+	/* The front-end shrinks the inflight buffer it gave: the connection ends, not the process. */
+	size_t size = vu_inflight_queue_size(128);
+	int fd = memfd_create("inflight", 0);
+	struct vu_inflight in = { .mmap_size = size, .num_queues = 1, .queue_size = 128 };
+	if (CHECK(fd >= 0 && ftruncate(fd, size) == 0, "blk-inflight-shrunk-buffer") &&
+	    CHECK(disk_open(&d, args, 0), "blk-inflight-shrunk-open") &&
+	    CHECK(vuf_request(d.f, VU_REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1) == 0,
+		  "blk-inflight-shrunk-set-fd")) {
+		struct vuf_vq *vq = vuf_vq_setup(d.f, 0, 128, 0);
+		CHECK(vq && ftruncate(fd, 0) == 0, "blk-inflight-shrunk-truncate");
+		/* The request itself may complete: the fault is in the back-end's bookkeeping. */
+		if (vq)
+			do_req(&d, vq, T_IN, 0, 4096, true, NULL);
+		CHECK_EQ(vuf_wait_closed(d.f, 2000), 1, "blk-inflight-shrunk-connection-closed");
+		CHECK(vuf_backend_alive(d.be), "blk-inflight-shrunk-backend-survives");
+	}
+	if (fd >= 0)
+		close(fd);
+	disk_close(&d);
+	CHECK(disk_open(&d, args, 1) && do_req(&d, d.vq, T_IN, 0, 4096, true, NULL) == S_OK,
+	      "blk-after-hostile-inflight-serves");
+	disk_close(&d);
+}
+
 static void test_bad_options(void)
 {
 	/* --queue-size caps the rings the front-end may set up. */
@@ -447,6 +514,7 @@ int main(void)
 	test_io();
 	test_read_only();
 	test_inflight();
+	test_inflight_hostile();
 	test_bad_options();
 
 	unlink(image);

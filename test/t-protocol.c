@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "proto/vring.h"
 #include "test/check.h"
 #include "test/frontend.h"
 
@@ -1689,6 +1690,18 @@ static void test_hostile(void)
 	}
 	hostile_end("indirect descriptor without INDIRECT_DESC negotiated", &h);
 
+	if (hostile_begin(&h, ALL_F)) {
+		/* 32769 entries (512 KiB): longer than any queue, so longer than any legal chain. */
+		uint32_t len = (VU_VRING_MAX_SIZE + 1) * sizeof(struct vring_desc);
+		ind = vuf_alloc(h.f, len, 16);
+		t = ind ? vuf_gpa(h.f, ind, len) : NULL;
+		for (unsigned i = 0; t && i <= VU_VRING_MAX_SIZE; i++)
+			t[i] = (struct vring_desc){ h.buf, 1, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(i + 1) };
+		vuf_vq_write_desc(h.vq, 0, ind, len, VRING_DESC_F_INDIRECT, 0);
+		vuf_vq_push_avail(h.vq, 0);
+	}
+	hostile_end("indirect table of 32769 descriptors", &h);
+
 	/* A broken ring is set up anew by SET_VRING_ADDR (what a front-end does on reset). */
 	if (hostile_begin(&h, ALL_F)) {
 		vuf_vq_write_desc(h.vq, 0, 0x1000, 64, VRING_DESC_F_WRITE, 0);
@@ -1768,6 +1781,60 @@ static void test_lifecycle(void)
 	CHECK_EQ(vuf_backend_stop(lb, 3000), 0, "lifecycle: back-end exits 0 on SIGTERM when idle");
 }
 
+/*
+ * More work than one turn of the loop may take (VU_VRING_TURN_BUDGET descriptors):
+ * 256 requests of 64 descriptors each, kicked once. The ring goes on in later
+ * turns by itself, and every request completes without another kick.
+ */
+static void test_turn_budget(void)
+{
+	struct vuf *f = ready(ALL_F, STD_PF);
+	struct vuf_vq *vq = f ? vuf_vq_setup(f, 0, 256, 0) : NULL;
+	uint64_t buf = f ? vuf_alloc(f, VUF_INDIRECT_MAX * 16, 16) : 0;
+	struct vuf_buf in[VUF_INDIRECT_MAX];
+	int added = 0;
+
+	for (unsigned i = 0; i < VUF_INDIRECT_MAX; i++)
+		in[i] = (struct vuf_buf){ buf + 16 * i, 16 };
+	while (vq && buf && added < 256 && vuf_vq_add(vq, NULL, 0, in, VUF_INDIRECT_MAX, true) >= 0)
+		added++;
+	if (!CHECK(added == 256 && 256 * VUF_INDIRECT_MAX > 2 * VU_VRING_TURN_BUDGET,
+		   "turn budget: 256 requests of %d descriptors queued", VUF_INDIRECT_MAX))
+		goto out;
+	vuf_vq_kick(vq);
+	uint32_t id, len;
+	int done = 0;
+	while (done < 256 && vuf_vq_wait_used(vq, &id, &len, WAIT_MS) == 0)
+		done++;
+	CHECK_EQ(done, 256, "turn budget: all requests complete after one kick");
+	CHECK(fresh_works(sock_b), "turn budget: the other socket serves");
+out:
+	vuf_close(f);
+}
+
+/*
+ * A front-end that shrinks its guest-memory file under the back-end's mapping:
+ * the back-end's next ring access would die of SIGBUS. Only that connection may
+ * end; the process and its other socket keep serving.
+ */
+static void test_shrunk_memory(void)
+{
+	struct vuf *f = ready(ALL_F, STD_PF);
+	struct vuf_vq *vq = f ? vuf_vq_setup(f, 0, 64, 0) : NULL;
+
+	if (!CHECK(vq && rng_once(f, vq, 64) == 64, "shrunk memory: ring runs before"))
+		goto out;
+	/* The ring lives in region 0; from here on neither side may touch that memory. */
+	CHECK(ftruncate(f->region[0].fd, 0) == 0, "shrunk memory: front-end truncates region 0");
+	vuf_vq_kick(vq);
+	CHECK_EQ(vuf_wait_closed(f, WAIT_MS), 1, "shrunk memory: that connection is closed");
+	CHECK(vuf_backend_alive(be), "shrunk memory: the back-end survives (no SIGBUS death)");
+	CHECK(fresh_works(sock_b), "shrunk memory: the other socket still serves");
+	CHECK(fresh_works(sock_a), "shrunk memory: the same socket serves a new connection");
+out:
+	vuf_close(f);
+}
+
 static void test_sigterm(void)
 {
 	struct vuf *f = ready(ALL_F, STD_PF);
@@ -1832,6 +1899,10 @@ int main(void)
 	test_malformed();
 	ensure_backend("hostile");
 	test_hostile();
+	ensure_backend("turn budget");
+	test_turn_budget();
+	ensure_backend("shrunk memory");
+	test_shrunk_memory();
 	ensure_backend("lifecycle");
 	test_lifecycle();
 	ensure_backend("sigterm");
