@@ -5,7 +5,12 @@
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
  * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ *
+ * build: gpu.c gpu-2d.c gpu-pixels.c gpu-scanout.c gpu-virgl.c
+ * pkg-config: virglrenderer epoxy gbm libdrm
+ * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +25,19 @@
 #define DEFAULT_MAX_MEMORY_MIB 256
 enum { Q_CONTROL = 0, Q_CURSOR = 1 };
 
+#define GPU_FIELD(f) offsetof(struct gpu, f)
 static const struct vu_option gpu_options[] = {
-	{ "virgl", NULL, "3D acceleration through virglrenderer (a render node, else llvmpipe)" },
-	{ "render-node", "PATH", "DRM render node for --virgl (default: the first usable /dev/dri/renderD*)" },
-	{ "max-outputs", "N", "scanouts (displays), 1..16 (default 1)" },
-	{ "max-memory", "MIB", "host memory the guest's resources may use (default 256)" },
+	{ .name = "virgl", .kind = VU_OPT_FLAG, .offset = GPU_FIELD(virgl_wanted),
+	  .help = "3D acceleration through virglrenderer (a render node, else llvmpipe)",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "render-node", .kind = VU_OPT_PATH, .offset = GPU_FIELD(render_node), .arg = "PATH",
+	  .help = "DRM render node for --virgl (default: the first usable /dev/dri/renderD*)",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "max-outputs", .kind = VU_OPT_UINT, .offset = GPU_FIELD(max_outputs), .arg = "N",
+	  .help = "scanouts (displays)", .min = 1, .max = VIRTIO_GPU_MAX_SCANOUTS },
+	{ .name = "max-memory", .kind = VU_OPT_SIZE, .offset = GPU_FIELD(max_memory), .arg = "MIB",
+	  .help = "host memory the guest's resources may use", .min = 1, .max = 1u << 20, .unit = "MiB",
+	  .scale = 1u << 20 },
 	{ NULL },
 };
 
@@ -43,29 +56,6 @@ static struct vu_dev *gpu_create(void)
 	}
 	g->free = g->slots;
 	return &g->dev;
-}
-
-static int gpu_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
-{
-	struct gpu *g = (struct gpu *)dev;
-	char *end;
-
-	if (!strcmp(opt->name, "virgl"))
-		g->virgl_wanted = true;
-	else if (!strcmp(opt->name, "render-node"))
-		g->render_node = arg;
-	else if (!strcmp(opt->name, "max-outputs")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > VIRTIO_GPU_MAX_SCANOUTS)
-			return vu_option_error("--max-outputs must be 1..16, not '%s'", arg);
-		g->max_outputs = n;
-	} else if (!strcmp(opt->name, "max-memory")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > (1ul << 20))
-			return vu_option_error("--max-memory must be 1..1048576 (MiB), not '%s'", arg);
-		g->max_memory = (uint64_t)n << 20;
-	}
-	return 0;
 }
 
 static int gpu_init(struct vu_dev *dev, struct vu_loop *loop)
@@ -349,8 +339,6 @@ static int gpu_set_socket(struct vu_dev *dev, int fd)
 	return gpu_chan_open((struct gpu *)dev, fd);
 }
 
-static const char *const gpu_caps[] = { "virgl", "render-node", NULL };
-
 static bool gpu_cap_available(const char *feature)
 {
 	if (!strcmp(feature, "virgl"))
@@ -369,10 +357,8 @@ const struct vu_device_type vu_dev_gpu = {
 	.features = 1ull << VIRTIO_GPU_F_EDID,
 	.config_size = sizeof(struct virtio_gpu_config),
 	.options = gpu_options,
-	.cap_features = gpu_caps,
 	.cap_available = gpu_cap_available,
 	.create = gpu_create,
-	.set_option = gpu_set_option,
 	.init = gpu_init,
 	.kick = gpu_kick,
 	.queue_drain = gpu_queue_drain,

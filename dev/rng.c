@@ -2,6 +2,8 @@
 /*
  * virtio-rng (device id 4): one queue of device-writable buffers, each filled
  * with bytes from getrandom(2) straight into guest memory.
+ *
+ * build: rng.c
  */
 #include <errno.h>
 #include <stdlib.h>

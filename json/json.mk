@@ -5,31 +5,32 @@
 #
 # Installed layout:
 #   $(bindir)/vhostbox
-#   $(libexecdir)/vhost-user-<name> -> $(bindir)/vhostbox   (each device, each alias)
+#   $(libexecdir)/vhost-user-<name> -> ../bin/vhostbox (relative: each device, each alias)
 #   $(datadir)/qemu/vhost-user/50-vhostbox-<name>.json      ("binary": the libexec link)
+# Names, aliases and the files' contents come from the binary (`vhostbox --list`,
+# `vhostbox --discovery-file`): each device declares them once, in its source.
 
-# More names a personality is installed under.
-blk_ALIASES ?= block
-
-JSON_DIR      := $(datadir)/qemu/vhost-user
-JSON_FILES    := $(DEVICES:%=$(B)/json/50-vhostbox-%.json)
-INSTALL_NAMES := $(DEVICES) $(foreach d,$(DEVICES),$($(d)_ALIASES))
+JSON_DIR   := $(datadir)/qemu/vhost-user
+JSON_FILES := $(DEVICES:%=$(B)/json/50-vhostbox-%.json)
+# The link's target, relative to the link's directory, so a DESTDIR tree relocates.
+LINK_TARGET = $(shell realpath -m --relative-to='$(libexecdir)' '$(bindir)/vhostbox')
+# Every name the built personalities answer to (names, then aliases).
+INSTALL_NAMES = $(shell '$(abspath $(BIN))' --list | cut -d' ' -f1,3-)
 
 json-files: $(JSON_FILES)
 
-# Rewritten only when the template or the installed path changed: template lines
-# starting with # (the licence line) are dropped, @BINARY@ is the libexec link.
-$(B)/json/50-vhostbox-%.json: json/50-vhostbox-%.json.in FORCE
+# Rewritten only when the content changed (the installed path, the binary's declaration).
+$(B)/json/50-vhostbox-%.json: $(BIN) FORCE
 	@mkdir -p $(@D)
-	@sed -e '/^#/d' -e 's|@BINARY@|$(libexecdir)/vhost-user-$*|g' $< > $@.tmp
+	@'$(abspath $(BIN))' --discovery-file $* '$(libexecdir)/vhost-user-$*' > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
 install: $(BIN) $(JSON_FILES)
 	install -d '$(DESTDIR)$(bindir)' '$(DESTDIR)$(libexecdir)' '$(DESTDIR)$(JSON_DIR)'
 	install -m 0755 '$(BIN)' '$(DESTDIR)$(bindir)/vhostbox'
 	@for n in $(INSTALL_NAMES); do \
-		echo "ln -sfn $(bindir)/vhostbox $(DESTDIR)$(libexecdir)/vhost-user-$$n"; \
-		ln -sfn '$(bindir)/vhostbox' '$(DESTDIR)$(libexecdir)'/vhost-user-$$n || exit 1; \
+		echo "ln -sfn $(LINK_TARGET) $(DESTDIR)$(libexecdir)/vhost-user-$$n"; \
+		ln -sfn '$(LINK_TARGET)' '$(DESTDIR)$(libexecdir)'/vhost-user-$$n || exit 1; \
 	done
 	$(if $(JSON_FILES),install -m 0644 $(JSON_FILES) '$(DESTDIR)$(JSON_DIR)/')
 
@@ -38,7 +39,7 @@ uninstall:
 	rm -f '$(DESTDIR)$(bindir)/vhostbox'
 	@for n in $(INSTALL_NAMES); do \
 		l='$(DESTDIR)$(libexecdir)'/vhost-user-$$n; \
-		if [ -L "$$l" ] && [ "$$(readlink "$$l")" = '$(bindir)/vhostbox' ]; then \
+		if [ -L "$$l" ] && [ "$$(readlink "$$l")" = '$(LINK_TARGET)' ]; then \
 			echo "rm -f $$l"; rm -f "$$l" || exit 1; \
 		fi; \
 	done

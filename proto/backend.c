@@ -69,11 +69,11 @@ static void usage(const struct vu_device_type *t, FILE *out)
 		"  --verbose               log every message\n"
 		"  --help, --version\n",
 		vu_log_name(), t->summary, t->schema_type);
-	for (const struct vu_option *o = t->options; o && o->name; o++) {
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? "=" : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-23s %s\n", left, o->help);
-	}
+	/* The defaults are those of a device just created. */
+	struct vu_dev *dev = vu_device_create(t);
+	vu_option_help(t->options, dev, out);
+	if (dev && t->destroy)
+		t->destroy(dev);
 	fprintf(out, "\nWithout --socket-path or --fd, a socket passed by systemd (LISTEN_FDS) is used.\n"
 		     "Repeat --socket-path (or --fd) to serve several devices from one process: device\n"
 		     "options after a socket option apply to that device, options before it to all.\n");
@@ -142,8 +142,8 @@ static int parse(struct backend *b, int argc, char **argv)
 
 	memcpy(opts, common_options, sizeof(common_options));
 	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
-		opts[n] = (struct option){ o->name, o->arg ? required_argument : no_argument, NULL,
-					   OPT_DEVICE + (int)(o - t->options) };
+		opts[n] = (struct option){ o->name, o->kind == VU_OPT_FLAG ? no_argument : required_argument,
+					   NULL, OPT_DEVICE + (int)(o - t->options) };
 	opts[n] = (struct option){ 0 };
 
 	opterr = 0;
@@ -205,8 +205,8 @@ static int create_device(struct backend *b, unsigned i)
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned g = 0; g < b->ngiven; g++)
 			if (b->given[g].port == (pass ? (int)i : -1) &&
-			    b->type->set_option(p->dev, b->given[g].opt, b->given[g].arg) < 0)
-				return VU_EXIT_USAGE; /* set_option printed the one line */
+			    vu_option_set(p->dev, b->given[g].opt, b->given[g].arg) < 0)
+				return VU_EXIT_USAGE; /* the one line is printed */
 	return 0;
 }
 

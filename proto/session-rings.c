@@ -18,7 +18,7 @@
 
 /* ---- rings ------------------------------------------------------------ */
 
-static void run_queue(struct vu_session *s, struct queue *q)
+static void run_queue(struct vu_session *s, struct session_queue *q)
 {
 	if (q->started && q->enabled && vu_vring_ready(&q->vring))
 		s->dev->type->kick(s->dev, &q->vring);
@@ -26,7 +26,7 @@ static void run_queue(struct vu_session *s, struct queue *q)
 
 static void on_kick(void *opaque, int fd, uint32_t events)
 {
-	struct queue *q = opaque;
+	struct session_queue *q = opaque;
 	struct vu_session *s = q->vring.owner;
 	uint64_t count;
 
@@ -38,7 +38,7 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 
 static void run_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 	run_queue(q->vring.owner, q);
 }
 
@@ -57,7 +57,7 @@ static void signal_inband(struct vu_vring *vq)
 	struct vu_session *s = vq->owner;
 	struct vu_vring_state st = { .index = vq->index, .num = 0 };
 
-	if (s->backend_fd < 0 || !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+	if (s->backend_fd < 0 || !session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
 		return;
 	if (vu_msg_send(s->backend_fd, VU_BREQ_VRING_CALL, VU_FLAG_VERSION | VU_FLAG_NEED_REPLY,
 			&st, sizeof(st), NULL, 0) < 0)
@@ -73,12 +73,12 @@ static void defer_ring(struct vu_vring *vq)
 {
 	static const uint64_t one = 1;
 	struct vu_session *s = vq->owner;
-	struct queue *q = &s->q[vq->index];
+	struct session_queue *q = &s->q[vq->index];
 
 	if (q->kick_fd >= 0) {
 		if (write(q->kick_fd, &one, sizeof(one)) < 0)
 			vu_warn("queue %u: cannot kick ourselves", vq->index);
-	} else if (has_pf(s, VU_PF_INBAND_NOTIFICATIONS)) {
+	} else if (session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS)) {
 		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, 0);
 	}
 }
@@ -91,7 +91,7 @@ static void defer_ring(struct vu_vring *vq)
  */
 static void pause_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 	struct vu_session *s = q->vring.owner;
 
 	if (q->started && s->dev->type->queue_drain)
@@ -104,7 +104,7 @@ static void pause_on_thread(void *arg)
 
 static void resume_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 
 	if (q->kick_fd >= 0 && !q->attached) {
 		if (vu_loop_watch(q->loop, q->kick_fd, EPOLLIN, on_kick, q) < 0)
@@ -131,19 +131,19 @@ void session_resume_rings(struct vu_session *s)
  * Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new
  * SET_VRING_KICK, which attaches the inflight region again for the size then set.
  */
-static void stop_queue(struct queue *q)
+static void stop_queue(struct session_queue *q)
 {
-	close_fd(&q->kick_fd);
+	session_close_fd(&q->kick_fd);
 	q->polled = false;
 	q->started = false;
 	q->vring.inflight = NULL;
 }
 
-void session_reset_ring(struct vu_session *s, struct queue *q)
+void session_reset_ring(struct vu_session *s, struct session_queue *q)
 {
 	stop_queue(q);
-	close_fd(&q->vring.call_fd);
-	close_fd(&q->vring.err_fd);
+	session_close_fd(&q->vring.call_fd);
+	session_close_fd(&q->vring.err_fd);
 	free(q->vring.resubmit);
 	vu_vring_init(&q->vring);
 	q->vring.owner = s;
@@ -158,7 +158,7 @@ void session_update_polling(struct vu_session *s)
 
 	for (unsigned i = 0; i < s->nq; i++)
 		any |= s->q[i].polled;
-	if (any && !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+	if (any && !session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
 		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, POLL_INTERVAL_NS);
 	else
 		vu_timer_disarm(s->poll_timer);
@@ -174,17 +174,17 @@ void session_remap_rings(struct vu_session *s)
 	}
 }
 
-static struct queue *queue_of(struct ctx *c, uint32_t index)
+static struct session_queue *queue_of(struct session_ctx *c, uint32_t index)
 {
 	return index < c->s->nq ? &c->s->q[index] : NULL;
 }
 
 #define NEED_QUEUE(c, q, index)                          \
-	struct queue *q = queue_of(c, index);            \
+	struct session_queue *q = queue_of(c, index);            \
 	if (!q)                                          \
 		return "queue index out of range"
 
-const char *session_set_vring_num(struct ctx *c)
+const char *session_set_vring_num(struct session_ctx *c)
 {
 	uint32_t num = c->m->p.state.num;
 	NEED_QUEUE(c, q, c->m->p.state.index);
@@ -192,7 +192,7 @@ const char *session_set_vring_num(struct ctx *c)
 	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
 		return "queue size is not a power of 2 between 1 and 32768";
 	if (num > c->s->dev->max_queue_size)
-		return "queue size larger than the device's --queue-size";
+		return "queue size larger than the device accepts";
 	/* The inflight region and the resubmit list were sized for the old num at SET_VRING_KICK. */
 	if (q->started || q->kick_fd >= 0 || q->polled)
 		return "queue size changed after the ring's kick was set";
@@ -202,7 +202,7 @@ const char *session_set_vring_num(struct ctx *c)
 	return NULL;
 }
 
-const char *session_set_vring_addr(struct ctx *c)
+const char *session_set_vring_addr(struct session_ctx *c)
 {
 	const struct vu_vring_addr *a = &c->m->p.addr;
 	NEED_QUEUE(c, q, a->index);
@@ -223,7 +223,7 @@ const char *session_set_vring_addr(struct ctx *c)
 	return NULL;
 }
 
-const char *session_set_vring_base(struct ctx *c)
+const char *session_set_vring_base(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
@@ -235,18 +235,18 @@ const char *session_set_vring_base(struct ctx *c)
 	return NULL;
 }
 
-const char *session_get_vring_base(struct ctx *c)
+const char *session_get_vring_base(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
 	stop_queue(q);
 	session_update_polling(c->s);
 	struct vu_vring_state st = { .index = q->vring.index, .num = q->vring.last_avail };
-	return session_reply(c, &st, sizeof(st));
+	return session_answer(c, &st, sizeof(st));
 }
 
 /* SET_VRING_KICK/CALL/ERR payload: index in bits 0-7, NOFD in bit 8. */
-static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
+static const char *vring_fd(struct session_ctx *c, struct session_queue **qp, int *fd)
 {
 	uint64_t v = c->m->p.u64;
 
@@ -264,7 +264,7 @@ static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
 }
 
 /* Attaches the queue's inflight region as the ring starts, and finds what to resubmit. */
-static const char *start_inflight(struct vu_session *s, struct queue *q)
+static const char *start_inflight(struct vu_session *s, struct session_queue *q)
 {
 	struct vu_vring *vq = &q->vring;
 
@@ -284,17 +284,17 @@ static const char *start_inflight(struct vu_session *s, struct queue *q)
 	return vu_inflight_start(vq);
 }
 
-const char *session_set_vring_kick(struct ctx *c)
+const char *session_set_vring_kick(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
-	struct queue *q;
+	struct session_queue *q;
 	int fd;
 	const char *why = vring_fd(c, &q, &fd);
 
 	if (why)
 		return why;
 	/* The ring is paused: the new fd is watched when it resumes. */
-	close_fd(&q->kick_fd);
+	session_close_fd(&q->kick_fd);
 	q->kick_fd = fd;
 	q->polled = fd < 0;
 	/* Started on the first kick, as the spec says; a polled ring at once. */
@@ -304,35 +304,35 @@ const char *session_set_vring_kick(struct ctx *c)
 }
 
 /* SET_VRING_CALL and SET_VRING_ERR: the eventfd we signal (or -1 with NOFD). */
-static const char *set_vring_signal_fd(struct ctx *c, bool call)
+static const char *set_vring_signal_fd(struct session_ctx *c, bool call)
 {
-	struct queue *q;
+	struct session_queue *q;
 	int fd;
 	const char *why = vring_fd(c, &q, &fd);
 
 	if (why)
 		return why;
 	int *slot = call ? &q->vring.call_fd : &q->vring.err_fd;
-	close_fd(slot);
+	session_close_fd(slot);
 	*slot = fd;
 	return NULL;
 }
 
-const char *session_set_vring_call(struct ctx *c)
+const char *session_set_vring_call(struct session_ctx *c)
 {
 	return set_vring_signal_fd(c, true);
 }
 
-const char *session_set_vring_err(struct ctx *c)
+const char *session_set_vring_err(struct session_ctx *c)
 {
 	return set_vring_signal_fd(c, false);
 }
 
-const char *session_vring_kick(struct ctx *c)
+const char *session_vring_kick(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
-	if (!has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
+	if (!session_has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
 		return "VRING_KICK without INBAND_NOTIFICATIONS";
 	if (!q->polled)
 		return "VRING_KICK for a ring whose kick was not set with NOFD";
@@ -342,7 +342,7 @@ const char *session_vring_kick(struct ctx *c)
 	return NULL;
 }
 
-const char *session_set_vring_enable(struct ctx *c)
+const char *session_set_vring_enable(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
@@ -366,7 +366,7 @@ void session_unmap_inflight(struct vu_session *s)
 
 static const char *check_inflight_geometry(struct vu_session *s, const struct vu_inflight *in)
 {
-	if (!has_pf(s, VU_PF_INFLIGHT_SHMFD))
+	if (!session_has_pf(s, VU_PF_INFLIGHT_SHMFD))
 		return "inflight buffer without INFLIGHT_SHMFD";
 	if (in->num_queues == 0 || in->num_queues > s->nq)
 		return "inflight queue count out of range";
@@ -376,7 +376,7 @@ static const char *check_inflight_geometry(struct vu_session *s, const struct vu
 	return NULL;
 }
 
-const char *session_get_inflight_fd(struct ctx *c)
+const char *session_get_inflight_fd(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
 	struct vu_inflight in = c->m->p.inflight;
@@ -397,17 +397,14 @@ const char *session_get_inflight_fd(struct ctx *c)
 	s->inflight_size = size;
 	s->inflight_qsize = in.queue_size;
 	s->inflight_nq = in.num_queues;
-	s->inflight_guard = vu_sigbus_guard(s->inflight, size, session_memory_lost, s);
+	s->inflight_guard = vu_sigbus_guard(s->inflight, size, s->mem.on_lost, s->mem.lost_opaque);
 	in.mmap_size = size;
 	in.mmap_offset = 0;
-	c->replied = true;
-	int r = vu_msg_send(s->sock, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_REPLY | VU_FLAG_VERSION, &in,
-			    c->m->hdr.size, &fd, 1);
-	close(fd);
-	return r < 0 ? "cannot send the inflight buffer" : NULL;
+	c->reply_fd = fd;
+	return session_answer(c, &in, sizeof(in));
 }
 
-const char *session_set_inflight_fd(struct ctx *c)
+const char *session_set_inflight_fd(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
 	const struct vu_inflight *in = &c->m->p.inflight;
@@ -430,7 +427,7 @@ const char *session_set_inflight_fd(struct ctx *c)
 			s->inflight_size = in->mmap_size;
 			s->inflight_qsize = in->queue_size;
 			s->inflight_nq = in->num_queues;
-			s->inflight_guard = vu_sigbus_guard(p, in->mmap_size, session_memory_lost, s);
+			s->inflight_guard = vu_sigbus_guard(p, in->mmap_size, s->mem.on_lost, s->mem.lost_opaque);
 		}
 	}
 	close(fd);

@@ -74,13 +74,14 @@ refused() {
 
 TYPES=" 9p balloon block caif console crypto gpu input net rng rpmsg rproc-serial scsi vsock fs "
 run "$VHOSTBOX" --list
-bad=$(echo "$out" | while read -r name type extra; do
-	[[ $name =~ ^[a-z0-9-]+$ ]] && [[ $TYPES == *" $type "* ]] && [ -z "$extra" ] || echo "'$name $type $extra'"
+bad=$(echo "$out" | while read -r name type aliases; do
+	[[ $name =~ ^[a-z0-9-]+$ ]] && [[ $TYPES == *" $type "* ]] && [[ $aliases =~ ^[a-z0-9\ -]*$ ]] ||
+		echo "'$name $type $aliases'"
 done)
 if [ "$rc" != 0 ]; then
 	fail list "exit $rc ($errs)"
 elif [ -z "$out" ] || [ -n "$bad" ]; then
-	fail list "lines not 'NAME TYPE' with TYPE in the schema: $bad"
+	fail list "lines not 'NAME TYPE [ALIAS]...' with TYPE in the schema: $bad"
 elif ! grep -qx 'rng rng' <<< "$out"; then
 	fail list "no 'rng rng' line"
 elif [ -s "$tmp/err" ]; then
@@ -89,7 +90,8 @@ else
 	pass list
 fi
 personalities=$(awk '{ print $1 }' <<< "$out")
-has_blk=$(grep -x 'blk block' <<< "$out")
+# "NAME TYPE [ALIAS]...": every alias with its type.
+aliases=$(awk '{ for (i = 3; i <= NF; i++) print $i, $2 }' <<< "$out")
 
 run "$VHOSTBOX" --version
 version=$out
@@ -622,17 +624,17 @@ caps_rng=$out
 run "$RNG" --print-capabilities
 if [ "$rc" = 0 ] && [ "$out" = "$caps_rng" ]; then pass link-is-personality; else fail link-is-personality "exit $rc, printed '$out'"; fi
 
-if [ -n "$has_blk" ]; then
-	ln -s "$VHOSTBOX" "$tmp/bin/vhost-user-block"
-	run "$tmp/bin/vhost-user-block" --print-capabilities
-	if [ "$rc" = 0 ] && python3 "$tmp/cli.py" caps block < "$tmp/out" >/dev/null; then
-		pass link-alias-block
+# Each alias --list names is installed as a link: it runs its personality.
+while read -r alias type; do
+	[ -n "$alias" ] || continue
+	ln -s "$VHOSTBOX" "$tmp/bin/vhost-user-$alias"
+	run "$tmp/bin/vhost-user-$alias" --print-capabilities
+	if [ "$rc" = 0 ] && python3 "$tmp/cli.py" caps "$type" < "$tmp/out" >/dev/null; then
+		pass "link-alias-$alias"
 	else
-		fail link-alias-block "exit $rc, printed '$out' ($errs)"
+		fail "link-alias-$alias" "exit $rc, printed '$out' ($errs)"
 	fi
-else
-	echo "SKIP: link-alias-block: blk is not built"
-fi
+done <<< "$aliases"
 
 # --print-capabilities ignores every other option, valid or not, and serves nothing.
 i=0
@@ -673,6 +675,33 @@ usage_error bad-fd-empty "$RNG" --fd=
 usage_error bad-fd-trailing "$RNG" --fd=3x
 usage_error bad-socket-mode "$RNG" --socket-mode=abc --socket-path="$S"
 usage_error bad-socket-mode-digit "$RNG" --socket-mode=0999 --socket-path="$S"
+
+# Device options: a bad value of each kind is one line and status 2 (proto/option.c
+# checks every option from its device's table).
+while read -r name p args; do
+	if ! grep -qx "$p" <<< "$personalities"; then
+		echo "SKIP: $name: $p is not built"
+		continue
+	fi
+	read -ra argv <<< "$args"
+	usage_error "$name" "$VHOSTBOX" "$p" --socket-path="$S" "${argv[@]}"
+done <<EOF
+opt-uint-below blk --num-queues=0
+opt-uint-above blk --num-queues=65
+opt-uint-not-a-number blk --threads=two
+opt-uint-negative net --mtu=-1500
+opt-uint-power-of-2 blk --queue-size=100
+opt-enum blk --logical-block-size=1024
+opt-string-too-long blk --serial=123456789012345678901
+opt-string-empty net --tap=
+opt-mac-group net --mac=01:00:00:00:00:01
+opt-mac-short net --mac=02:00:00:00:00
+opt-fd-negative net --tap-fd=-1
+opt-size-zero gpu --max-memory=0
+opt-size-above gpu --max-memory=1048577
+opt-path-empty blk --blk-file=
+opt-flag-with-value blk --read-only=yes
+EOF
 if [ -e "$S" ]; then
 	fail usage-errors-serve-nothing "$S was created"
 else
