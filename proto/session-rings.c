@@ -207,9 +207,11 @@ const char *session_set_vring_addr(struct session_ctx *c)
 	const struct vu_vring_addr *a = &c->m->p.addr;
 	NEED_QUEUE(c, q, a->index);
 
-	if (a->flags & VU_VRING_F_LOG)
-		return "ring logging requested but not supported";
+	if (a->flags & ~VU_VRING_F_LOG)
+		return "unknown ring address flags";
 	struct vu_vring *vq = &q->vring;
+	vq->log_used = a->flags & VU_VRING_F_LOG;
+	vq->log_guest_addr = a->log_guest_addr;
 	vq->desc_uva = a->desc_user_addr;
 	vq->avail_uva = a->avail_user_addr;
 	vq->used_uva = a->used_user_addr;

@@ -19,6 +19,7 @@
 static const uint64_t core_features = 1ull << VIRTIO_F_VERSION_1 |
 				      1ull << VIRTIO_RING_F_INDIRECT_DESC |
 				      1ull << VIRTIO_RING_F_EVENT_IDX |
+				      1ull << VHOST_F_LOG_ALL |
 				      1ull << VHOST_USER_F_PROTOCOL_FEATURES;
 
 static uint64_t offered_features(const struct vu_session *s)
@@ -38,7 +39,7 @@ static uint64_t offered_protocol_features(const struct vu_session *s)
 {
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_BACKEND_REQ |
 		      1ull << VU_PF_CONFIGURE_MEM_SLOTS | 1ull << VU_PF_RESET_DEVICE |
-		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS;
+		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS | 1ull << VU_PF_LOG_SHMFD;
 	if (s->dev->type->config_size)
 		pf |= 1ull << VU_PF_CONFIG;
 	if (s->dev->type->inflight)
@@ -76,6 +77,7 @@ static const char *set_features(struct session_ctx *c)
 	if (f & ~(offered_features(s) | honoured_unoffered))
 		return "front-end acked features that were neither offered nor supported";
 	s->features = f;
+	vu_mem_want_log(&s->mem, f & (1ull << VHOST_F_LOG_ALL));
 	if (s->dev->type->set_features)
 		s->dev->type->set_features(s->dev, f);
 	for (unsigned i = 0; i < s->nq; i++) {
@@ -170,6 +172,22 @@ static const char *rem_mem_reg(struct session_ctx *c)
 	const char *why = vu_mem_remove(&c->s->mem, &c->m->p.mem_one.region);
 	memory_changed(c->s);
 	return why;
+}
+
+/* The dirty log of a live migration; the reply tells the front-end it is in use. */
+static const char *set_log_base(struct session_ctx *c)
+{
+	if (!session_has_pf(c->s, VU_PF_LOG_SHMFD) || c->m->nfds != 1)
+		return "SET_LOG_BASE without LOG_SHMFD and its fd";
+	const char *why = vu_mem_set_log(&c->s->mem, vu_msg_take_fd(c->m, 0), &c->m->p.log);
+	return why ? why : session_answer(c, &c->m->p.log, sizeof(c->m->p.log));
+}
+
+static const char *set_log_fd(struct session_ctx *c)
+{
+	session_close_fd(&c->s->mem.log.notify_fd);
+	c->s->mem.log.notify_fd = vu_msg_take_fd(c->m, 0);
+	return NULL;
 }
 
 static const char *get_max_mem_slots(struct session_ctx *c)
@@ -311,6 +329,8 @@ static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_SET_OWNER] = nothing,
 	[VU_REQ_RESET_OWNER] = reset_owner,
 	[VU_REQ_SET_MEM_TABLE] = set_mem_table,
+	[VU_REQ_SET_LOG_BASE] = set_log_base,
+	[VU_REQ_SET_LOG_FD] = set_log_fd,
 	[VU_REQ_SET_VRING_NUM] = session_set_vring_num,
 	[VU_REQ_SET_VRING_ADDR] = session_set_vring_addr,
 	[VU_REQ_SET_VRING_BASE] = session_set_vring_base,
@@ -445,6 +465,7 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 				  .opaque = opaque, .backend_fd = -1, .inflight_guard = -1, .nq = nq };
 	s->mem.on_lost = memory_lost;
 	s->mem.lost_opaque = s;
+	s->mem.log.notify_fd = -1;
 	for (unsigned i = 0; i < nq; i++) {
 		s->q[i].loop = dev->type->queue_loop ? dev->type->queue_loop(dev, i) : loop;
 		s->q[i].kick_fd = -1;
@@ -473,6 +494,8 @@ void vu_session_free(struct vu_session *s)
 	if (s->dev->type->reset)
 		s->dev->type->reset(s->dev);
 	vu_mem_clear(&s->mem);
+	vu_mem_clear_log(&s->mem);
+	session_close_fd(&s->mem.log.notify_fd);
 	if (s->dev->type->mem_changed)
 		s->dev->type->mem_changed(s->dev, &s->mem);
 	session_unmap_inflight(s);

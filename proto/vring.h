@@ -35,6 +35,8 @@ struct vu_vring {
 	uint16_t avail_ready;    /* entries after it the last read of avail->idx showed */
 	bool event_idx;
 	bool indirect;
+	bool log_used;           /* VU_VRING_F_LOG: used-ring writes go to the dirty log ... */
+	uint64_t log_guest_addr; /* ... as writes at this guest physical address (the used ring's) */
 
 	/* Host pointers, valid while mapped. */
 	struct vring_desc *desc;
@@ -98,7 +100,11 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
  * than the buffers popped for it); not for rings with an inflight region.
  */
 void vu_vring_unpop(struct vu_vring *vq, unsigned n);
-/* Records a completion; it becomes visible to the driver at vu_vring_flush(). */
+/*
+ * Records a completion; it becomes visible to the driver at vu_vring_flush(). While
+ * a migration logs dirty pages, the request's device-writable buffers are marked
+ * here, after the device wrote them and before the driver can see the completion.
+ */
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */
 void vu_vring_flush(struct vu_vring *vq);
