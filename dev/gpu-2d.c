@@ -48,8 +48,9 @@ struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t
 		return NULL;
 	}
 	bytes += sizeof(*r);
-	if (!gpu_charge(g, bytes) || !(r = calloc(1, sizeof(*r)))) {
-		if (g->used_memory >= bytes)
+	bool charged = gpu_charge(g, bytes);
+	if (!charged || !(r = calloc(1, sizeof(*r)))) {
+		if (charged) /* a refused charge counted nothing: giving it back would make room */
 			g->used_memory -= bytes;
 		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 		return NULL;

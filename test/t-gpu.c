@@ -549,6 +549,33 @@ static void test_hostile(void)
 	CHECK(vuf_ping(d.f) == 0, "gpu-hostile-back-end-still-serves");
 }
 
+/*
+ * A refused create charges nothing and frees nothing (issue 13: each refusal made
+ * room for one more). With --max-memory reached, every further create is refused
+ * however many were refused before; freeing one resource makes room for one.
+ */
+static void test_memory_limit_refusals(void)
+{
+	enum { FIRST = 200, SIDE = 1024, MAX = 64 }; /* 4 MiB each */
+	unsigned live = 0;
+
+	while (live < MAX && create_2d(FIRST + live, 2, SIDE, SIDE) == VIRTIO_GPU_RESP_OK_NODATA)
+		live++;
+	CHECK(live > 0 && live <= 8, "gpu-memory-limit-filled: %u resources of 4 MiB in 32 MiB", live);
+	unsigned refused = 0;
+	for (unsigned i = 0; i < 20; i++)
+		refused += create_2d(FIRST + live, 2, SIDE, SIDE) == VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	CHECK(refused == 20, "gpu-memory-limit-refusals-free-nothing: %u of 20 refused", refused);
+	if (refused < 20)
+		live++;
+	CHECK_EQ(unref(FIRST), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-unref-one");
+	CHECK_EQ(create_2d(FIRST, 2, SIDE, SIDE), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-room-for-one");
+	CHECK_EQ(create_2d(FIRST + MAX, 2, SIDE, SIDE), VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY, "gpu-memory-limit-room-for-one-only");
+	for (unsigned i = 0; i <= live; i++)
+		unref(FIRST + i);
+	unref(FIRST + MAX);
+}
+
 /* ---- 3D: clear a render target through a virgl command stream and read it back ---- */
 
 enum { CCMD_CREATE_OBJECT = 1, CCMD_SET_FRAMEBUFFER_STATE = 5, CCMD_CLEAR = 7, OBJ_SURFACE = 8 };
@@ -672,6 +699,7 @@ int main(void)
 	test_formats();
 	test_display();
 	test_hostile();
+	test_memory_limit_refusals();
 	test_scattered_backing();
 	test_status_reset();
 	test_lent_pixels();
