@@ -96,7 +96,6 @@ static void gpu_reset(struct vu_dev *dev)
 	gpu_virgl_reset(g);
 	gpu_reset_resources(g);
 	g->ctrl_waiting = false;
-	g->mem = NULL;
 }
 
 static void gpu_destroy(struct vu_dev *dev)
@@ -292,7 +291,6 @@ static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem = vq->mem;
 	if (vq->index == Q_CONTROL) {
 		g->ctrl_vq = vq;
 		gpu_virgl_drain(g, false);
@@ -309,12 +307,14 @@ void gpu_resume(struct gpu *g)
 		ctrl_kick(g, g->ctrl_vq);
 }
 
-/* The ring stops or guest memory is remapped: nothing may point into it afterwards. */
+/*
+ * The ring stops or guest memory is about to change: no command may wait any
+ * more (one waiting for the display runs now, in the memory it was given).
+ */
 static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem_epoch++;
 	if (vq->index != Q_CONTROL)
 		return;
 	g->ctrl_vq = NULL; /* completions below must not take new requests */
@@ -325,6 +325,28 @@ static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 		g->ctrl_dirty = false;
 		vu_vring_flush(vq);
 	}
+}
+
+/*
+ * Guest memory changed, the rings drained: every backing is translated into the
+ * new table before anything reads through it again (transfers never translate);
+ * one the new memory no longer holds is dropped, as DETACH_BACKING would.
+ */
+static void gpu_mem_changed(struct vu_dev *dev, const struct vu_mem *mem)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	/* An empty table is no memory (the last one comes as the session, which holds it, ends). */
+	g->mem = mem->n ? mem : NULL;
+	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
+		for (struct gpu_res *r = g->res[b]; r; r = r->next) {
+			if (!r->backing.entries)
+				continue;
+			if (r->virgl)
+				gpu_virgl_remap(g, r);
+			else if (!gpu_backing_map(g, &r->backing))
+				gpu_backing_free(g, &r->backing);
+		}
 }
 
 static int gpu_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
@@ -376,6 +398,7 @@ const struct vu_device_type vu_dev_gpu = {
 	.init = gpu_init,
 	.kick = gpu_kick,
 	.queue_drain = gpu_queue_drain,
+	.mem_changed = gpu_mem_changed,
 	.get_config = gpu_get_config,
 	.set_config = gpu_set_config,
 	.reset = gpu_reset,

@@ -33,10 +33,9 @@ struct gpu_backing {
 	struct virtio_gpu_mem_entry *entries;
 	unsigned nentries;
 	uint64_t size;              /* sum of the entry lengths */
-	struct iovec *iov;          /* translated in guest memory epoch `epoch` */
+	struct iovec *iov;          /* translated in the current guest memory (mem_changed keeps them so) */
 	uint64_t *iov_end;          /* offset just past each iov, for lookups */
 	unsigned niov;
-	unsigned epoch;
 };
 
 /*
@@ -95,8 +94,7 @@ struct gpu {
 	bool virgl_wanted;
 	const char *render_node;
 
-	const struct vu_mem *mem;   /* guest memory, from the rings */
-	unsigned mem_epoch;         /* bumped whenever the mapping may change */
+	const struct vu_mem *mem;   /* guest memory (the table mem_changed gave), NULL: none */
 	uint64_t used_memory;
 	struct gpu_res *res[GPU_RES_BUCKETS];
 	struct gpu_scanout scanout[VIRTIO_GPU_MAX_SCANOUTS];
@@ -141,7 +139,11 @@ void gpu_res_free(struct gpu *g, struct gpu_res *res);
 /* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
 uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
 void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
-/* Makes b->iov match the current guest memory; false if some page left it. */
+/*
+ * Translates b's entries into b->iov in the current guest memory (at attach time
+ * and when the memory changes, never per transfer); false if some entry left it
+ * or there was no room: drop the backing then.
+ */
 bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
 /* Checks a rectangle against a width x height area. */
 bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
@@ -244,6 +246,8 @@ void gpu_virgl_command(struct gpu *g, struct gpu_cmd *cmd);
 /* Completes fenced commands whose fences have retired, or (wait) all of them. */
 void gpu_virgl_drain(struct gpu *g, bool wait);
 void gpu_virgl_reset(struct gpu *g);
+/* Guest memory changed: res's backing is translated anew and lent to virglrenderer again (or dropped). */
+void gpu_virgl_remap(struct gpu *g, struct gpu_res *res);
 uint32_t gpu_virgl_num_capsets(const struct gpu *g);
 /* The 64x64 a8r8g8b8 image of a cursor resource. */
 void gpu_virgl_cursor_image(struct gpu *g, struct gpu_res *res, uint8_t *data);
