@@ -91,7 +91,7 @@ static void gpu_reset(struct vu_dev *dev)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->ctrl_vq = NULL;
+	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
 	gpu_reset_resources(g);
@@ -271,20 +271,25 @@ static void ctrl_kick(struct gpu *g, struct vu_vring *vq)
 	} while (!vq->broken && vu_vring_kicks(vq, true) && !ctrl_blocked(g));
 }
 
+/*
+ * Every cursor request queues a message for the display (an image is 16 KiB):
+ * while the display is behind, requests wait in the ring, as on the control
+ * queue, and go on in order when it has caught up (gpu_resume).
+ */
 static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 {
 	struct gpu_cmd cmd = { .vq = vq, .req = { .iov = cmd.iov, .max_iov = GPU_MAX_IOV } };
 
 	do {
 		vu_vring_kicks(vq, false);
-		while (vu_vring_pop(vq, &cmd.req) > 0) {
+		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
 			vu_vring_push(vq, cmd.req.head, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);
-	} while (!vq->broken && vu_vring_kicks(vq, true));
+	} while (!vq->broken && vu_vring_kicks(vq, true) && !gpu_chan_busy(g));
 }
 
 static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
@@ -296,15 +301,24 @@ static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
 		gpu_virgl_drain(g, false);
 		ctrl_kick(g, vq);
 	} else {
+		g->cursor_vq = vq;
 		cursor_kick(g, vq);
 	}
+}
+
+/* A ring the device saw kicked, not drained since, and still usable. */
+static bool runs(const struct vu_vring *vq)
+{
+	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
 void gpu_resume(struct gpu *g)
 {
 	flush_ctrl(g);
-	if (g->ctrl_vq && !g->ctrl_vq->broken && vu_vring_ready(g->ctrl_vq))
+	if (runs(g->ctrl_vq))
 		ctrl_kick(g, g->ctrl_vq);
+	if (runs(g->cursor_vq))
+		cursor_kick(g, g->cursor_vq);
 }
 
 /*
@@ -315,8 +329,10 @@ static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	if (vq->index != Q_CONTROL)
+	if (vq->index != Q_CONTROL) {
+		g->cursor_vq = NULL; /* nothing in flight: its requests are done as they are taken */
 		return;
+	}
 	g->ctrl_vq = NULL; /* completions below must not take new requests */
 	gpu_chan_abandon(g);
 	gpu_virgl_drain(g, true);

@@ -106,6 +106,7 @@ struct gpu {
 	struct gpu_cmd *parked;     /* a transfer waiting for the display to read pixels it would overwrite */
 	bool ctrl_dirty;            /* completions pushed on the control ring, not flushed */
 	bool ctrl_waiting;          /* a command waits for the front-end: stop popping */
+	struct vu_vring *cursor_vq; /* set while the cursor queue runs (it may wait for the display) */
 
 	struct gpu_chan *chan;      /* NULL until GPU_SET_SOCKET */
 	/*
@@ -123,7 +124,7 @@ struct gpu {
 void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size);
 /* Answers cmd with a header-only response of this type (OK_NODATA or an ERR_*). */
 void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type);
-/* The control queue may go on (a reply came, the side channel drained, a fence retired). */
+/* The queues may go on (a reply came, the side channel drained, a fence retired). */
 void gpu_resume(struct gpu *g);
 /* Reads the request's body (after nothing: offset 0) into buf; false if it is shorter. */
 bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len);
@@ -195,8 +196,8 @@ void gpu_pixels_copy(uint8_t *dst, const uint8_t *src, size_t len);
 int gpu_chan_open(struct gpu *g, int fd);
 void gpu_chan_close(struct gpu *g);
 /*
- * Too much is queued for the front-end: the control queue stops taking
- * requests; gpu_resume() runs when that ends.
+ * Too much is queued for the front-end: the control and cursor queues stop
+ * taking requests; gpu_resume() runs when that ends.
  */
 bool gpu_chan_busy(struct gpu *g);
 /* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */

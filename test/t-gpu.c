@@ -3,8 +3,10 @@
  * vhost-user-gpu through the test front-end and a display peer on the side
  * channel: the 2D command set, what the display is shown, hostile commands
  * (huge resources, backing outside guest memory, bad ids, transfers outside the
- * resource), memory limits, fences, the cursor, and with --virgl a 3D context
- * that clears a render target to a known colour and reads it back (llvmpipe
+ * resource), memory limits, fences, the cursor (also with a display that does
+ * not read), guest memory changing under resources and waiting transfers, and
+ * with --virgl a 3D context that clears a render target to a known colour and
+ * reads it back, and copies through buffers as guest memory changes (llvmpipe
  * when there is no GPU).
  */
 #include <linux/virtio_gpu.h>
@@ -332,6 +334,76 @@ static void test_scattered_backing(void)
 	pthread_mutex_unlock(&d.peer->lock);
 	CHECK(same, "gpu-scattered-backing");
 	unref(30);
+}
+
+/*
+ * The cursor queue waits while the display channel is backed up, as the control
+ * queue does (issue 13: every update queued 16 KiB, without bound). With the
+ * display not reading, the back-end takes a bounded number of updates and leaves
+ * the rest in the ring; once the display reads again all arrive, the last one last.
+ */
+static void test_cursor_backlog(void)
+{
+	enum { N = 8192, A = 60, B = 61, PIXELS = 64 * 64, MSG = 12 + 20 + PIXELS * 4 /* a CURSOR_UPDATE message */ };
+	/* What the back-end may hold: its 4 MiB backlog plus a socket buffer of up to 2 x 8 MiB, and then some. */
+	const unsigned max_taken = (32u << 20) / MSG;
+	uint64_t img = vuf_alloc(d.f, PIXELS * 4, 4096), req = vuf_alloc(d.f, 2 * 4096, 4096);
+	struct virtio_gpu_mem_entry e = { img, PIXELS * 4 };
+	uint32_t cur[PIXELS];
+	bool ok = img && req;
+
+	for (unsigned id = A; ok && id <= B; id++) {
+		fill(cur, PIXELS, id == A ? 0x80112233u : 0x80445566u);
+		ok = vuf_gpa_write(d.f, img, cur, sizeof(cur)) == 0 &&
+		     create_2d(id, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 64, 64) == VIRTIO_GPU_RESP_OK_NODATA &&
+		     attach(id, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA &&
+		     transfer(id, 0, 0, 64, 64, 0) == VIRTIO_GPU_RESP_OK_NODATA;
+	}
+	CHECK(ok, "gpu-cursor-backlog-setup");
+	if (!ok)
+		return;
+	struct virtio_gpu_update_cursor ua = { HDR(VIRTIO_GPU_CMD_UPDATE_CURSOR), { 0, 10, 20 }, A, 1, 1 }, ub = ua;
+	ub.resource_id = B;
+	struct vuf_buf out_a = { req, sizeof(ua) }, out_b = { req + 4096, sizeof(ub) };
+	vuf_gpa_write(d.f, req, &ua, sizeof(ua));
+	vuf_gpa_write(d.f, req + 4096, &ub, sizeof(ub));
+	pthread_mutex_lock(&d.peer->lock);
+	unsigned shown = d.peer->cursor_updates;
+	pthread_mutex_unlock(&d.peer->lock);
+
+	gpu_peer_pause(d.peer, true);
+	unsigned sent = 0, taken = 0;
+	uint32_t id, len;
+	while (sent < N) {
+		if (d.cursor->num_free > 1) { /* one slot stays for the last update */
+			ok &= vuf_vq_add(d.cursor, &out_a, 1, NULL, 0, false) >= 0 && vuf_vq_kick(d.cursor) == 0;
+			sent++;
+		} else if (vuf_vq_wait_used(d.cursor, &id, &len, 1000) == 0) {
+			taken++;
+		} else {
+			break; /* the back-end holds back: the rest wait in the ring */
+		}
+	}
+	ok &= vuf_vq_add(d.cursor, &out_b, 1, NULL, 0, false) >= 0 && vuf_vq_kick(d.cursor) == 0;
+	sent++;
+	CHECK(ok && taken <= max_taken, "gpu-cursor-backlog-bounded: %u of %u updates taken while the display did not read",
+	      taken, sent);
+
+	gpu_peer_pause(d.peer, false);
+	while (taken < sent && vuf_vq_wait_used(d.cursor, &id, &len, 10000) == 0)
+		taken++;
+	bool all = false;
+	uint32_t last = 0;
+	for (int ms = 0; ms < 10000 && !all; ms++, usleep(1000)) {
+		pthread_mutex_lock(&d.peer->lock);
+		all = d.peer->cursor_updates == shown + sent;
+		last = d.peer->cursor_pixel;
+		pthread_mutex_unlock(&d.peer->lock);
+	}
+	CHECK(taken == sent && all && last == 0x80445566u, "gpu-cursor-backlog-all-arrive-last-one-last: %u of %u taken, last %08x",
+	      taken, sent, last);
+	unref(A);
+	unref(B);
 }
 
 /*
@@ -881,6 +953,7 @@ int main(void)
 	test_hostile();
 	test_memory_limit_refusals();
 	test_scattered_backing();
+	test_cursor_backlog();
 	test_status_reset();
 	test_lent_pixels();
 	test_spliced_pixels();
