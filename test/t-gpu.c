@@ -280,7 +280,7 @@ static bool all_taken(struct vuf_vq *vq)
 	return false;
 }
 
-/* The response type of the next request vq completes (0 if none came). */
+/* The response type of the next request vq completes, one queue_cmd() put at req (0 if none came). */
 static uint32_t next_answer(struct vuf_vq *vq, uint64_t req)
 {
 	struct virtio_gpu_ctrl_hdr h = { 0 };
@@ -293,9 +293,9 @@ static uint32_t next_answer(struct vuf_vq *vq, uint64_t req)
 
 /*
  * The front-end announces its guest RAM anew (SET_MEM_TABLE): size bytes of the
- * same memfd, grown first if need be (as RAM hot-plug would). The back-end maps
- * it anew, elsewhere, and unmaps what it had. The test goes on using its own
- * mapping of the first RAM_MIB (or ram_mib) it was given.
+ * same memfd, grown first if need be (as RAM hot-plug would). The back-end
+ * unmaps what it had and maps the new table (grown, it does not fit where the
+ * old one was, so stale pointers fault). The test keeps its own mapping as it was.
  */
 static bool remap_ram(uint64_t size)
 {
