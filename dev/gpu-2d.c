@@ -48,8 +48,9 @@ struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t
 		return NULL;
 	}
 	bytes += sizeof(*r);
-	if (!gpu_charge(g, bytes) || !(r = calloc(1, sizeof(*r)))) {
-		if (g->used_memory >= bytes)
+	bool charged = gpu_charge(g, bytes);
+	if (!charged || !(r = calloc(1, sizeof(*r)))) {
+		if (charged) /* a refused charge counted nothing: giving it back would make room */
 			g->used_memory -= bytes;
 		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 		return NULL;
@@ -160,9 +161,7 @@ bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
 	struct iovec tmp[MAX_ENTRY_SPLIT];
 	unsigned n = 0;
 
-	if (b->iov && b->epoch == g->mem_epoch)
-		return true;
-	if (!g->mem || !b->entries)
+	if (!g->mem)
 		return false;
 	for (unsigned i = 0; i < b->nentries; i++) {
 		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, tmp, MAX_ENTRY_SPLIT);
@@ -197,7 +196,6 @@ bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
 		}
 	}
 	b->niov = j;
-	b->epoch = g->mem_epoch;
 	return true;
 }
 
@@ -436,8 +434,6 @@ static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 	uint64_t size = res->backing.size;
 	if (t.offset > size || (uint64_t)(t.r.height - 1) * stride + row > size - t.offset)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	if (!gpu_backing_map(g, &res->backing))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	uint64_t ticket;
 	bool whole = t.r.width == res->width && t.r.height == res->height;
 	uint8_t *pixels = gpu_pixels_for_write(g, &res->px, whole, &ticket);

@@ -6,7 +6,7 @@
  * displays (GET_DISPLAY_INFO, GET_EDID).
  *
  * Nothing here blocks the loop: messages are queued and written as the socket
- * takes them (the control queue stops taking requests while much is queued),
+ * takes them (the control and cursor queues stop taking requests while much is queued),
  * and a request with a reply registers a callback that runs when the reply
  * comes, in order. A command waiting for a reply can be abandoned (the ring
  * stops, or the front-end takes too long): its callback runs with no reply and
@@ -36,11 +36,11 @@
 #include "proto/log.h"
 #include "proto/loop.h"
 
-#define BACKLOG_BYTES (4u << 20)       /* queued output that pauses the control queue */
+#define BACKLOG_BYTES (4u << 20)       /* queued output that pauses the control and cursor queues */
 #define REPLY_TIMEOUT_NS 5000000000ull /* a command waits this long for the front-end */
 #define SEND_BUFFER (8 << 20)         /* asked for; the kernel caps it at net.core.wmem_max */
 #define MAX_REPLY sizeof(struct virtio_gpu_resp_edid)
-#define MAX_SPLICED 8                  /* queued spliced messages that pause the control queue */
+#define MAX_SPLICED 8                  /* queued spliced messages that pause them too */
 #define PIPE_SIZE (1 << 20)            /* pages moved per splice: asked for, the kernel may cap it */
 #define READ_POLL_NS 100000ull         /* how often a waiting transfer looks at the socket */
 
@@ -72,7 +72,7 @@ struct gpu_chan {
 	int pipe[2];                   /* for splicing: -1 if there is none */
 	size_t in_pipe;                /* bytes of the head message in the pipe */
 	uint64_t written;              /* where what the socket took ends (see gpu->stream_queued) */
-	bool stalled;                  /* the control queue waits for this channel */
+	bool stalled;                  /* a queue waits for this channel */
 	struct vu_timer *wake;
 	/* A transfer waiting for the front-end to read pixels (gpu_chan_when_read). */
 	void (*read_fn)(struct gpu *g);
@@ -104,7 +104,7 @@ bool gpu_chan_busy(struct gpu *g)
 	return true;
 }
 
-/* The control queue goes on once the channel is no longer busy (from the loop, never nested). */
+/* The queues go on once the channel is no longer busy (from the loop, never nested). */
 static void on_wake(void *opaque)
 {
 	struct gpu *g = opaque;
@@ -544,7 +544,7 @@ static void on_close_timer(void *opaque)
 
 	gpu_chan_close(g);
 	if (stalled)
-		gpu_resume(g); /* the control queue goes on without a display */
+		gpu_resume(g); /* the queues go on without a display */
 }
 
 /* Frees c with its socket, queue, pipe and timers. */

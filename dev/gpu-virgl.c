@@ -306,15 +306,31 @@ void gpu_virgl_reset(struct gpu *g)
 
 /* ---- resources ---- */
 
-/* Backing iovecs follow guest memory: re-attached after the mapping may have changed. */
-static bool backing_current(struct gpu *g, struct gpu_res *res)
+/*
+ * Lends res's backing iovecs to virglrenderer, which keeps them (until detached)
+ * and reads and writes guest memory through them; false if it refuses them, and
+ * then the resource has no backing.
+ */
+static bool lend_backing(struct gpu *g, struct gpu_res *res)
 {
-	if (!res->backing.entries || res->backing.epoch == g->mem_epoch)
+	if (!virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov))
 		return true;
+	gpu_backing_free(g, &res->backing);
+	return false;
+}
+
+/*
+ * Not only TRANSFER_* go through the lent iovecs: a command stream's
+ * COPY_TRANSFER3D does too, at any time. So virglrenderer gives them back before
+ * they are translated anew (which reallocates them) and gets the new ones.
+ */
+void gpu_virgl_remap(struct gpu *g, struct gpu_res *res)
+{
 	virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
-	if (!gpu_backing_map(g, &res->backing))
-		return false;
-	return virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov) == 0;
+	if (gpu_backing_map(g, &res->backing))
+		lend_backing(g, res);
+	else
+		gpu_backing_free(g, &res->backing);
 }
 
 static uint32_t create(struct gpu *g, struct virgl_renderer_resource_create_args *a)
@@ -412,10 +428,8 @@ static uint32_t attach_backing(struct gpu *g, struct gpu_cmd *cmd)
 	if (res->backing.entries)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	err = gpu_backing_attach(g, cmd, &res->backing);
-	if (!err && virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov)) {
-		gpu_backing_free(g, &res->backing);
+	if (!err && !lend_backing(g, res))
 		err = VIRTIO_GPU_RESP_ERR_UNSPEC;
-	}
 	return err;
 }
 
@@ -441,8 +455,6 @@ static uint32_t transfer_2d(struct gpu *g, struct gpu_cmd *cmd)
 
 	if (!res)
 		return err;
-	if (!backing_current(g, res))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	struct virtio_gpu_box box = { t.r.x, t.r.y, 0, t.r.width, t.r.height, 1 };
 	return virgl_renderer_transfer_write_iov(res->id, 0, 0, 0, 0, VBOX(&box), t.offset, NULL, 0) ?
 		       VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
@@ -457,8 +469,6 @@ static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 	struct gpu_res *res = gpu_res_find(g, t.resource_id);
 	if (!res)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (!backing_current(g, res))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	struct virtio_gpu_box box = t.box;
 	int r = to_host ? virgl_renderer_transfer_write_iov(res->id, t.hdr.ctx_id, t.level, t.stride, t.layer_stride,
 							    VBOX(&box), t.offset, NULL, 0)

@@ -81,12 +81,11 @@ static void gpu_reset(struct vu_dev *dev)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->ctrl_vq = NULL;
+	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
 	gpu_reset_resources(g);
 	g->ctrl_waiting = false;
-	g->mem = NULL;
 }
 
 static void gpu_destroy(struct vu_dev *dev)
@@ -262,51 +261,68 @@ static void ctrl_kick(struct gpu *g, struct vu_vring *vq)
 	} while (!vq->broken && vu_vring_kicks(vq, true) && !ctrl_blocked(g));
 }
 
+/*
+ * Every cursor request queues a message for the display (an image is 16 KiB):
+ * while the display is behind, requests wait in the ring, as on the control
+ * queue, and go on in order when it has caught up (gpu_resume).
+ */
 static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 {
 	struct gpu_cmd cmd = { .vq = vq, .req = { .iov = cmd.iov, .max_iov = GPU_MAX_IOV } };
 
 	do {
 		vu_vring_kicks(vq, false);
-		while (vu_vring_pop(vq, &cmd.req) > 0) {
+		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
 			vu_vring_push(vq, cmd.req.head, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);
-	} while (!vq->broken && vu_vring_kicks(vq, true));
+	} while (!vq->broken && vu_vring_kicks(vq, true) && !gpu_chan_busy(g));
 }
 
 static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem = vq->mem;
 	if (vq->index == Q_CONTROL) {
 		g->ctrl_vq = vq;
 		gpu_virgl_drain(g, false);
 		ctrl_kick(g, vq);
 	} else {
+		g->cursor_vq = vq;
 		cursor_kick(g, vq);
 	}
+}
+
+/* A ring the device saw kicked, not drained since, and still usable. */
+static bool runs(const struct vu_vring *vq)
+{
+	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
 void gpu_resume(struct gpu *g)
 {
 	flush_ctrl(g);
-	if (g->ctrl_vq && !g->ctrl_vq->broken && vu_vring_ready(g->ctrl_vq))
+	if (runs(g->ctrl_vq))
 		ctrl_kick(g, g->ctrl_vq);
+	if (runs(g->cursor_vq))
+		cursor_kick(g, g->cursor_vq);
 }
 
-/* The ring stops or guest memory is remapped: nothing may point into it afterwards. */
+/*
+ * The ring stops or guest memory is about to change: no command may wait any
+ * more (one waiting for the display runs now, in the memory it was given).
+ */
 static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem_epoch++;
-	if (vq->index != Q_CONTROL)
+	if (vq->index != Q_CONTROL) {
+		g->cursor_vq = NULL; /* nothing in flight: its requests are done as they are taken */
 		return;
+	}
 	g->ctrl_vq = NULL; /* completions below must not take new requests */
 	gpu_chan_abandon(g);
 	gpu_virgl_drain(g, true);
@@ -315,6 +331,28 @@ static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 		g->ctrl_dirty = false;
 		vu_vring_flush(vq);
 	}
+}
+
+/*
+ * Guest memory changed, the rings drained: every backing is translated into the
+ * new table before anything reads through it again (transfers never translate);
+ * one the new memory no longer holds is dropped, as DETACH_BACKING would.
+ */
+static void gpu_mem_changed(struct vu_dev *dev, const struct vu_mem *mem)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	/* An empty table is no memory (the last one comes as the session, which holds it, ends). */
+	g->mem = mem->n ? mem : NULL;
+	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
+		for (struct gpu_res *r = g->res[b]; r; r = r->next) {
+			if (!r->backing.entries)
+				continue;
+			if (r->virgl)
+				gpu_virgl_remap(g, r);
+			else if (!gpu_backing_map(g, &r->backing))
+				gpu_backing_free(g, &r->backing);
+		}
 }
 
 static int gpu_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
@@ -362,6 +400,7 @@ const struct vu_device_type vu_dev_gpu = {
 	.init = gpu_init,
 	.kick = gpu_kick,
 	.queue_drain = gpu_queue_drain,
+	.mem_changed = gpu_mem_changed,
 	.get_config = gpu_get_config,
 	.set_config = gpu_set_config,
 	.reset = gpu_reset,

@@ -33,10 +33,9 @@ struct gpu_backing {
 	struct virtio_gpu_mem_entry *entries;
 	unsigned nentries;
 	uint64_t size;              /* sum of the entry lengths */
-	struct iovec *iov;          /* translated in guest memory epoch `epoch` */
+	struct iovec *iov;          /* translated in the current guest memory (mem_changed keeps them so) */
 	uint64_t *iov_end;          /* offset just past each iov, for lookups */
 	unsigned niov;
-	unsigned epoch;
 };
 
 /*
@@ -95,8 +94,7 @@ struct gpu {
 	bool virgl_wanted;
 	const char *render_node;
 
-	const struct vu_mem *mem;   /* guest memory, from the rings */
-	unsigned mem_epoch;         /* bumped whenever the mapping may change */
+	const struct vu_mem *mem;   /* guest memory (the table mem_changed gave), NULL: none */
 	uint64_t used_memory;
 	struct gpu_res *res[GPU_RES_BUCKETS];
 	struct gpu_scanout scanout[VIRTIO_GPU_MAX_SCANOUTS];
@@ -108,6 +106,7 @@ struct gpu {
 	struct gpu_cmd *parked;     /* a transfer waiting for the display to read pixels it would overwrite */
 	bool ctrl_dirty;            /* completions pushed on the control ring, not flushed */
 	bool ctrl_waiting;          /* a command waits for the front-end: stop popping */
+	struct vu_vring *cursor_vq; /* set while the cursor queue runs (it may wait for the display) */
 
 	struct gpu_chan *chan;      /* NULL until GPU_SET_SOCKET */
 	/*
@@ -125,7 +124,7 @@ struct gpu {
 void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size);
 /* Answers cmd with a header-only response of this type (OK_NODATA or an ERR_*). */
 void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type);
-/* The control queue may go on (a reply came, the side channel drained, a fence retired). */
+/* The queues may go on (a reply came, the side channel drained, a fence retired). */
 void gpu_resume(struct gpu *g);
 /* Reads the request's body (after nothing: offset 0) into buf; false if it is shorter. */
 bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len);
@@ -141,7 +140,11 @@ void gpu_res_free(struct gpu *g, struct gpu_res *res);
 /* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
 uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
 void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
-/* Makes b->iov match the current guest memory; false if some page left it. */
+/*
+ * Translates b's entries into b->iov in the current guest memory (at attach time
+ * and when the memory changes, never per transfer); false if some entry left it
+ * or there was no room: drop the backing then.
+ */
 bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
 /* Checks a rectangle against a width x height area. */
 bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
@@ -193,8 +196,8 @@ void gpu_pixels_copy(uint8_t *dst, const uint8_t *src, size_t len);
 int gpu_chan_open(struct gpu *g, int fd);
 void gpu_chan_close(struct gpu *g);
 /*
- * Too much is queued for the front-end: the control queue stops taking
- * requests; gpu_resume() runs when that ends.
+ * Too much is queued for the front-end: the control and cursor queues stop
+ * taking requests; gpu_resume() runs when that ends.
  */
 bool gpu_chan_busy(struct gpu *g);
 /* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */
@@ -244,6 +247,8 @@ void gpu_virgl_command(struct gpu *g, struct gpu_cmd *cmd);
 /* Completes fenced commands whose fences have retired, or (wait) all of them. */
 void gpu_virgl_drain(struct gpu *g, bool wait);
 void gpu_virgl_reset(struct gpu *g);
+/* Guest memory changed: res's backing is translated anew and lent to virglrenderer again (or dropped). */
+void gpu_virgl_remap(struct gpu *g, struct gpu_res *res);
 uint32_t gpu_virgl_num_capsets(const struct gpu *g);
 /* The 64x64 a8r8g8b8 image of a cursor resource. */
 void gpu_virgl_cursor_image(struct gpu *g, struct gpu_res *res, uint8_t *data);
