@@ -67,6 +67,8 @@ struct vu_device_type {
 	 * Guest memory changed (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG, the front-end
 	 * left): every address the device translated before is void. Rings are paused
 	 * (drained) and already remapped; mem is the new table, valid until the next call.
+	 * When the front-end leaves, mem comes empty and is freed with the session after
+	 * the call: a device keeps no pointer to an empty table.
 	 */
 	void (*mem_changed)(struct vu_dev *dev, const struct vu_mem *mem);
 

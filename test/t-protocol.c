@@ -22,6 +22,7 @@
 
 #include "proto/vring.h"
 #include "test/check.h"
+#include "test/dirty-log.h"
 #include "test/frontend.h"
 
 #define F(bit) (1ull << (bit))
@@ -1784,33 +1785,6 @@ static void test_lifecycle(void)
 
 /* ---- the dirty log of a live migration ----------------------------------- */
 
-static bool log_bit(const uint8_t *log, uint64_t gpa)
-{
-	uint64_t page = gpa / VU_LOG_PAGE;
-	return log[page / 8] & (1u << (page % 8));
-}
-
-static int log_bits(const uint8_t *log, size_t size)
-{
-	int n = 0;
-	for (size_t i = 0; i < size; i++)
-		n += __builtin_popcount(log[i]);
-	return n;
-}
-
-/* SET_LOG_BASE with a log of size bytes in fd; 0 if the back-end answered it properly. */
-static int set_log_base(struct vuf *f, int fd, uint64_t size)
-{
-	struct vu_log l = { .mmap_size = size }, reply;
-	struct vu_hdr h;
-
-	if (vuf_send(f, VU_REQ_SET_LOG_BASE, VU_FLAG_VERSION, &l, sizeof(l), &fd, 1) < 0)
-		return -1;
-	int n = vuf_recv(f, &h, &reply, sizeof(reply), WAIT_MS);
-	return n == sizeof(reply) && h.request == VU_REQ_SET_LOG_BASE && h.flags == (VU_FLAG_REPLY | VU_FLAG_VERSION) ?
-		       0 : -1;
-}
-
 /* One rng request for a 2-page buffer at gpa; true when it completed. */
 static bool rng_at(struct vuf_vq *vq, uint64_t gpa)
 {
@@ -1827,50 +1801,38 @@ static bool rng_at(struct vuf_vq *vq, uint64_t gpa)
  */
 static void test_dirty_log(void)
 {
-	enum { LOG_SIZE = 4096 };
 	struct vuf *f = ready(ALL_F | F(VHOST_F_LOG_ALL), STD_PF | PF(LOG_SHMFD));
 	struct vuf_vq *vq = f ? vuf_vq_setup(f, 0, 64, 0) : NULL;
 	uint64_t buf = f ? vuf_alloc(f, 2 * VU_LOG_PAGE, VU_LOG_PAGE) : 0;
-	int fd[2] = { memfd_create("log-a", MFD_CLOEXEC), memfd_create("log-b", MFD_CLOEXEC) };
-	uint8_t *log[2] = { NULL, NULL };
+	struct vuf_log a = { .fd = -1 }, b = { .fd = -1 };
 
-	for (int i = 0; i < 2; i++)
-		if (fd[i] >= 0 && ftruncate(fd[i], LOG_SIZE) == 0)
-			log[i] = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd[i], 0);
-	if (!CHECK(vq && buf && log[0] != MAP_FAILED && log[1] != MAP_FAILED && log[0] && log[1] &&
+	if (!CHECK(vq && buf && vuf_log_init(&a, 4096) && vuf_log_init(&b, 4096) &&
 		   (f->features & F(VHOST_F_LOG_ALL)) && (f->protocol_features & PF(LOG_SHMFD)),
 		   "dirty log: LOG_ALL and LOG_SHMFD negotiated"))
 		goto out;
-	CHECK(set_log_base(f, fd[0], LOG_SIZE) == 0, "dirty log: SET_LOG_BASE answered with its reply");
-	struct vu_vring_addr a = { .index = 0, .flags = VU_VRING_F_LOG, .desc_user_addr = (uintptr_t)vq->desc,
-				   .used_user_addr = (uintptr_t)vq->used, .avail_user_addr = (uintptr_t)vq->avail,
-				   .log_guest_addr = vq->used_gpa };
-	CHECK(vuf_request(f, VU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) == 0, "dirty log: ring with VRING_F_LOG");
+	CHECK(vuf_log_send(f, &a) == 0, "dirty log: SET_LOG_BASE answered with its reply");
+	CHECK(vuf_log_ring(vq) == 0, "dirty log: ring with VRING_F_LOG");
 
 	CHECK(rng_at(vq, buf), "dirty log: request completes");
-	CHECK(log_bit(log[0], buf) && log_bit(log[0], buf + VU_LOG_PAGE), "dirty log: both pages of the buffer marked");
-	CHECK(log_bit(log[0], vq->used_gpa), "dirty log: the used ring's page marked");
-	CHECK(!log_bit(log[0], vq->desc_gpa) && !log_bit(log[0], vq->avail_gpa),
+	CHECK_EQ(vuf_log_count_range(&a, buf, 2 * VU_LOG_PAGE), 2, "dirty log: both pages of the buffer marked");
+	CHECK(vuf_log_marked(&a, vq->used_gpa), "dirty log: the used ring's page marked");
+	CHECK(!vuf_log_marked(&a, vq->desc_gpa) && !vuf_log_marked(&a, vq->avail_gpa),
 	      "dirty log: descriptor and avail pages (read only) not marked");
-	CHECK_EQ(log_bits(log[0], LOG_SIZE), 3, "dirty log: nothing else marked");
+	CHECK_EQ(vuf_log_count(&a), 3, "dirty log: nothing else marked");
 
-	CHECK(set_log_base(f, fd[1], LOG_SIZE) == 0, "dirty log: log replaced mid-run");
-	memset(log[0], 0, LOG_SIZE);
-	CHECK(rng_at(vq, buf) && log_bit(log[1], buf) && log_bits(log[0], LOG_SIZE) == 0,
+	CHECK(vuf_log_send(f, &b) == 0, "dirty log: log replaced mid-run");
+	vuf_log_clear(&a);
+	CHECK(rng_at(vq, buf) && vuf_log_marked(&b, buf) && vuf_log_count(&a) == 0,
 	      "dirty log: the new log gets the writes, the old one none");
 
-	memset(log[1], 0, LOG_SIZE);
+	vuf_log_clear(&b);
 	CHECK(vuf_set_features(f, f->features & ~F(VHOST_F_LOG_ALL)) == 0 && rng_at(vq, buf) &&
-	      log_bits(log[1], LOG_SIZE) == 0, "dirty log: LOG_ALL off: nothing marked");
+	      vuf_log_count(&b) == 0, "dirty log: LOG_ALL off: nothing marked");
 
 	CHECK(vuf_backend_alive(be) && vuf_ping(f) == 0, "dirty log: the session goes on");
 out:
-	for (int i = 0; i < 2; i++) {
-		if (log[i] && log[i] != MAP_FAILED)
-			munmap(log[i], LOG_SIZE);
-		if (fd[i] >= 0)
-			close(fd[i]);
-	}
+	vuf_log_free(&a);
+	vuf_log_free(&b);
 	vuf_close(f);
 }
 
