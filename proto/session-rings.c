@@ -302,7 +302,15 @@ const char *session_set_vring_kick(struct session_ctx *c)
 	/* Started on the first kick, as the spec says; a polled ring at once. */
 	q->started = q->polled;
 	session_update_polling(s);
-	return start_inflight(s, q);
+	why = start_inflight(s, q);
+	/*
+	 * Requests a previous back-end left in flight are done without waiting for a
+	 * kick: the guest already kicked for them and may never kick again (a front-end
+	 * need not signal the new kick eventfd). They run once the ring is enabled.
+	 */
+	if (!why && q->vring.resubmit_n)
+		q->started = true;
+	return why;
 }
 
 /* SET_VRING_CALL and SET_VRING_ERR: the eventfd we signal (or -1 with NOFD). */
