@@ -344,12 +344,16 @@ const char *session_vring_kick(struct session_ctx *c)
 
 	if (!session_has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
 		return "VRING_KICK without INBAND_NOTIFICATIONS";
-	if (!q->polled)
-		return "VRING_KICK for a ring whose kick was not set with NOFD";
 	if (c->m->p.state.num != 0)
 		return "VRING_KICK with a non-zero reserved field";
+	const char *why = NULL;
+	if (q->kick_fd < 0 && !q->polled) {
+		/* The spec lets this start a ring that had no SET_VRING_KICK: set it up as that would. */
+		q->polled = true;
+		why = start_inflight(c->s, q);
+	}
 	q->started = true; /* processed as the ring resumes */
-	return NULL;
+	return why;
 }
 
 const char *session_set_vring_enable(struct session_ctx *c)
