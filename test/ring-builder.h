@@ -64,7 +64,10 @@ void rb_fini(struct rb *rb);
 void *rb_host(struct rb *rb, uint64_t gpa);
 /* The back-end's pointer to gpa (what the walker's iovecs must point at). */
 void *rb_backend(struct rb *rb, uint64_t gpa);
-/* Guest-physical room for len bytes in region 0, aligned (a power of two). */
+/*
+ * Guest-physical room for len bytes in region 0, aligned (a power of two). When
+ * region 0 is full: an address outside guest RAM (and a note), so the test fails.
+ */
 uint64_t rb_alloc(struct rb *rb, uint64_t len, uint64_t align);
 
 /* Writes one descriptor. */
