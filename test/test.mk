@@ -4,7 +4,8 @@
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 TEST_SRCS := $(wildcard test/t-*.c)
 TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
-TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o $(B)/test/gpu-peer.o $(B)/test/dirty-log.o
+TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o $(B)/test/gpu-peer.o $(B)/test/dirty-log.o \
+             $(B)/test/ring-builder.o
 
 $(B)/test/%.o: test/%.c
 	@mkdir -p $(dir $@)
