@@ -116,8 +116,12 @@ static const char *add_buffer(struct vu_vring *vq, void *ctx, const struct vring
 	unsigned used = req->out + req->in;
 	bool writable = d->flags & VRING_DESC_F_WRITE;
 
-	if (!writable && req->in)
+	/* By the flags, not by what was described: empty or undescribed buffers count too. */
+	if (!writable && req->writing)
 		return "device-readable descriptor after a device-writable one";
+	req->writing |= writable;
+	if (!d->len && !vu_mem_gpa_valid(vq->mem, d->addr, 1))
+		return "buffer outside guest memory"; /* even an empty one points somewhere */
 	int n = req->truncated ? -1 :
 		vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
 	if (n < 0) {
@@ -188,7 +192,7 @@ static int pop_head(struct vu_vring *vq, struct vu_req *req, uint16_t head)
 {
 	req->head = head;
 	req->out = req->in = 0;
-	req->truncated = false;
+	req->truncated = req->writing = false;
 	req->in_bytes = 0;
 	const char *why = head >= vq->num ? "head index out of range" :
 					     walk(vq, vq->desc, vq->num, head, false, add_buffer, req);

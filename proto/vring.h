@@ -76,6 +76,7 @@ struct vu_req {
 	uint16_t head;
 	unsigned out, in;
 	bool truncated;
+	bool writing;            /* a device-writable descriptor came (all later ones must be too) */
 	uint64_t in_bytes;       /* total device-writable length described */
 	struct iovec *iov;
 	unsigned max_iov;

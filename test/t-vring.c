@@ -82,6 +82,20 @@ static void readable_after_writable(struct rb *rb)
 	rb_offer(rb, 0);
 }
 
+/* The order is by the flags: an empty writable buffer still comes before the readable one. */
+static void readable_after_empty_writable(struct rb *rb)
+{
+	rb_desc(&rb->desc[0], buf(rb), 0, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	rb_desc(&rb->desc[1], buf(rb), LEN, 0, 0);
+	rb_offer(rb, 0);
+}
+
+static void empty_buffer_outside_memory(struct rb *rb)
+{
+	rb_desc(&rb->desc[0], 0xdead0000000ull, 0, 0, 0);
+	rb_offer(rb, 0);
+}
+
 static void two_loop(struct rb *rb)
 {
 	rb_desc(&rb->desc[0], buf(rb), LEN, VRING_DESC_F_NEXT, 1);
@@ -275,6 +289,10 @@ static void indirect_buffer_outside(struct rb *rb)
 }
 
 static const struct refusal refusals[] = {
+	{ "device-readable after an empty device-writable", RB_INDIRECT, readable_after_empty_writable,
+	  "device-readable descriptor after a device-writable one" },
+	{ "empty buffer outside guest memory", RB_INDIRECT, empty_buffer_outside_memory,
+	  "buffer outside guest memory" },
 	{ "device-readable after device-writable", RB_INDIRECT, readable_after_writable,
 	  "device-readable descriptor after a device-writable one" },
 	{ "two descriptors chained to each other", RB_INDIRECT, two_loop, "loops" },

@@ -7,6 +7,9 @@ TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
 TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o $(B)/test/gpu-peer.o $(B)/test/dirty-log.o \
              $(B)/test/ring-builder.o
 
+# Kept between builds (make would delete them as intermediates of the pattern rule below).
+.SECONDARY: $(TEST_BINS:=.o) $(TEST_LIB)
+
 $(B)/test/%.o: test/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(JANSSON_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
