@@ -463,6 +463,44 @@ static int blk_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offse
 	return 0;
 }
 
+/*
+ * The state QEMU does not carry across a migration: the write cache mode the guest
+ * chose (config writeback, which QEMU reads from us and does not save).
+ */
+struct blk_state {
+	char magic[4];          /* "VBLK" */
+	uint8_t version;        /* 1 */
+	uint8_t writeback;
+	uint8_t reserved[2];
+};
+
+static int blk_state_save(struct vu_dev *dev, void **buf, size_t *len)
+{
+	struct blk_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -1;
+	memcpy(st->magic, "VBLK", 4);
+	st->version = 1;
+	st->writeback = ((struct blk *)dev)->config.writeback;
+	*buf = st;
+	*len = sizeof(*st);
+	return 0;
+}
+
+static int blk_state_load(struct vu_dev *dev, const void *buf, size_t len)
+{
+	struct blk_state st;
+
+	if (len != sizeof(st))
+		return -1;
+	memcpy(&st, buf, sizeof(st));
+	if (memcmp(st.magic, "VBLK", 4) || st.version != 1 || st.writeback > 1)
+		return -1;
+	((struct blk *)dev)->config.writeback = st.writeback;
+	return 0;
+}
+
 static const char *const blk_aliases[] = { "block", NULL };
 
 const struct vu_device_type vu_dev_blk = {
@@ -485,5 +523,7 @@ const struct vu_device_type vu_dev_blk = {
 	.queue_loop = blk_queue_loop,
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
+	.state_save = blk_state_save,
+	.state_load = blk_state_load,
 	.destroy = blk_destroy,
 };

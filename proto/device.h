@@ -7,6 +7,7 @@
 #define VU_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto/option.h"
@@ -71,6 +72,15 @@ struct vu_device_type {
 	 * the call: a device keeps no pointer to an empty table.
 	 */
 	void (*mem_changed)(struct vu_dev *dev, const struct vu_mem *mem);
+	/*
+	 * State the device holds that QEMU does not carry, moved with a migration
+	 * (DEVICE_STATE; every ring is stopped). save hands back a buffer it allocated
+	 * (malloc; the caller frees it); load gets what the source saved and must check
+	 * it (it comes from the front-end). Both 0 or -1. Devices with them offer
+	 * VHOST_USER_PROTOCOL_F_DEVICE_STATE.
+	 */
+	int (*state_save)(struct vu_dev *dev, void **buf, size_t *len);
+	int (*state_load)(struct vu_dev *dev, const void *buf, size_t len);
 
 	/*
 	 * Device-specific front-end messages, decoded by the session. A hook that is

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/device-state.h"
 #include "proto/msg.h"
 #include "proto/session.h"
 
@@ -40,6 +41,7 @@ struct vu_session {
 	int backend_fd;
 	struct vu_msg_reader reader;
 	struct vu_timer *poll_timer;
+	struct vu_state_xfer state;     /* DEVICE_STATE transfer, if one is under way */
 	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue, for the first inflight_nq. */
 	uint8_t *inflight;
 	size_t inflight_size;

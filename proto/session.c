@@ -48,6 +48,8 @@ static uint64_t offered_protocol_features(const struct vu_session *s)
 		pf |= 1ull << VU_PF_RARP;
 	if (s->dev->type->set_mtu)
 		pf |= 1ull << VU_PF_NET_MTU;
+	if (s->dev->type->state_save && s->dev->type->state_load)
+		pf |= 1ull << VU_PF_DEVICE_STATE;
 	return pf;
 }
 
@@ -322,6 +324,42 @@ static const char *net_set_mtu(struct session_ctx *c)
 	return t->set_mtu(c->s->dev, (uint16_t)c->m->p.u64) < 0 ? "the device refused the MTU" : NULL;
 }
 
+/* Bits of SET_DEVICE_STATE_FD's reply: the front-end's fd is used (we return none). */
+#define STATE_FD_NOT_RETURNED (1ull << 8)
+
+static const char *set_device_state_fd(struct session_ctx *c)
+{
+	struct vu_session *s = c->s;
+	int fd = vu_msg_take_fd(c->m, 0);
+	const char *why = NULL;
+	/* payload: u32 direction, u32 phase (0: after memory, device stopped: the only one) */
+	uint32_t direction = (uint32_t)c->m->p.u64, phase = (uint32_t)(c->m->p.u64 >> 32);
+
+	if (!session_has_pf(s, VU_PF_DEVICE_STATE))
+		why = "SET_DEVICE_STATE_FD without DEVICE_STATE";
+	else if (phase != 0)
+		why = "device state transfer in an unknown migration phase";
+	for (unsigned i = 0; i < s->nq && !why; i++)
+		if (s->q[i].started)
+			why = "device state transfer while a ring runs";
+	if (why) {
+		if (fd >= 0)
+			close(fd);
+	} else {
+		why = vu_state_start(&s->state, s->loop, s->dev, direction, fd);
+	}
+	if (why)
+		vu_warn("SET_DEVICE_STATE_FD: %s", why);
+	return session_answer_u64(c, why ? 1 | STATE_FD_NOT_RETURNED : STATE_FD_NOT_RETURNED);
+}
+
+static const char *check_device_state(struct session_ctx *c)
+{
+	if (!session_has_pf(c->s, VU_PF_DEVICE_STATE))
+		return "CHECK_DEVICE_STATE without DEVICE_STATE";
+	return session_answer_u64(c, vu_state_check(&c->s->state) < 0 ? 1 : 0);
+}
+
 typedef const char *(*handler_fn)(struct session_ctx *c);
 static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_GET_FEATURES] = get_features,
@@ -357,6 +395,8 @@ static const handler_fn handlers[VU_REQ_MAX] = {
 	[VU_REQ_GPU_SET_SOCKET] = gpu_set_socket,
 	[VU_REQ_SEND_RARP] = send_rarp,
 	[VU_REQ_NET_SET_MTU] = net_set_mtu,
+	[VU_REQ_SET_DEVICE_STATE_FD] = set_device_state_fd,
+	[VU_REQ_CHECK_DEVICE_STATE] = check_device_state,
 };
 
 /* Requests that neither read nor change ring or memory state: rings keep running. */
@@ -466,6 +506,7 @@ struct vu_session *vu_session_new(struct vu_loop *loop, int sock, struct vu_dev 
 	s->mem.on_lost = memory_lost;
 	s->mem.lost_opaque = s;
 	s->mem.log.notify_fd = -1;
+	vu_state_init(&s->state);
 	for (unsigned i = 0; i < nq; i++) {
 		s->q[i].loop = dev->type->queue_loop ? dev->type->queue_loop(dev, i) : loop;
 		s->q[i].kick_fd = -1;
@@ -493,6 +534,7 @@ void vu_session_free(struct vu_session *s)
 		session_reset_ring(s, &s->q[i]);
 	if (s->dev->type->reset)
 		s->dev->type->reset(s->dev);
+	vu_state_cancel(&s->state);
 	vu_mem_clear(&s->mem);
 	vu_mem_clear_log(&s->mem);
 	session_close_fd(&s->mem.log.notify_fd);

@@ -45,7 +45,7 @@ static const uint64_t all_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO
 				     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				     0xffffffull;
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
-			       1ull << VU_PF_INFLIGHT_SHMFD;
+			       1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_DEVICE_STATE;
 
 struct disk {
 	struct vuf_backend *be;
@@ -461,6 +461,94 @@ static void test_inflight_hostile(void)
 	disk_close(&d);
 }
 
+/* SET_DEVICE_STATE_FD (direction, phase 0) with fd; the reply's u64, or -1. */
+static int64_t state_fd(struct disk *d, uint32_t direction, int fd)
+{
+	uint64_t params = direction, reply;
+	return vuf_call(d->f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply,
+			sizeof(reply)) < 0 ? -1 : (int64_t)reply;
+}
+
+static int64_t state_check(struct disk *d)
+{
+	uint64_t reply;
+	return vuf_call(d->f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ?
+		       -1 : (int64_t)reply;
+}
+
+/* A load of len bytes of data into an open disk; CHECK_DEVICE_STATE's answer. */
+static int64_t state_load(struct disk *d, const void *data, size_t len, bool close_it)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	int64_t r = state_fd(d, 1, p[0]);
+	close(p[0]);
+	if (write(p[1], data, len) != (ssize_t)len)
+		r = -1;
+	if (close_it)
+		close(p[1]);
+	int64_t check = r == 0x100 ? state_check(d) : -1;
+	if (!close_it)
+		close(p[1]);
+	return check;
+}
+
+/*
+ * The back-end's own state (DEVICE_STATE): the guest's write cache choice moves
+ * from a stopped source to a new back-end; bad streams are refused, never hang it.
+ */
+static void test_device_state(void)
+{
+	const char *args[] = { "--blk-file", image, NULL };
+	uint8_t zero = 0, saved[64], cfg[4];
+	size_t nsaved = 0;
+	struct disk d;
+	int p[2];
+
+	if (!CHECK(disk_open(&d, args, 1), "blk-state-open") ||
+	    !CHECK(d.f->protocol_features & (1ull << VU_PF_DEVICE_STATE), "blk-state-offered")) {
+		disk_close(&d);
+		return;
+	}
+	int q[2];
+	CHECK(do_req(&d, d.vq, T_IN, 0, 512, true, NULL) == S_OK && pipe(q) == 0 &&
+	      state_fd(&d, 0, q[1]) == (0x100 | 1), "blk-state-refused-while-ring-runs");
+	close(q[0]);
+	close(q[1]);
+	unsigned base;
+	CHECK(vuf_set_config(d.f, 32, 1, &zero) == 0 && vuf_get_vring_base(d.f, 0, &base) == 0,
+	      "blk-state-writethrough-then-stop");
+	CHECK(pipe(q) == 0 && state_fd(&d, 2, q[1]) == (0x100 | 1), "blk-state-unknown-direction-refused");
+	close(q[0]);
+	close(q[1]);
+	CHECK(state_check(&d) != 0, "blk-state-check-without-transfer-fails");
+	if (CHECK(pipe(p) == 0 && state_fd(&d, 0, p[1]) == 0x100, "blk-state-save-started")) {
+		close(p[1]);
+		ssize_t n;
+		while (nsaved < sizeof(saved) &&
+		       (n = read(p[0], saved + nsaved, sizeof(saved) - nsaved)) > 0) /* ends at the back-end's close */
+			nsaved += n;
+		close(p[0]);
+		CHECK(nsaved > 0 && state_check(&d) == 0, "blk-state-saved");
+	}
+	disk_close(&d);
+
+	if (!CHECK(disk_open(&d, args, 0), "blk-state-destination-open")) {
+		disk_close(&d);
+		return;
+	}
+	CHECK(state_load(&d, "garbage", 7, true) != 0, "blk-state-garbage-refused");
+	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 1, "blk-state-garbage-changes-nothing");
+	int64_t t0 = vuf_now_ms();
+	CHECK(state_load(&d, saved, nsaved, false) != 0 && vuf_backend_alive(d.be),
+	      "blk-state-unfinished-stream-refused");
+	check_note("a stream never ended took %lld ms to refuse", (long long)(vuf_now_ms() - t0));
+	CHECK(state_load(&d, saved, nsaved, true) == 0, "blk-state-loaded");
+	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 0, "blk-state-writethrough-restored");
+	disk_close(&d);
+}
+
 static void test_bad_options(void)
 {
 	/* --queue-size caps the rings the front-end may set up. */
@@ -519,6 +607,7 @@ int main(void)
 	test_read_only();
 	test_inflight();
 	test_inflight_hostile();
+	test_device_state();
 	test_bad_options();
 
 	unlink(image);
