@@ -7,6 +7,9 @@
  * build: blk.c blk-io.c
  * pkg-config: liburing
  * debian: liburing-dev
+ * systemd: ReadWritePaths=-/var/lib/vhostbox
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -508,6 +511,7 @@ const struct vu_device_type vu_dev_blk = {
 	.aliases = blk_aliases,
 	.schema_type = "block",
 	.summary = "virtio-blk disk backed by a raw image or block device (io_uring)",
+	.qemu_args = "-device vhost-user-blk-pci,chardev=vu0",
 	.virtio_id = 2,
 	.num_queues = 1,
 	.features = 1ull << F_SIZE_MAX | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |

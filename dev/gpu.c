@@ -9,6 +9,8 @@
  * build: gpu.c gpu-2d.c gpu-pixels.c gpu-scanout.c gpu-virgl.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -390,6 +392,7 @@ const struct vu_device_type vu_dev_gpu = {
 	.name = "gpu",
 	.schema_type = "gpu",
 	.summary = "virtio-gpu: 2D scanouts, virgl 3D (render node or llvmpipe)",
+	.qemu_args = "-device vhost-user-gpu-pci,chardev=vu0",
 	.virtio_id = 16,
 	.num_queues = 2,
 	.features = 1ull << VIRTIO_GPU_F_EDID,

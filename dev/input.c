@@ -9,6 +9,9 @@
  * build: input.c input-evdev.c input-frames.c
  * pkg-config: libevdev
  * debian: libevdev-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
 #include <libevdev/libevdev.h>
@@ -418,6 +421,7 @@ const struct vu_device_type vu_dev_input = {
 	.name = "input",
 	.schema_type = "input",
 	.summary = "virtio-input passing a host evdev device (keyboard, mouse, tablet...) to the guest",
+	.qemu_args = "-device vhost-user-input-pci,chardev=vu0",
 	.virtio_id = 18,
 	.num_queues = 2,
 	.config_size = sizeof(struct input_config),

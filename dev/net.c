@@ -7,6 +7,10 @@
  * frames themselves move in dev/net-ring.c.
  *
  * build: net.c net-ring.c net-switch.c net-tap.c
+ * systemd: DynamicUser=yes
+ * systemd: PrivateDevices=yes
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
 #include <stddef.h>
@@ -471,6 +475,7 @@ const struct vu_device_type vu_dev_net = {
 	.aliases = net_aliases,
 	.schema_type = "net",
 	.summary = "virtio-net ports of a learning switch, with an optional tap uplink",
+	.qemu_args = "-netdev vhost-user,id=net0,chardev=vu0 -device virtio-net-pci,netdev=net0",
 	.virtio_id = 1,
 	.num_queues = 3,
 	.features = BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_CTRL_GUEST_OFFLOADS) | BIT(F_MTU) |

@@ -22,6 +22,7 @@ struct vu_device_type {
 	const char *const *aliases;   /* more argv[0] names, NULL-terminated, or NULL */
 	const char *schema_type;      /* VHostUserBackendType in vhost-user.json */
 	const char *summary;
+	const char *qemu_args;        /* how QEMU attaches it to chardev vu0 (the manual's example) */
 	uint32_t virtio_id;
 	unsigned num_queues;          /* default queue count (an option may change it) */
 	uint64_t features;            /* device-specific virtio feature bits */

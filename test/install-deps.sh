@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
 PKGS="gcc make pkg-config libjansson-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
-      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 $DEVICE_PKGS"
+      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd $DEVICE_PKGS"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
 GUI_PKG="qemu-system-gui"
