@@ -414,7 +414,7 @@ static void retry_parked(struct gpu *g)
 	g->parked = NULL;
 	g->ctrl_waiting = false;
 	gpu_2d_command(g, cmd);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)

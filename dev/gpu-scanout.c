@@ -111,7 +111,7 @@ static void on_wake(void *opaque)
 
 	if (g->chan && g->chan->stalled && !gpu_chan_busy(g)) {
 		g->chan->stalled = false;
-		gpu_resume(g);
+		g->resume(g);
 	}
 }
 
@@ -478,7 +478,7 @@ static void features_reply(struct gpu *g, struct gpu_cmd *cmd, const void *paylo
 		flush_out(g);
 	}
 	g->ctrl_waiting = false;
-	gpu_resume(g);
+	g->resume(g);
 }
 
 /* ---- replies ---- */
@@ -544,7 +544,7 @@ static void on_close_timer(void *opaque)
 
 	gpu_chan_close(g);
 	if (stalled)
-		gpu_resume(g); /* the queues go on without a display */
+		g->resume(g); /* the queues go on without a display */
 }
 
 /* Frees c with its socket, queue, pipe and timers. */

@@ -164,7 +164,7 @@ static void on_fence_fd(void *opaque, int fd, uint32_t events)
 
 	virgl_renderer_poll();
 	gpu_virgl_drain(g, false);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static void on_fence_timer(void *opaque)
@@ -553,7 +553,7 @@ static void dmabuf_updated(struct gpu *g, struct gpu_cmd *cmd, const void *paylo
 {
 	gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_OK_NODATA);
 	g->ctrl_waiting = false;
-	gpu_resume(g);
+	g->resume(g);
 }
 
 /* Returns true when cmd is answered later (the front-end acknowledges a dmabuf update). */

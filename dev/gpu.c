@@ -41,6 +41,8 @@ static const struct vu_option gpu_options[] = {
 	{ NULL },
 };
 
+static void gpu_resume(struct gpu *g);
+
 static struct vu_dev *gpu_create(void)
 {
 	struct gpu *g = calloc(1, sizeof(*g));
@@ -55,6 +57,7 @@ static struct vu_dev *gpu_create(void)
 		g->slots[i].next = i + 1 < GPU_CMD_SLOTS ? &g->slots[i + 1] : NULL;
 	}
 	g->free = g->slots;
+	g->resume = gpu_resume;
 	return &g->dev;
 }
 
@@ -302,7 +305,7 @@ static bool runs(const struct vu_vring *vq)
 	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
-void gpu_resume(struct gpu *g)
+static void gpu_resume(struct gpu *g)
 {
 	flush_ctrl(g);
 	if (runs(g->ctrl_vq))

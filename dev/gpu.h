@@ -116,6 +116,12 @@ struct gpu {
 	uint64_t stream_queued, stream_read;
 	unsigned shared_pixels;     /* resources with memfd pixels */
 	struct gpu_virgl *virgl;    /* NULL without --virgl */
+	/*
+	 * The queues may go on (a reply came, the side channel drained, a fence
+	 * retired): set by gpu.c, which runs the queues; the files below it reach
+	 * it through this.
+	 */
+	void (*resume)(struct gpu *g);
 };
 
 /* ---- gpu.c: completing commands ---- */
@@ -124,8 +130,6 @@ struct gpu {
 void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size);
 /* Answers cmd with a header-only response of this type (OK_NODATA or an ERR_*). */
 void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type);
-/* The queues may go on (a reply came, the side channel drained, a fence retired). */
-void gpu_resume(struct gpu *g);
 /* Reads the request's body (after nothing: offset 0) into buf; false if it is shorter. */
 bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len);
 
@@ -197,7 +201,7 @@ int gpu_chan_open(struct gpu *g, int fd);
 void gpu_chan_close(struct gpu *g);
 /*
  * Too much is queued for the front-end: the control and cursor queues stop
- * taking requests; gpu_resume() runs when that ends.
+ * taking requests; g->resume() runs when that ends.
  */
 bool gpu_chan_busy(struct gpu *g);
 /* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */
