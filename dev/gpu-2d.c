@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/mem.h"
 

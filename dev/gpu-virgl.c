@@ -20,6 +20,7 @@
 #include <xf86drm.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 

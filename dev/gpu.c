@@ -4,9 +4,9 @@
  * space, the control and cursor queues, and command dispatch. 2D resources are
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
- * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ * the socket of GPU_SET_SOCKET (gpu-chan.c).
  *
- * build: gpu.c gpu-2d.c gpu-pixels.c gpu-scanout.c gpu-virgl.c
+ * build: gpu.c gpu-2d.c gpu-pixels.c gpu-chan.c gpu-virgl.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/iov.h"
 #include "proto/log.h"
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 
