@@ -6,7 +6,7 @@
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
  * the socket of GPU_SET_SOCKET (gpu-chan.c).
  *
- * build: gpu.c gpu-2d.c gpu-pixels.c gpu-chan.c gpu-virgl.c
+ * build: gpu.c gpu-cmd.c gpu-2d.c gpu-pixels.c gpu-chan.c gpu-virgl.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */
@@ -102,42 +102,6 @@ static void gpu_destroy(struct vu_dev *dev)
 }
 
 /* ---- completions ---------------------------------------------------------- */
-
-bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len)
-{
-	return offset + len <= cmd->out_bytes &&
-	       vu_iov_to_buf(cmd->req.iov, cmd->req.out, offset, buf, len) == len;
-}
-
-void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
-{
-	struct virtio_gpu_ctrl_hdr *h = resp;
-
-	h->flags = 0;
-	h->fence_id = 0;
-	h->ctx_id = 0;
-	h->ring_idx = 0;
-	if (cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE) {
-		h->flags = cmd->hdr.flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
-		h->fence_id = cmd->hdr.fence_id;
-		h->ctx_id = cmd->hdr.ctx_id;
-		h->ring_idx = cmd->hdr.ring_idx;
-	}
-	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, cmd->req.head, written);
-	g->ctrl_dirty = true;
-	cmd->next = g->free;
-	g->free = cmd;
-}
-
-void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type)
-{
-	struct virtio_gpu_ctrl_hdr h = { .type = type };
-
-	if (type != VIRTIO_GPU_RESP_OK_NODATA)
-		vu_debug("gpu command 0x%x: error 0x%x", cmd->hdr.type, type);
-	gpu_respond(g, cmd, &h, sizeof(h));
-}
 
 static void flush_ctrl(struct gpu *g)
 {

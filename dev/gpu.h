@@ -122,7 +122,7 @@ struct gpu {
 	void (*resume)(struct gpu *g);
 };
 
-/* ---- gpu.c: completing commands ---- */
+/* ---- gpu-cmd.c: one request's body and response ---- */
 
 /* Answers cmd with a response of size bytes starting with a ctrl header (type set by the caller). */
 void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size);
