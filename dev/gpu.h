@@ -22,6 +22,7 @@
 #define GPU_RES_BUCKETS 256
 #define GPU_CURSOR_SIZE 64
 #define GPU_MAX_SHARED 32           /* resources with memfd pixels (each holds an fd) */
+#define GPU_BPP 4u                  /* bytes per pixel: every 2D format has 32-bit pixels */
 
 struct vu_loop;
 struct vu_mem;
@@ -122,6 +123,15 @@ struct gpu {
 	void (*resume)(struct gpu *g);
 };
 
+/* Counts bytes against --max-memory; false (nothing counted) if they do not fit. */
+static inline bool gpu_charge(struct gpu *g, uint64_t bytes)
+{
+	if (bytes > g->max_memory - g->used_memory)
+		return false;
+	g->used_memory += bytes;
+	return true;
+}
+
 /* ---- gpu-cmd.c: one request's body and response ---- */
 
 /* Answers cmd with a response of size bytes starting with a ctrl header (type set by the caller). */
@@ -131,14 +141,15 @@ void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type);
 /* Reads the request's body (after nothing: offset 0) into buf; false if it is shorter. */
 bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len);
 
-/* ---- gpu-2d.c: resources, scanouts, cursor (host-side copies) ---- */
+/* ---- gpu-format.c: 2D pixel formats ---- */
 
-struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
-/* Counts bytes against --max-memory; false (nothing counted) if they do not fit. */
-bool gpu_charge(struct gpu *g, uint64_t bytes);
-/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
-struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
-void gpu_res_free(struct gpu *g, struct gpu_res *res);
+bool gpu_format_valid(uint32_t format);
+/* Copies a width x height area of 32-bit pixels in format to x8r8g8b8 (cursor: a8r8g8b8). */
+void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
+		      uint32_t height, bool keep_alpha);
+
+/* ---- gpu-backing.c: the guest pages behind a resource ---- */
+
 /* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
 uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
 void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
@@ -148,6 +159,15 @@ void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
  * or there was no room: drop the backing then.
  */
 bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
+/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
+void gpu_backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len);
+
+/* ---- gpu-2d.c: resources, scanouts, cursor (host-side copies) ---- */
+
+struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
+/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
+struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
+void gpu_res_free(struct gpu *g, struct gpu_res *res);
 /* Checks a rectangle against a width x height area. */
 bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
 /*
@@ -172,10 +192,6 @@ uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, co
 void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
 void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
 void gpu_reset_resources(struct gpu *g);
-/* Copies a width x height area of 32-bit pixels in format to x8r8g8b8 (cursor: a8r8g8b8). */
-void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
-		      uint32_t height, bool keep_alpha);
-bool gpu_format_valid(uint32_t format);
 
 /* ---- gpu-pixels.c: where 2D pixels live ---- */
 
