@@ -1,136 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * virtio-gpu 2D: resources kept as host-side pixel copies, their guest backing
- * pages, transfers, scanouts, flushes and the cursor. Every number the guest
- * sends is checked: resource sizes against --max-memory, backing entries
- * against guest memory, rectangles against the resource.
+ * virtio-gpu 2D commands (without --virgl): resources kept as host-side pixel
+ * copies (gpu-pixels.c), filled from their backing by transfers and sent to the
+ * scanouts that show them by flushes; and the cursor. Every number the guest
+ * sends is checked: resource sizes against --max-memory, rectangles against the
+ * resource (backing entries against guest memory: gpu-backing.c).
  */
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dev/gpu.h"
 #include "dev/gpu-chan.h"
-
-/* ---- resources ------------------------------------------------------------- */
-
-static unsigned bucket(uint32_t id)
-{
-	return (id * 2654435761u) >> 24;
-}
-
-struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id)
-{
-	for (struct gpu_res *r = g->res[bucket(id)]; r; r = r->next)
-		if (r->id == id)
-			return r;
-	return NULL;
-}
-
-struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err)
-{
-	struct gpu_res *r;
-
-	if (id == 0 || gpu_res_find(g, id)) {
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-		return NULL;
-	}
-	bytes += sizeof(*r);
-	bool charged = gpu_charge(g, bytes);
-	if (!charged || !(r = calloc(1, sizeof(*r)))) {
-		if (charged) /* a refused charge counted nothing: giving it back would make room */
-			g->used_memory -= bytes;
-		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-		return NULL;
-	}
-	r->id = id;
-	r->charged = bytes;
-	r->px.fd = -1;
-	r->next = g->res[bucket(id)];
-	g->res[bucket(id)] = r;
-	return r;
-}
-
-void gpu_res_free(struct gpu *g, struct gpu_res *res)
-{
-	struct gpu_res **p = &g->res[bucket(res->id)];
-
-	while (*p != res)
-		p = &(*p)->next;
-	*p = res->next;
-	gpu_scanouts_drop(g, res);
-	gpu_backing_free(g, &res->backing);
-	g->used_memory -= res->charged;
-	gpu_pixels_free(g, &res->px);
-	free(res);
-}
-
-void gpu_reset_resources(struct gpu *g)
-{
-	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
-		while (g->res[b])
-			gpu_res_free(g, g->res[b]);
-	memset(g->scanout, 0, sizeof(g->scanout));
-}
-
-bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height)
-{
-	return r->x <= width && r->width <= width - r->x && r->y <= height && r->height <= height - r->y;
-}
-
-/* ---- scanouts --------------------------------------------------------------------- */
-
-static void announce_off(struct gpu *g, unsigned id)
-{
-	struct gpu_msg_scanout m = { .scanout_id = id };
-	gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
-}
-
-static void scanout_clear(struct gpu *g, unsigned id)
-{
-	struct gpu_scanout *s = &g->scanout[id];
-	struct gpu_res *old = s->res_id ? gpu_res_find(g, s->res_id) : NULL;
-
-	if (old)
-		old->scanouts &= ~(1u << id);
-	memset(s, 0, sizeof(*s));
-}
-
-void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res)
-{
-	for (unsigned i = 0; i < VIRTIO_GPU_MAX_SCANOUTS; i++)
-		if (res->scanouts & (1u << i)) {
-			scanout_clear(g, i);
-			announce_off(g, i);
-		}
-}
-
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp)
-{
-	struct gpu_res *res = NULL;
-
-	if (scanout_id >= g->max_outputs)
-		return VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID;
-	if (res_id) {
-		res = gpu_res_find(g, res_id);
-		if (!res)
-			return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-		if (!r->width || !r->height || !gpu_rect_inside(r, res->width, res->height))
-			return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
-	scanout_clear(g, scanout_id);
-	*resp = res;
-	if (!res) {
-		announce_off(g, scanout_id);
-		return 0;
-	}
-	g->scanout[scanout_id] = (struct gpu_scanout){ .res_id = res_id, .r = *r };
-	res->scanouts |= 1u << scanout_id;
-	return 0;
-}
-
-/* ---- 2D commands --------------------------------------------------------------------- */
 
 static uint32_t create_2d(struct gpu *g, struct gpu_cmd *cmd)
 {
@@ -164,6 +44,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	struct gpu_res *res = gpu_res_find(g, c.resource_id);
 	if (!res)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	gpu_scanouts_drop(g, res);
 	gpu_res_free(g, res);
 	return 0;
 }
@@ -195,22 +76,6 @@ static uint32_t detach_backing(struct gpu *g, struct gpu_cmd *cmd)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	gpu_backing_free(g, &res->backing);
 	return 0;
-}
-
-struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
-				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err)
-{
-	struct gpu_res *res;
-
-	if (!gpu_cmd_read(cmd, 0, t, sizeof(*t)))
-		*err = VIRTIO_GPU_RESP_ERR_UNSPEC;
-	else if (!(res = gpu_res_find(g, t->resource_id)))
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	else if (!gpu_rect_inside(&t->r, res->width, res->height))
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	else
-		return res;
-	return NULL;
 }
 
 #define WAIT_FOR_DISPLAY UINT32_MAX  /* not a response: the command waits (gpu->parked) */
@@ -276,22 +141,6 @@ static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 		gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
 	}
 	return err;
-}
-
-bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
-			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y)
-{
-	const struct virtio_gpu_rect *s = &g->scanout[id].r;
-	uint32_t x0 = r->x > s->x ? r->x : s->x, y0 = r->y > s->y ? r->y : s->y;
-	uint32_t x1 = r->x + r->width < s->x + s->width ? r->x + r->width : s->x + s->width;
-	uint32_t y1 = r->y + r->height < s->y + s->height ? r->y + r->height : s->y + s->height;
-
-	if (x0 >= x1 || y0 >= y1)
-		return false;
-	*u = (struct gpu_msg_update){ id, x0 - s->x, y0 - s->y, x1 - x0, y1 - y0 };
-	*x = x0;
-	*y = y0;
-	return true;
 }
 
 /* Sends the part of r (resource coordinates) that scanout i shows. */

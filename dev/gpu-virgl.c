@@ -414,6 +414,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	if (res) {
 		virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
 		virgl_renderer_resource_unref(res->id);
+		gpu_scanouts_drop(g, res);
 		gpu_res_free(g, res);
 	}
 	return err;

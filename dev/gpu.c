@@ -6,7 +6,7 @@
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
  * the socket of GPU_SET_SOCKET (gpu-chan.c).
  *
- * build: gpu.c gpu-cmd.c gpu-format.c gpu-backing.c gpu-2d.c gpu-pixels.c gpu-chan.c gpu-virgl.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */
@@ -88,7 +88,8 @@ static void gpu_reset(struct vu_dev *dev)
 	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
-	gpu_reset_resources(g);
+	gpu_scanouts_reset(g);
+	gpu_res_reset(g);
 	g->ctrl_waiting = false;
 }
 

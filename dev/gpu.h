@@ -148,51 +148,6 @@ bool gpu_format_valid(uint32_t format);
 void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
 		      uint32_t height, bool keep_alpha);
 
-/* ---- gpu-backing.c: the guest pages behind a resource ---- */
-
-/* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
-uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
-void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
-/*
- * Translates b's entries into b->iov in the current guest memory (at attach time
- * and when the memory changes, never per transfer); false if some entry left it
- * or there was no room: drop the backing then.
- */
-bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
-/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
-void gpu_backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len);
-
-/* ---- gpu-2d.c: resources, scanouts, cursor (host-side copies) ---- */
-
-struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
-/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
-struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
-void gpu_res_free(struct gpu *g, struct gpu_res *res);
-/* Checks a rectangle against a width x height area. */
-bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
-/*
- * Reads a TRANSFER_TO_HOST_2D command (2D and virgl share it): the resource, with
- * the rectangle inside it, or NULL with *err set to the response code.
- */
-struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
-				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
-struct gpu_msg_update;
-/*
- * The part of r (resource coordinates) that scanout id shows: its UPDATE header
- * (where on the scanout) in *u, its top-left corner in the resource in *x, *y;
- * false if the scanout shows none of r.
- */
-bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
-			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
-/* Shows or hides scanouts whose resource is res (disabling them). */
-void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
-/* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp);
-void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
-void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
-void gpu_reset_resources(struct gpu *g);
-
 /* ---- gpu-pixels.c: where 2D pixels live ---- */
 
 /* Zeroed pixels on the heap; 0 or VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY. */
@@ -208,6 +163,61 @@ void gpu_pixels_share(struct gpu *g, struct gpu_pixels *p);
 uint8_t *gpu_pixels_for_write(struct gpu *g, struct gpu_pixels *p, bool whole, uint64_t *ticket);
 /* memcpy for big copies into pixels: stores that bypass the cache, which the copy would only flush. */
 void gpu_pixels_copy(uint8_t *dst, const uint8_t *src, size_t len);
+
+/* ---- gpu-backing.c: the guest pages behind a resource ---- */
+
+/* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
+uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
+void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
+/*
+ * Translates b's entries into b->iov in the current guest memory (at attach time
+ * and when the memory changes, never per transfer); false if some entry left it
+ * or there was no room: drop the backing then.
+ */
+bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
+/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
+void gpu_backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len);
+
+/* ---- gpu-res.c: the resource table ---- */
+
+struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
+/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
+struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
+/* Frees res with its backing and pixels; no scanout may show it (gpu_scanouts_drop). */
+void gpu_res_free(struct gpu *g, struct gpu_res *res);
+/* Frees every resource (no scanout shows any: gpu_scanouts_reset). */
+void gpu_res_reset(struct gpu *g);
+/* Checks a rectangle against a width x height area. */
+bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
+/*
+ * Reads a TRANSFER_TO_HOST_2D command (2D and virgl share it): the resource, with
+ * the rectangle inside it, or NULL with *err set to the response code.
+ */
+struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
+				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
+
+/* ---- gpu-scanout.c: what each scanout shows ---- */
+
+/* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
+uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
+			 struct gpu_res **resp);
+struct gpu_msg_update;
+/*
+ * The part of r (resource coordinates) that scanout id shows: its UPDATE header
+ * (where on the scanout) in *u, its top-left corner in the resource in *x, *y;
+ * false if the scanout shows none of r.
+ */
+bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
+			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
+/* Disables the scanouts that show res, telling the front-end: before res is freed. */
+void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
+/* Disables every scanout, telling no one (the device resets). */
+void gpu_scanouts_reset(struct gpu *g);
+
+/* ---- gpu-2d.c: 2D commands on host-side copies ---- */
+
+void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
+void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
 
 /* ---- gpu-virgl.c: 3D through virglrenderer ---- */
 
