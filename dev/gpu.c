@@ -6,7 +6,7 @@
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
  * the socket of GPU_SET_SOCKET (gpu-chan.c).
  *
- * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */

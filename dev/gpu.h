@@ -217,7 +217,6 @@ void gpu_scanouts_reset(struct gpu *g);
 /* ---- gpu-2d.c: 2D commands on host-side copies ---- */
 
 void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
-void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
 
 /* ---- gpu-virgl.c: 3D through virglrenderer ---- */
 
@@ -234,5 +233,10 @@ uint32_t gpu_virgl_num_capsets(const struct gpu *g);
 /* The 64x64 a8r8g8b8 image of a cursor resource. */
 void gpu_virgl_cursor_image(struct gpu *g, struct gpu_res *res, uint8_t *data);
 const char *gpu_default_render_node(void);
+
+/* ---- gpu-cursor.c: the cursor queue ---- */
+
+/* Tells the front-end about one cursor request (it has no response). */
+void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
 
 #endif
