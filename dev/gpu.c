@@ -4,7 +4,8 @@
  * space, the control and cursor queues, and command dispatch. 2D resources are
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
- * the socket of GPU_SET_SOCKET (gpu-chan.c).
+ * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
+ * hold and how they layer, this one on top.
  *
  * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm

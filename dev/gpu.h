@@ -1,9 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * virtio-gpu internals shared by dev/gpu*.c: the device state, resources and
- * scanouts, one control command being processed, and the entry points of the
- * 2D resource code (gpu-2d.c), the vhost-user-gpu side channel (gpu-chan.c)
- * and the virgl 3D renderer (gpu-virgl.c).
+ * scanouts, one control command being processed, and each file's entry points.
+ *
+ * The files are layers, each calling only into layers below it:
+ *
+ *   7  gpu.c          the device: options, config space, the queues and their
+ *                     dispatch, reset, guest memory changes
+ *   6  gpu-cursor.c   the cursor queue's commands, on 2D or virgl resources
+ *   5  gpu-2d.c       2D commands on host-side copies (without --virgl)
+ *      gpu-virgl.c    commands on virglrenderer's resources (--virgl)
+ *   4  gpu-scanout.c  what each scanout shows
+ *   3  gpu-res.c      the resource table, and the checks 2D and virgl share
+ *   2  gpu-backing.c  the guest pages behind a resource
+ *   1  gpu-pixels.c   where 2D pixels live
+ *   0  gpu-cmd.c      one request: reading its body, answering it
+ *      gpu-chan.c     the vhost-user-gpu side channel, with gpu-chan.h
+ *      gpu-format.c   2D pixel formats and their conversion
+ *
+ * Upwards there is one way: the hook g->resume, which gpu.c sets, lets the
+ * queues go on when a lower layer stops waiting (a reply, a drained channel, a
+ * retired fence).
  */
 #ifndef VU_DEV_GPU_H
 #define VU_DEV_GPU_H
