@@ -140,7 +140,10 @@ struct gpu {
 	void (*resume)(struct gpu *g);
 };
 
-/* Counts bytes against --max-memory; false (nothing counted) if they do not fit. */
+/*
+ * Counts bytes against --max-memory; false (nothing counted) if they do not fit.
+ * Pixels, backings and resources all charge: this sits below every layer.
+ */
 static inline bool gpu_charge(struct gpu *g, uint64_t bytes)
 {
 	if (bytes > g->max_memory - g->used_memory)
