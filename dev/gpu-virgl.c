@@ -20,6 +20,7 @@
 #include <xf86drm.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 
@@ -164,7 +165,7 @@ static void on_fence_fd(void *opaque, int fd, uint32_t events)
 
 	virgl_renderer_poll();
 	gpu_virgl_drain(g, false);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static void on_fence_timer(void *opaque)
@@ -413,6 +414,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	if (res) {
 		virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
 		virgl_renderer_resource_unref(res->id);
+		gpu_scanouts_drop(g, res);
 		gpu_res_free(g, res);
 	}
 	return err;
@@ -553,7 +555,7 @@ static void dmabuf_updated(struct gpu *g, struct gpu_cmd *cmd, const void *paylo
 {
 	gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_OK_NODATA);
 	g->ctrl_waiting = false;
-	gpu_resume(g);
+	g->resume(g);
 }
 
 /* Returns true when cmd is answered later (the front-end acknowledges a dmabuf update). */

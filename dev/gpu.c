@@ -4,9 +4,10 @@
  * space, the control and cursor queues, and command dispatch. 2D resources are
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
- * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
+ * hold and how they layer, this one on top.
  *
- * build: gpu.c gpu-2d.c gpu-pixels.c gpu-scanout.c gpu-virgl.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  * systemd: RestrictAddressFamilies=AF_UNIX
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/iov.h"
 #include "proto/log.h"
 
@@ -43,6 +45,8 @@ static const struct vu_option gpu_options[] = {
 	{ NULL },
 };
 
+static void gpu_resume(struct gpu *g);
+
 static struct vu_dev *gpu_create(void)
 {
 	struct gpu *g = calloc(1, sizeof(*g));
@@ -57,6 +61,7 @@ static struct vu_dev *gpu_create(void)
 		g->slots[i].next = i + 1 < GPU_CMD_SLOTS ? &g->slots[i + 1] : NULL;
 	}
 	g->free = g->slots;
+	g->resume = gpu_resume;
 	return &g->dev;
 }
 
@@ -86,7 +91,8 @@ static void gpu_reset(struct vu_dev *dev)
 	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
-	gpu_reset_resources(g);
+	gpu_scanouts_reset(g);
+	gpu_res_reset(g);
 	g->ctrl_waiting = false;
 }
 
@@ -100,42 +106,6 @@ static void gpu_destroy(struct vu_dev *dev)
 }
 
 /* ---- completions ---------------------------------------------------------- */
-
-bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len)
-{
-	return offset + len <= cmd->out_bytes &&
-	       vu_iov_to_buf(cmd->req.iov, cmd->req.out, offset, buf, len) == len;
-}
-
-void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
-{
-	struct virtio_gpu_ctrl_hdr *h = resp;
-
-	h->flags = 0;
-	h->fence_id = 0;
-	h->ctx_id = 0;
-	h->ring_idx = 0;
-	if (cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE) {
-		h->flags = cmd->hdr.flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
-		h->fence_id = cmd->hdr.fence_id;
-		h->ctx_id = cmd->hdr.ctx_id;
-		h->ring_idx = cmd->hdr.ring_idx;
-	}
-	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, cmd->req.head, written);
-	g->ctrl_dirty = true;
-	cmd->next = g->free;
-	g->free = cmd;
-}
-
-void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type)
-{
-	struct virtio_gpu_ctrl_hdr h = { .type = type };
-
-	if (type != VIRTIO_GPU_RESP_OK_NODATA)
-		vu_debug("gpu command 0x%x: error 0x%x", cmd->hdr.type, type);
-	gpu_respond(g, cmd, &h, sizeof(h));
-}
 
 static void flush_ctrl(struct gpu *g)
 {
@@ -304,7 +274,7 @@ static bool runs(const struct vu_vring *vq)
 	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
-void gpu_resume(struct gpu *g)
+static void gpu_resume(struct gpu *g)
 {
 	flush_ctrl(g);
 	if (runs(g->ctrl_vq))
