@@ -5,6 +5,8 @@ PREFIX     ?= /usr/local
 bindir     ?= $(PREFIX)/bin
 libexecdir ?= $(PREFIX)/libexec
 datadir    ?= $(PREFIX)/share
+mandir     ?= $(datadir)/man
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
 DESTDIR    ?=
 
 CC      ?= cc
@@ -22,18 +24,18 @@ override CFLAGS += -std=gnu11 $(WARN)
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
-# Personalities: <name>_SRCS are its files, <name>_PKGS the pkg-config libraries it needs.
-rng_SRCS := dev/rng.c
-blk_SRCS := dev/blk.c dev/blk-io.c
-blk_PKGS := liburing
-gpu_SRCS := dev/gpu.c dev/gpu-2d.c dev/gpu-pixels.c dev/gpu-scanout.c dev/gpu-virgl.c
-gpu_PKGS := virglrenderer epoxy gbm libdrm
-input_SRCS := dev/input.c dev/input-evdev.c dev/input-frames.c
-input_PKGS := libevdev
-net_SRCS := dev/net.c dev/net-ring.c dev/net-switch.c dev/net-tap.c
+# Personalities: each is declared once, in the header comment of its dev/NAME.c:
+#    * build: SOURCES          (in dev/)
+#    * pkg-config: PACKAGES    (what it links; without them it is left out)
+#    * debian: PACKAGES        (what test/install-deps.sh installs for it)
+#    * systemd: DIRECTIVE      (repeatable: hardening its service unit tolerates, json/json.mk)
+# Its name, aliases, type, summary and options are in its struct vu_device_type.
+KNOWN_DEVICES := $(patsubst dev/%.c,%,$(shell grep -l '^ \* build: ' dev/*.c))
+decl = $(shell sed -n 's/^ \* $(2): *//p' dev/$(1).c)
+$(foreach d,$(KNOWN_DEVICES),$(eval $(d)_SRCS := $(addprefix dev/,$(call decl,$(d),build))) \
+	$(eval $(d)_PKGS := $(call decl,$(d),pkg-config)))
 
 have_pkgs = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
-KNOWN_DEVICES := rng blk gpu input net
 ALL_DEVICES   := $(foreach d,$(KNOWN_DEVICES),$(if $($(d)_PKGS),$(if $(call have_pkgs,$($(d)_PKGS)),$(d)),$(d)))
 LEFT_OUT      := $(filter-out $(ALL_DEVICES),$(KNOWN_DEVICES))
 ifneq ($(LEFT_OUT),)
@@ -44,8 +46,8 @@ DEV_PKGS := $(sort $(foreach d,$(DEVICES),$($(d)_PKGS)))
 DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
 DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
 
-CORE_SRCS := proto/device.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c \
-             proto/listen.c proto/backend.c proto/log.c caps/caps.c json/discover.c
+CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
+             proto/listen.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
 DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json/describe.h"
 #include "json/discover.h"
 #include "proto/backend.h"
 #include "proto/log.h"
+#include "proto/manual.h"
 
 #define VU_PERSONALITY(n) extern const struct vu_device_type vu_dev_##n;
 #include "personalities.h"
@@ -41,7 +43,11 @@ static const struct vu_device_type *find(const char *name)
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: vhostbox PERSONALITY [OPTION]...   (or run as vhost-user-PERSONALITY)\n"
-		     "       vhostbox --list | --discover TYPE [--feature F]... | --help | --version\n\n"
+		     "       vhostbox --list                      one line each: NAME TYPE [ALIAS]...\n"
+		     "       vhostbox --discover TYPE [--feature F]...\n"
+		     "       vhostbox --discovery-file NAME BINARY  the JSON file QEMU's vhost-user.json\n"
+		     "                                            describes, for NAME installed as BINARY\n"
+		     "       vhostbox --man | --help | --version\n\n"
 		     "Personalities:\n");
 	for (size_t i = 0; i < N_PERSONALITIES; i++)
 		fprintf(out, "  %-8s %s\n", personalities[i]->name, personalities[i]->summary);
@@ -90,14 +96,31 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(cmd, "--man")) {
+		vu_manual_vhostbox(personalities, N_PERSONALITIES, stdout);
+		return 0;
+	}
 	if (!strcmp(cmd, "--version")) {
 		printf("vhostbox %s\n", VHOSTBOX_VERSION);
 		return 0;
 	}
 	if (!strcmp(cmd, "--list")) {
-		for (size_t i = 0; i < N_PERSONALITIES; i++)
-			printf("%s %s\n", personalities[i]->name, personalities[i]->schema_type);
+		for (size_t i = 0; i < N_PERSONALITIES; i++) {
+			const struct vu_device_type *t = personalities[i];
+			printf("%s %s", t->name, t->schema_type);
+			for (const char *const *a = t->aliases; a && *a; a++)
+				printf(" %s", *a);
+			putchar('\n');
+		}
 		return 0;
+	}
+	if (!strcmp(cmd, "--discovery-file")) {
+		const struct vu_device_type *t = argc == 4 ? find(argv[2]) : NULL;
+		if (!t || argv[3][0] != '/') {
+			fprintf(stderr, "vhostbox: --discovery-file needs a personality and an absolute path\n");
+			return VU_EXIT_USAGE;
+		}
+		return vu_describe_print(t, argv[3]) < 0 ? 1 : 0;
 	}
 	if (!strncmp(cmd, "--discover", strlen("--discover")))
 		return vu_discover_main(argc, argv);

@@ -12,14 +12,19 @@ int vu_caps_print(const struct vu_device_type *t)
 
 	if (!root || json_object_set_new(root, "type", json_string(t->schema_type)) < 0)
 		goto out;
-	/* Only types whose schema defines features get the member; only working ones are listed. */
-	if (t->cap_features) {
-		json_t *features = json_array();
-		if (json_object_set_new(root, "features", features) < 0)
+	/*
+	 * Types whose schema defines features (their options flagged as capabilities)
+	 * get the member; only the features this host can provide are listed.
+	 */
+	json_t *features = NULL;
+	for (const struct vu_option *o = t->options; o && o->name; o++) {
+		if (!(o->flags & VU_OPT_CAPABILITY))
+			continue;
+		if (!features && (!(features = json_array()) ||
+				  json_object_set_new(root, "features", features) < 0))
 			goto out;
-		for (const char *const *f = t->cap_features; *f; f++)
-			if (!t->cap_available || t->cap_available(*f))
-				json_array_append_new(features, json_string(*f));
+		if (!t->cap_available || t->cap_available(o->name))
+			json_array_append_new(features, json_string(o->name));
 	}
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (text) {

@@ -3,10 +3,18 @@
  * virtio-blk (device id 2) over a raw image file or block device. Requests are
  * decoded here and handed to dev/blk-io.c, which moves the data between the
  * image and guest memory asynchronously; completions come back on the loop.
+ *
+ * build: blk.c blk-io.c
+ * pkg-config: liburing
+ * debian: liburing-dev
+ * systemd: ReadWritePaths=-/var/lib/vhostbox
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +117,8 @@ struct blk {
 	const char *path;
 	bool read_only, direct, writethrough;
 	unsigned block_size;
-	char serial[ID_BYTES];
+	const char *serial_arg;
+	char serial[ID_BYTES];       /* as GET_ID returns it: not NUL-terminated when full */
 	struct blk_image img;
 	unsigned nthreads;
 	struct blk_thread threads[MAX_THREADS];
@@ -117,16 +126,27 @@ struct blk {
 	struct blk_queue queues[MAX_QUEUES];
 };
 
+#define BLK_FIELD(f) offsetof(struct blk, f)
+static const struct vu_choice block_sizes[] = { { "512", 512 }, { "4096", 4096 }, { NULL } };
 static const struct vu_option blk_options[] = {
-	{ "blk-file", "PATH", "raw image file or block device to serve (required)" },
-	{ "read-only", NULL, "serve the disk read-only" },
-	{ "num-queues", "N", "request queues, 1..64 (default 1)" },
-	{ "queue-size", "N", "largest queue (ring) size accepted, a power of 2 up to 32768" },
-	{ "logical-block-size", "N", "512 or 4096 (default 512)" },
-	{ "serial", "ID", "disk serial number reported to the guest (up to 20 bytes)" },
-	{ "direct", NULL, "open the image with O_DIRECT (bypass the host page cache)" },
-	{ "writethrough", NULL, "start with the write cache off: every write is synced" },
-	{ "threads", "N", "spread the queues over N threads, 1..64 (default 1: all on the main loop)" },
+	{ .name = "blk-file", .kind = VU_OPT_PATH, .offset = BLK_FIELD(path), .arg = "PATH",
+	  .help = "raw image file or block device to serve (required)", .flags = VU_OPT_CAPABILITY },
+	{ .name = "read-only", .kind = VU_OPT_FLAG, .offset = BLK_FIELD(read_only),
+	  .help = "serve the disk read-only", .flags = VU_OPT_CAPABILITY },
+	{ .name = "num-queues", .kind = VU_OPT_UINT, .offset = BLK_FIELD(dev.num_queues), .arg = "N",
+	  .help = "request queues", .min = 1, .max = MAX_QUEUES },
+	{ .name = "queue-size", .kind = VU_OPT_UINT, .offset = BLK_FIELD(dev.max_queue_size), .arg = "N",
+	  .help = "largest queue (ring) size accepted", .min = 2, .max = VU_VRING_MAX_SIZE, .flags = VU_OPT_POW2 },
+	{ .name = "logical-block-size", .kind = VU_OPT_ENUM, .offset = BLK_FIELD(block_size), .arg = "N",
+	  .help = "the disk's logical block size in bytes", .choices = block_sizes },
+	{ .name = "serial", .kind = VU_OPT_STRING, .offset = BLK_FIELD(serial_arg), .arg = "ID",
+	  .help = "disk serial number reported to the guest", .max = ID_BYTES },
+	{ .name = "direct", .kind = VU_OPT_FLAG, .offset = BLK_FIELD(direct),
+	  .help = "open the image with O_DIRECT (bypass the host page cache)" },
+	{ .name = "writethrough", .kind = VU_OPT_FLAG, .offset = BLK_FIELD(writethrough),
+	  .help = "start with the write cache off: every write is synced" },
+	{ .name = "threads", .kind = VU_OPT_UINT, .offset = BLK_FIELD(nthreads), .arg = "N",
+	  .help = "spread the queues over N threads; 1: all on the main loop", .min = 1, .max = MAX_THREADS },
 	{ NULL },
 };
 
@@ -142,49 +162,6 @@ static struct vu_dev *blk_create(void)
 	return &b->dev;
 }
 
-static int blk_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
-{
-	struct blk *b = (struct blk *)dev;
-	const char *name = opt->name;
-	char *end;
-
-	if (!strcmp(name, "blk-file"))
-		b->path = arg;
-	else if (!strcmp(name, "read-only")) {
-		b->read_only = true;
-		dev->features |= 1ull << F_RO;
-	}
-	else if (!strcmp(name, "direct"))
-		b->direct = true;
-	else if (!strcmp(name, "writethrough"))
-		b->writethrough = true;
-	else if (!strcmp(name, "serial")) {
-		if (strlen(arg) > ID_BYTES)
-			return vu_option_error("--serial '%s' is longer than 20 bytes", arg);
-		strncpy(b->serial, arg, ID_BYTES);
-	} else if (!strcmp(name, "num-queues")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > MAX_QUEUES)
-			return vu_option_error("--num-queues must be 1..64, not '%s'", arg);
-		dev->num_queues = n;
-	} else if (!strcmp(name, "queue-size")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 2 || n > 32768 || (n & (n - 1)))
-			return vu_option_error("--queue-size must be a power of 2, 2..32768, not '%s'", arg);
-		dev->max_queue_size = n;
-	} else if (!strcmp(name, "threads")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > MAX_THREADS)
-			return vu_option_error("--threads must be 1..64, not '%s'", arg);
-		b->nthreads = n;
-	} else if (!strcmp(name, "logical-block-size")) {
-		if (strcmp(arg, "512") && strcmp(arg, "4096"))
-			return vu_option_error("--logical-block-size must be 512 or 4096, not '%s'", arg);
-		b->block_size = atoi(arg);
-	}
-	return 0;
-}
-
 static void blk_complete(void *opaque, void *op, int result);
 static void blk_batch_end(void *opaque);
 
@@ -197,6 +174,10 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		vu_err("--blk-file is required");
 		return -1;
 	}
+	if (b->read_only)
+		dev->features |= 1ull << F_RO;
+	if (b->serial_arg)
+		memcpy(b->serial, b->serial_arg, strlen(b->serial_arg)); /* at most ID_BYTES: the option says */
 	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size) < 0)
 		return -1;
 	if (b->nthreads > dev->num_queues)
@@ -485,14 +466,52 @@ static int blk_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offse
 	return 0;
 }
 
+/*
+ * The state QEMU does not carry across a migration: the write cache mode the guest
+ * chose (config writeback, which QEMU reads from us and does not save).
+ */
+struct blk_state {
+	char magic[4];          /* "VBLK" */
+	uint8_t version;        /* 1 */
+	uint8_t writeback;
+	uint8_t reserved[2];
+};
+
+static int blk_state_save(struct vu_dev *dev, void **buf, size_t *len)
+{
+	struct blk_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -1;
+	memcpy(st->magic, "VBLK", 4);
+	st->version = 1;
+	st->writeback = ((struct blk *)dev)->config.writeback;
+	*buf = st;
+	*len = sizeof(*st);
+	return 0;
+}
+
+static int blk_state_load(struct vu_dev *dev, const void *buf, size_t len)
+{
+	struct blk_state st;
+
+	if (len != sizeof(st))
+		return -1;
+	memcpy(&st, buf, sizeof(st));
+	if (memcmp(st.magic, "VBLK", 4) || st.version != 1 || st.writeback > 1)
+		return -1;
+	((struct blk *)dev)->config.writeback = st.writeback;
+	return 0;
+}
+
 static const char *const blk_aliases[] = { "block", NULL };
-static const char *const blk_caps[] = { "read-only", "blk-file", NULL };
 
 const struct vu_device_type vu_dev_blk = {
 	.name = "blk",
 	.aliases = blk_aliases,
 	.schema_type = "block",
 	.summary = "virtio-blk disk backed by a raw image or block device (io_uring)",
+	.qemu_args = "-device vhost-user-blk-pci,chardev=vu0",
 	.virtio_id = 2,
 	.num_queues = 1,
 	.features = 1ull << F_SIZE_MAX | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |
@@ -501,14 +520,14 @@ const struct vu_device_type vu_dev_blk = {
 	.config_size = sizeof(struct blk_config),
 	.inflight = true,
 	.options = blk_options,
-	.cap_features = blk_caps,
 	.create = blk_create,
-	.set_option = blk_set_option,
 	.init = blk_init,
 	.kick = blk_kick,
 	.queue_drain = blk_queue_drain,
 	.queue_loop = blk_queue_loop,
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
+	.state_save = blk_state_save,
+	.state_load = blk_state_load,
 	.destroy = blk_destroy,
 };

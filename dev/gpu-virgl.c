@@ -20,6 +20,7 @@
 #include <xf86drm.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 
@@ -164,7 +165,7 @@ static void on_fence_fd(void *opaque, int fd, uint32_t events)
 
 	virgl_renderer_poll();
 	gpu_virgl_drain(g, false);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static void on_fence_timer(void *opaque)
@@ -306,15 +307,31 @@ void gpu_virgl_reset(struct gpu *g)
 
 /* ---- resources ---- */
 
-/* Backing iovecs follow guest memory: re-attached after the mapping may have changed. */
-static bool backing_current(struct gpu *g, struct gpu_res *res)
+/*
+ * Lends res's backing iovecs to virglrenderer, which keeps them (until detached)
+ * and reads and writes guest memory through them; false if it refuses them, and
+ * then the resource has no backing.
+ */
+static bool lend_backing(struct gpu *g, struct gpu_res *res)
 {
-	if (!res->backing.entries || res->backing.epoch == g->mem_epoch)
+	if (!virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov))
 		return true;
+	gpu_backing_free(g, &res->backing);
+	return false;
+}
+
+/*
+ * Not only TRANSFER_* go through the lent iovecs: a command stream's
+ * COPY_TRANSFER3D does too, at any time. So virglrenderer gives them back before
+ * they are translated anew (which reallocates them) and gets the new ones.
+ */
+void gpu_virgl_remap(struct gpu *g, struct gpu_res *res)
+{
 	virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
-	if (!gpu_backing_map(g, &res->backing))
-		return false;
-	return virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov) == 0;
+	if (gpu_backing_map(g, &res->backing))
+		lend_backing(g, res);
+	else
+		gpu_backing_free(g, &res->backing);
 }
 
 static uint32_t create(struct gpu *g, struct virgl_renderer_resource_create_args *a)
@@ -397,6 +414,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	if (res) {
 		virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
 		virgl_renderer_resource_unref(res->id);
+		gpu_scanouts_drop(g, res);
 		gpu_res_free(g, res);
 	}
 	return err;
@@ -412,10 +430,8 @@ static uint32_t attach_backing(struct gpu *g, struct gpu_cmd *cmd)
 	if (res->backing.entries)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	err = gpu_backing_attach(g, cmd, &res->backing);
-	if (!err && virgl_renderer_resource_attach_iov(res->id, res->backing.iov, res->backing.niov)) {
-		gpu_backing_free(g, &res->backing);
+	if (!err && !lend_backing(g, res))
 		err = VIRTIO_GPU_RESP_ERR_UNSPEC;
-	}
 	return err;
 }
 
@@ -441,11 +457,19 @@ static uint32_t transfer_2d(struct gpu *g, struct gpu_cmd *cmd)
 
 	if (!res)
 		return err;
-	if (!backing_current(g, res))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	struct virtio_gpu_box box = { t.r.x, t.r.y, 0, t.r.width, t.r.height, 1 };
 	return virgl_renderer_transfer_write_iov(res->id, 0, 0, 0, 0, VBOX(&box), t.offset, NULL, 0) ?
 		       VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
+}
+
+/*
+ * virglrenderer wrote into res's backing, which is guest memory outside the request's
+ * buffers: mark it in a migration's dirty log (the vring marks only those buffers).
+ */
+static void log_backing(struct gpu *g, const struct gpu_res *res)
+{
+	for (unsigned i = 0; g->mem && i < res->backing.nentries; i++)
+		vu_mem_log(g->mem, res->backing.entries[i].addr, res->backing.entries[i].length);
 }
 
 static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
@@ -457,13 +481,13 @@ static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 	struct gpu_res *res = gpu_res_find(g, t.resource_id);
 	if (!res)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (!backing_current(g, res))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	struct virtio_gpu_box box = t.box;
 	int r = to_host ? virgl_renderer_transfer_write_iov(res->id, t.hdr.ctx_id, t.level, t.stride, t.layer_stride,
 							    VBOX(&box), t.offset, NULL, 0)
 			: virgl_renderer_transfer_read_iov(res->id, t.hdr.ctx_id, t.level, t.stride, t.layer_stride,
 							   VBOX(&box), t.offset, NULL, 0);
+	if (!to_host)
+		log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
@@ -531,7 +555,7 @@ static void dmabuf_updated(struct gpu *g, struct gpu_cmd *cmd, const void *paylo
 {
 	gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_OK_NODATA);
 	g->ctrl_waiting = false;
-	gpu_resume(g);
+	g->resume(g);
 }
 
 /* Returns true when cmd is answered later (the front-end acknowledges a dmabuf update). */
@@ -622,6 +646,11 @@ static uint32_t submit(struct gpu *g, struct gpu_cmd *cmd)
 	gpu_cmd_read(cmd, sizeof(c), buf, c.size);
 	int r = virgl_renderer_submit_cmd(buf, c.hdr.ctx_id, c.size / 4);
 	free(buf);
+	/* A copy from the host (COPY_TRANSFER3D) may have written any backing: mark them all. */
+	if (g->mem && g->mem->log.on)
+		for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
+			for (struct gpu_res *res = g->res[b]; res; res = res->next)
+				log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 

@@ -4,14 +4,23 @@
  * space, the control and cursor queues, and command dispatch. 2D resources are
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
- * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
+ * hold and how they layer, this one on top.
+ *
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
+ * pkg-config: virglrenderer epoxy gbm libdrm
+ * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/iov.h"
 #include "proto/log.h"
 
@@ -20,13 +29,23 @@
 #define DEFAULT_MAX_MEMORY_MIB 256
 enum { Q_CONTROL = 0, Q_CURSOR = 1 };
 
+#define GPU_FIELD(f) offsetof(struct gpu, f)
 static const struct vu_option gpu_options[] = {
-	{ "virgl", NULL, "3D acceleration through virglrenderer (a render node, else llvmpipe)" },
-	{ "render-node", "PATH", "DRM render node for --virgl (default: the first usable /dev/dri/renderD*)" },
-	{ "max-outputs", "N", "scanouts (displays), 1..16 (default 1)" },
-	{ "max-memory", "MIB", "host memory the guest's resources may use (default 256)" },
+	{ .name = "virgl", .kind = VU_OPT_FLAG, .offset = GPU_FIELD(virgl_wanted),
+	  .help = "3D acceleration through virglrenderer (a render node, else llvmpipe)",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "render-node", .kind = VU_OPT_PATH, .offset = GPU_FIELD(render_node), .arg = "PATH",
+	  .help = "DRM render node for --virgl (default: the first usable /dev/dri/renderD*)",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "max-outputs", .kind = VU_OPT_UINT, .offset = GPU_FIELD(max_outputs), .arg = "N",
+	  .help = "scanouts (displays)", .min = 1, .max = VIRTIO_GPU_MAX_SCANOUTS },
+	{ .name = "max-memory", .kind = VU_OPT_SIZE, .offset = GPU_FIELD(max_memory), .arg = "MIB",
+	  .help = "host memory the guest's resources may use", .min = 1, .max = 1u << 20, .unit = "MiB",
+	  .scale = 1u << 20 },
 	{ NULL },
 };
+
+static void gpu_resume(struct gpu *g);
 
 static struct vu_dev *gpu_create(void)
 {
@@ -42,30 +61,8 @@ static struct vu_dev *gpu_create(void)
 		g->slots[i].next = i + 1 < GPU_CMD_SLOTS ? &g->slots[i + 1] : NULL;
 	}
 	g->free = g->slots;
+	g->resume = gpu_resume;
 	return &g->dev;
-}
-
-static int gpu_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
-{
-	struct gpu *g = (struct gpu *)dev;
-	char *end;
-
-	if (!strcmp(opt->name, "virgl"))
-		g->virgl_wanted = true;
-	else if (!strcmp(opt->name, "render-node"))
-		g->render_node = arg;
-	else if (!strcmp(opt->name, "max-outputs")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > VIRTIO_GPU_MAX_SCANOUTS)
-			return vu_option_error("--max-outputs must be 1..16, not '%s'", arg);
-		g->max_outputs = n;
-	} else if (!strcmp(opt->name, "max-memory")) {
-		unsigned long n = strtoul(arg, &end, 10);
-		if (*end || !*arg || n < 1 || n > (1ul << 20))
-			return vu_option_error("--max-memory must be 1..1048576 (MiB), not '%s'", arg);
-		g->max_memory = (uint64_t)n << 20;
-	}
-	return 0;
 }
 
 static int gpu_init(struct vu_dev *dev, struct vu_loop *loop)
@@ -91,12 +88,12 @@ static void gpu_reset(struct vu_dev *dev)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->ctrl_vq = NULL;
+	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
-	gpu_reset_resources(g);
+	gpu_scanouts_reset(g);
+	gpu_res_reset(g);
 	g->ctrl_waiting = false;
-	g->mem = NULL;
 }
 
 static void gpu_destroy(struct vu_dev *dev)
@@ -109,42 +106,6 @@ static void gpu_destroy(struct vu_dev *dev)
 }
 
 /* ---- completions ---------------------------------------------------------- */
-
-bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len)
-{
-	return offset + len <= cmd->out_bytes &&
-	       vu_iov_to_buf(cmd->req.iov, cmd->req.out, offset, buf, len) == len;
-}
-
-void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
-{
-	struct virtio_gpu_ctrl_hdr *h = resp;
-
-	h->flags = 0;
-	h->fence_id = 0;
-	h->ctx_id = 0;
-	h->ring_idx = 0;
-	if (cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE) {
-		h->flags = cmd->hdr.flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
-		h->fence_id = cmd->hdr.fence_id;
-		h->ctx_id = cmd->hdr.ctx_id;
-		h->ring_idx = cmd->hdr.ring_idx;
-	}
-	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, cmd->req.head, written);
-	g->ctrl_dirty = true;
-	cmd->next = g->free;
-	g->free = cmd;
-}
-
-void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type)
-{
-	struct virtio_gpu_ctrl_hdr h = { .type = type };
-
-	if (type != VIRTIO_GPU_RESP_OK_NODATA)
-		vu_debug("gpu command 0x%x: error 0x%x", cmd->hdr.type, type);
-	gpu_respond(g, cmd, &h, sizeof(h));
-}
 
 static void flush_ctrl(struct gpu *g)
 {
@@ -272,51 +233,68 @@ static void ctrl_kick(struct gpu *g, struct vu_vring *vq)
 	} while (!vq->broken && vu_vring_kicks(vq, true) && !ctrl_blocked(g));
 }
 
+/*
+ * Every cursor request queues a message for the display (an image is 16 KiB):
+ * while the display is behind, requests wait in the ring, as on the control
+ * queue, and go on in order when it has caught up (gpu_resume).
+ */
 static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 {
 	struct gpu_cmd cmd = { .vq = vq, .req = { .iov = cmd.iov, .max_iov = GPU_MAX_IOV } };
 
 	do {
 		vu_vring_kicks(vq, false);
-		while (vu_vring_pop(vq, &cmd.req) > 0) {
+		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
 			vu_vring_push(vq, cmd.req.head, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);
-	} while (!vq->broken && vu_vring_kicks(vq, true));
+	} while (!vq->broken && vu_vring_kicks(vq, true) && !gpu_chan_busy(g));
 }
 
 static void gpu_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem = vq->mem;
 	if (vq->index == Q_CONTROL) {
 		g->ctrl_vq = vq;
 		gpu_virgl_drain(g, false);
 		ctrl_kick(g, vq);
 	} else {
+		g->cursor_vq = vq;
 		cursor_kick(g, vq);
 	}
 }
 
-void gpu_resume(struct gpu *g)
+/* A ring the device saw kicked, not drained since, and still usable. */
+static bool runs(const struct vu_vring *vq)
 {
-	flush_ctrl(g);
-	if (g->ctrl_vq && !g->ctrl_vq->broken && vu_vring_ready(g->ctrl_vq))
-		ctrl_kick(g, g->ctrl_vq);
+	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
-/* The ring stops or guest memory is remapped: nothing may point into it afterwards. */
+static void gpu_resume(struct gpu *g)
+{
+	flush_ctrl(g);
+	if (runs(g->ctrl_vq))
+		ctrl_kick(g, g->ctrl_vq);
+	if (runs(g->cursor_vq))
+		cursor_kick(g, g->cursor_vq);
+}
+
+/*
+ * The ring stops or guest memory is about to change: no command may wait any
+ * more (one waiting for the display runs now, in the memory it was given).
+ */
 static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct gpu *g = (struct gpu *)dev;
 
-	g->mem_epoch++;
-	if (vq->index != Q_CONTROL)
+	if (vq->index != Q_CONTROL) {
+		g->cursor_vq = NULL; /* nothing in flight: its requests are done as they are taken */
 		return;
+	}
 	g->ctrl_vq = NULL; /* completions below must not take new requests */
 	gpu_chan_abandon(g);
 	gpu_virgl_drain(g, true);
@@ -325,6 +303,28 @@ static void gpu_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 		g->ctrl_dirty = false;
 		vu_vring_flush(vq);
 	}
+}
+
+/*
+ * Guest memory changed, the rings drained: every backing is translated into the
+ * new table before anything reads through it again (transfers never translate);
+ * one the new memory no longer holds is dropped, as DETACH_BACKING would.
+ */
+static void gpu_mem_changed(struct vu_dev *dev, const struct vu_mem *mem)
+{
+	struct gpu *g = (struct gpu *)dev;
+
+	/* An empty table is no memory (the last one comes as the session, which holds it, ends). */
+	g->mem = mem->n ? mem : NULL;
+	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
+		for (struct gpu_res *r = g->res[b]; r; r = r->next) {
+			if (!r->backing.entries)
+				continue;
+			if (r->virgl)
+				gpu_virgl_remap(g, r);
+			else if (!gpu_backing_map(g, &r->backing))
+				gpu_backing_free(g, &r->backing);
+		}
 }
 
 static int gpu_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
@@ -349,8 +349,6 @@ static int gpu_set_socket(struct vu_dev *dev, int fd)
 	return gpu_chan_open((struct gpu *)dev, fd);
 }
 
-static const char *const gpu_caps[] = { "virgl", "render-node", NULL };
-
 static bool gpu_cap_available(const char *feature)
 {
 	if (!strcmp(feature, "virgl"))
@@ -364,18 +362,18 @@ const struct vu_device_type vu_dev_gpu = {
 	.name = "gpu",
 	.schema_type = "gpu",
 	.summary = "virtio-gpu: 2D scanouts, virgl 3D (render node or llvmpipe)",
+	.qemu_args = "-device vhost-user-gpu-pci,chardev=vu0",
 	.virtio_id = 16,
 	.num_queues = 2,
 	.features = 1ull << VIRTIO_GPU_F_EDID,
 	.config_size = sizeof(struct virtio_gpu_config),
 	.options = gpu_options,
-	.cap_features = gpu_caps,
 	.cap_available = gpu_cap_available,
 	.create = gpu_create,
-	.set_option = gpu_set_option,
 	.init = gpu_init,
 	.kick = gpu_kick,
 	.queue_drain = gpu_queue_drain,
+	.mem_changed = gpu_mem_changed,
 	.get_config = gpu_get_config,
 	.set_config = gpu_set_config,
 	.reset = gpu_reset,

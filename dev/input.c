@@ -5,9 +5,17 @@
  * virtio_input_event per buffer, a whole SYN_REPORT frame at a time; queue 1
  * (statusq) carries LED and sound events from the guest back to the device.
  * The config space describes the host device (dev/input-evdev.c).
+ *
+ * build: input.c input-evdev.c input-frames.c
+ * pkg-config: libevdev
+ * debian: libevdev-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
 #include <libevdev/libevdev.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +66,7 @@ struct held {
 struct input {
 	struct vu_dev dev;
 	struct input_evdev evdev;
+	bool no_grab;
 	uint8_t select, subsel;
 	struct vu_vring *eventq;         /* set while the ring runs */
 	struct held held[HELD_MAX];      /* a FIFO: held[(first + i) % HELD_MAX] */
@@ -67,10 +76,16 @@ struct input {
 	bool dropping;                   /* we said the guest takes no events */
 };
 
+#define INPUT_FIELD(f) offsetof(struct input, f)
 static const struct vu_option input_options[] = {
-	{ "evdev-path", "PATH", "host evdev device to pass on, e.g. /dev/input/by-id/... (required)" },
-	{ "no-grab", NULL, "do not grab the device: the host keeps receiving its events too" },
-	{ "reconnect-device", NULL, "when the device goes away, wait for it and open it again (default: exit 1)" },
+	{ .name = "evdev-path", .kind = VU_OPT_PATH, .offset = INPUT_FIELD(evdev.path), .arg = "PATH",
+	  .help = "host evdev device to pass on, e.g. /dev/input/by-id/... (required)",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "no-grab", .kind = VU_OPT_FLAG, .offset = INPUT_FIELD(no_grab),
+	  .help = "do not grab the device: the host keeps receiving its events too",
+	  .flags = VU_OPT_CAPABILITY },
+	{ .name = "reconnect-device", .kind = VU_OPT_FLAG, .offset = INPUT_FIELD(evdev.reconnect),
+	  .help = "when the device goes away, wait for it and open it again (default: exit 1)" },
 	{ NULL },
 };
 
@@ -80,22 +95,8 @@ static struct vu_dev *input_create(void)
 
 	if (!in)
 		return NULL;
-	in->evdev.grab = true;
 	in->evdev.fd = -1;
 	return &in->dev;
-}
-
-static int input_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
-{
-	struct input *in = (struct input *)dev;
-
-	if (!strcmp(opt->name, "evdev-path"))
-		in->evdev.path = arg;
-	else if (!strcmp(opt->name, "no-grab"))
-		in->evdev.grab = false;
-	else if (!strcmp(opt->name, "reconnect-device"))
-		in->evdev.reconnect = true;
-	return 0;
 }
 
 /* ---- eventq ---------------------------------------------------------------- */
@@ -400,6 +401,7 @@ static int input_init(struct vu_dev *dev, struct vu_loop *loop)
 		vu_err("--evdev-path is required");
 		return -1;
 	}
+	in->evdev.grab = !in->no_grab;
 	if (input_evdev_open(&in->evdev) < 0 || input_evdev_start(&in->evdev, loop, &evdev_ops, in) < 0)
 		return -1;
 	vu_info("%s: \"%s\"%s", in->evdev.path, libevdev_get_name(in->evdev.dev),
@@ -415,19 +417,16 @@ static void input_destroy(struct vu_dev *dev)
 	free(in);
 }
 
-static const char *const input_caps[] = { "evdev-path", "no-grab", NULL };
-
 const struct vu_device_type vu_dev_input = {
 	.name = "input",
 	.schema_type = "input",
 	.summary = "virtio-input passing a host evdev device (keyboard, mouse, tablet...) to the guest",
+	.qemu_args = "-device vhost-user-input-pci,chardev=vu0",
 	.virtio_id = 18,
 	.num_queues = 2,
 	.config_size = sizeof(struct input_config),
 	.options = input_options,
-	.cap_features = input_caps,
 	.create = input_create,
-	.set_option = input_set_option,
 	.init = input_init,
 	.kick = input_kick,
 	.queue_drain = input_queue_drain,

@@ -186,7 +186,14 @@ static void fill(struct net_rings *r, const struct net_rx_slot *s)
 		h.flags = h.csum_start = h.csum_offset = 0;
 	h.num_buffers = htole16(s->nbufs);
 	vu_iov_from_buf(iov, s->niov, 0, &h, r->hdr_len);
-	vu_iov_copy(iov, s->niov, r->hdr_len, pkt->iov, pkt->niov, 0, pkt->len);
+	/*
+	 * The addresses the switch decided on, not the sender's memory again: the sender
+	 * could change its frame's destination meanwhile and get past this port's filter.
+	 */
+	vu_iov_from_buf(iov, s->niov, r->hdr_len, pkt->dst, NET_ALEN);
+	vu_iov_from_buf(iov, s->niov, r->hdr_len + NET_ALEN, pkt->src, NET_ALEN);
+	vu_iov_copy(iov, s->niov, r->hdr_len + 2 * NET_ALEN, pkt->iov, pkt->niov, 2 * NET_ALEN,
+		    pkt->len - 2 * NET_ALEN);
 	if (missing) {
 		/* The sender left the checksum to the receiver, which cannot: fill it in the copy. */
 		uint16_t sum = htobe16((uint16_t)~csum_iov(iov, s->niov, csum_start, total - csum_start));

@@ -15,7 +15,6 @@
 #define MAX_PORTS 128
 #define BUCKETS 1024            /* MAC table: BUCKETS x WAYS entries */
 #define WAYS 4
-#define DEFAULT_AGEING 300      /* seconds, as 802.1D suggests */
 
 struct fdb_entry {
 	uint8_t mac[NET_ALEN];
@@ -30,7 +29,7 @@ static struct {
 	uint32_t now;
 	uint32_t ageing;
 	struct fdb_entry fdb[BUCKETS][WAYS];
-} sw = { .ageing = DEFAULT_AGEING };
+} sw = { .ageing = NET_DEFAULT_AGEING };
 
 static void tick(void)
 {

@@ -5,8 +5,15 @@
  * ports (--tap, dev/net-tap.c); this file is the device around a port: options,
  * features, config space, the control queue, and which ring does what. The
  * frames themselves move in dev/net-ring.c.
+ *
+ * build: net.c net-ring.c net-switch.c net-tap.c
+ * systemd: DynamicUser=yes
+ * systemd: PrivateDevices=yes
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +60,12 @@ struct net {
 	uint8_t mac[NET_ALEN];      /* --mac or generated; a driver may change config.mac */
 	uint64_t acked;
 	unsigned max_pairs;
+	unsigned mtu;
+	unsigned ageing;            /* --ageing for the whole switch; 0: not given */
 	const char *tap_name;
 	int tap_fd;
 	struct net_port *tap;
+	unsigned poll_us;
 	uint64_t poll_ns;           /* --poll-us: keep polling a transmit ring this long */
 	struct vu_loop *loop;
 	struct vu_poller *more;     /* runs transmit rings that have more, or are polled */
@@ -67,14 +77,23 @@ struct net {
 
 static unsigned instances;      /* ordinal of each port: its generated MAC */
 
+#define NET_FIELD(f) offsetof(struct net, f)
 static const struct vu_option net_options[] = {
-	{ "mac", "MAC", "the port's MAC address (default: generated, stable for the same command line)" },
-	{ "queues", "N", "queue pairs, 1..16 (default 1)" },
-	{ "mtu", "N", "MTU offered to the driver, 68..65535 (default 1500)" },
-	{ "tap", "IFNAME", "connect the switch to the host's tap IFNAME (created if absent)" },
-	{ "tap-fd", "N", "connect the switch to an open tap fd (IFF_TAP | IFF_VNET_HDR)" },
-	{ "poll-us", "N", "busy-poll a transmit ring for N microseconds after it runs empty" },
-	{ "ageing", "SECONDS", "forget a MAC address not seen for this long (default 300)" },
+	{ .name = "mac", .kind = VU_OPT_MAC, .offset = NET_FIELD(mac), .arg = "MAC",
+	  .help = "the port's MAC address (default: generated, stable for the same command line)" },
+	{ .name = "queues", .kind = VU_OPT_UINT, .offset = NET_FIELD(max_pairs), .arg = "N",
+	  .help = "queue pairs", .min = 1, .max = NET_MAX_PAIRS },
+	{ .name = "mtu", .kind = VU_OPT_UINT, .offset = NET_FIELD(mtu), .arg = "N",
+	  .help = "MTU offered to the driver", .min = 68, .max = 65535 },
+	{ .name = "tap", .kind = VU_OPT_STRING, .offset = NET_FIELD(tap_name), .arg = "IFNAME",
+	  .help = "connect the switch to the host's tap IFNAME (created if absent)", .min = 1, .max = 15 },
+	{ .name = "tap-fd", .kind = VU_OPT_FD, .offset = NET_FIELD(tap_fd), .arg = "N",
+	  .help = "connect the switch to an open tap fd (IFF_TAP | IFF_VNET_HDR)" },
+	{ .name = "poll-us", .kind = VU_OPT_UINT, .offset = NET_FIELD(poll_us), .arg = "N",
+	  .help = "busy-poll a transmit ring for N microseconds after it runs empty", .max = 1000000 },
+	{ .name = "ageing", .kind = VU_OPT_UINT, .offset = NET_FIELD(ageing), .arg = "SECONDS",
+	  .help = "forget a MAC address unseen this long, switch-wide; 300 if not given", .min = 1, .max = 1000000,
+	  .unit = "seconds" },
 	{ NULL },
 };
 
@@ -86,17 +105,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-static bool parse_num(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (!*s || *end || *s == '-' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 static struct vu_dev *net_create(void)
 {
 	struct net *n = calloc(1, sizeof(*n));
@@ -105,7 +113,7 @@ static struct vu_dev *net_create(void)
 		return NULL;
 	n->max_pairs = 1;
 	n->tap_fd = -1;
-	n->config.mtu = 1500;
+	n->mtu = 1500;
 	/* Locally administered, from the host name and the port's place on the command line. */
 	char host[64] = "";
 	uint32_t h = 2166136261u;
@@ -116,48 +124,6 @@ static struct vu_dev *net_create(void)
 	uint8_t mac[NET_ALEN] = { 0x02, 0x76, h >> 24, h >> 16, h >> 8, h };
 	memcpy(n->mac, mac, NET_ALEN);
 	return &n->dev;
-}
-
-static int net_set_option(struct vu_dev *dev, const struct vu_option *opt, const char *arg)
-{
-	struct net *n = (struct net *)dev;
-	const char *name = opt->name;
-	unsigned long v;
-
-	if (!strcmp(name, "mac")) {
-		uint8_t m[NET_ALEN];
-		char tail;
-		if (sscanf(arg, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%c", &m[0], &m[1], &m[2], &m[3], &m[4],
-			   &m[5], &tail) != 6 || strlen(arg) != 17 || (m[0] & 1))
-			return vu_option_error("--mac needs a unicast address like 52:54:00:12:34:56, not '%s'", arg);
-		memcpy(n->mac, m, NET_ALEN);
-	} else if (!strcmp(name, "queues")) {
-		if (!parse_num(arg, 1, NET_MAX_PAIRS, &v))
-			return vu_option_error("--queues must be 1..16, not '%s'", arg);
-		n->max_pairs = v;
-		dev->num_queues = 2 * v + 1;
-	} else if (!strcmp(name, "mtu")) {
-		if (!parse_num(arg, 68, 65535, &v))
-			return vu_option_error("--mtu must be 68..65535, not '%s'", arg);
-		n->config.mtu = v;
-	} else if (!strcmp(name, "tap")) {
-		if (!*arg || strlen(arg) >= 16)
-			return vu_option_error("--tap needs an interface name of 1..15 bytes, not '%s'", arg);
-		n->tap_name = arg;
-	} else if (!strcmp(name, "tap-fd")) {
-		if (!parse_num(arg, 0, 65535, &v))
-			return vu_option_error("--tap-fd needs a file descriptor number, not '%s'", arg);
-		n->tap_fd = v;
-	} else if (!strcmp(name, "poll-us")) {
-		if (!parse_num(arg, 0, 1000000, &v))
-			return vu_option_error("--poll-us must be 0..1000000, not '%s'", arg);
-		n->poll_ns = v * 1000;
-	} else if (!strcmp(name, "ageing")) {
-		if (!parse_num(arg, 1, 1000000, &v))
-			return vu_option_error("--ageing must be 1..1000000 seconds, not '%s'", arg);
-		net_switch_set_ageing(v);
-	}
-	return 0;
 }
 
 static void run_pending(void *opaque);
@@ -178,6 +144,11 @@ static int net_init(struct vu_dev *dev, struct vu_loop *loop)
 		vu_err("--tap and --tap-fd are mutually exclusive");
 		return -1;
 	}
+	dev->num_queues = 2 * n->max_pairs + 1;
+	n->config.mtu = n->mtu;
+	n->poll_ns = (uint64_t)n->poll_us * 1000;
+	if (n->ageing)
+		net_switch_set_ageing(n->ageing);
 	n->loop = loop;
 	n->more = vu_poller_new(loop, run_pending, n);
 	n->rings.port.ops = &net_ring_ops;
@@ -504,6 +475,7 @@ const struct vu_device_type vu_dev_net = {
 	.aliases = net_aliases,
 	.schema_type = "net",
 	.summary = "virtio-net ports of a learning switch, with an optional tap uplink",
+	.qemu_args = "-netdev vhost-user,id=net0,chardev=vu0 -device virtio-net-pci,netdev=net0",
 	.virtio_id = 1,
 	.num_queues = 3,
 	.features = BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_CTRL_GUEST_OFFLOADS) | BIT(F_MTU) |
@@ -514,7 +486,6 @@ const struct vu_device_type vu_dev_net = {
 	.config_size = sizeof(struct net_config),
 	.options = net_options,
 	.create = net_create,
-	.set_option = net_set_option,
 	.init = net_init,
 	.kick = net_kick,
 	.queue_drain = net_queue_drain,

@@ -49,6 +49,7 @@ struct net_pkt {
 	unsigned queue;            /* the source's queue pair: picks the destination's */
 };
 
+#define NET_DEFAULT_AGEING 300     /* seconds a learned MAC is kept, as 802.1D suggests */
 #define NET_BURST 32               /* frames the switch forwards at once: one transmit batch */
 
 struct net_port;

@@ -2,6 +2,13 @@
 /*
  * virtio-rng (device id 4): one queue of device-writable buffers, each filled
  * with bytes from getrandom(2) straight into guest memory.
+ *
+ * build: rng.c
+ * systemd: DynamicUser=yes
+ * systemd: PrivateDevices=yes
+ * systemd: PrivateNetwork=yes
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -75,6 +82,7 @@ const struct vu_device_type vu_dev_rng = {
 	.name = "rng",
 	.schema_type = "rng",
 	.summary = "virtio-rng entropy source fed by getrandom(2)",
+	.qemu_args = "-device vhost-user-rng-pci,chardev=vu0",
 	.virtio_id = 4,
 	.num_queues = 1,
 	.create = rng_create,

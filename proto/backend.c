@@ -10,21 +10,25 @@
 #include "proto/backend.h"
 #include "proto/listen.h"
 #include "proto/log.h"
+#include "proto/manual.h"
 #include "proto/session.h"
+#include "proto/sigbus.h"
 
-enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_VERSION, OPT_VERBOSE,
+enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_MAN, OPT_VERSION, OPT_VERBOSE,
        OPT_PRINT_CAPS, OPT_DEVICE = 1000 };
 
-static const struct option common_options[] = {
-	{ "socket-path", required_argument, NULL, OPT_SOCKET_PATH },
-	{ "fd", required_argument, NULL, OPT_FD },
-	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
-	{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
-	{ "verbose", no_argument, NULL, OPT_VERBOSE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+/* The options every personality has: the back-end program conventions' and ours. */
+static const struct vu_common_option common[] = {
+	{ "socket-path", OPT_SOCKET_PATH, "PATH", "listen on this unix socket (created mode 0600)" },
+	{ "fd", OPT_FD, "FDNUM", "serve this inherited socket (listening or connected)" },
+	{ "socket-mode", OPT_SOCKET_MODE, "MODE", "octal permissions for the socket file" },
+	{ "print-capabilities", OPT_PRINT_CAPS, NULL, "print the back-end's capabilities as JSON and exit" },
+	{ "verbose", OPT_VERBOSE, NULL, "log every message" },
+	{ "help", OPT_HELP, NULL, "print this help and exit" },
+	{ "man", OPT_MAN, NULL, "print this help as a manual page (roff) and exit" },
+	{ "version", OPT_VERSION, NULL, "print the version and exit" },
 };
-#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
+#define N_COMMON (sizeof(common) / sizeof(common[0]))
 
 #define MAX_PORTS 64
 
@@ -58,21 +62,19 @@ struct backend {
 
 static void usage(const struct vu_device_type *t, FILE *out)
 {
-	fprintf(out,
-		"Usage: %s [OPTION]...\n"
-		"%s (vhost-user back-end, type \"%s\").\n\n"
-		"  --socket-path=PATH      listen on this unix socket (created mode 0600)\n"
-		"  --fd=FDNUM              serve this inherited socket (listening or connected)\n"
-		"  --socket-mode=MODE      octal permissions for the socket file\n"
-		"  --print-capabilities    print the back-end's capabilities as JSON and exit\n"
-		"  --verbose               log every message\n"
-		"  --help, --version\n",
-		vu_log_name(), t->summary, t->schema_type);
-	for (const struct vu_option *o = t->options; o && o->name; o++) {
+	fprintf(out, "Usage: %s [OPTION]...\n%s (vhost-user back-end, type \"%s\").\n\n", vu_log_name(),
+		t->summary, t->schema_type);
+	for (size_t i = 0; i < N_COMMON; i++) {
 		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? "=" : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-23s %s\n", left, o->help);
+		snprintf(left, sizeof(left), "--%s%s%s", common[i].name, common[i].arg ? "=" : "",
+			 common[i].arg ? common[i].arg : "");
+		fprintf(out, "  %-23s %s\n", left, common[i].help);
 	}
+	/* The defaults are those of a device just created. */
+	struct vu_dev *dev = vu_device_create(t);
+	vu_option_help(t->options, dev, out);
+	if (dev && t->destroy)
+		t->destroy(dev);
 	fprintf(out, "\nWithout --socket-path or --fd, a socket passed by systemd (LISTEN_FDS) is used.\n"
 		     "Repeat --socket-path (or --fd) to serve several devices from one process: device\n"
 		     "options after a socket option apply to that device, options before it to all.\n");
@@ -139,10 +141,12 @@ static int parse(struct backend *b, int argc, char **argv)
 	unsigned long fd, mode = 0600;
 	int c;
 
-	memcpy(opts, common_options, sizeof(common_options));
+	for (size_t i = 0; i < N_COMMON; i++)
+		opts[i] = (struct option){ common[i].name, common[i].arg ? required_argument : no_argument, NULL,
+					   common[i].id };
 	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
-		opts[n] = (struct option){ o->name, o->arg ? required_argument : no_argument, NULL,
-					   OPT_DEVICE + (int)(o - t->options) };
+		opts[n] = (struct option){ o->name, o->kind == VU_OPT_FLAG ? no_argument : required_argument,
+					   NULL, OPT_DEVICE + (int)(o - t->options) };
 	opts[n] = (struct option){ 0 };
 
 	opterr = 0;
@@ -172,6 +176,7 @@ static int parse(struct backend *b, int argc, char **argv)
 			break;
 		case OPT_VERBOSE: vu_log_set_verbose(true); break;
 		case OPT_HELP: usage(t, stdout); return -1;
+		case OPT_MAN: vu_manual_personality(t, common, N_COMMON, stdout); return -1;
 		case OPT_VERSION: printf("vhostbox %s\n", VHOSTBOX_VERSION); return -1;
 		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
 		case '?': return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -204,8 +209,8 @@ static int create_device(struct backend *b, unsigned i)
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned g = 0; g < b->ngiven; g++)
 			if (b->given[g].port == (pass ? (int)i : -1) &&
-			    b->type->set_option(p->dev, b->given[g].opt, b->given[g].arg) < 0)
-				return VU_EXIT_USAGE; /* set_option printed the one line */
+			    vu_option_set(p->dev, b->given[g].opt, b->given[g].arg) < 0)
+				return VU_EXIT_USAGE; /* the one line is printed */
 	return 0;
 }
 
@@ -223,7 +228,7 @@ static int open_socket(struct port *p)
 static int serve(struct backend *b)
 {
 	b->loop = vu_loop_new();
-	if (!b->loop || vu_loop_catch_signals(b->loop) < 0) {
+	if (!b->loop || vu_loop_catch_signals(b->loop) < 0 || vu_sigbus_init(b->loop) < 0) {
 		vu_err("cannot set up the event loop");
 		return 1;
 	}

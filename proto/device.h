@@ -7,40 +7,40 @@
 #define VU_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "proto/option.h"
 #include "proto/vring.h"
 
 struct vu_loop;
 struct vu_dev;
 struct vu_session;
 
-/* A device option: drives --help and parsing. arg is NULL for a flag. */
-struct vu_option {
-	const char *name;
-	const char *arg;
-	const char *help;
-};
-
 struct vu_device_type {
 	const char *name;             /* personality: vhost-user-<name>, vhostbox <name> */
 	const char *const *aliases;   /* more argv[0] names, NULL-terminated, or NULL */
 	const char *schema_type;      /* VHostUserBackendType in vhost-user.json */
 	const char *summary;
+	const char *qemu_args;        /* how QEMU attaches it to chardev vu0 (the manual's example) */
 	uint32_t virtio_id;
 	unsigned num_queues;          /* default queue count (an option may change it) */
 	uint64_t features;            /* device-specific virtio feature bits */
 	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
 	bool inflight;                /* completes out of order: offer INFLIGHT_SHMFD */
 
-	const struct vu_option *options;   /* NULL-name terminated, or NULL */
-	/* Capability names for --print-capabilities; available() may veto one here. */
-	const char *const *cap_features;
+	/*
+	 * NULL-name terminated, or NULL. Values are stored into the device's struct
+	 * (created with its defaults by create) before init; options flagged
+	 * VU_OPT_CAPABILITY are the features --print-capabilities lists, unless
+	 * cap_available (optional) says this host cannot provide one.
+	 */
+	const struct vu_option *options;
 	bool (*cap_available)(const char *feature);
 
-	/* Creates the device from its options; failure ends the program before serving. */
+	/* Creates the device with its defaults. */
 	struct vu_dev *(*create)(void);
-	int (*set_option)(struct vu_dev *dev, const struct vu_option *opt, const char *arg);
+	/* Acts on the options (checks what a table cannot); failure ends the program before serving. */
 	int (*init)(struct vu_dev *dev, struct vu_loop *loop);
 
 	/* The ring has (maybe) new requests; it is started, enabled and mapped. */
@@ -69,8 +69,19 @@ struct vu_device_type {
 	 * Guest memory changed (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG, the front-end
 	 * left): every address the device translated before is void. Rings are paused
 	 * (drained) and already remapped; mem is the new table, valid until the next call.
+	 * When the front-end leaves, mem comes empty and is freed with the session after
+	 * the call: a device keeps no pointer to an empty table.
 	 */
 	void (*mem_changed)(struct vu_dev *dev, const struct vu_mem *mem);
+	/*
+	 * State the device holds that QEMU does not carry, moved with a migration
+	 * (DEVICE_STATE; every ring is stopped). save hands back a buffer it allocated
+	 * (malloc; the caller frees it); load gets what the source saved and must check
+	 * it (it comes from the front-end). Both 0 or -1. Devices with them offer
+	 * VHOST_USER_PROTOCOL_F_DEVICE_STATE.
+	 */
+	int (*state_save)(struct vu_dev *dev, void **buf, size_t *len);
+	int (*state_load)(struct vu_dev *dev, const void *buf, size_t len);
 
 	/*
 	 * Device-specific front-end messages, decoded by the session. A hook that is
@@ -96,12 +107,6 @@ struct vu_dev {
  * back-end channel); nothing when there is no front-end or it gave no channel.
  */
 void vu_dev_config_changed(struct vu_dev *dev);
-
-/*
- * For set_option: prints the one-line usage error ("NAME: " + fmt with arg) and
- * returns -1, which makes the program exit with status 2.
- */
-int vu_option_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
 
 /* Creates an instance of the type with the type's defaults filled in. */
 struct vu_dev *vu_device_create(const struct vu_device_type *type);

@@ -46,6 +46,7 @@ struct vu_loop {
 };
 
 static __thread struct vu_loop *this_thread_loop;
+__thread unsigned vu_loop_turns;
 
 /* While polling, the fds are checked once every this many turns. */
 #define POLL_TURNS_PER_WAIT 16
@@ -280,6 +281,7 @@ int vu_loop_run(struct vu_loop *loop)
 
 	this_thread_loop = loop;
 	while (!loop->stop) {
+		vu_loop_turns++;
 		if (loop->polling && ++turns % POLL_TURNS_PER_WAIT) {
 			run_pollers(loop);
 			continue;
@@ -307,6 +309,7 @@ int vu_loop_run_until_idle(struct vu_loop *loop, uint64_t settle_ns)
 	this_thread_loop = loop;
 	loop->stop = false;
 	while (!loop->stop) {
+		vu_loop_turns++;
 		if (loop->polling)
 			run_pollers(loop);
 		/* Ready now? Only when nothing is, wait out the settling time once. */

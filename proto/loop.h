@@ -49,6 +49,11 @@ int vu_loop_catch_signals(struct vu_loop *loop);
  * -1 after vu_loop_fail() (or when polling itself fails).
  */
 int vu_loop_run(struct vu_loop *loop);
+/*
+ * Counts the turns of the loop running on this thread (each look for events, or
+ * pollers' round): work limits "per turn" compare it (see proto/vring.c).
+ */
+extern __thread unsigned vu_loop_turns;
 void vu_loop_stop(struct vu_loop *loop);
 /*
  * Runs callbacks until nothing has been ready for settle_ns (or vu_loop_stop()),

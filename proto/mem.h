@@ -12,22 +12,47 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "proto/sigbus.h"
 #include "proto/wire.h"
 
 #define VU_MAX_MEM_SLOTS 509
+
+/* A shared mapping of a file the front-end sent. */
+struct vu_mapping {
+	void *base;         /* what mmap returned (page aligned) */
+	size_t len;
+	int guard;          /* its SIGBUS guard slot, or -1 (proto/sigbus.h) */
+};
 
 struct vu_region {
 	uint64_t gpa;       /* guest physical address of the first byte */
 	uint64_t size;
 	uint64_t uva;       /* the front-end's address of the first byte */
 	uint8_t *host;      /* our address of the first byte */
-	void *map_base;     /* what mmap returned (page aligned) */
-	size_t map_len;
+	struct vu_mapping map;
+};
+
+/*
+ * The dirty log of a live migration (SET_LOG_BASE): one bit per VU_LOG_PAGE of guest
+ * physical memory, set atomically for every byte the back-end writes there, while
+ * the front-end has acked VHOST_F_LOG_ALL (on).
+ */
+struct vu_dirty_log {
+	uint8_t *bits;
+	uint64_t size;      /* bytes of bits */
+	struct vu_mapping map;
+	int notify_fd;      /* SET_LOG_FD: signalled when used rings publish logged writes; -1: none */
+	bool wanted;        /* the front-end acked VHOST_F_LOG_ALL */
+	bool on;            /* wanted, and there is a log */
 };
 
 struct vu_mem {
 	struct vu_region r[VU_MAX_MEM_SLOTS]; /* sorted by gpa, never overlapping */
 	unsigned n;
+	struct vu_dirty_log log;
+	/* Told (on the main loop) when the front-end shrank a region's file under us. */
+	vu_sigbus_fn on_lost;
+	void *lost_opaque;
 };
 
 /* Maps a region from fd (always closed). Returns 0 or a reason. */
@@ -51,5 +76,24 @@ bool vu_mem_gpa_valid(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
  */
 int vu_mem_gpa_iov(const struct vu_mem *mem, uint64_t gpa, uint64_t len, struct iovec *iov,
 		   unsigned max);
+
+/* Maps the dirty log from fd (always closed); replaces the previous one. NULL or a reason. */
+const char *vu_mem_set_log(struct vu_mem *mem, int fd, const struct vu_log *where);
+void vu_mem_clear_log(struct vu_mem *mem);
+/* VHOST_F_LOG_ALL acked or not: logging is on while it is and a log is mapped. */
+void vu_mem_want_log(struct vu_mem *mem, bool wanted);
+
+/* The slow path of vu_mem_log. */
+void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len);
+/*
+ * Marks [gpa, gpa + len) as written, when logging is on (bits past the log's end are
+ * dropped). The back-end's writes reach it through proto/vring.c; a device calls it
+ * only for guest memory it writes outside its requests' buffers.
+ */
+static inline void vu_mem_log(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
+{
+	if (__builtin_expect(mem->log.on, 0) && len)
+		vu_mem_log_range(&mem->log, gpa, len);
+}
 
 #endif

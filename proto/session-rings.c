@@ -18,7 +18,7 @@
 
 /* ---- rings ------------------------------------------------------------ */
 
-static void run_queue(struct vu_session *s, struct queue *q)
+static void run_queue(struct vu_session *s, struct session_queue *q)
 {
 	if (q->started && q->enabled && vu_vring_ready(&q->vring))
 		s->dev->type->kick(s->dev, &q->vring);
@@ -26,7 +26,7 @@ static void run_queue(struct vu_session *s, struct queue *q)
 
 static void on_kick(void *opaque, int fd, uint32_t events)
 {
-	struct queue *q = opaque;
+	struct session_queue *q = opaque;
 	struct vu_session *s = q->vring.owner;
 	uint64_t count;
 
@@ -38,7 +38,7 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 
 static void run_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 	run_queue(q->vring.owner, q);
 }
 
@@ -57,11 +57,30 @@ static void signal_inband(struct vu_vring *vq)
 	struct vu_session *s = vq->owner;
 	struct vu_vring_state st = { .index = vq->index, .num = 0 };
 
-	if (s->backend_fd < 0 || !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+	if (s->backend_fd < 0 || !session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
 		return;
 	if (vu_msg_send(s->backend_fd, VU_BREQ_VRING_CALL, VU_FLAG_VERSION | VU_FLAG_NEED_REPLY,
 			&st, sizeof(st), NULL, 0) < 0)
 		vu_warn("queue %u: in-band call notification failed", vq->index);
+}
+
+/*
+ * A ring went over its budget for this turn (on its own thread): it must run again
+ * next turn even if the driver never kicks again. A kick to ourselves does that; a
+ * ring without a kick eventfd is polled, and in-band rings get a one-shot poll.
+ */
+static void defer_ring(struct vu_vring *vq)
+{
+	static const uint64_t one = 1;
+	struct vu_session *s = vq->owner;
+	struct session_queue *q = &s->q[vq->index];
+
+	if (q->kick_fd >= 0) {
+		if (write(q->kick_fd, &one, sizeof(one)) < 0)
+			vu_warn("queue %u: cannot kick ourselves", vq->index);
+	} else if (session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS)) {
+		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, 0);
+	}
 }
 
 /*
@@ -72,7 +91,7 @@ static void signal_inband(struct vu_vring *vq)
  */
 static void pause_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 	struct vu_session *s = q->vring.owner;
 
 	if (q->started && s->dev->type->queue_drain)
@@ -85,7 +104,7 @@ static void pause_on_thread(void *arg)
 
 static void resume_on_thread(void *arg)
 {
-	struct queue *q = arg;
+	struct session_queue *q = arg;
 
 	if (q->kick_fd >= 0 && !q->attached) {
 		if (vu_loop_watch(q->loop, q->kick_fd, EPOLLIN, on_kick, q) < 0)
@@ -108,23 +127,28 @@ void session_resume_rings(struct vu_session *s)
 		vu_loop_call(s->q[i].loop, resume_on_thread, &s->q[i]);
 }
 
-/* Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new SET_VRING_KICK. */
-static void stop_queue(struct queue *q)
+/*
+ * Stops a paused ring (GET_VRING_BASE, reset): no kicks any more until a new
+ * SET_VRING_KICK, which attaches the inflight region again for the size then set.
+ */
+static void stop_queue(struct session_queue *q)
 {
-	close_fd(&q->kick_fd);
+	session_close_fd(&q->kick_fd);
 	q->polled = false;
 	q->started = false;
+	q->vring.inflight = NULL;
 }
 
-void session_reset_ring(struct vu_session *s, struct queue *q)
+void session_reset_ring(struct vu_session *s, struct session_queue *q)
 {
 	stop_queue(q);
-	close_fd(&q->vring.call_fd);
-	close_fd(&q->vring.err_fd);
+	session_close_fd(&q->vring.call_fd);
+	session_close_fd(&q->vring.err_fd);
 	free(q->vring.resubmit);
 	vu_vring_init(&q->vring);
 	q->vring.owner = s;
 	q->vring.signal_inband = signal_inband;
+	q->vring.defer = defer_ring;
 	q->enabled = false;
 }
 
@@ -134,7 +158,7 @@ void session_update_polling(struct vu_session *s)
 
 	for (unsigned i = 0; i < s->nq; i++)
 		any |= s->q[i].polled;
-	if (any && !has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
+	if (any && !session_has_pf(s, VU_PF_INBAND_NOTIFICATIONS))
 		vu_timer_arm(s->poll_timer, POLL_INTERVAL_NS, POLL_INTERVAL_NS);
 	else
 		vu_timer_disarm(s->poll_timer);
@@ -150,17 +174,17 @@ void session_remap_rings(struct vu_session *s)
 	}
 }
 
-static struct queue *queue_of(struct ctx *c, uint32_t index)
+static struct session_queue *queue_of(struct session_ctx *c, uint32_t index)
 {
 	return index < c->s->nq ? &c->s->q[index] : NULL;
 }
 
 #define NEED_QUEUE(c, q, index)                          \
-	struct queue *q = queue_of(c, index);            \
+	struct session_queue *q = queue_of(c, index);            \
 	if (!q)                                          \
 		return "queue index out of range"
 
-const char *session_set_vring_num(struct ctx *c)
+const char *session_set_vring_num(struct session_ctx *c)
 {
 	uint32_t num = c->m->p.state.num;
 	NEED_QUEUE(c, q, c->m->p.state.index);
@@ -168,23 +192,26 @@ const char *session_set_vring_num(struct ctx *c)
 	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
 		return "queue size is not a power of 2 between 1 and 32768";
 	if (num > c->s->dev->max_queue_size)
-		return "queue size larger than the device's --queue-size";
-	if (q->started)
-		return "queue size changed while the ring runs";
+		return "queue size larger than the device accepts";
+	/* The inflight region and the resubmit list were sized for the old num at SET_VRING_KICK. */
+	if (q->started || q->kick_fd >= 0 || q->polled)
+		return "queue size changed after the ring's kick was set";
 	q->vring.num = num;
 	if (q->vring.desc_uva && !vu_vring_map(&q->vring, &c->s->mem))
 		q->vring.desc_uva = 0; /* the ring needs new addresses */
 	return NULL;
 }
 
-const char *session_set_vring_addr(struct ctx *c)
+const char *session_set_vring_addr(struct session_ctx *c)
 {
 	const struct vu_vring_addr *a = &c->m->p.addr;
 	NEED_QUEUE(c, q, a->index);
 
-	if (a->flags & VU_VRING_F_LOG)
-		return "ring logging requested but not supported";
+	if (a->flags & ~VU_VRING_F_LOG)
+		return "unknown ring address flags";
 	struct vu_vring *vq = &q->vring;
+	vq->log_used = a->flags & VU_VRING_F_LOG;
+	vq->log_guest_addr = a->log_guest_addr;
 	vq->desc_uva = a->desc_user_addr;
 	vq->avail_uva = a->avail_user_addr;
 	vq->used_uva = a->used_user_addr;
@@ -198,7 +225,7 @@ const char *session_set_vring_addr(struct ctx *c)
 	return NULL;
 }
 
-const char *session_set_vring_base(struct ctx *c)
+const char *session_set_vring_base(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
@@ -210,18 +237,18 @@ const char *session_set_vring_base(struct ctx *c)
 	return NULL;
 }
 
-const char *session_get_vring_base(struct ctx *c)
+const char *session_get_vring_base(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
 	stop_queue(q);
 	session_update_polling(c->s);
 	struct vu_vring_state st = { .index = q->vring.index, .num = q->vring.last_avail };
-	return session_reply(c, &st, sizeof(st));
+	return session_answer(c, &st, sizeof(st));
 }
 
 /* SET_VRING_KICK/CALL/ERR payload: index in bits 0-7, NOFD in bit 8. */
-static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
+static const char *vring_fd(struct session_ctx *c, struct session_queue **qp, int *fd)
 {
 	uint64_t v = c->m->p.u64;
 
@@ -239,12 +266,15 @@ static const char *vring_fd(struct ctx *c, struct queue **qp, int *fd)
 }
 
 /* Attaches the queue's inflight region as the ring starts, and finds what to resubmit. */
-static const char *start_inflight(struct vu_session *s, struct queue *q)
+static const char *start_inflight(struct vu_session *s, struct session_queue *q)
 {
 	struct vu_vring *vq = &q->vring;
 
+	vq->inflight = NULL;
 	if (!s->inflight || !vu_vring_ready(vq))
 		return NULL;
+	if (vq->index >= s->inflight_nq)
+		return "queue has no region in the inflight buffer";
 	if (vq->num != s->inflight_qsize)
 		return "queue size differs from the inflight buffer's";
 	uint16_t *resubmit = realloc(vq->resubmit, vq->num * sizeof(*resubmit));
@@ -256,63 +286,77 @@ static const char *start_inflight(struct vu_session *s, struct queue *q)
 	return vu_inflight_start(vq);
 }
 
-const char *session_set_vring_kick(struct ctx *c)
+const char *session_set_vring_kick(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
-	struct queue *q;
+	struct session_queue *q;
 	int fd;
 	const char *why = vring_fd(c, &q, &fd);
 
 	if (why)
 		return why;
 	/* The ring is paused: the new fd is watched when it resumes. */
-	close_fd(&q->kick_fd);
+	session_close_fd(&q->kick_fd);
 	q->kick_fd = fd;
 	q->polled = fd < 0;
 	/* Started on the first kick, as the spec says; a polled ring at once. */
 	q->started = q->polled;
 	session_update_polling(s);
-	return start_inflight(s, q);
+	why = start_inflight(s, q);
+	/*
+	 * Requests a previous back-end left in flight are done without waiting for a
+	 * kick: the guest already kicked for them and may never kick again (a front-end
+	 * need not signal the new kick eventfd). They run once the ring is enabled.
+	 */
+	if (!why && q->vring.resubmit_n)
+		q->started = true;
+	return why;
 }
 
 /* SET_VRING_CALL and SET_VRING_ERR: the eventfd we signal (or -1 with NOFD). */
-static const char *set_vring_signal_fd(struct ctx *c, bool call)
+static const char *set_vring_signal_fd(struct session_ctx *c, bool call)
 {
-	struct queue *q;
+	struct session_queue *q;
 	int fd;
 	const char *why = vring_fd(c, &q, &fd);
 
 	if (why)
 		return why;
 	int *slot = call ? &q->vring.call_fd : &q->vring.err_fd;
-	close_fd(slot);
+	session_close_fd(slot);
 	*slot = fd;
 	return NULL;
 }
 
-const char *session_set_vring_call(struct ctx *c)
+const char *session_set_vring_call(struct session_ctx *c)
 {
 	return set_vring_signal_fd(c, true);
 }
 
-const char *session_set_vring_err(struct ctx *c)
+const char *session_set_vring_err(struct session_ctx *c)
 {
 	return set_vring_signal_fd(c, false);
 }
 
-const char *session_vring_kick(struct ctx *c)
+const char *session_vring_kick(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
-	if (!has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
+	if (!session_has_pf(c->s, VU_PF_INBAND_NOTIFICATIONS))
 		return "VRING_KICK without INBAND_NOTIFICATIONS";
 	if (c->m->p.state.num != 0)
 		return "VRING_KICK with a non-zero reserved field";
+	const char *why = NULL;
+	if (q->kick_fd < 0 && !q->polled) {
+		/* The spec lets this start a ring that had no SET_VRING_KICK: set it up as that would. */
+		q->polled = true;
+		why = start_inflight(c->s, q);
+	}
 	q->started = true; /* processed as the ring resumes */
-	return NULL;
+	return why;
 }
 
-const char *session_set_vring_enable(struct ctx *c)
+const char *session_set_vring_enable(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
@@ -324,16 +368,19 @@ const char *session_set_vring_enable(struct ctx *c)
 
 void session_unmap_inflight(struct vu_session *s)
 {
+	vu_sigbus_unguard(s->inflight_guard);
+	s->inflight_guard = -1;
 	if (s->inflight)
 		munmap(s->inflight, s->inflight_size);
 	s->inflight = NULL;
+	s->inflight_nq = 0;
 	for (unsigned i = 0; i < s->nq; i++)
 		s->q[i].vring.inflight = NULL;
 }
 
 static const char *check_inflight_geometry(struct vu_session *s, const struct vu_inflight *in)
 {
-	if (!has_pf(s, VU_PF_INFLIGHT_SHMFD))
+	if (!session_has_pf(s, VU_PF_INFLIGHT_SHMFD))
 		return "inflight buffer without INFLIGHT_SHMFD";
 	if (in->num_queues == 0 || in->num_queues > s->nq)
 		return "inflight queue count out of range";
@@ -343,7 +390,7 @@ static const char *check_inflight_geometry(struct vu_session *s, const struct vu
 	return NULL;
 }
 
-const char *session_get_inflight_fd(struct ctx *c)
+const char *session_get_inflight_fd(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
 	struct vu_inflight in = c->m->p.inflight;
@@ -363,16 +410,15 @@ const char *session_get_inflight_fd(struct ctx *c)
 	}
 	s->inflight_size = size;
 	s->inflight_qsize = in.queue_size;
+	s->inflight_nq = in.num_queues;
+	s->inflight_guard = vu_sigbus_guard(s->inflight, size, s->mem.on_lost, s->mem.lost_opaque);
 	in.mmap_size = size;
 	in.mmap_offset = 0;
-	c->replied = true;
-	int r = vu_msg_send(s->sock, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_REPLY | VU_FLAG_VERSION, &in,
-			    c->m->hdr.size, &fd, 1);
-	close(fd);
-	return r < 0 ? "cannot send the inflight buffer" : NULL;
+	c->reply_fd = fd;
+	return session_answer(c, &in, sizeof(in));
 }
 
-const char *session_set_inflight_fd(struct ctx *c)
+const char *session_set_inflight_fd(struct session_ctx *c)
 {
 	struct vu_session *s = c->s;
 	const struct vu_inflight *in = &c->m->p.inflight;
@@ -394,6 +440,8 @@ const char *session_set_inflight_fd(struct ctx *c)
 			s->inflight = p;
 			s->inflight_size = in->mmap_size;
 			s->inflight_qsize = in->queue_size;
+			s->inflight_nq = in->num_queues;
+			s->inflight_guard = vu_sigbus_guard(p, in->mmap_size, s->mem.on_lost, s->mem.lost_opaque);
 		}
 	}
 	close(fd);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "proto/log.h"
+#include "proto/loop.h"
 #include "proto/vring.h"
 
 /*
@@ -28,6 +30,8 @@ void vu_vring_init(struct vu_vring *vq)
 
 	memset(vq, 0, sizeof(*vq));
 	vq->index = index;
+	vq->budget = VU_VRING_TURN_BUDGET;
+	vq->budget_turn = vu_loop_turns;
 	vq->call_fd = -1;
 	vq->err_fd = -1;
 }
@@ -85,14 +89,39 @@ static struct vring_desc read_desc(const struct vring_desc *d)
 	return c;
 }
 
-/* Appends one buffer to the request. */
-static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const struct vring_desc *d)
+/*
+ * True when the ring has walked its budget in this turn of the loop; the owner
+ * is then asked to run it again next turn.
+ */
+static bool over_budget(struct vu_vring *vq)
 {
+	if (vq->budget_turn != vu_loop_turns) {
+		vq->budget_turn = vu_loop_turns;
+		vq->budget = VU_VRING_TURN_BUDGET;
+	}
+	if (vq->budget > 0)
+		return false;
+	if (vq->defer)
+		vq->defer(vq);
+	return true;
+}
+
+/* What a walk does with each buffer of a chain: NULL to go on, else why the chain is bad. */
+typedef const char *(*visit_fn)(struct vu_vring *vq, void *ctx, const struct vring_desc *d);
+
+/* Appends one buffer to the request (ctx). */
+static const char *add_buffer(struct vu_vring *vq, void *ctx, const struct vring_desc *d)
+{
+	struct vu_req *req = ctx;
 	unsigned used = req->out + req->in;
 	bool writable = d->flags & VRING_DESC_F_WRITE;
 
-	if (!writable && req->in)
+	/* By the flags, not by what was described: empty or undescribed buffers count too. */
+	if (!writable && req->writing)
 		return "device-readable descriptor after a device-writable one";
+	req->writing |= writable;
+	if (!d->len && !vu_mem_gpa_valid(vq->mem, d->addr, 1))
+		return "buffer outside guest memory"; /* even an empty one points somewhere */
 	int n = req->truncated ? -1 :
 		vu_mem_gpa_iov(vq->mem, d->addr, d->len, req->iov + used, req->max_iov - used);
 	if (n < 0) {
@@ -111,9 +140,17 @@ static const char *add_buffer(struct vu_vring *vq, struct vu_req *req, const str
 	return NULL;
 }
 
-/* Walks a chain in a descriptor table of tsize entries. */
-static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vring_desc *table,
-			unsigned tsize, unsigned i, bool nested)
+/* Marks a device-writable buffer in the dirty log. */
+static const char *log_buffer(struct vu_vring *vq, void *ctx, const struct vring_desc *d)
+{
+	if (d->flags & VRING_DESC_F_WRITE)
+		vu_mem_log(vq->mem, d->addr, d->len);
+	return NULL;
+}
+
+/* Walks a chain in a descriptor table of tsize entries, visiting each buffer. */
+static const char *walk(struct vu_vring *vq, const struct vring_desc *table, unsigned tsize,
+			unsigned i, bool nested, visit_fn visit, void *ctx)
 {
 	for (unsigned count = 1;; count++) {
 		if (i >= tsize)
@@ -121,6 +158,7 @@ static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vr
 		if (count > tsize)
 			return "descriptor chain loops or is longer than its table";
 		struct vring_desc d = read_desc(&table[i]);
+		vq->budget--;
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect)
@@ -133,12 +171,15 @@ static const char *walk(struct vu_vring *vq, struct vu_req *req, const struct vr
 				return "indirect descriptor not at the head of its chain";
 			if (d.len == 0 || d.len % sizeof(struct vring_desc))
 				return "indirect table length is not a multiple of 16";
+			/* No legal chain is longer than the largest queue: this bounds one request's walk. */
+			if (d.len / sizeof(struct vring_desc) > VU_VRING_MAX_SIZE)
+				return "indirect table longer than the largest queue";
 			const struct vring_desc *sub = vu_mem_gpa(vq->mem, d.addr, d.len);
 			if (!sub || ((uintptr_t)sub & 7))
 				return "indirect table outside guest memory";
-			return walk(vq, req, sub, d.len / sizeof(struct vring_desc), 0, true);
+			return walk(vq, sub, d.len / sizeof(struct vring_desc), 0, true, visit, ctx);
 		}
-		const char *why = add_buffer(vq, req, &d);
+		const char *why = visit(vq, ctx, &d);
 		if (why)
 			return why;
 		if (!(d.flags & VRING_DESC_F_NEXT))
@@ -151,10 +192,10 @@ static int pop_head(struct vu_vring *vq, struct vu_req *req, uint16_t head)
 {
 	req->head = head;
 	req->out = req->in = 0;
-	req->truncated = false;
+	req->truncated = req->writing = false;
 	req->in_bytes = 0;
 	const char *why = head >= vq->num ? "head index out of range" :
-					     walk(vq, req, vq->desc, vq->num, head, false);
+					     walk(vq, vq->desc, vq->num, head, false, add_buffer, req);
 	if (why) {
 		vu_vring_fail(vq, why);
 		return -1;
@@ -166,6 +207,8 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 {
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
+	if (over_budget(vq))
+		return 0;
 	if (vq->resubmit_pos < vq->resubmit_n)
 		return pop_head(vq, req, vq->resubmit[vq->resubmit_pos++]);
 
@@ -202,9 +245,20 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 	vq->avail_ready += n;
 }
 
+/* Marks [offset, offset + len) of the used ring in the dirty log, if the ring is logged. */
+static void log_used(struct vu_vring *vq, uint64_t offset, uint64_t len)
+{
+	if (vq->log_used)
+		vu_mem_log(vq->mem, vq->log_guest_addr + offset, len);
+}
+
 void vu_vring_push(struct vu_vring *vq, uint16_t head, uint32_t written)
 {
 	struct vring_used_elem *e = &vq->used->ring[slot(vq, vq->used_idx + vq->pending)];
+
+	/* The chain was checked when popped: walking it again can only see what the guest changed since. */
+	if (__builtin_expect(vq->mem->log.on, 0) && head < vq->num)
+		walk(vq, vq->desc, vq->num, head, false, log_buffer, NULL);
 
 	WRITE_ONCE(e->id, head);
 	WRITE_ONCE(e->len, written);
@@ -243,6 +297,16 @@ void vu_vring_flush(struct vu_vring *vq)
 		return;
 	uint16_t old = vq->used_idx;
 	vq->used_idx += vq->pending;
+	if (__builtin_expect(vq->mem->log.on, 0)) {
+		/* The new used elements (in at most two pieces, around the ring's end), then the index. */
+		unsigned first = slot(vq, old), n = vq->pending, tail = vq->num - first < n ? vq->num - first : n;
+		log_used(vq, offsetof(struct vring_used, ring) + first * sizeof(struct vring_used_elem),
+			 tail * sizeof(struct vring_used_elem));
+		log_used(vq, offsetof(struct vring_used, ring), (n - tail) * sizeof(struct vring_used_elem));
+		log_used(vq, offsetof(struct vring_used, idx), sizeof(vq->used->idx));
+		if (vq->mem->log.notify_fd >= 0 && write(vq->mem->log.notify_fd, &one, sizeof(one)) < 0)
+			vu_warn("queue %u: cannot signal the log eventfd", vq->index);
+	}
 	vq->pending = 0;
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 	if (vq->inflight) {
@@ -272,15 +336,20 @@ bool vu_vring_kicks(struct vu_vring *vq, bool enable)
 	if (vq->event_idx) {
 		/* With EVENT_IDX the driver kicks when it passes avail_event. */
 		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->num];
-		if (enable && READ_ONCE(*avail_event) != vq->last_avail)
+		if (enable && READ_ONCE(*avail_event) != vq->last_avail) {
 			WRITE_ONCE(*avail_event, vq->last_avail);
+			log_used(vq, (uint8_t *)avail_event - (uint8_t *)vq->used, sizeof(*avail_event));
+		}
 	} else {
 		uint16_t flags = enable ? 0 : VRING_USED_F_NO_NOTIFY;
-		if (READ_ONCE(vq->used->flags) != flags)
+		if (READ_ONCE(vq->used->flags) != flags) {
 			WRITE_ONCE(vq->used->flags, flags);
+			log_used(vq, offsetof(struct vring_used, flags), sizeof(flags));
+		}
 	}
 	if (!enable)
 		return false;
 	smp_mb(); /* our wish must be visible before we look for new requests */
-	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail &&
+	       !over_budget(vq);
 }

@@ -178,8 +178,16 @@ struct vu_vring_area {
 } __attribute__((packed));
 
 /* Every payload the protocol defines fits in this union. */
+/* SET_LOG_BASE with LOG_SHMFD: where the dirty log is in the fd sent with it. */
+struct vu_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+} __attribute__((packed));
+#define VU_LOG_PAGE 4096u            /* one bit of the dirty log covers this much guest memory */
+
 union vu_payload {
 	uint64_t u64;
+	struct vu_log log;
 	struct vu_vring_state state;
 	struct vu_vring_addr addr;
 	struct vu_mem_table mem;

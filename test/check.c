@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test/check.h"
 
@@ -110,6 +113,23 @@ void check_note(const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
+}
+
+static void on_deadline(int sig)
+{
+	/* Only async-signal-safe calls here: the test may be stuck anywhere. */
+	static const char msg[] = ": took too long (a hang?)\n";
+	const char *name = program_invocation_short_name;
+
+	if (write(1, "FAIL: ", 6) == 6 && write(1, name, strlen(name)) > 0)
+		(void)!write(1, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+void check_deadline(unsigned seconds)
+{
+	signal(SIGALRM, on_deadline);
+	alarm(seconds);
 }
 
 int check_failures(void)

@@ -34,6 +34,12 @@ void check_skip(const char *name, const char *why);
 /* A diagnostic line ("# ...") that the runner ignores. */
 void check_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * A hang is a failure, not a stuck suite: after seconds, print a FAIL line and
+ * exit (SIGALRM). For tests that need nothing cleaned up on the way out.
+ */
+void check_deadline(unsigned seconds);
+
 int check_failures(void);
 /* Exit status for main: 1 if any case failed, else 0. */
 int check_exit(void);

@@ -4,11 +4,13 @@
 # QEMU comes from bookworm-backports (>= 8 is needed for vhost-user under TCG);
 # that suite is added with the mirror this machine's apt is already configured with.
 set -eu
+cd "$(dirname "$0")/.."
 
-PKGS="gcc make pkg-config libjansson-dev liburing-dev clang libclang-rt-14-dev \
-      busybox-static linux-image-cloud-amd64 cpio kmod python3 \
-      libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev linux-image-amd64 \
-      libevdev-dev umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2"
+# Each device declares the Debian packages it builds with (" * debian: ..." in dev/NAME.c).
+DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
+PKGS="gcc make pkg-config libjansson-dev clang libclang-rt-14-dev \
+      busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
+      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd $DEVICE_PKGS"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
 GUI_PKG="qemu-system-gui"

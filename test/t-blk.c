@@ -45,7 +45,7 @@ static const uint64_t all_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO
 				     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				     0xffffffull;
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
-			       1ull << VU_PF_INFLIGHT_SHMFD;
+			       1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_DEVICE_STATE;
 
 struct disk {
 	struct vuf_backend *be;
@@ -376,17 +376,176 @@ static void test_inflight(void)
 	q->desc[head].counter = 1;
 	in = (struct vu_inflight){ .mmap_size = size, .num_queues = 1, .queue_size = 128 };
 	CHECK(vuf_request(d.f, VU_REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1) == 0, "blk-inflight-set-fd");
-	CHECK(vuf_vq_start(vq, 0, 0) == 0, "blk-inflight-ring-start");
-	vuf_vq_set_avail_idx(vq, 1);
-	vuf_vq_kick(vq);
+	/*
+	 * The guest kicked for it before the crash and will not kick again, and the
+	 * front-end does not signal the new kick eventfd: the back-end must go on alone.
+	 */
+	CHECK(vuf_vq_start(vq, 0, VUF_VQ_NO_ENABLE) == 0, "blk-inflight-ring-start");
+	vuf_vq_set_avail_idx(vq, 1); /* as the guest left it (vuf_vq_start wrote the base) */
+	CHECK(vuf_set_vring_enable(d.f, 0, true) == 0, "blk-inflight-ring-enable");
 	uint32_t id, len;
-	CHECK(vuf_vq_wait_used(vq, &id, &len, 2000) == 0 && id == (uint32_t)head, "blk-inflight-resubmitted");
+	CHECK(vuf_vq_wait_used(vq, &id, &len, 2000) == 0 && id == (uint32_t)head, "blk-inflight-resubmitted-without-a-kick");
 	CHECK(image_holds(300 * SECTOR, 0x99, 4096), "blk-inflight-data-written");
 	CHECK(q->desc[head].inflight == 0 && q->used_idx == 1, "blk-inflight-buffer-updated");
 	unsigned base = 99;
 	CHECK(vuf_get_vring_base(d.f, 0, &base) == 0 && base == 1, "blk-inflight-base-after");
 	munmap(q, size);
 	close(fd);
+	disk_close(&d);
+}
+
+/* GET_INFLIGHT_FD with this geometry on an open disk; true if the back-end gave a buffer. */
+static bool get_inflight(struct disk *d, uint16_t num_queues, uint16_t queue_size)
+{
+	struct vu_inflight in = { .num_queues = num_queues, .queue_size = queue_size };
+	struct vu_hdr hdr;
+
+	return vuf_send(d->f, VU_REQ_GET_INFLIGHT_FD, VU_FLAG_VERSION, &in, sizeof(in), NULL, 0) == 0 &&
+	       vuf_recv(d->f, &hdr, &in, sizeof(in), 2000) == sizeof(in) && in.mmap_size > 0;
+}
+
+/*
+ * A hostile front-end must not make the back-end index the inflight buffer past
+ * its mapping: a queue beyond the buffer's num_queues, or a ring made larger
+ * after its kick attached a region sized for the old size.
+ */
+static void test_inflight_hostile(void)
+{
+	const char *args[] = { "--blk-file", image, "--num-queues=2", NULL };
+	struct disk d;
+
+	/* A buffer for queue 0 only; queue 1 (of size 4096) must not get a region. */
+	if (CHECK(disk_open(&d, args, 0), "blk-inflight-queue-beyond-open") &&
+	    CHECK(get_inflight(&d, 1, 4096), "blk-inflight-queue-beyond-get")) {
+		struct vuf_vq *vq = vuf_vq_alloc(d.f, 1, 4096);
+		CHECK(vq && vuf_vq_start(vq, 0, 0) == -EREMOTEIO, "blk-inflight-queue-beyond-refused");
+		CHECK(vuf_backend_alive(d.be) && vuf_ping(d.f) == 0, "blk-inflight-queue-beyond-survives");
+	}
+	disk_close(&d);
+
+	/* A 2-entry ring whose kick is set: SET_VRING_NUM 32768 is refused, head 32767 breaks it. */
+	if (CHECK(disk_open(&d, args, 0), "blk-inflight-grow-open") &&
+	    CHECK(get_inflight(&d, 1, 2), "blk-inflight-grow-get")) {
+		struct vuf_vq *vq = vuf_vq_setup(d.f, 0, 2, 0);
+		CHECK(vq && vuf_set_vring_num(d.f, 0, 32768) == -EREMOTEIO, "blk-inflight-grow-refused");
+		if (vq) {
+			vuf_vq_push_avail(vq, 32767);
+			vuf_vq_kick(vq);
+			CHECK(vuf_vq_wait_err(vq, 2000) == 1, "blk-inflight-grow-bad-head-breaks-queue");
+		}
+		CHECK(vuf_backend_alive(d.be) && vuf_ping(d.f) == 0, "blk-inflight-grow-survives");
+	}
+	disk_close(&d);
+
+	/* The front-end shrinks the inflight buffer it gave: the connection ends, not the process. */
+	size_t size = vu_inflight_queue_size(128);
+	int fd = memfd_create("inflight", 0);
+	struct vu_inflight in = { .mmap_size = size, .num_queues = 1, .queue_size = 128 };
+	if (CHECK(fd >= 0 && ftruncate(fd, size) == 0, "blk-inflight-shrunk-buffer") &&
+	    CHECK(disk_open(&d, args, 0), "blk-inflight-shrunk-open") &&
+	    CHECK(vuf_request(d.f, VU_REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1) == 0,
+		  "blk-inflight-shrunk-set-fd")) {
+		struct vuf_vq *vq = vuf_vq_setup(d.f, 0, 128, 0);
+		CHECK(vq && ftruncate(fd, 0) == 0, "blk-inflight-shrunk-truncate");
+		/* The request itself may complete: the fault is in the back-end's bookkeeping. */
+		if (vq)
+			do_req(&d, vq, T_IN, 0, 4096, true, NULL);
+		CHECK_EQ(vuf_wait_closed(d.f, 2000), 1, "blk-inflight-shrunk-connection-closed");
+		CHECK(vuf_backend_alive(d.be), "blk-inflight-shrunk-backend-survives");
+	}
+	if (fd >= 0)
+		close(fd);
+	disk_close(&d);
+	CHECK(disk_open(&d, args, 1) && do_req(&d, d.vq, T_IN, 0, 4096, true, NULL) == S_OK,
+	      "blk-after-hostile-inflight-serves");
+	disk_close(&d);
+}
+
+/* SET_DEVICE_STATE_FD (direction, phase 0) with fd; the reply's u64, or -1. */
+static int64_t state_fd(struct disk *d, uint32_t direction, int fd)
+{
+	uint64_t params = direction, reply;
+	return vuf_call(d->f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply,
+			sizeof(reply)) < 0 ? -1 : (int64_t)reply;
+}
+
+static int64_t state_check(struct disk *d)
+{
+	uint64_t reply;
+	return vuf_call(d->f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ?
+		       -1 : (int64_t)reply;
+}
+
+/* A load of len bytes of data into an open disk; CHECK_DEVICE_STATE's answer. */
+static int64_t state_load(struct disk *d, const void *data, size_t len, bool close_it)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	int64_t r = state_fd(d, 1, p[0]);
+	close(p[0]);
+	if (write(p[1], data, len) != (ssize_t)len)
+		r = -1;
+	if (close_it)
+		close(p[1]);
+	int64_t check = r == 0x100 ? state_check(d) : -1;
+	if (!close_it)
+		close(p[1]);
+	return check;
+}
+
+/*
+ * The back-end's own state (DEVICE_STATE): the guest's write cache choice moves
+ * from a stopped source to a new back-end; bad streams are refused, never hang it.
+ */
+static void test_device_state(void)
+{
+	const char *args[] = { "--blk-file", image, NULL };
+	uint8_t zero = 0, saved[64], cfg[4];
+	size_t nsaved = 0;
+	struct disk d;
+	int p[2];
+
+	if (!CHECK(disk_open(&d, args, 1), "blk-state-open") ||
+	    !CHECK(d.f->protocol_features & (1ull << VU_PF_DEVICE_STATE), "blk-state-offered")) {
+		disk_close(&d);
+		return;
+	}
+	int q[2];
+	CHECK(do_req(&d, d.vq, T_IN, 0, 512, true, NULL) == S_OK && pipe(q) == 0 &&
+	      state_fd(&d, 0, q[1]) == (0x100 | 1), "blk-state-refused-while-ring-runs");
+	close(q[0]);
+	close(q[1]);
+	unsigned base;
+	CHECK(vuf_set_config(d.f, 32, 1, &zero) == 0 && vuf_get_vring_base(d.f, 0, &base) == 0,
+	      "blk-state-writethrough-then-stop");
+	CHECK(pipe(q) == 0 && state_fd(&d, 2, q[1]) == (0x100 | 1), "blk-state-unknown-direction-refused");
+	close(q[0]);
+	close(q[1]);
+	CHECK(state_check(&d) != 0, "blk-state-check-without-transfer-fails");
+	if (CHECK(pipe(p) == 0 && state_fd(&d, 0, p[1]) == 0x100, "blk-state-save-started")) {
+		close(p[1]);
+		ssize_t n;
+		while (nsaved < sizeof(saved) &&
+		       (n = read(p[0], saved + nsaved, sizeof(saved) - nsaved)) > 0) /* ends at the back-end's close */
+			nsaved += n;
+		close(p[0]);
+		CHECK(nsaved > 0 && state_check(&d) == 0, "blk-state-saved");
+	}
+	disk_close(&d);
+
+	if (!CHECK(disk_open(&d, args, 0), "blk-state-destination-open")) {
+		disk_close(&d);
+		return;
+	}
+	CHECK(state_load(&d, "garbage", 7, true) != 0, "blk-state-garbage-refused");
+	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 1, "blk-state-garbage-changes-nothing");
+	int64_t t0 = vuf_now_ms();
+	CHECK(state_load(&d, saved, nsaved, false) != 0 && vuf_backend_alive(d.be),
+	      "blk-state-unfinished-stream-refused");
+	check_note("a stream never ended took %lld ms to refuse", (long long)(vuf_now_ms() - t0));
+	CHECK(state_load(&d, saved, nsaved, true) == 0, "blk-state-loaded");
+	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 0, "blk-state-writethrough-restored");
 	disk_close(&d);
 }
 
@@ -447,6 +606,8 @@ int main(void)
 	test_io();
 	test_read_only();
 	test_inflight();
+	test_inflight_hostile();
+	test_device_state();
 	test_bad_options();
 
 	unlink(image);

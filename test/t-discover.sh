@@ -457,7 +457,7 @@ ln -s "$VHOSTBOX" "$R/bin/vhost-user-rng"
 backend "$USR/50-vhostbox-rng.json" rng "$R/bin/vhost-user-rng"
 disc rng --feature anything
 expect_none vhostbox-rng-has-no-features
-if "$VHOSTBOX" --list 2>/dev/null | grep -q '^blk block$'; then
+if "$VHOSTBOX" --list 2>/dev/null | grep -q '^blk block'; then
 	ln -s "$VHOSTBOX" "$R/bin/vhost-user-blk"
 	backend "$USR/50-vhostbox-blk.json" block "$R/bin/vhost-user-blk"
 	disc block --feature read-only

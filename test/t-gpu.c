@@ -3,8 +3,10 @@
  * vhost-user-gpu through the test front-end and a display peer on the side
  * channel: the 2D command set, what the display is shown, hostile commands
  * (huge resources, backing outside guest memory, bad ids, transfers outside the
- * resource), memory limits, fences, the cursor, and with --virgl a 3D context
- * that clears a render target to a known colour and reads it back (llvmpipe
+ * resource), memory limits, fences, the cursor (also with a display that does
+ * not read), guest memory changing under resources and waiting transfers, and
+ * with --virgl a 3D context that clears a render target to a known colour and
+ * reads it back, and copies through buffers as guest memory changes (llvmpipe
  * when there is no GPU).
  */
 #include <linux/virtio_gpu.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test/check.h"
@@ -257,6 +260,55 @@ static uint32_t update_tail(unsigned before, unsigned n)
 	return v;
 }
 
+/* Queues a request (copied to guest memory at req, answered at req + 2048) and kicks; nothing waits. */
+static bool queue_cmd(struct vuf_vq *vq, uint64_t req, const void *body, uint32_t len)
+{
+	struct vuf_buf out = { req, len }, in = { req + 2048, sizeof(struct virtio_gpu_ctrl_hdr) };
+
+	return len <= 2048 && vuf_gpa_write(d.f, req, body, len) == 0 && vuf_vq_add(vq, &out, 1, &in, 1, false) >= 0 &&
+	       vuf_vq_kick(vq) == 0;
+}
+
+/* Waits until the back-end took every request queued on vq: with EVENT_IDX it then asks for a kick past them. */
+static bool all_taken(struct vuf_vq *vq)
+{
+	const volatile uint16_t *avail_event = (const volatile uint16_t *)&vq->used->ring[vq->num];
+
+	for (int ms = 0; ms < 5000; ms++, usleep(1000))
+		if (*avail_event == vq->avail_idx)
+			return true;
+	return false;
+}
+
+/* The response type of the next request vq completes, one queue_cmd() put at req (0 if none came). */
+static uint32_t next_answer(struct vuf_vq *vq, uint64_t req)
+{
+	struct virtio_gpu_ctrl_hdr h = { 0 };
+	uint32_t id, len;
+
+	if (vuf_vq_wait_used(vq, &id, &len, 10000) < 0 || vuf_gpa_read(d.f, req + 2048, &h, sizeof(h)) < 0)
+		return 0;
+	return h.type;
+}
+
+/*
+ * The front-end announces its guest RAM anew (SET_MEM_TABLE): size bytes of the
+ * same memfd, grown first if need be (as RAM hot-plug would). The back-end
+ * unmaps what it had and maps the new table (grown, it does not fit where the
+ * old one was, so stale pointers fault). The test keeps its own mapping as it was.
+ */
+static bool remap_ram(uint64_t size)
+{
+	struct vuf_region *r = &d.f->region[0];
+	struct vu_mem_table t = { .nregions = 1, .regions = { vuf_region_desc(d.f, 0) } };
+	struct stat st;
+
+	t.regions[0].memory_size = size;
+	if (fstat(r->fd, &st) < 0 || ((uint64_t)st.st_size < r->offset + size && ftruncate(r->fd, r->offset + size) < 0))
+		return false;
+	return vuf_request(d.f, VU_REQ_SET_MEM_TABLE, &t, 8 + sizeof(t.regions[0]), &r->fd, 1) == 0;
+}
+
 /* Backing pages out of order in guest memory: each must land where its entry says. */
 static void test_scattered_backing(void)
 {
@@ -282,6 +334,76 @@ static void test_scattered_backing(void)
 	pthread_mutex_unlock(&d.peer->lock);
 	CHECK(same, "gpu-scattered-backing");
 	unref(30);
+}
+
+/*
+ * The cursor queue waits while the display channel is backed up, as the control
+ * queue does (issue 13: every update queued 16 KiB, without bound). With the
+ * display not reading, the back-end takes a bounded number of updates and leaves
+ * the rest in the ring; once the display reads again all arrive, the last one last.
+ */
+static void test_cursor_backlog(void)
+{
+	enum { N = 8192, A = 60, B = 61, PIXELS = 64 * 64, MSG = 12 + 20 + PIXELS * 4 /* a CURSOR_UPDATE message */ };
+	/* What the back-end may hold: its 4 MiB backlog plus a socket buffer of up to 2 x 8 MiB, and then some. */
+	const unsigned max_taken = (32u << 20) / MSG;
+	uint64_t img = vuf_alloc(d.f, PIXELS * 4, 4096), req = vuf_alloc(d.f, 2 * 4096, 4096);
+	struct virtio_gpu_mem_entry e = { img, PIXELS * 4 };
+	uint32_t cur[PIXELS];
+	bool ok = img && req;
+
+	for (unsigned id = A; ok && id <= B; id++) {
+		fill(cur, PIXELS, id == A ? 0x80112233u : 0x80445566u);
+		ok = vuf_gpa_write(d.f, img, cur, sizeof(cur)) == 0 &&
+		     create_2d(id, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 64, 64) == VIRTIO_GPU_RESP_OK_NODATA &&
+		     attach(id, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA &&
+		     transfer(id, 0, 0, 64, 64, 0) == VIRTIO_GPU_RESP_OK_NODATA;
+	}
+	CHECK(ok, "gpu-cursor-backlog-setup");
+	if (!ok)
+		return;
+	struct virtio_gpu_update_cursor ua = { HDR(VIRTIO_GPU_CMD_UPDATE_CURSOR), { 0, 10, 20 }, A, 1, 1 }, ub = ua;
+	ub.resource_id = B;
+	struct vuf_buf out_a = { req, sizeof(ua) }, out_b = { req + 4096, sizeof(ub) };
+	vuf_gpa_write(d.f, req, &ua, sizeof(ua));
+	vuf_gpa_write(d.f, req + 4096, &ub, sizeof(ub));
+	pthread_mutex_lock(&d.peer->lock);
+	unsigned shown = d.peer->cursor_updates;
+	pthread_mutex_unlock(&d.peer->lock);
+
+	gpu_peer_pause(d.peer, true);
+	unsigned sent = 0, taken = 0;
+	uint32_t id, len;
+	while (sent < N) {
+		if (d.cursor->num_free > 1) { /* one slot stays for the last update */
+			ok &= vuf_vq_add(d.cursor, &out_a, 1, NULL, 0, false) >= 0 && vuf_vq_kick(d.cursor) == 0;
+			sent++;
+		} else if (vuf_vq_wait_used(d.cursor, &id, &len, 1000) == 0) {
+			taken++;
+		} else {
+			break; /* the back-end holds back: the rest wait in the ring */
+		}
+	}
+	ok &= vuf_vq_add(d.cursor, &out_b, 1, NULL, 0, false) >= 0 && vuf_vq_kick(d.cursor) == 0;
+	sent++;
+	CHECK(ok && taken <= max_taken, "gpu-cursor-backlog-bounded: %u of %u updates taken while the display did not read",
+	      taken, sent);
+
+	gpu_peer_pause(d.peer, false);
+	while (taken < sent && vuf_vq_wait_used(d.cursor, &id, &len, 10000) == 0)
+		taken++;
+	bool all = false;
+	uint32_t last = 0;
+	for (int ms = 0; ms < 10000 && !all; ms++, usleep(1000)) {
+		pthread_mutex_lock(&d.peer->lock);
+		all = d.peer->cursor_updates == shown + sent;
+		last = d.peer->cursor_pixel;
+		pthread_mutex_unlock(&d.peer->lock);
+	}
+	CHECK(taken == sent && all && last == 0x80445566u, "gpu-cursor-backlog-all-arrive-last-one-last: %u of %u taken, last %08x",
+	      taken, sent, last);
+	unref(A);
+	unref(B);
 }
 
 /*
@@ -494,6 +616,62 @@ static void test_spliced_pixels(void)
 	gpu_drv_close(&d);
 }
 
+/*
+ * Guest memory changes while a transfer waits for the display (issue 13: the
+ * waiting transfer translated its backing into the old mapping, which stayed in
+ * use after it was unmapped). The waiting transfer ends before the change; every
+ * backing is translated into the new memory before anything reads through it;
+ * a backing the new memory no longer holds is dropped.
+ */
+static void test_remap_waiting_transfer(void)
+{
+	enum { LW = 2048, LH = 2048, ID = 50, RAM = 64 };
+	const size_t bytes = (size_t)LW * LH * 4;
+	static const char *const args[] = { NULL };
+
+	gpu_drv_close(&d);
+	if (!gpu_drv_open(&d, sock, args, RAM, true, LW, LH)) {
+		CHECK(false, "gpu-remap-start");
+		return;
+	}
+	uint64_t req = vuf_alloc(d.f, 4096, 4096), mem = vuf_alloc(d.f, bytes, 4096);
+	uint32_t *px = vuf_gpa(d.f, mem, bytes);
+	struct virtio_gpu_mem_entry e = { mem, bytes };
+	if (px)
+		fill(px, bytes / 4, 0x00aaaaaa);
+	CHECK(req && px && create_2d(ID, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, LW, LH) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      attach(ID, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA && transfer(ID, 0, 0, LW, LH, 0) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      set_scanout(0, ID, 0, 0, LW, LH) == VIRTIO_GPU_RESP_OK_NODATA, "gpu-remap-setup");
+	if (!req || !px)
+		return;
+
+	/* The display does not read the flushed pixels: a transfer of the bottom half waits. */
+	gpu_peer_pause(d.peer, true);
+	unsigned before = gpu_peer_updates(d.peer);
+	CHECK_EQ(flush(ID, 0, 0, LW, LH), VIRTIO_GPU_RESP_OK_NODATA, "gpu-remap-flush-unread");
+	fill(px, bytes / 4, 0x00bbbbbb);
+	struct virtio_gpu_transfer_to_host_2d t = { HDR(VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D), { 0, LH / 2, LW, LH / 2 },
+						    (uint64_t)LH / 2 * LW * 4, ID };
+	CHECK(queue_cmd(d.ctrl, req, &t, sizeof(t)) && all_taken(d.ctrl) && !vuf_vq_used_pending(d.ctrl),
+	      "gpu-remap-transfer-waits-for-the-display");
+	/* RAM grows: the back-end maps it anew; the waiting transfer is done by then. */
+	CHECK(remap_ram((uint64_t)2 * RAM << 20), "gpu-remap-grown");
+	CHECK_EQ(next_answer(d.ctrl, req), VIRTIO_GPU_RESP_OK_NODATA, "gpu-remap-waiting-transfer-answered");
+	fill(px, bytes / 4, 0x00cccccc);
+	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_OK_NODATA, "gpu-remap-transfer-after-the-change");
+	gpu_peer_pause(d.peer, false);
+	bool got = flush(ID, 0, 0, LW, LH) == VIRTIO_GPU_RESP_OK_NODATA && gpu_peer_wait_updates(d.peer, before + 2, 5000);
+	uint32_t tail = update_tail(before, 1);
+	CHECK(got && tail == 0x00cccccc, "gpu-remap-pixels-from-the-new-mapping: %08x", tail);
+
+	/* RAM shrinks to end where the backing starts: the resource is left without backing. */
+	CHECK(remap_ram(mem - VUF_RAM_BASE), "gpu-remap-shrunk");
+	CHECK_EQ(transfer(ID, 0, 0, LW, LH, 0), VIRTIO_GPU_RESP_ERR_UNSPEC, "gpu-remap-backing-outside-memory-dropped");
+	CHECK_EQ(attach(ID, &e, 1, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER, "gpu-remap-attach-outside-memory");
+	CHECK_EQ(unref(ID), VIRTIO_GPU_RESP_OK_NODATA, "gpu-remap-unref");
+	gpu_drv_close(&d);
+}
+
 static void test_hostile(void)
 {
 	uint64_t mem = vuf_alloc(d.f, 16 * 16 * 4, 4096);
@@ -549,17 +727,117 @@ static void test_hostile(void)
 	CHECK(vuf_ping(d.f) == 0, "gpu-hostile-back-end-still-serves");
 }
 
+/*
+ * A refused create charges nothing and frees nothing (issue 13: each refusal made
+ * room for one more). With --max-memory reached, every further create is refused
+ * however many were refused before; freeing one resource makes room for one.
+ */
+static void test_memory_limit_refusals(void)
+{
+	enum { FIRST = 200, SIDE = 1024, MAX = 64 }; /* 4 MiB each */
+	unsigned live = 0;
+
+	while (live < MAX && create_2d(FIRST + live, 2, SIDE, SIDE) == VIRTIO_GPU_RESP_OK_NODATA)
+		live++;
+	CHECK(live > 0 && live <= 8, "gpu-memory-limit-filled: %u resources of 4 MiB in 32 MiB", live);
+	unsigned refused = 0;
+	for (unsigned i = 0; i < 20; i++)
+		refused += create_2d(FIRST + live, 2, SIDE, SIDE) == VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	CHECK(refused == 20, "gpu-memory-limit-refusals-free-nothing: %u of 20 refused", refused);
+	if (refused < 20)
+		live++;
+	CHECK_EQ(unref(FIRST), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-unref-one");
+	CHECK_EQ(create_2d(FIRST, 2, SIDE, SIDE), VIRTIO_GPU_RESP_OK_NODATA, "gpu-memory-limit-room-for-one");
+	CHECK_EQ(create_2d(FIRST + MAX, 2, SIDE, SIDE), VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY, "gpu-memory-limit-room-for-one-only");
+	for (unsigned i = 0; i <= live; i++)
+		unref(FIRST + i);
+	unref(FIRST + MAX);
+}
+
 /* ---- 3D: clear a render target through a virgl command stream and read it back ---- */
 
-enum { CCMD_CREATE_OBJECT = 1, CCMD_SET_FRAMEBUFFER_STATE = 5, CCMD_CLEAR = 7, OBJ_SURFACE = 8 };
+enum { CCMD_CREATE_OBJECT = 1, CCMD_SET_FRAMEBUFFER_STATE = 5, CCMD_CLEAR = 7, CCMD_COPY_TRANSFER3D = 45, OBJ_SURFACE = 8 };
 #define CMD0(cmd, obj, len) ((cmd) | (obj) << 8 | (len) << 16)
 #define PIPE_CLEAR_COLOR0 (1 << 2)
+#define COPY_SYNCHRONIZED 1
+#define COPY_READ_FROM_HOST 2
 
 static uint32_t fbits(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, 4);
 	return u;
+}
+
+/*
+ * SUBMIT_3D of a COPY_TRANSFER3D between an s x s texture and a buffer (at offset 0)
+ * whose pages virglrenderer reads (or, READ_FROM_HOST, writes) when it decodes it.
+ */
+static uint32_t copy_transfer(uint32_t ctx, uint32_t tex, uint32_t buf, uint32_t s, uint32_t flags)
+{
+	struct {
+		struct virtio_gpu_cmd_submit h;
+		uint32_t cs[15];
+	} sub = { { { VIRTIO_GPU_CMD_SUBMIT_3D, 0, 0, ctx }, sizeof(sub.cs) },
+		  { CMD0(CCMD_COPY_TRANSFER3D, 0, 14), tex, 0, 0, s * 4, 0, 0, 0, 0, s, s, 1, buf, 0, flags } };
+	return cmd(&sub, sizeof(sub));
+}
+
+/*
+ * Guest memory changes under virglrenderer (issue 13: it kept the iovecs of the
+ * old mapping, refreshed only by TRANSFER_* commands, and a COPY_TRANSFER3D read
+ * or wrote through them). Every backing is handed to it anew; one the new memory
+ * no longer holds is taken away, and copies through it fail cleanly.
+ */
+static void test_virgl_remap(const char *tag, uint32_t ctx, uint32_t tex, uint32_t s, uint64_t tex_mem)
+{
+	enum { STG = 11, PIPE_BUFFER = 0, FORMAT_R8_UNORM = 64, BIND_STAGING = 1 << 19 };
+	const uint32_t bytes = s * s * 4;
+	uint64_t mem = vuf_alloc(d.f, bytes, 4096);
+	uint8_t *stg = vuf_gpa(d.f, mem, bytes), *px = malloc(bytes);
+	struct virtio_gpu_resource_create_3d rc = { HDR(VIRTIO_GPU_CMD_RESOURCE_CREATE_3D), STG, PIPE_BUFFER, FORMAT_R8_UNORM,
+						    BIND_STAGING, bytes, 1, 1, 1, 0, 0, 0 };
+	struct virtio_gpu_mem_entry e = { mem, bytes };
+	struct virtio_gpu_ctx_resource ca = { { VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 0, 0, ctx }, STG };
+
+	CHECK(stg && px && cmd(&rc, sizeof(rc)) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      attach(STG, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA && cmd(&ca, sizeof(ca)) == VIRTIO_GPU_RESP_OK_NODATA,
+	      "%s-remap-setup", tag);
+	if (!stg || !px) {
+		free(px);
+		return;
+	}
+	/* RAM grows: the cleared texture is copied into the staging buffer's pages, where they are now. */
+	memset(stg, 0, bytes);
+	CHECK(remap_ram((uint64_t)2 * RAM_MIB << 20), "%s-remap-grown", tag);
+	CHECK_EQ(copy_transfer(ctx, tex, STG, s, COPY_SYNCHRONIZED | COPY_READ_FROM_HOST), VIRTIO_GPU_RESP_OK_NODATA,
+		 "%s-remap-copy-from-host", tag);
+	CHECK(stg[1] >= 0x7f && stg[1] <= 0x80 && stg[2] == 0xff && stg[bytes - 2] == 0xff,
+	      "%s-remap-copy-from-host-lands-in-the-new-mapping: %02x %02x %02x", tag, stg[0], stg[1], stg[2]);
+
+	/* Again: a pattern from the staging buffer into the texture, read back through the texture's backing. */
+	for (uint32_t i = 0; i < bytes; i++)
+		stg[i] = (uint8_t)(i * 7 + i / 4096);
+	memcpy(px, stg, bytes);
+	CHECK(remap_ram((uint64_t)3 * RAM_MIB << 20), "%s-remap-grown-again", tag);
+	CHECK_EQ(copy_transfer(ctx, tex, STG, s, COPY_SYNCHRONIZED), VIRTIO_GPU_RESP_OK_NODATA, "%s-remap-copy-to-host", tag);
+	struct virtio_gpu_transfer_host_3d tf = { { VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 0, 0, ctx },
+						  { 0, 0, 0, s, s, 1 }, 0, tex, 0, s * 4, 0 };
+	uint8_t *back = vuf_gpa(d.f, tex_mem, bytes);
+	if (back)
+		memset(back, 0, bytes);
+	CHECK_EQ(cmd(&tf, sizeof(tf)), VIRTIO_GPU_RESP_OK_NODATA, "%s-remap-read-back", tag);
+	bool same = back != NULL;
+	for (uint32_t i = 0; same && i < bytes; i++)
+		same = i % 4 == 3 || back[i] == px[i]; /* X8: the fourth byte is not kept */
+	CHECK(same, "%s-remap-copy-to-host-read-from-the-new-mapping", tag);
+
+	/* RAM shrinks to end where the staging buffer starts: it is left without backing. */
+	CHECK(remap_ram(mem - VUF_RAM_BASE), "%s-remap-shrunk", tag);
+	CHECK(copy_transfer(ctx, tex, STG, s, COPY_SYNCHRONIZED) != VIRTIO_GPU_RESP_OK_NODATA && vuf_ping(d.f) == 0,
+	      "%s-remap-copy-without-backing-refused", tag);
+	CHECK_EQ(unref(STG), VIRTIO_GPU_RESP_OK_NODATA, "%s-remap-unref", tag);
+	free(px);
 }
 
 /* tag names the variant in the case names; args start the back-end. */
@@ -629,6 +907,7 @@ static void test_virgl(const char *tag, const char *const *args)
 		snprintf(name, sizeof(name), "%s-scanout-pixels", tag);
 		SKIP(name, "scanouts go as dmabufs here");
 	}
+	test_virgl_remap(tag, CTX, RES, S, mem);
 	struct virtio_gpu_ctx_destroy cd = { { VIRTIO_GPU_CMD_CTX_DESTROY, 0, 0, CTX } };
 	CHECK_EQ(cmd(&cd, sizeof(cd)), VIRTIO_GPU_RESP_OK_NODATA, "%s-ctx-destroy", tag);
 	CHECK_EQ(unref(RES), VIRTIO_GPU_RESP_OK_NODATA, "%s-unref", tag);
@@ -672,10 +951,13 @@ int main(void)
 	test_formats();
 	test_display();
 	test_hostile();
+	test_memory_limit_refusals();
 	test_scattered_backing();
+	test_cursor_backlog();
 	test_status_reset();
 	test_lent_pixels();
 	test_spliced_pixels();
+	test_remap_waiting_transfer();
 	static const char *const surfaceless[] = { "--virgl", NULL };
 	if (capability("virgl"))
 		test_virgl("gpu-virgl", surfaceless);

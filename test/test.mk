@@ -4,7 +4,11 @@
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 TEST_SRCS := $(wildcard test/t-*.c)
 TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
-TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o $(B)/test/gpu-peer.o
+TEST_LIB  := $(B)/test/frontend.o $(B)/test/check.o $(B)/test/gpu-peer.o $(B)/test/dirty-log.o \
+             $(B)/test/ring-builder.o
+
+# Kept between builds (make would delete them as intermediates of the pattern rule below).
+.SECONDARY: $(TEST_BINS:=.o) $(TEST_LIB)
 
 $(B)/test/%.o: test/%.c
 	@mkdir -p $(dir $@)
@@ -60,8 +64,8 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 FUZZ_DEFS    ?=
 FUZZ_SECONDS ?= 1200
 FUZZ_FORK    ?=
-FUZZ_PROTO   := proto/device.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/vring.c \
-                proto/inflight.c proto/session.c proto/session-rings.c proto/log.c
+# Proto as the back-end has it, less what serves sockets and prints manuals.
+FUZZ_PROTO   := $(filter-out proto/listen.c proto/backend.c proto/manual.c,$(filter proto/%,$(CORE_SRCS)))
 FUZZ_HARNESS := test/fuzz/fuzz-device.c test/frontend.c $(FUZZ_PROTO)
 
 fuzz-session_SRCS := test/fuzz/fuzz-session.c $(FUZZ_HARNESS) $(rng_SRCS) $(blk_SRCS)

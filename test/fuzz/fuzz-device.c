@@ -4,6 +4,7 @@
  * guest RAM, set-up, the operations, and driving the loop until it is idle.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/device-state.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 #include "proto/msg.h"
 #include "proto/session.h"
+#include "proto/sigbus.h"
 #include "test/frontend.h"
 #include "test/fuzz/fuzz-device.h"
 
@@ -100,7 +103,7 @@ int fz_set_option(struct vu_dev *dev, const char *option)
 
 	for (const struct vu_option *o = dev->type->options; o && o->name; o++)
 		if (strlen(o->name) == len && !strncmp(o->name, option, len))
-			return dev->type->set_option(dev, o, eq ? eq + 1 : NULL) < 0 ? -1 : 0;
+			return vu_option_set(dev, o, eq ? eq + 1 : "");
 	return -1;
 }
 
@@ -533,18 +536,27 @@ static void set_inflight(struct fz_port *p)
 	fz_send(p, VU_REQ_SET_INFLIGHT_FD, &in, sizeof(in), &p->inflight_fd, 1);
 }
 
+/* SET_VRING_ADDR: where the ring is, and whether its used ring is logged. */
+static void send_ring_addr(struct fz_port *p, unsigned q)
+{
+	struct vuf_vq *vq = p->f->vq[q];
+	struct vu_vring_addr a = { .index = q, .desc_user_addr = (uintptr_t)vq->desc,
+				   .used_user_addr = (uintptr_t)vq->used, .avail_user_addr = (uintptr_t)vq->avail,
+				   .flags = p->logging ? VU_VRING_F_LOG : 0, .log_guest_addr = vq->used_gpa };
+
+	fz_send(p, VU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
+}
+
 /* Sends a ring's set-up (the ring's memory says where the driver is). */
 static void start_ring(struct fz_port *p, unsigned q, uint16_t base)
 {
 	struct vuf_vq *vq = p->f->vq[q];
 	uint8_t flags = p->h->hdr.flags;
-	struct vu_vring_addr a = { .index = q, .desc_user_addr = (uintptr_t)vq->desc,
-				   .used_user_addr = (uintptr_t)vq->used, .avail_user_addr = (uintptr_t)vq->avail };
 
 	vq->event_idx = p->f->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	send_state(p, VU_REQ_SET_VRING_NUM, q, vq->num);
 	send_state(p, VU_REQ_SET_VRING_BASE, q, base);
-	fz_send(p, VU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
+	send_ring_addr(p, q);
 	send_vring_fd(p, VU_REQ_SET_VRING_CALL, q, flags & FZ_F_CALL_NOFD ? -1 : vq->call_fd);
 	send_vring_fd(p, VU_REQ_SET_VRING_ERR, q, vq->err_fd);
 	send_vring_fd(p, VU_REQ_SET_VRING_KICK, q, flags & FZ_F_KICK_NOFD ? -1 : vq->kick_fd);
@@ -564,6 +576,7 @@ static void set_features(struct fz_port *p)
 {
 	uint8_t flags = p->h->hdr.flags;
 	uint64_t f = CORE_FEATURES | (p->dev->features & p->h->hdr.features[p->index]) |
+		     (p->logging ? 1ull << VHOST_F_LOG_ALL : 0) |
 		     (flags & FZ_F_EVENT_IDX ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
 		     (flags & FZ_F_INDIRECT ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
 
@@ -675,8 +688,11 @@ static int port_init(struct fz *h, unsigned i, struct vu_dev *kept)
 		if (vq->kick_fd < 0 || vq->call_fd < 0 || vq->err_fd < 0)
 			return -1;
 	}
-	if (connect_port(p) < 0)
-		return -1;
+	if (connect_port(p) < 0) {
+		/* The loop is the process's: a watch the last input's device left is a bug. */
+		fprintf(stderr, "fuzz: cannot start a session (a watch left on the loop?)\n");
+		abort();
+	}
 	setup_session(p, true);
 	return 0;
 }
@@ -925,6 +941,65 @@ static void op_msg(struct fz_port *p, struct fz_input *in)
 			close(fds[i]);
 }
 
+/* A migration's dirty log: given and turned on (in the features, by every ring), or off. */
+static void op_log(struct fz_port *p, struct fz_input *in)
+{
+	bool on = fz_u8(in) & 1;
+	uint64_t size = fz_u16(in);
+
+	if (on) {
+		if (!size)
+			size = (VUF_RAM_BASE + RAM0_SIZE + RAM1_MAX) / VU_LOG_PAGE / 8;
+		struct vu_log where = { .mmap_size = size };
+		int fd = memfd_create("fuzz-log", MFD_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, size) == 0)
+			fz_send(p, VU_REQ_SET_LOG_BASE, &where, sizeof(where), &fd, 1);
+		if (fd >= 0)
+			close(fd);
+	}
+	p->logging = on;
+	set_features(p);
+	for (unsigned q = 0; q < p->h->nq; q++)
+		send_ring_addr(p, q);
+}
+
+/* Saves what the device holds, or loads the input's bytes, as a migration does: rings stopped. */
+static void op_state(struct fz_port *p, struct fz_input *in)
+{
+	bool load = fz_u8(in) & 1;
+	const uint8_t *bytes;
+	size_t n = load ? fz_bytes(in, fz_u16(in), &bytes) : 0;
+	uint64_t direction = load ? VU_STATE_LOAD : VU_STATE_SAVE; /* phase 0 in the high half */
+	int pfd[2];
+
+	if (!(p->pf & (1ull << VU_PF_DEVICE_STATE)))
+		return; /* the device holds nothing of its own to move */
+	for (unsigned q = 0; q < p->h->nq; q++)
+		send_state(p, VU_REQ_GET_VRING_BASE, q, 0);
+	settle(p->h);
+	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) == 0) {
+		/* A pipe holds 64 KiB: what is loaded fits, what is saved is read after. */
+		if (load && n && write(pfd[1], bytes, n) < 0)
+			n = 0;
+		fz_send(p, VU_REQ_SET_DEVICE_STATE_FD, &direction, sizeof(direction), &pfd[load ? 0 : 1], 1);
+		close(pfd[load ? 0 : 1]);
+		if (load)
+			close(pfd[1]);
+		settle(p->h);
+		char sink[4096];
+		while (!load && read(pfd[0], sink, sizeof(sink)) > 0)
+			;
+		if (!load)
+			close(pfd[0]);
+		fz_send(p, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0);
+		settle(p->h);
+	}
+	for (unsigned q = 0; q < p->h->nq; q++) {
+		reset_ring_driver(p->f->vq[q], p->base[q]);
+		start_ring(p, q, p->base[q]);
+	}
+}
+
 static bool port_alive(const struct fz *h)
 {
 	for (unsigned i = 0; i < h->t->nports; i++)
@@ -962,6 +1037,8 @@ static void run_op(struct fz *h, struct fz_input *in)
 		if (h->t->op)
 			h->t->op(p, in);
 		break;
+	case FZ_OP_LOG: op_log(p, in); break;
+	case FZ_OP_STATE: op_state(p, in); break;
 	}
 	if (!(code & FZ_OP_NO_SETTLE))
 		settle(h);
@@ -969,9 +1046,32 @@ static void run_op(struct fz *h, struct fz_input *in)
 
 /* ---- one input ---------------------------------------------------------------- */
 
-/* keep_device targets: the loop and devices of the first input, for the whole process. */
-static struct vu_loop *kept_loop;
+/*
+ * One loop for the whole process: every input leaves it as it found it (a watch a
+ * device forgets makes the next input's fail to start). keep_device targets keep
+ * the devices of the first input too.
+ */
+static struct vu_loop *loop;
 static struct vu_dev *kept_dev[FZ_MAX_PORTS];
+
+static struct vu_loop *process_loop(void)
+{
+	if (loop)
+		return loop;
+	loop = vu_loop_new();
+	if (!loop)
+		abort();
+#ifdef FUZZ_SHRINK
+	/*
+	 * Guest memory that shrinks under its mapping raises SIGBUS, which the back-end
+	 * survives with its handler. Only then: the handler takes SIGBUS from
+	 * libFuzzer, whose report and crash file any other SIGBUS would not get.
+	 */
+	if (vu_sigbus_init(loop) < 0)
+		abort();
+#endif
+	return loop;
+}
 
 int fz_run(const struct fz_target *t, const uint8_t *data, size_t size)
 {
@@ -984,11 +1084,7 @@ int fz_run(const struct fz_target *t, const uint8_t *data, size_t size)
 	size_t n = fz_bytes(&in, sizeof(h.hdr), &hp);
 	memcpy(&h.hdr, hp, n);
 	h.num = 2u << (h.hdr.ring_log2 % 10);
-	h.loop = t->keep_device ? kept_loop : NULL;
-	if (!h.loop)
-		h.loop = vu_loop_new();
-	if (!h.loop)
-		abort();
+	h.loop = process_loop();
 	h.cur = &h.ports[0];
 	bool ok = true;
 	for (unsigned i = 0; i < t->nports && ok; i++)
@@ -1002,9 +1098,5 @@ int fz_run(const struct fz_target *t, const uint8_t *data, size_t size)
 			kept_dev[i] = h.ports[i].dev;
 		port_free(&h.ports[i], t->keep_device);
 	}
-	if (t->keep_device)
-		kept_loop = h.loop;
-	else
-		vu_loop_free(h.loop);
 	return 0;
 }

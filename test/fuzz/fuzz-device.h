@@ -98,6 +98,11 @@ enum fz_op {
 	FZ_OP_WAIT,        /* n (% 4): the loop runs n * 500 us (timers fire: polls, retries) */
 	FZ_OP_PORT,        /* port: later operations go to it */
 	FZ_OP_DEVICE,      /* the target's own operation (its arguments are its business) */
+	FZ_OP_LOG,         /* on, u16 size (0: all guest RAM): a migration's dirty log starts
+			    * (SET_LOG_BASE, LOG_ALL, rings logged) or stops */
+	FZ_OP_STATE,       /* load, then with load a u16 len and bytes: the rings stop, the
+			    * device's state is saved, or loaded from those bytes
+			    * (SET_DEVICE_STATE_FD, CHECK_DEVICE_STATE), the rings start again */
 	FZ_OP_COUNT
 };
 
@@ -157,6 +162,7 @@ struct fz_port {
 	uint64_t pf;                    /* protocol features negotiated */
 	uint64_t pf_offered;            /* what GET_PROTOCOL_FEATURES said last */
 	bool present[2];                /* regions the back-end was given */
+	bool logging;                   /* FZ_OP_LOG turned the dirty log on */
 	uint64_t data_next;             /* next request buffer in region 1 */
 	uint16_t base[FZ_MAX_QUEUES];   /* from GET_VRING_BASE */
 	int inflight_fd;
@@ -167,7 +173,10 @@ struct fz_port {
 	char image_option[FZ_OPTION_MAX];
 };
 
-/* Sets a device option by name ("name=value" or "name"); 0 or -1. */
+/*
+ * Sets a device option by name ("name=value" or "name"); 0 or -1. Devices keep
+ * pointers to string values: option must live as long as the device.
+ */
 int fz_set_option(struct vu_dev *dev, const char *option);
 /*
  * A memfd of size bytes given to the device as file option `name` (/proc/self/fd/N):

@@ -4,7 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "test/fuzz/fuzz-device.h"
 #include "test/fuzz/fuzz-display.h"
 

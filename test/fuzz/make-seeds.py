@@ -66,7 +66,8 @@ def session_seeds():
 F_EVENT_IDX, F_INDIRECT, F_REPLY_ACK, F_INFLIGHT = 1, 2, 4, 8
 F_KICK_NOFD, F_INBAND, F_CALL_NOFD, F_OFFSET = 16, 32, 64, 128
 (OP_KICK, OP_REQ, OP_POKE, OP_RING_POKE, OP_AVAIL, OP_REMAP, OP_STOP, OP_START, OP_RESET,
- OP_SETUP, OP_RECONNECT, OP_INFLIGHT, OP_CONFIG, OP_MSG, OP_WAIT, OP_PORT, OP_DEVICE) = range(17)
+ OP_SETUP, OP_RECONNECT, OP_INFLIGHT, OP_CONFIG, OP_MSG, OP_WAIT, OP_PORT, OP_DEVICE,
+ OP_LOG, OP_STATE) = range(19)
 NO_SETTLE = 0x80
 REQ_INDIRECT, REQ_KICK, REQ_RAW_ADDR = 1, 2, 4
 REMAP_SAME, REMAP_GROW, REMAP_MOVE, REMAP_REMOVE, REMAP_ADD = range(5)
@@ -104,6 +105,10 @@ def lifecycle(q):
     return (op(OP_STOP, q) + op(OP_START, q) + op(OP_REMAP, REMAP_SAME, 0) + op(OP_REMAP, REMAP_GROW, 1) +
             op(OP_REMAP, REMAP_MOVE, 1) + op(OP_RECONNECT) + op(OP_RESET, 0) + op(OP_SETUP) + messages(q))
 
+def migration(work):
+    """A migration's source: the dirty log on while work goes on, the device's state saved."""
+    return op(OP_LOG, 1, u16(0)) + work + op(OP_STATE, 0) + op(OP_LOG, 0, u16(0))
+
 # -- blk: queues 0 and 1 --
 
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 8, 11, 13
@@ -131,6 +136,9 @@ def in_flight(q):
 def blk_seeds():
     return {
         "in-flight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + in_flight(0) + in_flight(1),
+        # The destination loads what a source saved: "VBLK", version 1, write cache off.
+        "migration": header() + migration(blk_requests(0)) + op(OP_STATE, 1, u16(8), b"VBLK\x01\x00\x00\x00") +
+                     blk_requests(1),
         "requests": header() + blk_requests(0) + blk_requests(1),
         "inflight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + blk_requests(1) +
                     op(OP_INFLIGHT, u16(16), 8, bytes([1, 0, 0, 0, 0, 0, 0, 0])) + op(OP_RECONNECT) +
@@ -191,6 +199,7 @@ def gpu_seeds():
         "display-faults": header() + op(OP_DEVICE, 6, 1) + op(OP_DEVICE, 4, u16(640), u16(480)) + gpu_2d() +
                           op(OP_DEVICE, 5, 12, u32(3) + u32(4) + u32(0)),
         "lifecycle": header(flags=F_REPLY_ACK | F_EVENT_IDX) + gpu_2d() + lifecycle(0) + gpu_2d(5),
+        "migration": header() + migration(gpu_2d() + gpu_big(9)),
         "big-scanout": header() + gpu_big() + op(OP_DEVICE, 2) + gpu_big(8, stall=False),
     }
 
@@ -219,6 +228,7 @@ def virgl_seeds():
         "3d": header() + virgl_3d() + gpu_cmd(gpu_hdr(0x201, ctx=CTX)) + gpu_teardown(10),
         "2d-on-virgl": header() + gpu_2d() + gpu_teardown(),
         "lifecycle": header() + virgl_3d() + lifecycle(0) + virgl_3d(11),
+        "migration": header() + migration(virgl_3d()),
     }
 
 # -- net: two ports; queues 0 receive, 1 transmit, 2 control --
@@ -255,6 +265,7 @@ def net_seeds():
         "mergeable-small-ring": header(ring_log2=2) + rx_buffers(3, 256, port=1) + op(OP_PORT, 0) +
                                 req(1, [frame(MAC2, MAC1, 700)]),
         "lifecycle": header() + traffic + op(OP_PORT, 1) + lifecycle(0) + traffic,
+        "migration": header() + op(OP_PORT, 1) + migration(traffic),
         # Port 1 takes no checksum offload (GUEST_CSUM, bit 1, and the TSO bits off).
         "checksum-filled": header(features1=0xffffffff & ~(1 << 1 | 1 << 7 | 1 << 8 | 1 << 9)) +
                            rx_buffers(4, port=1) + op(OP_PORT, 0) + req(1, [csum_frame(MAC2, MAC1)]) +
@@ -284,6 +295,7 @@ def input_seeds():
                   host_events((EV_ABS, 0, 100), (EV_ABS, 1, 200), (EV_KEY, 0x14a, 1), (EV_SYN, 0, 0)) + config,
         "frame-waits": header(ring_log2=1) + event_buffers(1) + keys + event_buffers(4) + host_events((EV_SYN, 3, 0)),
         "lifecycle": header() + event_buffers(8) + keys + lifecycle(0) + event_buffers(8) + keys,
+        "migration": header() + migration(event_buffers(8) + keys + req(1, [struct.pack("<HHI", EV_LED, 1, 1)])),
     }
 
 TARGETS = {"session": session_seeds, "blk": blk_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
