@@ -133,8 +133,15 @@ def in_flight(q):
             bytes([r[0] | NO_SETTLE]) + r[1:] + bytes([OP_REMAP | NO_SETTLE, REMAP_GROW, 1]) +
             bytes([r[0] | NO_SETTLE]) + r[1:] + op(OP_RECONNECT))
 
+def straddling(q):
+    """Data buffers that cross from region 0 into region 1 (two host mappings)."""
+    at, hdr, status = RAM1_GPA - 256, RAM1_GPA + 1024, RAM1_GPA + 1100
+    return (req(q, [blk_hdr(T_OUT, 16), bytes(range(256)) * 2], [1], addrs=[hdr, at, status]) +
+            req(q, [blk_hdr(T_IN, 16)], [512, 1], addrs=[hdr, at, status]))
+
 def blk_seeds():
     return {
+        "straddling": header() + straddling(0) + straddling(1),
         "in-flight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + in_flight(0) + in_flight(1),
         # The destination loads what a source saved: "VBLK", version 1, write cache off.
         "migration": header() + migration(blk_requests(0)) + op(OP_STATE, 1, u16(8), b"VBLK\x01\x00\x00\x00") +
@@ -266,6 +273,8 @@ def net_seeds():
                                 req(1, [frame(MAC2, MAC1, 700)]),
         "lifecycle": header() + traffic + op(OP_PORT, 1) + lifecycle(0) + traffic,
         "migration": header() + op(OP_PORT, 1) + migration(traffic),
+        "straddling": header() + op(OP_PORT, 1) + req(0, [], [2048], addrs=[RAM1_GPA - 100]) + op(OP_PORT, 0) +
+                      req(1, [frame(MAC2, MAC1, 300)], addrs=[RAM1_GPA - 50]),
         # Port 1 takes no checksum offload (GUEST_CSUM, bit 1, and the TSO bits off).
         "checksum-filled": header(features1=0xffffffff & ~(1 << 1 | 1 << 7 | 1 << 8 | 1 << 9)) +
                            rx_buffers(4, port=1) + op(OP_PORT, 0) + req(1, [csum_frame(MAC2, MAC1)]) +
@@ -296,6 +305,8 @@ def input_seeds():
         "frame-waits": header(ring_log2=1) + event_buffers(1) + keys + event_buffers(4) + host_events((EV_SYN, 3, 0)),
         "lifecycle": header() + event_buffers(8) + keys + lifecycle(0) + event_buffers(8) + keys,
         "migration": header() + migration(event_buffers(8) + keys + req(1, [struct.pack("<HHI", EV_LED, 1, 1)])),
+        "straddling": header() + b"".join(req(0, [], [8], addrs=[RAM1_GPA - 4 + 8 * i]) for i in range(3)) + keys +
+                      req(1, [struct.pack("<HHI", EV_LED, 1, 1)], addrs=[RAM1_GPA - 3]),
     }
 
 TARGETS = {"session": session_seeds, "blk": blk_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
