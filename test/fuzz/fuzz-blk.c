@@ -3,7 +3,9 @@
  * libFuzzer target: the virtio-blk device with two queues and an inflight
  * buffer, on a memfd image, driven through the device harness (fuzz-device.h).
  * The header's device byte picks options: bit 0 --read-only, bit 1
- * --writethrough, bit 2 --logical-block-size=4096. FZ_OP_DEVICE: the host
+ * --writethrough, bit 2 --logical-block-size=4096, bit 3 --threads=2 (queue 1
+ * on a worker thread, whose I/O the harness does not wait for: it goes on as a
+ * guest's vCPU would, while the worker works). FZ_OP_DEVICE: the host
  * truncates the image under the device to a u16 number of sectors (reads and
  * writes past its end then come back short).
  */
@@ -21,7 +23,8 @@ static int prepare(struct fz_port *p)
 
 	if ((d & 1 && fz_set_option(p->dev, "read-only") < 0) ||
 	    (d & 2 && fz_set_option(p->dev, "writethrough") < 0) ||
-	    (d & 4 && fz_set_option(p->dev, "logical-block-size=4096") < 0))
+	    (d & 4 && fz_set_option(p->dev, "logical-block-size=4096") < 0) ||
+	    (d & 8 && fz_set_option(p->dev, "threads=2") < 0))
 		return -1;
 	p->image_fd = fz_memfd_option(p->dev, "blk-file", IMAGE_SIZE, p->image_option);
 	return p->image_fd < 0 ? -1 : 0;

@@ -142,6 +142,7 @@ def straddling(q):
 def blk_seeds():
     return {
         "straddling": header() + straddling(0) + straddling(1),
+        "two-threads": header(device=8) + blk_requests(0) + blk_requests(1) + in_flight(1),
         "in-flight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + in_flight(0) + in_flight(1),
         # The destination loads what a source saved: "VBLK", version 1, write cache off.
         "migration": header() + migration(blk_requests(0)) + op(OP_STATE, 1, u16(8), b"VBLK\x01\x00\x00\x00") +
