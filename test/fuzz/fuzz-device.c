@@ -491,11 +491,6 @@ static void disconnect_port(struct fz_port *p)
 		on_session_end(p, p->s);
 }
 
-static struct vu_mem_region region_desc(struct fz_port *p, unsigned i)
-{
-	return vuf_region_desc(p->f, i);
-}
-
 static void send_mem_table(struct fz_port *p)
 {
 	struct vu_mem_table t = { 0 };
@@ -504,7 +499,7 @@ static void send_mem_table(struct fz_port *p)
 	for (unsigned i = 0; i < 2; i++)
 		if (p->present[i]) {
 			fds[t.nregions] = p->f->region[i].fd;
-			t.regions[t.nregions++] = region_desc(p, i);
+			t.regions[t.nregions++] = vuf_region_desc(p->f, i);
 		}
 	if (t.nregions)
 		fz_send(p, VU_REQ_SET_MEM_TABLE, &t, 8 + t.nregions * sizeof(t.regions[0]), fds, (int)t.nregions);
@@ -800,7 +795,7 @@ static void op_ring_poke(struct fz_port *p, struct fz_input *in)
 
 static void send_region(struct fz_port *p, uint32_t request, unsigned i)
 {
-	struct vu_mem_single m = { .region = region_desc(p, i) };
+	struct vu_mem_single m = { .region = vuf_region_desc(p->f, i) };
 
 	fz_send(p, request, &m, sizeof(m), &p->f->region[i].fd, request == VU_REQ_ADD_MEM_REG);
 }
@@ -844,13 +839,6 @@ static void op_remap(struct fz_port *p, struct fz_input *in)
 		 */
 		break;
 	}
-}
-
-static void op_stop(struct fz_port *p, struct fz_input *in)
-{
-	struct vu_vring_state st = { .index = fz_u8(in) % p->h->nq };
-
-	fz_send(p, VU_REQ_GET_VRING_BASE, &st, sizeof(st), NULL, 0);
 }
 
 static void op_start(struct fz_port *p, struct fz_input *in)
@@ -1023,7 +1011,7 @@ static void run_op(struct fz *h, struct fz_input *in)
 	case FZ_OP_RING_POKE: op_ring_poke(p, in); break;
 	case FZ_OP_AVAIL: vuf_vq_push_avail(queue_arg(p, in, &q), fz_u16(in)); break;
 	case FZ_OP_REMAP: op_remap(p, in); break;
-	case FZ_OP_STOP: op_stop(p, in); break;
+	case FZ_OP_STOP: send_state(p, VU_REQ_GET_VRING_BASE, fz_u8(in) % h->nq, 0); break;
 	case FZ_OP_START: op_start(p, in); break;
 	case FZ_OP_RESET: op_reset(p, in); break;
 	case FZ_OP_SETUP: start_driver(p, true); break;
@@ -1094,7 +1082,7 @@ int fz_run(const struct fz_target *t, const uint8_t *data, size_t size)
 	while (ok && in.n && port_alive(&h))
 		run_op(&h, &in);
 	for (unsigned i = 0; i < t->nports; i++) {
-		if (t->keep_device)
+		if (t->keep_device && h.ports[i].dev)
 			kept_dev[i] = h.ports[i].dev;
 		port_free(&h.ports[i], t->keep_device);
 	}
