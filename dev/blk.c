@@ -463,6 +463,16 @@ static int blk_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offse
 	return 0;
 }
 
+/*
+ * Confined: io_uring (set up in init, its operations restricted to these four,
+ * dev/blk-io.c) and the two ioctls of a block device's DISCARD and WRITE_ZEROES.
+ */
+static const struct vu_syscall blk_syscalls[] = {
+	VU_SYSCALL(io_uring_enter),
+	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
+	{ NULL },
+};
+
 static const char *const blk_aliases[] = { "block", NULL };
 
 const struct vu_device_type vu_dev_blk = {
@@ -486,4 +496,5 @@ const struct vu_device_type vu_dev_blk = {
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
 	.destroy = blk_destroy,
+	.syscalls = blk_syscalls,
 };
