@@ -25,6 +25,7 @@
  * -DVU_SANDBOX_LOG only log violations to the kernel (audit, dmesg) and let the
  * calls through: for finding what a new device calls.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -99,6 +100,7 @@ const char *vu_sandbox_set_user(struct vu_sandbox *sb, const char *arg)
 		sb->uid = pw->pw_uid;
 		if (!sb->set_group)
 			sb->gid = pw->pw_gid;
+		sb->gid_known = true;
 	} else if (parse_id(arg, &id)) {
 		sb->uid = (uid_t)id; /* a number without a passwd entry: --group says the group */
 	} else {
@@ -117,6 +119,7 @@ const char *vu_sandbox_set_group(struct vu_sandbox *sb, const char *arg)
 		return "--group: no such group";
 	sb->gid = gr ? gr->gr_gid : (gid_t)id;
 	sb->set_group = true;
+	sb->gid_known = true;
 	return NULL;
 }
 
@@ -156,6 +159,10 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 			if (!have && sb->nlists < sizeof(sb->lists) / sizeof(sb->lists[0]))
 				sb->lists[sb->nlists++] = add[k];
 		}
+	}
+	if (sb->set_user && !sb->gid_known) {
+		vu_err("--user=%u has no passwd entry: --group says its group", (unsigned)sb->uid);
+		return -1;
 	}
 	if (sb->mode > sb->strictest) {
 		vu_err("--sandbox=%s is not possible here: %s (--sandbox=%s is)", mode_names[sb->mode],
@@ -355,33 +362,10 @@ static int change_ids(const struct vu_sandbox *sb)
 		return 0;
 	uid_t uid = sb->set_user ? sb->uid : getuid();
 	gid_t gid = sb->set_group || sb->set_user ? sb->gid : getgid();
-	if (sb->set_user && !sb->set_group && getpwuid(uid) == NULL && uid != getuid()) {
-		vu_err("--user=%u has no passwd entry: --group says its group", (unsigned)uid);
-		return -1;
-	}
 	if (geteuid() != 0 && uid == geteuid() && gid == getegid())
 		return 0; /* already them */
 	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
 		vu_err("cannot become user %u, group %u: %s", (unsigned)uid, (unsigned)gid, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int drop_capabilities(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2] = { { 0 } };
-
-	/* The bounding set needs CAP_SETPCAP, which a process without privileges lacks (nothing to drop). */
-	for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EPERM)
-			break;
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (syscall(SYS_capset, &h, d) < 0 || syscall(SYS_capget, &h, d) < 0 ||
-	    d[0].effective | d[0].permitted | d[0].inheritable | d[1].effective | d[1].permitted |
-	    d[1].inheritable) {
-		vu_err("sandbox: cannot drop capabilities: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -473,12 +457,42 @@ static size_t append_uint(char *buf, size_t at, size_t size, unsigned long v)
 	return at;
 }
 
+/*
+ * Capabilities are per thread, and threads a library started during init (Mesa's)
+ * keep theirs when the main thread drops its own. Each thread is therefore asked
+ * to drop them itself: a SIGSYS sent with tgkill (not a seccomp trap) runs this in
+ * the thread it reaches. SIGSYS, because it is the one signal Mesa's threads leave
+ * unblocked (for seccomp); everything here is a raw system call.
+ */
+static pid_t self_pid;
+static int last_cap;
+static int threads_dropped, threads_failed;
+
+static void drop_this_threads_capabilities(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+
+	/* The bounding set needs CAP_SETPCAP; a process without privileges has nothing to drop. */
+	for (int c = 0; c <= last_cap; c++)
+		syscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0);
+	syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (syscall(SYS_capset, &h, d) < 0 || syscall(SYS_capget, &h, d) < 0 ||
+	    d[0].effective | d[0].permitted | d[0].inheritable | d[1].effective | d[1].permitted | d[1].inheritable)
+		__atomic_add_fetch(&threads_failed, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&threads_dropped, 1, __ATOMIC_RELEASE);
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *ucontext)
 {
 	char line[256];
 	int nr = si->si_syscall;
 	size_t n = 0;
 
+	if (si->si_code == SI_TKILL && si->si_pid == self_pid) {
+		drop_this_threads_capabilities();
+		return;
+	}
 	n = append(line, n, sizeof(line), vu_log_name());
 	n = append(line, n, sizeof(line), ": error: sandbox: system call ");
 	n = append_uint(line, n, sizeof(line), (unsigned)nr);
@@ -497,6 +511,49 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucontext)
 	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL };
 	syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, sizeof(dfl.mask));
 	syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), SIGSYS);
+}
+
+static int install_sigsys(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	self_pid = getpid();
+	for (int nr = 0; nr < MAX_NR; nr++)
+		if (!call_names[nr])
+			call_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	if (sigaction(SIGSYS, &sa, NULL) < 0) {
+		vu_err("sandbox: SIGSYS handler: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Every thread's capabilities: bounding, ambient, permitted, effective, inheritable. */
+static int drop_capabilities(bool single_thread)
+{
+	int sent = 0;
+
+	for (last_cap = 0; prctl(PR_CAPBSET_READ, last_cap + 1, 0, 0, 0) >= 0; last_cap++)
+		;
+	threads_dropped = threads_failed = 0;
+	drop_this_threads_capabilities();
+	DIR *d = single_thread ? NULL : opendir("/proc/self/task");
+	for (struct dirent *e; d && (e = readdir(d));) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		if (tid > 0 && tid != (pid_t)syscall(SYS_gettid) && syscall(SYS_tgkill, self_pid, tid, SIGSYS) == 0)
+			sent++;
+	}
+	if (d)
+		closedir(d);
+	for (int waited = 0; __atomic_load_n(&threads_dropped, __ATOMIC_ACQUIRE) < sent + 1 && waited < 2000; waited++)
+		usleep(1000);
+	int done = __atomic_load_n(&threads_dropped, __ATOMIC_ACQUIRE);
+	if (done < sent + 1 || threads_failed) {
+		vu_err("sandbox: cannot drop capabilities (%d of %d threads did)", done - threads_failed, sent + 1);
+		return -1;
+	}
+	return 0;
 }
 
 static int add_calls(scmp_filter_ctx ctx, const struct vu_syscall *list)
@@ -535,18 +592,12 @@ static int load_allowlist(const struct vu_sandbox *sb)
 		vu_err("sandbox: seccomp_init failed");
 		return -1;
 	}
-	for (int nr = 0; nr < MAX_NR; nr++)
-		if (!call_names[nr])
-			call_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
-	sigemptyset(&sa.sa_mask);
 	/* Signals go to our own threads only. */
 	const struct vu_syscall self[] = {
 		VU_SYSCALL_IF(tgkill, 0, (uint64_t)getpid()), VU_SYSCALL_IF(kill, 0, (uint64_t)getpid()),
 		{ NULL },
 	};
-	if (sigaction(SIGSYS, &sa, NULL) < 0 ||
-	    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
 	    add_calls(ctx, proto_calls) < 0 || add_calls(ctx, self) < 0)
 		goto out;
 	for (unsigned i = 0; i < sb->nlists; i++)
@@ -609,7 +660,8 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 	}
 	if (change_ids(sb) < 0)
 		return -1;
-	if (mode > VU_SANDBOX_NONE && (drop_capabilities() < 0 || load_allowlist(sb) < 0))
+	if (mode > VU_SANDBOX_NONE && (install_sigsys() < 0 || drop_capabilities(mode == VU_SANDBOX_NAMESPACE) < 0 ||
+				       load_allowlist(sb) < 0))
 		return -1;
 	sb->mode = mode;
 	vu_info("sandbox: %s%s", mode_names[mode], mode == VU_SANDBOX_NAMESPACE && sb->host_net ?

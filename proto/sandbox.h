@@ -18,6 +18,7 @@ struct vu_sandbox {
 	int mode;                  /* enum vu_sandbox_mode, or -1: the strictest the devices allow */
 	bool mode_asked;           /* --sandbox was given */
 	bool set_user, set_group;
+	bool gid_known;            /* --group, or --user's passwd entry */
 	uid_t uid;
 	gid_t gid;                 /* --group, else --user's primary group */
 	unsigned long nofile;      /* --rlimit-nofile, 0: not given */
