@@ -470,7 +470,7 @@ static int blk_set_config(struct vu_dev *dev, const uint8_t *buf, uint32_t offse
 static const struct vu_syscall blk_syscalls[] = {
 	VU_SYSCALL(io_uring_enter),
 	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 static const char *const blk_aliases[] = { "block", NULL };

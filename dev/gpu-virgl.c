@@ -252,7 +252,7 @@ const struct vu_syscall gpu_virgl_syscalls[] = {
 	VU_SYSCALL(sched_getaffinity), VU_SYSCALL(sched_setaffinity), VU_SYSCALL(getrandom),
 	VU_SYSCALL(uname), VU_SYSCALL(getuid), VU_SYSCALL(geteuid), VU_SYSCALL(getgid), VU_SYSCALL(getegid),
 	VU_SYSCALL(sysinfo), VU_SYSCALL(prctl), VU_SYSCALL(poll), VU_SYSCALL(ppoll),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 /* ---- fences ---- */

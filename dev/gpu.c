@@ -358,7 +358,7 @@ static bool gpu_cap_available(const char *feature)
 static const struct vu_syscall gpu_syscalls[] = {
 	VU_SYSCALL(splice), VU_SYSCALL(pipe2),
 	VU_SYSCALL_IF(ioctl, 1, SIOCOUTQ), VU_SYSCALL_IF(setsockopt, 2, SO_SNDBUF),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 /*

@@ -421,14 +421,14 @@ static void input_destroy(struct vu_dev *dev)
  */
 static const struct vu_syscall input_syscalls[] = {
 	VU_SYSCALL_MASK(ioctl, 1, 0xff00, 'E' << 8),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 /* --reconnect-device opens the node again by its path: files can be opened (not created). */
 static const struct vu_syscall input_reopen_syscalls[] = {
 	VU_SYSCALL_MASK(openat, 2, O_CREAT | O_TRUNC | O_PATH, 0),
 	VU_SYSCALL_MASK(open, 1, O_CREAT | O_TRUNC | O_PATH, 0),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 static void input_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)

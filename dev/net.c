@@ -474,7 +474,7 @@ static int net_set_mtu(struct vu_dev *dev, uint16_t mtu)
  */
 static const struct vu_syscall net_syscalls[] = {
 	VU_SYSCALL_IF(ioctl, 1, TUNSETOFFLOAD),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 static void net_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)

@@ -76,7 +76,7 @@ static void rng_kick(struct vu_dev *dev, struct vu_vring *vq)
 /* Confined, it only asks the kernel for random bytes. */
 static const struct vu_syscall rng_syscalls[] = {
 	VU_SYSCALL(getrandom),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 const struct vu_device_type vu_dev_rng = {

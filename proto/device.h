@@ -37,6 +37,7 @@ struct vu_syscall {
 #define VU_SYSCALL(n)              { #n, -1, 0, 0 }
 #define VU_SYSCALL_IF(n, a, v)     { #n, a, 0xffffffffu, v }    /* ioctl numbers, fds: 32 bits */
 #define VU_SYSCALL_MASK(n, a, m, v) { #n, a, m, v }
+#define VU_SYSCALL_END             { NULL, 0, 0, 0 }
 
 /* What one instance, as its options made it, needs to keep working confined. */
 struct vu_sandbox_needs {

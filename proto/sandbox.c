@@ -398,7 +398,7 @@ static const struct vu_syscall proto_calls[] = {
 	VU_SYSCALL(clock_gettime), VU_SYSCALL(clock_nanosleep), VU_SYSCALL(nanosleep),
 	/* the end: the socket-file helper is told and waited for */
 	VU_SYSCALL(wait4),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 
 #ifdef VU_SANITIZED
@@ -417,7 +417,7 @@ static const struct vu_syscall sanitizer_calls[] = {
 	VU_SYSCALL(lseek), VU_SYSCALL(pread64), VU_SYSCALL(readlink), VU_SYSCALL(getppid),
 	VU_SYSCALL(sched_getaffinity), VU_SYSCALL(prlimit64), VU_SYSCALL(getrlimit),
 	VU_SYSCALL(mmap), VU_SYSCALL(mprotect), VU_SYSCALL(tgkill), VU_SYSCALL(kill),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 #endif
 
@@ -429,7 +429,7 @@ static const struct vu_syscall sanitizer_calls[] = {
  */
 static const struct vu_syscall umockdev_calls[] = {
 	VU_SYSCALL(access), VU_SYSCALL_IF(socket, 0, AF_UNIX), VU_SYSCALL(connect),
-	{ NULL },
+	VU_SYSCALL_END,
 };
 #endif
 
@@ -508,7 +508,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucontext)
 	 */
 	syscall(SYS_write, 2, line, n);
 	/* Die of SIGSYS: the default action, then the signal (blocked here, delivered on return). */
-	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL };
+	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { .handler = SIG_DFL };
 	syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, sizeof(dfl.mask));
 	syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), SIGSYS);
 }
@@ -595,7 +595,7 @@ static int load_allowlist(const struct vu_sandbox *sb)
 	/* Signals go to our own threads only. */
 	const struct vu_syscall self[] = {
 		VU_SYSCALL_IF(tgkill, 0, (uint64_t)getpid()), VU_SYSCALL_IF(kill, 0, (uint64_t)getpid()),
-		{ NULL },
+		VU_SYSCALL_END,
 	};
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
 	    add_calls(ctx, proto_calls) < 0 || add_calls(ctx, self) < 0)
