@@ -244,7 +244,7 @@ uint32_t gpu_virgl_num_capsets(const struct gpu *g)
  * confined by seccomp only.
  */
 const struct vu_syscall gpu_virgl_syscalls[] = {
-	VU_SYSCALL(mmap), VU_SYSCALL(mprotect), VU_SYSCALL(ioctl),
+	VU_SYSCALL(mmap), VU_SYSCALL(mprotect), VU_SYSCALL(ioctl), VU_SYSCALL(fcntl),
 	VU_SYSCALL(openat), VU_SYSCALL(open), VU_SYSCALL(newfstatat), VU_SYSCALL(fstat), VU_SYSCALL(lseek),
 	VU_SYSCALL(pread64), VU_SYSCALL(pwrite64), VU_SYSCALL(getdents64), VU_SYSCALL(readlink),
 	VU_SYSCALL(access), VU_SYSCALL(mkdir), VU_SYSCALL(rename), VU_SYSCALL(unlink), VU_SYSCALL(flock),

@@ -10,6 +10,7 @@
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  */
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -352,11 +353,12 @@ static bool gpu_cap_available(const char *feature)
 }
 
 /*
- * Confined (2D): pixels move into memfds and are spliced through a pipe into the
- * display socket, whose send queue is measured (SIOCOUTQ) and sized (SO_SNDBUF).
+ * Confined (2D): pixels move into memfds and are spliced through a pipe (sized
+ * once) into the display socket, whose send queue is measured (SIOCOUTQ) and
+ * sized (SO_SNDBUF).
  */
 static const struct vu_syscall gpu_syscalls[] = {
-	VU_SYSCALL(splice), VU_SYSCALL(pipe2),
+	VU_SYSCALL(splice), VU_SYSCALL(pipe2), VU_SYSCALL_IF(fcntl, 1, F_SETPIPE_SZ),
 	VU_SYSCALL_IF(ioctl, 1, SIOCOUTQ), VU_SYSCALL_IF(setsockopt, 2, SO_SNDBUF),
 	VU_SYSCALL_END,
 };

@@ -385,8 +385,11 @@ static const struct vu_syscall proto_calls[] = {
 	/* guest memory, dirty log and inflight regions: fds the front-end passes, a memfd */
 	VU_SYSCALL_MASK(mmap, 2, PROT_EXEC, 0), VU_SYSCALL_MASK(mprotect, 2, PROT_EXEC, 0),
 	VU_SYSCALL(munmap), VU_SYSCALL(mremap), VU_SYSCALL(madvise), VU_SYSCALL(brk),
-	VU_SYSCALL(fstat), VU_SYSCALL(newfstatat), VU_SYSCALL(fcntl), VU_SYSCALL(memfd_create),
-	VU_SYSCALL(ftruncate),
+	VU_SYSCALL(fstat), VU_SYSCALL(newfstatat), VU_SYSCALL(memfd_create), VU_SYSCALL(ftruncate),
+	/* fd flags and seals; not F_SETOWN/F_SETSIG, which would aim signals at other processes */
+	VU_SYSCALL_IF(fcntl, 1, F_GETFD), VU_SYSCALL_IF(fcntl, 1, F_SETFD), VU_SYSCALL_IF(fcntl, 1, F_GETFL),
+	VU_SYSCALL_IF(fcntl, 1, F_SETFL), VU_SYSCALL_IF(fcntl, 1, F_DUPFD_CLOEXEC),
+	VU_SYSCALL_IF(fcntl, 1, F_GET_SEALS), VU_SYSCALL_IF(fcntl, 1, F_ADD_SEALS),
 	/* signals: SIGBUS on truncated guest memory, the signalfd's mask, SIGSYS here */
 	VU_SYSCALL(rt_sigaction), VU_SYSCALL(rt_sigprocmask), VU_SYSCALL(rt_sigreturn),
 	VU_SYSCALL(restart_syscall),
