@@ -32,7 +32,17 @@ $(B)/test/evdev-mock-run: $(B)/test/evdev-mock-run.o $(EVDEV_MOCK)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(UMOCKDEV_LIBS)
 -include $(EVDEV_MOCK:.o=.d) $(B)/test/evdev-mock-run.d
 
-tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run
+# The back-end with proto/sandbox.c built for tests (-DVU_SANDBOX_SELFTEST): it makes
+# the system call $VU_SANDBOX_SELFTEST_CALL names once confined. Never installed.
+SELFTEST_OBJS := $(filter-out $(B)/proto/sandbox.o,$(OBJS)) $(B)/test/sandbox-selftest.o
+$(B)/test/sandbox-selftest.o: proto/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DVU_SANDBOX_SELFTEST $(SECCOMP_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/test/vhostbox-selftest: $(SELFTEST_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SELFTEST_OBJS) $(LIBS)
+-include $(B)/test/sandbox-selftest.d
+
+tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 # A second, sanitized build of everything in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -42,7 +52,7 @@ asan:
 
 build/asan/vhostbox-asan: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
-tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run
+tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 deps:
 	@sh test/install-deps.sh
