@@ -23,6 +23,9 @@ override CFLAGS += -std=gnu11 $(WARN)
 
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+# Every personality confines itself (proto/sandbox.c) with libseccomp.
+SECCOMP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
 
 # Personalities: each is declared once, in the header comment of its dev/NAME.c:
 #    * build: SOURCES          (in dev/)
@@ -47,13 +50,13 @@ DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
 DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
 
 CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
-             proto/listen.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
+             proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
 DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build
 OBJS := $(SRCS:%.c=$(B)/%.o)
-LIBS := $(JANSSON_LIBS) $(DEV_LIBS) -pthread
+LIBS := $(JANSSON_LIBS) $(SECCOMP_LIBS) $(DEV_LIBS) -pthread
 
 # BIN: where the binary goes (a private build: make B=build/mine BIN=build/mine/vhostbox).
 BIN ?= vhostbox
@@ -72,7 +75,7 @@ $(B)/main.o: $(B)/personalities.h
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(DEV_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(SECCOMP_CFLAGS) $(DEV_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(OBJS:.o=.d)
 

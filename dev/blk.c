@@ -504,6 +504,16 @@ static int blk_state_load(struct vu_dev *dev, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Confined: io_uring (set up in init, its operations restricted to these four,
+ * dev/blk-io.c) and the two ioctls of a block device's DISCARD and WRITE_ZEROES.
+ */
+static const struct vu_syscall blk_syscalls[] = {
+	VU_SYSCALL(io_uring_enter),
+	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
+	VU_SYSCALL_END,
+};
+
 static const char *const blk_aliases[] = { "block", NULL };
 
 const struct vu_device_type vu_dev_blk = {
@@ -530,4 +540,5 @@ const struct vu_device_type vu_dev_blk = {
 	.state_save = blk_state_save,
 	.state_load = blk_state_load,
 	.destroy = blk_destroy,
+	.syscalls = blk_syscalls,
 };

@@ -90,9 +90,11 @@ bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
 	unsigned j = 0;
 	uint64_t off = 0;
 	for (unsigned i = 0; i < b->nentries; i++) {
-		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, b->iov + j, n - j);
+		/* The entry's iovecs land at base; merging moves j back behind what is still unread. */
+		unsigned base = j;
+		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, b->iov + base, n - base);
 		for (int m = 0; m < k; m++) {
-			struct iovec *v = &b->iov[j + m];
+			struct iovec *v = &b->iov[base + m];
 			off += v->iov_len;
 			/* Pages that follow each other in host memory become one iovec: fewer, longer copies. */
 			if (j && (uint8_t *)b->iov[j - 1].iov_base + b->iov[j - 1].iov_len == (uint8_t *)v->iov_base) {

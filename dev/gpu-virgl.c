@@ -237,6 +237,25 @@ uint32_t gpu_virgl_num_capsets(const struct gpu *g)
 	return g->virgl ? g->virgl->num_capsets : 0;
 }
 
+/*
+ * What virglrenderer, libepoxy and Mesa (llvmpipe or a render node's driver)
+ * call while serving, beyond proto and 2D: their threads and locks, JIT code
+ * (executable mappings), the render node's ioctls, files they open (the shader
+ * cache, driver configuration). Wider than any other list by far: --virgl is
+ * confined by seccomp only.
+ */
+const struct vu_syscall gpu_virgl_syscalls[] = {
+	VU_SYSCALL(mmap), VU_SYSCALL(mprotect), VU_SYSCALL(ioctl), VU_SYSCALL(fcntl),
+	VU_SYSCALL(openat), VU_SYSCALL(open), VU_SYSCALL(newfstatat), VU_SYSCALL(fstat), VU_SYSCALL(lseek),
+	VU_SYSCALL(pread64), VU_SYSCALL(pwrite64), VU_SYSCALL(getdents64), VU_SYSCALL(readlink),
+	VU_SYSCALL(access), VU_SYSCALL(mkdir), VU_SYSCALL(rename), VU_SYSCALL(unlink), VU_SYSCALL(flock),
+	VU_SYSCALL(fallocate), VU_SYSCALL(fsync), VU_SYSCALL(dup), VU_SYSCALL(dup3),
+	VU_SYSCALL(sched_getaffinity), VU_SYSCALL(sched_setaffinity), VU_SYSCALL(getrandom),
+	VU_SYSCALL(uname), VU_SYSCALL(getuid), VU_SYSCALL(geteuid), VU_SYSCALL(getgid), VU_SYSCALL(getegid),
+	VU_SYSCALL(sysinfo), VU_SYSCALL(prctl), VU_SYSCALL(poll), VU_SYSCALL(ppoll),
+	VU_SYSCALL_END,
+};
+
 /* ---- fences ---- */
 
 static bool retired(const struct gpu_virgl *v, uint32_t fence)

@@ -13,10 +13,14 @@
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes
  */
+#include <fcntl.h>
+#include <linux/sockios.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "dev/gpu.h"
@@ -358,6 +362,32 @@ static bool gpu_cap_available(const char *feature)
 	return false;
 }
 
+/*
+ * Confined (2D): pixels move into memfds and are spliced through a pipe (sized
+ * once) into the display socket, whose send queue is measured (SIOCOUTQ) and
+ * sized (SO_SNDBUF).
+ */
+static const struct vu_syscall gpu_syscalls[] = {
+	VU_SYSCALL(splice), VU_SYSCALL(pipe2), VU_SYSCALL_IF(fcntl, 1, F_SETPIPE_SZ),
+	VU_SYSCALL_IF(ioctl, 1, SIOCOUTQ), VU_SYSCALL_IF(setsockopt, 2, SO_SNDBUF),
+	VU_SYSCALL_END,
+};
+
+/*
+ * virgl: Mesa starts its threads in init (a new root would reach the main thread
+ * only) and keeps opening files and mapping code while serving: seccomp, with
+ * its own wider list (dev/gpu-virgl.c).
+ */
+static void gpu_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
+{
+	if (((const struct gpu *)dev)->virgl_wanted) {
+		needs->strictest = VU_SANDBOX_SECCOMP;
+		needs->why = "--virgl runs Mesa, whose threads start before confinement and which opens "
+			     "files while serving";
+		needs->syscalls = gpu_virgl_syscalls;
+	}
+}
+
 const struct vu_device_type vu_dev_gpu = {
 	.name = "gpu",
 	.schema_type = "gpu",
@@ -379,4 +409,6 @@ const struct vu_device_type vu_dev_gpu = {
 	.reset = gpu_reset,
 	.destroy = gpu_destroy,
 	.set_gpu_socket = gpu_set_socket,
+	.syscalls = gpu_syscalls,
+	.sandbox = gpu_sandbox,
 };

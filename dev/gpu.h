@@ -241,6 +241,8 @@ void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
 /* ---- gpu-virgl.c: 3D through virglrenderer ---- */
 
 bool gpu_virgl_probe(const char *render_node, bool need_node);
+/* What virglrenderer and Mesa call while serving (confined with --virgl: seccomp only). */
+extern const struct vu_syscall gpu_virgl_syscalls[];
 int gpu_virgl_init(struct gpu *g);
 void gpu_virgl_fini(struct gpu *g);
 void gpu_virgl_command(struct gpu *g, struct gpu_cmd *cmd);

@@ -78,6 +78,12 @@ static void rng_kick(struct vu_dev *dev, struct vu_vring *vq)
 	} while (!vq->broken && vu_vring_kicks(vq, true));
 }
 
+/* Confined, it only asks the kernel for random bytes. */
+static const struct vu_syscall rng_syscalls[] = {
+	VU_SYSCALL(getrandom),
+	VU_SYSCALL_END,
+};
+
 const struct vu_device_type vu_dev_rng = {
 	.name = "rng",
 	.schema_type = "rng",
@@ -88,4 +94,5 @@ const struct vu_device_type vu_dev_rng = {
 	.create = rng_create,
 	.kick = rng_kick,
 	.destroy = rng_destroy,
+	.syscalls = rng_syscalls,
 };

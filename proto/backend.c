@@ -10,12 +10,14 @@
 #include "proto/backend.h"
 #include "proto/listen.h"
 #include "proto/log.h"
+#include "proto/loop.h"
 #include "proto/manual.h"
+#include "proto/sandbox.h"
 #include "proto/session.h"
 #include "proto/sigbus.h"
 
 enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_MAN, OPT_VERSION, OPT_VERBOSE,
-       OPT_PRINT_CAPS, OPT_DEVICE = 1000 };
+       OPT_PRINT_CAPS, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_RLIMIT_NOFILE, OPT_DEVICE = 1000 };
 
 /* The options every personality has: the back-end program conventions' and ours. */
 static const struct vu_common_option common[] = {
@@ -24,6 +26,12 @@ static const struct vu_common_option common[] = {
 	{ "socket-mode", OPT_SOCKET_MODE, "MODE", "octal permissions for the socket file" },
 	{ "print-capabilities", OPT_PRINT_CAPS, NULL, "print the back-end's capabilities as JSON and exit" },
 	{ "verbose", OPT_VERBOSE, NULL, "log every message" },
+	{ "sandbox", OPT_SANDBOX, "MODE",
+	  "confinement once serving: namespace (seccomp, namespaces, an empty root), seccomp (a system "
+	  "call allowlist), none; default: the strictest this device allows" },
+	{ "user", OPT_USER, "USER", "serve as this user (name or uid) once set up" },
+	{ "group", OPT_GROUP, "GROUP", "and this group (default: the user's)" },
+	{ "rlimit-nofile", OPT_RLIMIT_NOFILE, "N", "limit open files to N" },
 	{ "help", OPT_HELP, NULL, "print this help and exit" },
 	{ "man", OPT_MAN, NULL, "print this help as a manual page (roff) and exit" },
 	{ "version", OPT_VERSION, NULL, "print the version and exit" },
@@ -58,6 +66,7 @@ struct backend {
 	unsigned serving;          /* ports that can still get a front-end */
 	struct given_option given[256];
 	unsigned ngiven;
+	struct vu_sandbox sandbox;
 };
 
 static void usage(const struct vu_device_type *t, FILE *out)
@@ -175,6 +184,18 @@ static int parse(struct backend *b, int argc, char **argv)
 				return usage_error("--socket-mode needs an octal mode, not '%s'", optarg);
 			break;
 		case OPT_VERBOSE: vu_log_set_verbose(true); break;
+		case OPT_SANDBOX:
+		case OPT_USER:
+		case OPT_GROUP:
+		case OPT_RLIMIT_NOFILE: {
+			const char *why = c == OPT_SANDBOX ? vu_sandbox_set_mode(&b->sandbox, optarg) :
+					  c == OPT_USER    ? vu_sandbox_set_user(&b->sandbox, optarg) :
+					  c == OPT_GROUP   ? vu_sandbox_set_group(&b->sandbox, optarg) :
+							     vu_sandbox_set_nofile(&b->sandbox, optarg);
+			if (why)
+				return usage_error("%s", why);
+			break;
+		}
 		case OPT_HELP: usage(t, stdout); return -1;
 		case OPT_MAN: vu_manual_personality(t, common, N_COMMON, stdout); return -1;
 		case OPT_VERSION: printf("vhostbox %s\n", VHOSTBOX_VERSION); return -1;
@@ -224,7 +245,35 @@ static int open_socket(struct port *p)
 	return vu_listen_fd(&p->listener, p->fd) < 0 ? 1 : 0;
 }
 
-/* Devices first, sockets last: whatever fails, fails before anything is served. */
+/*
+ * Hands the socket files over to the sandbox (it unlinks them at the end), then
+ * confines the process; threads of worker loops start after that.
+ */
+static int confine(struct backend *b)
+{
+	const char *paths[MAX_PORTS];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < b->nports; i++)
+		if (b->ports[i].listener.path)
+			paths[n++] = b->ports[i].listener.path;
+	vu_notify_open();
+	if (vu_sandbox_enter(&b->sandbox, paths, n) < 0)
+		return -1;
+	if (b->sandbox.mode > VU_SANDBOX_NONE || b->sandbox.set_user)
+		for (unsigned i = 0; i < b->nports; i++) {
+			free(b->ports[i].listener.path);
+			b->ports[i].listener.path = NULL;
+		}
+	int r = vu_loop_release_threads();
+	if (r < 0) {
+		vu_err("cannot start worker threads: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Devices first, sockets last, then confinement: whatever fails, fails before anything is served. */
 static int serve(struct backend *b)
 {
 	b->loop = vu_loop_new();
@@ -232,6 +281,7 @@ static int serve(struct backend *b)
 		vu_err("cannot set up the event loop");
 		return 1;
 	}
+	vu_loop_hold_threads();
 	for (unsigned i = 0; i < b->nports; i++) {
 		struct port *p = &b->ports[i];
 		if (b->type->init && b->type->init(p->dev, b->loop) < 0)
@@ -248,6 +298,8 @@ static int serve(struct backend *b)
 		else
 			on_connection(p, -1, 0);
 	}
+	if (confine(b) < 0)
+		return 1;
 	vu_notify_ready();
 	int sig = vu_loop_run(b->loop);
 	if (sig > 0)
@@ -263,7 +315,7 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 			return vu_caps_print(t) < 0 ? 1 : 0;
 
 	static struct backend b;
-	b = (struct backend){ .type = t };
+	b = (struct backend){ .type = t, .sandbox = { .mode = -1 } };
 	int status = parse(&b, argc, argv);
 
 	if (!status && b.nports == 0) {
@@ -280,6 +332,13 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 	}
 	for (unsigned i = 0; i < b.nports && !status; i++)
 		status = create_device(&b, i);
+	if (!status) {
+		struct vu_dev *devs[MAX_PORTS];
+		for (unsigned i = 0; i < b.nports; i++)
+			devs[i] = b.ports[i].dev;
+		if (vu_sandbox_plan(&b.sandbox, devs, b.nports) < 0)
+			status = VU_EXIT_USAGE;
+	}
 	if (!status)
 		status = serve(&b);
 
@@ -291,5 +350,6 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 			t->destroy(p->dev);
 	}
 	vu_loop_free(b.loop);
+	vu_sandbox_exit();
 	return status < 0 ? 0 : status;
 }

@@ -143,20 +143,33 @@ void vu_listen_close(struct vu_listener *l)
 	*l = (struct vu_listener){ .fd = -1, .conn = -1 };
 }
 
-void vu_notify_ready(void)
+static int notify_fd = -1;
+
+void vu_notify_open(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa;
 
-	if (!path || !*path || fill_addr(&sa, path) < 0)
+	if (notify_fd >= 0 || !path || !*path || fill_addr(&sa, path) < 0)
 		return;
 	socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
 	if (sa.sun_path[0] == '@')
 		sa.sun_path[0] = '\0'; /* abstract namespace */
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd >= 0 && connect(notify_fd, (struct sockaddr *)&sa, len) < 0) {
+		vu_warn("cannot reach systemd's notify socket: %s", strerror(errno));
+		close(notify_fd);
+		notify_fd = -1;
+	}
+}
+
+void vu_notify_ready(void)
+{
+	vu_notify_open();
+	if (notify_fd < 0)
 		return;
-	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+	if (send(notify_fd, "READY=1", 7, MSG_NOSIGNAL) < 0)
 		vu_warn("cannot notify systemd: %s", strerror(errno));
-	close(fd);
+	close(notify_fd);
+	notify_fd = -1;
 }

@@ -25,7 +25,11 @@ int vu_listen_systemd(struct vu_listener *l);
 int vu_listen_accept(struct vu_listener *l);
 void vu_listen_close(struct vu_listener *l);
 
-/* Tells systemd (NOTIFY_SOCKET) that we are ready; quiet when not under systemd. */
+/*
+ * Tells systemd (NOTIFY_SOCKET) that we are ready; quiet when not under systemd.
+ * vu_notify_open() connects to it beforehand (confined, the path is out of reach).
+ */
+void vu_notify_open(void);
 void vu_notify_ready(void);
 
 #endif

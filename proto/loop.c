@@ -43,6 +43,7 @@ struct vu_loop {
 	void (*call_fn)(void *arg);
 	void *call_arg;
 	bool call_done;
+	struct vu_loop *held_next;   /* waiting for vu_loop_release_threads() */
 };
 
 static __thread struct vu_loop *this_thread_loop;
@@ -82,10 +83,13 @@ struct vu_loop *vu_loop_new(void)
 	return loop;
 }
 
+static void forget_held(struct vu_loop *loop);
+
 void vu_loop_free(struct vu_loop *loop)
 {
 	if (!loop)
 		return;
+	forget_held(loop);
 	if (loop->sigfd >= 0)
 		close(loop->sigfd);
 	if (loop->threaded) {
@@ -373,7 +377,54 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+static bool threads_held;
+static struct vu_loop *held_first, **held_last = &held_first;
+
+void vu_loop_hold_threads(void)
+{
+	threads_held = true;
+}
+
+static int start_thread(struct vu_loop *loop);
+
+static void forget_held(struct vu_loop *loop)
+{
+	for (struct vu_loop **pp = &held_first; *pp; pp = &(*pp)->held_next)
+		if (*pp == loop) {
+			*pp = loop->held_next;
+			if (!*pp)
+				held_last = pp;
+			return;
+		}
+}
+
+int vu_loop_release_threads(void)
+{
+	int r = 0;
+
+	threads_held = false;
+	while (held_first) {
+		struct vu_loop *loop = held_first;
+		held_first = loop->held_next;
+		if (r == 0)
+			r = start_thread(loop);
+	}
+	held_last = &held_first;
+	return r;
+}
+
 int vu_loop_start_thread(struct vu_loop *loop)
+{
+	if (threads_held) {
+		loop->held_next = NULL;
+		*held_last = loop;
+		held_last = &loop->held_next;
+		return 0;
+	}
+	return start_thread(loop);
+}
+
+static int start_thread(struct vu_loop *loop)
 {
 	loop->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (loop->call_fd < 0)

@@ -73,6 +73,14 @@ void vu_loop_fail(struct vu_loop *loop);
  * thread touches it, and other threads reach it through vu_loop_call().
  */
 int vu_loop_start_thread(struct vu_loop *loop);
+/*
+ * Threads wait for confinement: between vu_loop_hold_threads() and
+ * vu_loop_release_threads() (proto/backend.c: from before the devices' init
+ * until the process is confined) vu_loop_start_thread() only records the loop,
+ * and release starts the threads, in order (0, or -errno of the first failure).
+ */
+void vu_loop_hold_threads(void);
+int vu_loop_release_threads(void);
 /* Stops the loop's thread and waits for it; the loop can then be freed. */
 void vu_loop_stop_thread(struct vu_loop *loop);
 /* Runs fn(arg) on the loop's thread and waits for it (directly if that is this thread). */

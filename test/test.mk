@@ -32,7 +32,17 @@ $(B)/test/evdev-mock-run: $(B)/test/evdev-mock-run.o $(EVDEV_MOCK)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(UMOCKDEV_LIBS)
 -include $(EVDEV_MOCK:.o=.d) $(B)/test/evdev-mock-run.d
 
-tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run
+# The back-end with proto/sandbox.c built for tests (-DVU_SANDBOX_SELFTEST): it makes
+# the system call $VU_SANDBOX_SELFTEST_CALL names once confined. Never installed.
+SELFTEST_OBJS := $(filter-out $(B)/proto/sandbox.o,$(OBJS)) $(B)/test/sandbox-selftest.o
+$(B)/test/sandbox-selftest.o: proto/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DVU_SANDBOX_SELFTEST $(SECCOMP_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/test/vhostbox-selftest: $(SELFTEST_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SELFTEST_OBJS) $(LIBS)
+-include $(B)/test/sandbox-selftest.d
+
+tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 # A second, sanitized build of everything in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -42,7 +52,7 @@ asan:
 
 build/asan/vhostbox-asan: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
-tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run
+tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 deps:
 	@sh test/install-deps.sh
@@ -64,8 +74,8 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 FUZZ_DEFS    ?=
 FUZZ_SECONDS ?= 1200
 FUZZ_FORK    ?=
-# Proto as the back-end has it, less what serves sockets and prints manuals.
-FUZZ_PROTO   := $(filter-out proto/listen.c proto/backend.c proto/manual.c,$(filter proto/%,$(CORE_SRCS)))
+# Proto as the back-end has it, less what serves sockets, confines and prints manuals.
+FUZZ_PROTO   := $(filter-out proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c,$(filter proto/%,$(CORE_SRCS)))
 FUZZ_HARNESS := test/fuzz/fuzz-device.c test/frontend.c $(FUZZ_PROTO)
 
 fuzz-session_SRCS := test/fuzz/fuzz-session.c $(FUZZ_HARNESS) $(rng_SRCS) $(blk_SRCS)
