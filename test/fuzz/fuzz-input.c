@@ -12,12 +12,14 @@
  * and its testbed in another one (the testbed answers the preloaded process's
  * ioctls; both in one process, the testbed's files go missing). So the first
  * process sets up the testbed and runs the fuzzer as its child, preloaded, with
- * the ptys' far ends inherited; the child's libFuzzer jobs inherit them again.
+ * the ptys' far ends inherited, and a second opening of each device's own end
+ * (to see what it has not read yet); the child's libFuzzer jobs inherit them again.
  */
 #include <fcntl.h>
 #include <linux/input.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,20 +32,23 @@
 extern const struct vu_device_type vu_dev_input;
 
 static int host_fd[2] = { -1, -1 };   /* our end of each emulated device */
+static int peek_fd[2] = { -1, -1 };   /* the device's end, opened again: FIONREAD */
 
 /* The testbed's process: sets up both devices, runs the fuzzer, passes on its status. */
 static void run_testbed(char **argv)
 {
 	struct evdev_mock *m = evdev_mock_new();
-	char fds[32];
+	char fds[64];
 
 	if (!m || evdev_mock_add(m, 0, &evdev_mock_keyboard, NULL) < 0 ||
 	    evdev_mock_add(m, 1, &evdev_mock_tablet, NULL) < 0) {
 		fprintf(stderr, "fuzz-input: cannot emulate evdev devices\n");
 		exit(1);
 	}
-	/* Duplicates without close-on-exec: the fuzzer's processes write events to them. */
-	snprintf(fds, sizeof(fds), "%d,%d", dup(evdev_mock_fd(m, 0)), dup(evdev_mock_fd(m, 1)));
+	/* Without close-on-exec: the fuzzer's processes write events to these and watch them arrive. */
+	snprintf(fds, sizeof(fds), "%d,%d,%d,%d", dup(evdev_mock_fd(m, 0)), dup(evdev_mock_fd(m, 1)),
+		 open(ptsname(evdev_mock_fd(m, 0)), O_RDONLY | O_NOCTTY),
+		 open(ptsname(evdev_mock_fd(m, 1)), O_RDONLY | O_NOCTTY));
 	setenv(FD_ENV, fds, 1);
 	evdev_mock_env();
 	fflush(NULL);
@@ -66,7 +71,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	if (!fds)
 		run_testbed(*argv);
-	if (sscanf(fds, "%d,%d", &host_fd[0], &host_fd[1]) != 2)
+	if (sscanf(fds, "%d,%d,%d,%d", &host_fd[0], &host_fd[1], &peek_fd[0], &peek_fd[1]) != 4 ||
+	    peek_fd[0] < 0 || peek_fd[1] < 0)
 		abort();
 	/* Between steps nothing may wait: a full pty drops events, an empty one reads nothing. */
 	for (int i = 0; i < 2; i++)
@@ -94,8 +100,19 @@ static void host_events(struct fz_port *p, struct fz_input *in)
 		ev[i].code = fz_u16(in);
 		ev[i].value = (int32_t)fz_u32(in);
 	}
-	if (n && write(host_fd[which(p)], ev, n * sizeof(ev[0])) < 0)
-		return;
+	/*
+	 * The pty hands them to the device's end a moment later (a kernel worker): they
+	 * are waited for, else a loaded machine would deliver them a step or two late.
+	 * Nothing reads that end meanwhile: the device reads on the loop, after this.
+	 */
+	int before = 0, now = 0;
+	ioctl(peek_fd[which(p)], FIONREAD, &before);
+	ssize_t written = n ? write(host_fd[which(p)], ev, n * sizeof(ev[0])) : 0;
+	for (unsigned i = 0; i < 2000 && written > 0 && now < before + written; i++) {
+		ioctl(peek_fd[which(p)], FIONREAD, &now);
+		if (now < before + written)
+			usleep(10);
+	}
 }
 
 /* LEDs the device writes back: read and dropped, so the pty never fills up. */
