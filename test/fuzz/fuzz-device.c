@@ -121,37 +121,6 @@ int fz_memfd_option(struct vu_dev *dev, const char *name, uint64_t size, char *o
 	return fd;
 }
 
-bool fz_known_bug(struct fz_guard *g, uint32_t request, const void *payload, uint32_t size, unsigned nq,
-		  unsigned num)
-{
-	struct vu_inflight in = { 0 };
-	struct vu_vring_state st = { 0 };
-
-	memcpy(&in, payload, size < sizeof(in) ? size : sizeof(in));
-	memcpy(&st, payload, size < sizeof(st) ? size : sizeof(st));
-#ifndef FUZZ_INFLIGHT_SHAPES
-	/*
-	 * The inflight buffer is indexed past its mapping when a ring's index is at or
-	 * beyond the buffer's num_queues, or when the ring's size is raised
-	 * (SET_VRING_NUM) after SET_VRING_KICK: being fixed in main. Until then
-	 * inflight buffers cover every queue, and once there is one, rings keep their
-	 * size (num), or, where sizes vary, a ring given a kick keeps its own. Build
-	 * with -DFUZZ_INFLIGHT_SHAPES once the fix is in.
-	 */
-	if ((request == VU_REQ_GET_INFLIGHT_FD || request == VU_REQ_SET_INFLIGHT_FD) &&
-	    (in.num_queues < nq || (num && in.queue_size != num)))
-		return true;
-	if (request == VU_REQ_SET_VRING_NUM && g->inflight &&
-	    (num ? st.num != num : st.index >= 64 || (g->kick_set & (1ull << st.index))))
-		return true;
-#endif
-	if (request == VU_REQ_GET_INFLIGHT_FD || request == VU_REQ_SET_INFLIGHT_FD)
-		g->inflight = true;
-	if (request == VU_REQ_SET_VRING_KICK)
-		g->kick_set |= 1ull << (st.index & 63);
-	return false;
-}
-
 static struct vu_dev *device_new(struct fz_port *p)
 {
 	const struct fz_target *t = p->h->t;
@@ -646,8 +615,6 @@ static void setup_session(struct fz_port *p, bool fresh)
 	fz_send(p, VU_REQ_GET_FEATURES, NULL, 0, NULL, 0);
 	call(p, VU_REQ_GET_PROTOCOL_FEATURES);
 	p->pf = pick_protocol_features(p, p->pf_offered);
-	/* The harness's own set-up keeps every ring at the size it asks an inflight buffer for. */
-	p->guard.inflight |= want_inflight(p);
 	send_u64(p, VU_REQ_SET_PROTOCOL_FEATURES, p->pf);
 	fz_send(p, VU_REQ_SET_OWNER, NULL, 0, NULL, 0);
 	if (p->pf & (1ull << VU_PF_BACKEND_REQ))
@@ -827,16 +794,10 @@ static void op_remap(struct fz_port *p, struct fz_input *in)
 		p->present[i] = true;
 		break;
 	case FZ_REMAP_SHRINK:
-#ifdef FUZZ_SHRINK
-		/* The back-end keeps its mapping of the old size: touching the rest is SIGBUS. */
+		/* The back-end keeps its mapping of the old size: touching the rest is SIGBUS,
+		 * which must end only that session (proto/sigbus.c). */
 		if (size > GROW_STEP)
 			ram1_resize(p, size - GROW_STEP);
-#endif
-		/*
-		 * Off by default: the back-end takes SIGBUS on a memory file that shrinks
-		 * under its mapping, a known bug being fixed in main. Build with
-		 * -DFUZZ_SHRINK (make fuzz FUZZ_DEFS=-DFUZZ_SHRINK) once it is.
-		 */
 		break;
 	}
 }
@@ -919,8 +880,6 @@ static void op_msg(struct fz_port *p, struct fz_input *in)
 	uint32_t len = (uint32_t)fz_bytes(in, fz_u16(in) % (sizeof(union vu_payload) + 1), &payload);
 	int fds[3], nfds = code & 3;
 
-	if (fz_known_bug(&p->guard, request, payload, len, p->dev->num_queues, p->h->num))
-		return;
 	for (int i = 0; i < nfds; i++)
 		fds[i] = msg_fd(p, (code >> (2 + 2 * i)) & 3);
 	vu_msg_send(p->f->sock, request, flags, payload, len, fds, nfds);
@@ -1049,15 +1008,12 @@ static struct vu_loop *process_loop(void)
 	loop = vu_loop_new();
 	if (!loop)
 		abort();
-#ifdef FUZZ_SHRINK
 	/*
 	 * Guest memory that shrinks under its mapping raises SIGBUS, which the back-end
-	 * survives with its handler. Only then: the handler takes SIGBUS from
-	 * libFuzzer, whose report and crash file any other SIGBUS would not get.
+	 * survives with its handler (any other SIGBUS still kills: a crash all the same).
 	 */
 	if (vu_sigbus_init(loop) < 0)
 		abort();
-#endif
 	return loop;
 }
 

@@ -142,12 +142,6 @@ struct fz_target {
 	void (*finish)(struct fz_port *p);
 };
 
-/* What fz_known_bug() needs to know of the messages sent before. */
-struct fz_guard {
-	bool inflight;                  /* an inflight buffer was asked for or given */
-	uint64_t kick_set;              /* rings that were given a kick (SET_VRING_KICK) */
-};
-
 /* One front-end, its guest and the device it drives. */
 struct fz_port {
 	struct fz *h;
@@ -168,7 +162,6 @@ struct fz_port {
 	int inflight_fd;
 	uint8_t *inflight;
 	size_t inflight_size;
-	struct fz_guard guard;          /* of the raw messages (FZ_OP_MSG) */
 	int image_fd;                   /* fz_memfd_option's, closed with the port */
 	char image_option[FZ_OPTION_MAX];
 };
@@ -186,15 +179,6 @@ int fz_set_option(struct vu_dev *dev, const char *option);
 int fz_memfd_option(struct vu_dev *dev, const char *name, uint64_t size, char *opt);
 /* Sends a front-end message (NEED_REPLY when acks were negotiated); 0 or -errno. */
 int fz_send(struct fz_port *p, uint32_t request, const void *payload, uint32_t size, const int *fds, int nfds);
-/*
- * Known bugs being fixed elsewhere, whose crashes would keep a target from getting
- * anywhere: fz_known_bug() is true if this message, to a device of nq queues, has
- * such a shape (the caller leaves it out), and notes what it needs to know of the
- * messages that go. num: the size every ring keeps, or 0 if rings may have any.
- */
-bool fz_known_bug(struct fz_guard *g, uint32_t request, const void *payload, uint32_t size, unsigned nq,
-		  unsigned num);
-
 /*
  * Quiets the device's logging and ignores SIGPIPE, as back-ends do. VU_FUZZ_LOG=1
  * keeps the logging and traces every used element the driver takes back.
