@@ -48,6 +48,12 @@ struct vu_device_type {
 	 * (GET_VRING_BASE, reset, disconnect) or guest memory is about to be remapped.
 	 */
 	void (*queue_drain)(struct vu_dev *dev, struct vu_vring *vq);
+	/*
+	 * The front-end stopped this ring after starting it (GET_VRING_BASE, RESET_DEVICE,
+	 * the front-end left); on the main thread, rings paused and already drained.
+	 * Optional: for devices that hold something only while their rings run.
+	 */
+	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
 	/* The loop whose thread processes queue index (NULL hook: the main loop). */
 	struct vu_loop *(*queue_loop)(struct vu_dev *dev, unsigned index);
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
