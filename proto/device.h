@@ -26,6 +26,13 @@ struct vu_device_type {
 	uint64_t features;            /* device-specific virtio feature bits */
 	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
 	bool inflight;                /* completes out of order: offer INFLIGHT_SHMFD */
+	/*
+	 * The device holds guest state that no front-end carries to a migration's
+	 * destination (QEMU 10 migrates a vhost-user-gpu but never restarts it there):
+	 * the dirty log (VHOST_F_LOG_ALL, LOG_SHMFD) is not offered, so QEMU refuses to
+	 * migrate the VM ("vhost lacks VHOST_F_LOG_ALL feature").
+	 */
+	bool unmigratable;
 
 	/*
 	 * NULL-name terminated, or NULL. Values are stored into the device's struct
