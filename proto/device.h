@@ -30,7 +30,7 @@ struct vu_device_type {
 	 * The device holds guest state that no front-end carries to a migration's
 	 * destination (QEMU 10 migrates a vhost-user-gpu but never restarts it there):
 	 * the dirty log (VHOST_F_LOG_ALL, LOG_SHMFD) is not offered, so QEMU refuses to
-	 * migrate the VM ("vhost lacks VHOST_F_LOG_ALL feature").
+	 * migrate the VM ("vhost-user backend lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD").
 	 */
 	bool unmigratable;
 
@@ -56,9 +56,10 @@ struct vu_device_type {
 	 */
 	void (*queue_drain)(struct vu_dev *dev, struct vu_vring *vq);
 	/*
-	 * The front-end stopped this ring after starting it (GET_VRING_BASE, RESET_DEVICE,
-	 * the front-end left); on the main thread, rings paused and already drained.
-	 * Optional: for devices that hold something only while their rings run.
+	 * The front-end stopped this ring (GET_VRING_BASE, RESET_DEVICE, the front-end
+	 * left), whether or not it ran since it was set up; on the main thread, rings
+	 * paused and already drained. Optional: for devices that hold something only
+	 * while their rings run.
 	 */
 	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
 	/* The loop whose thread processes queue index (NULL hook: the main loop). */

@@ -135,7 +135,7 @@ static void stop_queue(struct session_queue *q)
 {
 	struct vu_session *s = q->vring.owner;
 
-	if (q->started && s && s->dev->type->queue_stop)
+	if (s && s->dev->type->queue_stop)
 		s->dev->type->queue_stop(s->dev, &q->vring);
 	session_close_fd(&q->kick_fd);
 	q->polled = false;
