@@ -28,6 +28,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 t_start=$(vu_now)
+# shellcheck disable=SC2034 # read by lib.sh
 VU_QEMU_TIMEOUT=${VU_QEMU_TIMEOUT_MIGRATE:-400}
 # Debian's kernels zero every page they allocate (init_on_alloc): that CPU write
 # would make QEMU itself send a page-cache page again after the device filled it,

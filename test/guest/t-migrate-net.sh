@@ -25,6 +25,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 t_start=$(vu_now)
+# shellcheck disable=SC2034 # read by lib.sh
 VU_QEMU_TIMEOUT=${VU_QEMU_TIMEOUT_MIGRATE:-400}
 # Receive buffers written by the back-end only: no zeroing of new pages (see t-migrate-blk).
 VU_KERNEL_ARGS="init_on_alloc=0 ${VU_KERNEL_ARGS:-}"
