@@ -15,21 +15,45 @@
 #include "proto/log.h"
 #include "proto/loop.h"
 
+int blk_image_lock(struct blk_image *img)
+{
+	struct flock lock = { .l_type = img->read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(img->fd, F_OFD_SETLK, &lock) == 0)
+		return 0;
+	return errno == EACCES || errno == EAGAIN ? -EAGAIN : -errno;
+}
+
+void blk_image_unlock(struct blk_image *img)
+{
+	struct flock lock = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(img->fd, F_OFD_SETLK, &lock) < 0)
+		vu_warn("cannot unlock the image: %s", strerror(errno));
+}
+
+bool blk_image_lock_busy(struct blk_image *img)
+{
+	struct flock lock = { .l_type = img->read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+
+	return fcntl(img->fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+}
+
 int blk_image_open(struct blk_image *img, const char *path, bool read_only, bool direct,
-		   unsigned block_size)
+		   unsigned block_size, bool lock)
 {
 	struct stat st;
 	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
 
+	img->read_only = read_only;
 	img->fd = open(path, flags);
 	if (img->fd < 0) {
 		vu_err("cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	/* An OFD lock: no two back-ends write one image, nobody writes what we read. */
-	struct flock lock = { .l_type = read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
-	if (fcntl(img->fd, F_OFD_SETLK, &lock) < 0) {
-		vu_err("%s is in use by another process (lock: %s)", path, strerror(errno));
+	int r = lock ? blk_image_lock(img) : 0;
+	if (r < 0) {
+		vu_err("%s is in use by another process (lock: %s)", path, strerror(-r));
 		goto fail;
 	}
 	if (fstat(img->fd, &st) < 0)

@@ -397,6 +397,12 @@ const struct vu_device_type vu_dev_gpu = {
 	.num_queues = 2,
 	.features = 1ull << VIRTIO_GPU_F_EDID,
 	.config_size = sizeof(struct virtio_gpu_config),
+	/*
+	 * Resources, backings and scanouts live here, and QEMU 10 neither asks for them
+	 * (no device state for vhost-user-gpu) nor restarts the device on a migration's
+	 * destination: a migrated guest would have a dead display. Refused instead.
+	 */
+	.unmigratable = true,
 	.options = gpu_options,
 	.cap_available = gpu_cap_available,
 	.create = gpu_create,

@@ -59,6 +59,13 @@ struct vu_device_type {
 	uint64_t features;            /* device-specific virtio feature bits */
 	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
 	bool inflight;                /* completes out of order: offer INFLIGHT_SHMFD */
+	/*
+	 * The device holds guest state that no front-end carries to a migration's
+	 * destination (QEMU 10 migrates a vhost-user-gpu but never restarts it there):
+	 * the dirty log (VHOST_F_LOG_ALL, LOG_SHMFD) is not offered, so QEMU refuses to
+	 * migrate the VM ("vhost-user backend lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD").
+	 */
+	bool unmigratable;
 
 	/*
 	 * NULL-name terminated, or NULL. Values are stored into the device's struct
@@ -81,6 +88,13 @@ struct vu_device_type {
 	 * (GET_VRING_BASE, reset, disconnect) or guest memory is about to be remapped.
 	 */
 	void (*queue_drain)(struct vu_dev *dev, struct vu_vring *vq);
+	/*
+	 * The front-end stopped this ring (GET_VRING_BASE, RESET_DEVICE, the front-end
+	 * left), whether or not it ran since it was set up; on the main thread, rings
+	 * paused and already drained. Optional: for devices that hold something only
+	 * while their rings run.
+	 */
+	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
 	/* The loop whose thread processes queue index (NULL hook: the main loop). */
 	struct vu_loop *(*queue_loop)(struct vu_dev *dev, unsigned index);
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);

@@ -100,6 +100,10 @@ static void test_queries(void)
 	struct virtio_gpu_config cfg;
 	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_scanouts == 1 && cfg.num_capsets == 0,
 	      "gpu-config-space");
+
+	/* Not migratable (its resources stay here): no dirty log offered, so QEMU refuses to migrate. */
+	CHECK(!(d.f->offered_features & 1ull << VHOST_F_LOG_ALL) &&
+	      !(d.f->offered_protocol_features & 1ull << VU_PF_LOG_SHMFD), "gpu-no-dirty-log-offered");
 }
 
 static void test_formats(void)

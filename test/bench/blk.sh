@@ -4,6 +4,10 @@
 # on the same image with the same driver (build/bench/blk-bench): 4 KiB random
 # reads and writes, queue depth 1 and 32, 1 and 2 queues, on tmpfs and on disk.
 # Prints IOPS, MB/s, back-end CPU seconds and the vhostbox/QSD ratio of each.
+# Then the cost of a live migration's dirty log: 4 KiB random reads and writes at
+# queue depth 32 on one queue, vhostbox without and with the log (blk-bench ... log:
+# LOG_ALL, every ring logged, the log synced every 100 ms), QSD with the log; each
+# the median of BENCH_LOG_ROUNDS (3) rounds in which the three take turns.
 set -u
 cd "$(dirname "$0")/../.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -26,9 +30,9 @@ wait_socket() {
 	return 1
 }
 
-# run KIND IMAGE RW QD QUEUES → "iops mbps cpu_seconds"
+# run KIND IMAGE RW QD QUEUES [log] → "iops mbps cpu_seconds"
 run() {
-	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 sock=$tmp/$1.sock pid out t0 t1
+	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 log=${6:-} sock=$tmp/$1.sock pid out t0 t1
 	rm -f "$sock"
 	if [ "$kind" = vhostbox ]; then
 		"$VHOSTBOX" blk --socket-path="$sock" --blk-file="$img" --num-queues="$nq" 2>"$tmp/$kind.log" &
@@ -41,7 +45,11 @@ run() {
 	pid=$!
 	wait_socket "$sock" || { echo "0 0 0"; kill "$pid"; return; }
 	t0=$(cpu_ticks "$pid")
-	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS")
+	# shellcheck disable=SC2086 # $log: nothing or "log"
+	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $log)
+	if [ -n "$log" ] && [[ $out != *marked=[1-9]* ]]; then
+		echo "blk bench: $kind logged nothing: $out" >&2
+	fi
 	t1=$(cpu_ticks "$pid")
 	kill "$pid"; wait "$pid" 2>/dev/null
 	awk -v o="$out" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
@@ -49,7 +57,11 @@ run() {
 		printf "%d %.1f %.2f\n", iops, iops * 4096 / 1e6, c / hz }'
 }
 
+# median FILE: the line of FILE ("iops mbps cpu") with the median IOPS.
+median() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+
 disk_dir=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/vhostbox-bench.XXXXXX")
+logged=""
 printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
 	where rw qd q "vhostbox" "MB/s" "cpu-s" "QSD" "MB/s" "cpu-s" "ratio" "cpu/io"
 for where in tmpfs disk; do
@@ -70,6 +82,27 @@ for where in tmpfs disk; do
 			done
 		done
 	done
+	# The dirty log's cost (printed after this table).
+	for rw in read write; do
+		rm -f "$tmp/off" "$tmp/log" "$tmp/qsd"
+		for _ in $(seq "${BENCH_LOG_ROUNDS:-3}"); do
+			run vhostbox "$img" $rw 32 1 >> "$tmp/off"
+			run vhostbox "$img" $rw 32 1 log >> "$tmp/log"
+			run qsd "$img" $rw 32 1 log >> "$tmp/qsd"
+		done
+		read -r oi _ oc <<< "$(median "$tmp/off")"
+		read -r li _ lc <<< "$(median "$tmp/log")"
+		read -r qi _ qc <<< "$(median "$tmp/qsd")"
+		logged+=$(awk -v w=$where -v rw=$rw -v oi="$oi" -v oc="$oc" -v li="$li" -v lc="$lc" -v qi="$qi" -v qc="$qc" 'BEGIN {
+			printf "%-6s %-5s | %9d %6.2f | %9d %6.2f | %9d %6.2f | %8.2f %9.2f\n", w, rw, oi, oc, li, lc, qi, qc,
+				oi ? li / oi : 0, qi ? li / qi : 0 }')$'\n'
+	done
 	rm -f "$img"
 done
 echo "(IOPS; ratio = vhostbox/QSD IOPS; cpu/io = vhostbox CPU per I/O relative to QSD's; ${SECS}s per run)"
+echo
+echo "dirty log (live migration's precopy): 4 KiB random I/O, queue depth 32, 1 queue"
+printf '%-6s %-5s | %9s %6s | %9s %6s | %9s %6s | %8s %9s\n' where rw "vb-off" cpu-s "vb-log" cpu-s "QSD-log" cpu-s \
+	"log/off" "vb/QSD"
+printf '%s' "$logged"
+echo "(IOPS; log/off = vhostbox with the log / without; vb/QSD = vhostbox / qemu-storage-daemon, both logging)"
