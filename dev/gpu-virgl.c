@@ -481,16 +481,6 @@ static uint32_t transfer_2d(struct gpu *g, struct gpu_cmd *cmd)
 		       VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
-/*
- * virglrenderer wrote into res's backing, which is guest memory outside the request's
- * buffers: mark it in a migration's dirty log (the vring marks only those buffers).
- */
-static void log_backing(struct gpu *g, const struct gpu_res *res)
-{
-	for (unsigned i = 0; g->mem && i < res->backing.nentries; i++)
-		vu_mem_log(g->mem, res->backing.entries[i].addr, res->backing.entries[i].length);
-}
-
 static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 {
 	struct virtio_gpu_transfer_host_3d t;
@@ -505,8 +495,6 @@ static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 							    VBOX(&box), t.offset, NULL, 0)
 			: virgl_renderer_transfer_read_iov(res->id, t.hdr.ctx_id, t.level, t.stride, t.layer_stride,
 							   VBOX(&box), t.offset, NULL, 0);
-	if (!to_host)
-		log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
@@ -665,11 +653,6 @@ static uint32_t submit(struct gpu *g, struct gpu_cmd *cmd)
 	gpu_cmd_read(cmd, sizeof(c), buf, c.size);
 	int r = virgl_renderer_submit_cmd(buf, c.hdr.ctx_id, c.size / 4);
 	free(buf);
-	/* A copy from the host (COPY_TRANSFER3D) may have written any backing: mark them all. */
-	if (g->mem && g->mem->log.on)
-		for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
-			for (struct gpu_res *res = g->res[b]; res; res = res->next)
-				log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
