@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The vsock packet state machine (virtio 1.3, 5.10.6): packets from the guest on the
+ * transmit ring, packets to it in receive buffers, and the credit each side gives.
+ *
+ * Guest to host: every transmit packet is handled when it is taken, so one
+ * connection never holds up the ring. Its data goes to the host socket at once, or
+ * into the connection's buffer, which can always take it: we gave the guest no more
+ * credit (buf_alloc) than the buffer has room (our fwd_cnt counts what the host
+ * socket took).
+ *
+ * Host to guest: a connection reads its socket straight into a receive buffer, never
+ * more than the guest's credit (peer_buf_alloc - (tx_cnt - peer_fwd_cnt)). With no
+ * credit it stops reading (the host writer blocks in its own socket); with no receive
+ * buffer it waits, in order, on v->waiting with what it owes (control packets are
+ * flags, owed once each). Only RSTs for packets without a connection are queued; when
+ * that queue is full the transmit ring waits for the receive ring.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "dev/vsock.h"
+#include "proto/iov.h"
+#include "proto/log.h"
+
+/* The one place used entries are pushed: vu_vring_push is about to take the request. */
+static void push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+{
+	vu_vring_push(vq, req->head, written);
+}
+
+uint32_t vsock_peer_free(const struct vsock_conn *c)
+{
+	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
+
+	return in_flight > c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
+}
+
+/* ---- receive buffers ------------------------------------------------------------- */
+
+/* Takes a receive buffer: true with *room (payload bytes after the header), false if none now. */
+static bool rx_get(struct vsock *v, size_t *room)
+{
+	struct vu_req *req = &v->rx_req;
+
+	if (!v->rx)
+		return false;
+	req->iov = v->rx_iov;
+	req->max_iov = VSOCK_MAX_IOV;
+	if (vu_vring_pop(v->rx, req) <= 0)
+		return false;
+	if (req->out) {
+		vu_vring_fail(v->rx, "receive buffer with a device-readable part");
+		return false;
+	}
+	size_t total = vu_iov_size(req->iov, req->in);
+	if (total < VSOCK_HDR_LEN) {
+		vu_vring_fail(v->rx, "receive buffer smaller than a packet header");
+		return false;
+	}
+	*room = total - VSOCK_HDR_LEN;
+	return true;
+}
+
+static void rx_put(struct vsock *v, const struct vsock_hdr *h, uint32_t len)
+{
+	vu_iov_from_buf(v->rx_req.iov, v->rx_req.in, 0, h, VSOCK_HDR_LEN);
+	push(v->rx, &v->rx_req, VSOCK_HDR_LEN + len);
+	v->rx_pushed = true;
+}
+
+/* A header from the host side of c; it tells the guest our credit, as every packet does. */
+static void conn_hdr(struct vsock_conn *c, struct vsock_hdr *h, uint16_t op, uint32_t flags, uint32_t len)
+{
+	*h = (struct vsock_hdr){
+		.src_cid = htole64(VSOCK_CID_HOST),
+		.dst_cid = htole64(c->v->guest_cid),
+		.src_port = htole32(c->local_port),
+		.dst_port = htole32(c->peer_port),
+		.len = htole32(len),
+		.type = htole16(VSOCK_TYPE_STREAM),
+		.op = htole16(op),
+		.flags = htole32(flags),
+		.buf_alloc = htole32(c->buf_alloc),
+		.fwd_cnt = htole32(c->fwd_cnt),
+	};
+	c->fwd_cnt_sent = c->fwd_cnt;
+	c->owe &= ~OWE_CREDIT_UPDATE;
+}
+
+static void wait_for_buffers(struct vsock_conn *c)
+{
+	if (c->waiting)
+		return;
+	vsock_list_add_tail(&c->v->waiting, &c->wait);
+	c->waiting = true;
+}
+
+/* ---- what a connection sends ------------------------------------------------------ */
+
+static const struct {
+	uint8_t bit;
+	uint16_t op;
+} owed_order[] = {
+	{ OWE_REQUEST, VSOCK_OP_REQUEST },
+	{ OWE_RESPONSE, VSOCK_OP_RESPONSE },
+	{ OWE_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
+	{ OWE_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST },
+	{ OWE_SHUTDOWN, VSOCK_OP_SHUTDOWN },
+};
+
+/* Sends the control packets c owes; false when it must wait for receive buffers. */
+static bool send_owed(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	struct vsock_hdr h;
+	size_t room;
+
+	while (c->owe && !c->released) {
+		if (!rx_get(v, &room))
+			return false;
+		if (c->owe & OWE_RST) {
+			/* The last word: whatever else was owed no longer matters. */
+			conn_hdr(c, &h, VSOCK_OP_RST, 0, 0);
+			rx_put(v, &h, 0);
+			v->stats.resets_sent++;
+			vsock_conn_release(c);
+			return true;
+		}
+		for (unsigned i = 0; i < sizeof(owed_order) / sizeof(owed_order[0]); i++) {
+			if (!(c->owe & owed_order[i].bit))
+				continue;
+			uint8_t bit = owed_order[i].bit;
+			conn_hdr(c, &h, owed_order[i].op, bit == OWE_SHUTDOWN ? c->owe_shutdown : 0, 0);
+			rx_put(v, &h, 0);
+			c->owe &= ~bit;
+			if (bit == OWE_REQUEST) {
+				c->guest_knows = true;
+				vsock_conn_set_deadline(c, vsock_now_ms() + VSOCK_REQUEST_TIMEOUT_MS);
+			}
+			break;
+		}
+	}
+	return true;
+}
+
+static bool wants_data(const struct vsock_conn *c)
+{
+	return c->state == CONN_OPEN && !c->released && !c->host_eof && !c->guest_shut_recv &&
+	       !(c->owe & (OWE_RESPONSE | OWE_RST));
+}
+
+/*
+ * Reads the host socket into receive buffers, budget packets at most; false when it
+ * must wait for buffers.
+ */
+static bool pump(struct vsock_conn *c, unsigned budget)
+{
+	struct vsock *v = c->v;
+	struct vsock_hdr h;
+	size_t room;
+
+	while (budget-- && wants_data(c)) {
+		uint32_t credit = vsock_peer_free(c);
+		if (!credit) {
+			/* The guest updates its credit as it reads; asking once per stall does no harm. */
+			if (!c->credit_asked)
+				c->owe |= OWE_CREDIT_REQUEST;
+			c->credit_asked = true;
+			return true;
+		}
+		if (!rx_get(v, &room))
+			return false;
+		size_t want = room < credit ? room : credit;
+		if (want > VSOCK_MAX_PKT)
+			want = VSOCK_MAX_PKT;
+		int cnt = vu_iov_slice(v->rx_req.iov, v->rx_req.in, VSOCK_HDR_LEN, want, v->slice, VSOCK_MAX_IOV);
+		ssize_t n = cnt > 0 ? vsock_host_read(c, v->slice, (unsigned)cnt) : -1;
+		if (n > 0) {
+			conn_hdr(c, &h, VSOCK_OP_RW, 0, (uint32_t)n);
+			rx_put(v, &h, (uint32_t)n);
+			c->tx_cnt += (uint32_t)n;
+			continue;
+		}
+		int err = cnt > 0 ? errno : EIO;
+		vu_vring_unpop(v->rx, 1);
+		if (n == 0) {
+			/* The host will send no more: neither will we, once the guest hears it. */
+			c->host_eof = true;
+			c->owe |= OWE_SHUTDOWN;
+			c->owe_shutdown |= VSOCK_SHUTDOWN_SEND;
+			return true;
+		}
+		if (err != EAGAIN && err != EWOULDBLOCK)
+			vsock_conn_reset(c);
+		return true;
+	}
+	return true;
+}
+
+void vsock_conn_progress(struct vsock_conn *c, bool readable)
+{
+	if (c->released)
+		return;
+	if (!c->waiting) {
+		/* Owed packets first (a RESPONSE before data), SHUTDOWN after the data before it. */
+		bool ok = send_owed(c);
+		if (ok && (readable || c->hup))
+			ok = pump(c, c->hup ? UINT_MAX : VSOCK_PUMP_BUDGET);
+		if (ok)
+			ok = send_owed(c);
+		if (!ok && !c->released)
+			wait_for_buffers(c);
+	}
+	if (c->released)
+		return;
+	vsock_host_update(c);
+	vsock_conn_check_done(c);
+}
+
+void vsock_conn_reset(struct vsock_conn *c)
+{
+	if (c->released)
+		return;
+	if (!c->guest_knows) {
+		vsock_conn_release(c);
+		return;
+	}
+	vsock_conn_close_host(c);
+	vsock_conn_set_deadline(c, 0);
+	c->owe = OWE_RST;
+	vsock_conn_progress(c, false);
+}
+
+void vsock_conn_check_done(struct vsock_conn *c)
+{
+	if (c->state != CONN_OPEN || c->released)
+		return;
+	/* Everything the guest sent reached the host, and nothing more goes to the guest. */
+	bool in_done = c->guest_shut_send && !c->buf.len && c->line_off == c->line_len;
+	bool out_done = (c->host_eof && !(c->owe & OWE_SHUTDOWN)) || c->guest_shut_recv;
+	if (in_done && out_done)
+		vsock_conn_reset(c); /* Linux ends a connection shut both ways with an RST too */
+}
+
+void vsock_conn_credit_changed(struct vsock_conn *c)
+{
+	if (c->state != CONN_OPEN || c->guest_shut_send || c->fwd_cnt == c->fwd_cnt_sent)
+		return;
+	/* What the guest believes it may still send, from the fwd_cnt it last heard. */
+	uint32_t believed = c->buf_alloc - (c->rx_cnt - c->fwd_cnt_sent);
+	if (believed < c->buf_alloc / 2)
+		c->owe |= OWE_CREDIT_UPDATE;
+}
+
+/* ---- RSTs without a connection ---------------------------------------------------- */
+
+/* Answers a packet that has no connection (or a bad one) with an RST, as Linux does. */
+static void refuse(struct vsock *v, const struct vsock_hdr *pkt)
+{
+	if (le16toh(pkt->op) == VSOCK_OP_RST || v->rstq_n == VSOCK_RSTQ)
+		return; /* never an RST for an RST; the queue has room (the ring waits when full) */
+	struct vsock_hdr *h = &v->rstq[(v->rstq_head + v->rstq_n++) % VSOCK_RSTQ];
+	*h = (struct vsock_hdr){
+		.src_cid = pkt->dst_cid,
+		.dst_cid = pkt->src_cid,
+		.src_port = pkt->dst_port,
+		.dst_port = pkt->src_port,
+		.type = pkt->type,
+		.op = htole16(VSOCK_OP_RST),
+	};
+}
+
+/* ---- the transmit ring --------------------------------------------------------------- */
+
+static void conn_packet(struct vsock_conn *c, const struct vsock_hdr *h, const struct vu_req *req)
+{
+	uint16_t op = le16toh(h->op);
+	uint32_t len = le32toh(h->len), flags = le32toh(h->flags);
+
+	/* Every packet carries the guest's credit. */
+	c->peer_buf_alloc = le32toh(h->buf_alloc);
+	c->peer_fwd_cnt = le32toh(h->fwd_cnt);
+	if (vsock_peer_free(c))
+		c->credit_asked = false;
+
+	switch (op) {
+	case VSOCK_OP_RESPONSE:
+		if (c->state != CONN_REQUEST || (c->owe & OWE_REQUEST)) {
+			vsock_conn_reset(c);
+			return;
+		}
+		vsock_host_accepted(c);
+		break;
+	case VSOCK_OP_RST:
+		vsock_conn_release(c);
+		return;
+	case VSOCK_OP_SHUTDOWN:
+		if (c->state != CONN_OPEN || (flags & ~(VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND))) {
+			vsock_conn_reset(c);
+			return;
+		}
+		c->guest_shut_recv |= !!(flags & VSOCK_SHUTDOWN_RCV);
+		c->guest_shut_send |= !!(flags & VSOCK_SHUTDOWN_SEND);
+		vsock_host_shutdown(c);
+		break;
+	case VSOCK_OP_RW:
+		/* Data beyond the credit we gave has nowhere to go: the guest broke the protocol. */
+		if (c->state != CONN_OPEN || c->guest_shut_send || len > c->buf_alloc - (c->rx_cnt - c->fwd_cnt)) {
+			vu_debug("vsock: guest port %u: data %s", c->peer_port,
+				 c->state != CONN_OPEN ? "before the connection is open" :
+				 c->guest_shut_send ? "after SHUTDOWN(SEND)" : "beyond its credit");
+			vsock_conn_reset(c);
+			return;
+		}
+		c->rx_cnt += len;
+		if (len && !vsock_host_write(c, req->iov, req->out, VSOCK_HDR_LEN, len))
+			return;
+		vsock_conn_credit_changed(c);
+		break;
+	case VSOCK_OP_CREDIT_UPDATE:
+		break;
+	case VSOCK_OP_CREDIT_REQUEST:
+		c->owe |= OWE_CREDIT_UPDATE;
+		break;
+	default:
+		vsock_conn_reset(c);
+		return;
+	}
+	vsock_conn_progress(c, false);
+}
+
+static void tx_packet(struct vsock *v, const struct vu_req *req)
+{
+	struct vsock_hdr h;
+
+	if (vu_iov_to_buf(req->iov, req->out, 0, &h, VSOCK_HDR_LEN) != VSOCK_HDR_LEN) {
+		v->stats.dropped++; /* not even a header */
+		return;
+	}
+	uint64_t src_cid = le64toh(h.src_cid), dst_cid = le64toh(h.dst_cid);
+	uint32_t src_port = le32toh(h.src_port), dst_port = le32toh(h.dst_port), len = le32toh(h.len);
+	uint16_t op = le16toh(h.op);
+
+	if (src_cid != v->guest_cid) {
+		v->stats.dropped++; /* not from this guest: nobody to answer */
+		return;
+	}
+	if (dst_cid != VSOCK_CID_HOST || le16toh(h.type) != VSOCK_TYPE_STREAM) {
+		refuse(v, &h);
+		return;
+	}
+	struct vsock_conn *c = vsock_conn_find(v, dst_port, src_port);
+	if (len > vu_iov_size(req->iov, req->out) - VSOCK_HDR_LEN) {
+		/* Says more data than it carries: the stream would lose bytes. */
+		v->stats.dropped++;
+		if (c)
+			vsock_conn_reset(c);
+		return;
+	}
+	if (op == VSOCK_OP_REQUEST) {
+		/* A guest socket asks afresh: anything we had under these ports is stale. */
+		if (c)
+			vsock_conn_release(c);
+		if (!vsock_host_dial(v, dst_port, src_port, &h))
+			refuse(v, &h);
+		return;
+	}
+	if (!c) {
+		refuse(v, &h);
+		return;
+	}
+	if (c->state == CONN_DEAD)
+		return; /* its RST is on the way */
+	conn_packet(c, &h, req);
+}
+
+void vsock_pkt_tx(struct vsock *v)
+{
+	struct vu_vring *tx = v->tx;
+
+	if (!tx || v->in_tx)
+		return;
+	v->in_tx = true;
+	v->tx_stalled = false;
+	v->tx_req.iov = v->tx_iov;
+	v->tx_req.max_iov = VSOCK_MAX_IOV;
+	do {
+		vu_vring_kicks(tx, false);
+		/* Each packet may need one RST of the queue: take one only while it has room. */
+		while (v->rstq_n < VSOCK_RSTQ && vu_vring_pop(tx, &v->tx_req) > 0) {
+			tx_packet(v, &v->tx_req);
+			push(tx, &v->tx_req, 0);
+		}
+		vu_vring_flush(tx);
+		if (v->rstq_n == VSOCK_RSTQ) {
+			v->tx_stalled = true; /* vsock_pkt_rx comes back once RSTs went out */
+			break;
+		}
+	} while (!tx->broken && vu_vring_kicks(tx, true));
+	v->in_tx = false;
+}
+
+/* ---- the receive ring -------------------------------------------------------------- */
+
+void vsock_pkt_rx(struct vsock *v)
+{
+	size_t room;
+
+	while (v->rstq_n) {
+		if (!rx_get(v, &room))
+			return;
+		rx_put(v, &v->rstq[v->rstq_head], 0);
+		v->rstq_head = (v->rstq_head + 1) % VSOCK_RSTQ;
+		v->rstq_n--;
+		v->stats.resets_sent++;
+	}
+	if (v->tx_stalled)
+		vsock_pkt_tx(v);
+	/* The connections that wait, in order; one that runs out of buffers again keeps its place. */
+	struct vsock_link *last = v->waiting.prev;
+	while (!vsock_list_empty(&v->waiting)) {
+		struct vsock_link *l = v->waiting.next;
+		struct vsock_conn *c = vsock_container(l, struct vsock_conn, wait);
+		vsock_list_del(l);
+		c->waiting = false;
+		vsock_conn_progress(c, true);
+		if (c->waiting) {
+			vsock_list_del(&c->wait);
+			vsock_list_add_head(&v->waiting, &c->wait);
+			break;
+		}
+		if (l == last)
+			break; /* each once per call: those that came meanwhile wait for the next */
+	}
+}
+
+/* ---- the event queue ------------------------------------------------------------------ */
+
+void vsock_pkt_event(struct vsock *v)
+{
+	struct vu_req *req = &v->ev_req;
+	uint32_t id = htole32(VSOCK_EVENT_TRANSPORT_RESET);
+
+	if (!v->evq || !v->evq_reset_owed)
+		return;
+	req->iov = v->ev_iov;
+	req->max_iov = sizeof(v->ev_iov) / sizeof(v->ev_iov[0]);
+	if (vu_vring_pop(v->evq, req) <= 0) {
+		vu_vring_kicks(v->evq, true); /* posted when the driver gives a buffer */
+		return;
+	}
+	if (req->out || vu_iov_from_buf(req->iov, req->in, 0, &id, sizeof(id)) != sizeof(id)) {
+		vu_vring_fail(v->evq, "event buffer not a writable 4 bytes");
+		return;
+	}
+	push(v->evq, req, sizeof(id));
+	vu_vring_flush(v->evq);
+	v->evq_reset_owed = false;
+	vu_info("vsock: guest CID %u: transport reset posted", v->guest_cid);
+}
+
+/* ---- end of a turn ----------------------------------------------------------------------- */
+
+void vsock_settle(struct vsock *v)
+{
+	for (unsigned round = 0; round < 4; round++) {
+		bool pending = v->rstq_n || v->tx_stalled || !vsock_list_empty(&v->waiting);
+		if (pending)
+			vsock_pkt_rx(v);
+		if (v->rx && v->rx_pushed)
+			vu_vring_flush(v->rx);
+		v->rx_pushed = false;
+		pending = v->rstq_n || v->tx_stalled || !vsock_list_empty(&v->waiting);
+		/* Buffers that came while we asked for a kick are used now; else the kick brings us back. */
+		if (!pending || !v->rx || !vu_vring_kicks(v->rx, true))
+			break;
+	}
+	if (v->evq_reset_owed)
+		vsock_pkt_event(v);
+	vsock_conns_reap(v);
+}
