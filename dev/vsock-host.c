@@ -33,6 +33,21 @@
 
 static void on_host_event(void *opaque, int fd, uint32_t events);
 
+/*
+ * The socket holds as much as the guest's credit (where the system allows): with the
+ * host reader a little behind, the guest's bytes still go straight into the socket
+ * instead of through the connection's buffer.
+ */
+static void size_socket(const struct vsock_conn *c)
+{
+	int size = 0, want = (int)c->buf_alloc;
+	socklen_t len = sizeof(size);
+
+	/* The kernel reports twice what it was asked (its bookkeeping): compare like with like. */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, &len) == 0 && size / 2 < want)
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
 /* ---- the listener at --uds-path ----------------------------------------------- */
 
 static void stop_listening(struct vsock *v)
@@ -75,6 +90,7 @@ static void on_accept(void *opaque, int fd, uint32_t events)
 		}
 		c->watched = true;
 		c->events = EPOLLIN;
+		size_socket(c);
 	}
 	vsock_settle(v);
 }
@@ -200,7 +216,7 @@ bool vsock_host_redial(struct vsock_conn *c)
 
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->uds_path, c->local_port) >=
 	    sizeof(sa.sun_path)) {
-		vsock_conn_reset(c);
+		vsock_conn_reset(c, "the host path is too long");
 		return true;
 	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -208,11 +224,11 @@ bool vsock_host_redial(struct vsock_conn *c)
 			return false; /* the listener's backlog is full: the tick tries again */
 		vu_debug("vsock: guest port %u -> host port %u: %s", c->peer_port, c->local_port, strerror(errno));
 		v->stats.refused++;
-		vsock_conn_reset(c);
+		vsock_conn_reset(c, "connect");
 		return true;
 	}
 	if (vu_loop_watch(v->loop, c->fd, 0, on_host_event, c) < 0) {
-		vsock_conn_reset(c);
+		vsock_conn_reset(c, "cannot watch the socket: %s", strerror(errno));
 		return true;
 	}
 	c->watched = true;
@@ -240,9 +256,10 @@ bool vsock_host_dial(struct vsock *v, uint32_t local_port, uint32_t peer_port, c
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		vu_warn("vsock: socket: %s", strerror(errno));
-		vsock_conn_reset(c);
+		vsock_conn_reset(c, "socket: %s", strerror(errno));
 		return true;
 	}
+	size_socket(c);
 	if (!vsock_host_redial(c))
 		vsock_conn_set_deadline(c, vsock_now_ms() + VSOCK_DIAL_TIMEOUT_MS);
 	return true;
@@ -255,26 +272,46 @@ static bool line_pending(const struct vsock_conn *c)
 	return c->state == CONN_OPEN && c->line_off < c->line_len;
 }
 
-bool vsock_host_write(struct vsock_conn *c, const struct iovec *iov, unsigned n, size_t off, size_t len)
+bool vsock_host_write(struct vsock_conn *c, const struct vsock_piece *p, unsigned np)
 {
 	struct vsock *v = c->v;
-	size_t done = 0;
+	unsigned whole = 0;     /* pieces the writev was given whole */
+	size_t wrote = 0;
 
-	if (!c->buf.len && !line_pending(c)) {
-		/* Straight from the guest's buffer into the socket: the kernel's copy is the only one. */
-		int cnt = vu_iov_slice(iov, n, off, len, v->slice, VSOCK_MAX_IOV);
-		ssize_t w = cnt < 0 ? 0 : writev(c->fd, v->slice, cnt);
+	if (!line_pending(c)) {
+		/*
+		 * What the buffer holds, then the pieces straight from the guest's memory, in one
+		 * writev: the kernel's copy is the only one, and only what the socket cannot take
+		 * now is copied into the buffer.
+		 */
+		unsigned cnt = vsock_buf_iov(c, v->slice);
+		for (; whole < np; whole++) {
+			int k = vu_iov_slice(p[whole].iov, p[whole].n, p[whole].off, p[whole].len, v->slice + cnt,
+					     VSOCK_SLICES + 2 - cnt);
+			if (k < 0)
+				break;
+			cnt += (unsigned)k;
+		}
+		ssize_t w = cnt ? writev(c->fd, v->slice, (int)cnt) : 0;
 		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "writev: %s", strerror(errno));
 			return false;
 		}
-		done = w < 0 ? 0 : (size_t)w;
-		c->fwd_cnt += (uint32_t)done;
-		v->stats.bytes_out += done;
+		wrote = w < 0 ? 0 : (size_t)w;
+		uint32_t from_buf = wrote < c->buf.len ? (uint32_t)wrote : c->buf.len;
+		vsock_buf_take(c, from_buf);
+		c->fwd_cnt += (uint32_t)wrote;
+		v->stats.bytes_out += wrote;
+		wrote -= from_buf;
 	}
-	if (done < len && vsock_buf_put(c, iov, n, off + done, len - done) < 0) {
-		vsock_conn_reset(c);
-		return false;
+	/* What the socket did not take, in order, into the buffer (the credit keeps room for it). */
+	for (unsigned i = 0; i < np; i++) {
+		size_t done = i < whole ? (wrote < p[i].len ? wrote : p[i].len) : 0;
+		wrote -= done;
+		if (done < p[i].len && vsock_buf_put(c, p[i].iov, p[i].n, p[i].off + done, p[i].len - done) < 0) {
+			vsock_conn_reset(c, "the connection's buffer");
+			return false;
+		}
 	}
 	if (c->buf.len)
 		vsock_host_update(c);
@@ -294,7 +331,7 @@ void vsock_host_flush(struct vsock_conn *c)
 		if (w < 0 && errno == EAGAIN)
 			goto out;
 		if (w <= 0) {
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "writing the line: %s", strerror(errno));
 			return;
 		}
 		c->line_off += (uint8_t)w;
@@ -308,7 +345,7 @@ void vsock_host_flush(struct vsock_conn *c)
 		if (w < 0 && errno == EAGAIN)
 			break;
 		if (w <= 0) {
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "writev from the buffer: %s", strerror(errno));
 			return;
 		}
 		vsock_buf_take(c, (uint32_t)w);
@@ -391,7 +428,7 @@ static void on_host_event(void *opaque, int fd, uint32_t events)
 	case CONN_REQUEST:
 		/* The client left before the guest answered. */
 		if (c->hup)
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "the host client left before the guest answered");
 		break;
 	case CONN_OPEN:
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))

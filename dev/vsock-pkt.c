@@ -19,6 +19,8 @@
 #include <endian.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dev/vsock.h"
@@ -40,14 +42,14 @@ uint32_t vsock_peer_free(const struct vsock_conn *c)
 
 /* ---- receive buffers ------------------------------------------------------------- */
 
-/* Takes a receive buffer: true with *room (payload bytes after the header), false if none now. */
-static bool rx_get(struct vsock *v, size_t *room)
+/* Takes a receive buffer into slot i: true with *room (payload bytes after the header), false if none now. */
+static bool rx_get(struct vsock *v, unsigned i, size_t *room)
 {
-	struct vu_req *req = &v->rx_req;
+	struct vu_req *req = &v->rx_req[i];
 
 	if (!v->rx)
 		return false;
-	req->iov = v->rx_iov;
+	req->iov = v->rx_iov[i];
 	req->max_iov = VSOCK_MAX_IOV;
 	if (vu_vring_pop(v->rx, req) <= 0)
 		return false;
@@ -64,10 +66,10 @@ static bool rx_get(struct vsock *v, size_t *room)
 	return true;
 }
 
-static void rx_put(struct vsock *v, const struct vsock_hdr *h, uint32_t len)
+static void rx_put(struct vsock *v, unsigned i, const struct vsock_hdr *h, uint32_t len)
 {
-	vu_iov_from_buf(v->rx_req.iov, v->rx_req.in, 0, h, VSOCK_HDR_LEN);
-	push(v->rx, &v->rx_req, VSOCK_HDR_LEN + len);
+	vu_iov_from_buf(v->rx_req[i].iov, v->rx_req[i].in, 0, h, VSOCK_HDR_LEN);
+	push(v->rx, &v->rx_req[i], VSOCK_HDR_LEN + len);
 	v->rx_pushed = true;
 }
 
@@ -119,12 +121,12 @@ static bool send_owed(struct vsock_conn *c)
 	size_t room;
 
 	while (c->owe && !c->released) {
-		if (!rx_get(v, &room))
+		if (!rx_get(v, 0, &room))
 			return false;
 		if (c->owe & OWE_RST) {
 			/* The last word: whatever else was owed no longer matters. */
 			conn_hdr(c, &h, VSOCK_OP_RST, 0, 0);
-			rx_put(v, &h, 0);
+			rx_put(v, 0, &h, 0);
 			v->stats.resets_sent++;
 			vsock_conn_release(c);
 			return true;
@@ -134,7 +136,7 @@ static bool send_owed(struct vsock_conn *c)
 				continue;
 			uint8_t bit = owed_order[i].bit;
 			conn_hdr(c, &h, owed_order[i].op, bit == OWE_SHUTDOWN ? c->owe_shutdown : 0, 0);
-			rx_put(v, &h, 0);
+			rx_put(v, 0, &h, 0);
 			c->owe &= ~bit;
 			if (bit == OWE_REQUEST) {
 				c->guest_knows = true;
@@ -153,14 +155,15 @@ static bool wants_data(const struct vsock_conn *c)
 }
 
 /*
- * Reads the host socket into receive buffers, budget packets at most; false when it
- * must wait for buffers.
+ * Reads the host socket into receive buffers, budget reads at most, each into as many
+ * buffers as the guest's credit covers (one readv for a batch of Linux's 4 KiB
+ * buffers); false when it must wait for buffers.
  */
 static bool pump(struct vsock_conn *c, unsigned budget)
 {
 	struct vsock *v = c->v;
 	struct vsock_hdr h;
-	size_t room;
+	size_t room, take[VSOCK_BATCH];
 
 	while (budget-- && wants_data(c)) {
 		uint32_t credit = vsock_peer_free(c);
@@ -171,21 +174,41 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 			c->credit_asked = true;
 			return true;
 		}
-		if (!rx_get(v, &room))
+		size_t want = credit < VSOCK_BATCH_BYTES ? credit : VSOCK_BATCH_BYTES, total = 0;
+		unsigned nb = 0, cnt = 0;
+		while (nb < VSOCK_BATCH && total < want && rx_get(v, nb, &room)) {
+			size_t t = want - total < room ? want - total : room;
+			if (t > VSOCK_MAX_PKT)
+				t = VSOCK_MAX_PKT;
+			int k = vu_iov_slice(v->rx_req[nb].iov, v->rx_req[nb].in, VSOCK_HDR_LEN, t, v->slice + cnt,
+					     VSOCK_SLICES - cnt);
+			if (k <= 0) {
+				vu_vring_unpop(v->rx, 1); /* no room in this readv: the next one takes it */
+				break;
+			}
+			take[nb++] = t;
+			cnt += (unsigned)k;
+			total += t;
+		}
+		if (!nb)
 			return false;
-		size_t want = room < credit ? room : credit;
-		if (want > VSOCK_MAX_PKT)
-			want = VSOCK_MAX_PKT;
-		int cnt = vu_iov_slice(v->rx_req.iov, v->rx_req.in, VSOCK_HDR_LEN, want, v->slice, VSOCK_MAX_IOV);
-		ssize_t n = cnt > 0 ? vsock_host_read(c, v->slice, (unsigned)cnt) : -1;
+		ssize_t n = vsock_host_read(c, v->slice, cnt);
+		int err = errno;
+		unsigned used = 0;
+		for (size_t left = n > 0 ? (size_t)n : 0; left; used++) {
+			uint32_t len = (uint32_t)(left < take[used] ? left : take[used]);
+			conn_hdr(c, &h, VSOCK_OP_RW, 0, len);
+			rx_put(v, used, &h, len);
+			c->tx_cnt += len;
+			left -= len;
+		}
+		vu_vring_unpop(v->rx, nb - used);
 		if (n > 0) {
-			conn_hdr(c, &h, VSOCK_OP_RW, 0, (uint32_t)n);
-			rx_put(v, &h, (uint32_t)n);
-			c->tx_cnt += (uint32_t)n;
+			/* Less than asked: the socket is empty for now (a hung-up one reads on to its end). */
+			if ((size_t)n < total && !c->hup)
+				return true;
 			continue;
 		}
-		int err = cnt > 0 ? errno : EIO;
-		vu_vring_unpop(v->rx, 1);
 		if (n == 0) {
 			/* The host will send no more: neither will we, once the guest hears it. */
 			c->host_eof = true;
@@ -194,7 +217,7 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 			return true;
 		}
 		if (err != EAGAIN && err != EWOULDBLOCK)
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "readv: %s", strerror(err));
 		return true;
 	}
 	return true;
@@ -220,10 +243,16 @@ void vsock_conn_progress(struct vsock_conn *c, bool readable)
 	vsock_conn_check_done(c);
 }
 
-void vsock_conn_reset(struct vsock_conn *c)
+void vsock_conn_reset(struct vsock_conn *c, const char *why, ...)
 {
 	if (c->released)
 		return;
+	char text[160];
+	va_list ap;
+	va_start(ap, why);
+	vsnprintf(text, sizeof(text), why, ap);
+	va_end(ap);
+	vu_debug("vsock: guest port %u <-> host port %u: reset: %s", c->peer_port, c->local_port, text);
 	if (!c->guest_knows) {
 		vsock_conn_release(c);
 		return;
@@ -242,7 +271,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 	bool in_done = c->guest_shut_send && !c->buf.len && c->line_off == c->line_len;
 	bool out_done = (c->host_eof && !(c->owe & OWE_SHUTDOWN)) || c->guest_shut_recv;
 	if (in_done && out_done)
-		vsock_conn_reset(c); /* Linux ends a connection shut both ways with an RST too */
+		vsock_conn_reset(c, "both directions are done"); /* Linux ends a connection shut both ways with an RST too */
 }
 
 void vsock_conn_credit_changed(struct vsock_conn *c)
@@ -275,8 +304,10 @@ static void refuse(struct vsock *v, const struct vsock_hdr *pkt)
 
 /* ---- the transmit ring --------------------------------------------------------------- */
 
-static void conn_packet(struct vsock_conn *c, const struct vsock_hdr *h, const struct vu_req *req)
+/* Handles a packet of connection c; true when it joined the run (it is pushed once written). */
+static bool conn_packet(struct vsock_conn *c, const struct vsock_hdr *h)
 {
+	struct vsock *v = c->v;
 	uint16_t op = le16toh(h->op);
 	uint32_t len = le32toh(h->len), flags = le32toh(h->flags);
 
@@ -289,18 +320,18 @@ static void conn_packet(struct vsock_conn *c, const struct vsock_hdr *h, const s
 	switch (op) {
 	case VSOCK_OP_RESPONSE:
 		if (c->state != CONN_REQUEST || (c->owe & OWE_REQUEST)) {
-			vsock_conn_reset(c);
-			return;
+			vsock_conn_reset(c, "RESPONSE to no REQUEST");
+			return false;
 		}
 		vsock_host_accepted(c);
 		break;
 	case VSOCK_OP_RST:
 		vsock_conn_release(c);
-		return;
+		return false;
 	case VSOCK_OP_SHUTDOWN:
 		if (c->state != CONN_OPEN || (flags & ~(VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND))) {
-			vsock_conn_reset(c);
-			return;
+			vsock_conn_reset(c, "SHUTDOWN on a connection not open, or unknown flags");
+			return false;
 		}
 		c->guest_shut_recv |= !!(flags & VSOCK_SHUTDOWN_RCV);
 		c->guest_shut_send |= !!(flags & VSOCK_SHUTDOWN_SEND);
@@ -309,16 +340,17 @@ static void conn_packet(struct vsock_conn *c, const struct vsock_hdr *h, const s
 	case VSOCK_OP_RW:
 		/* Data beyond the credit we gave has nowhere to go: the guest broke the protocol. */
 		if (c->state != CONN_OPEN || c->guest_shut_send || len > c->buf_alloc - (c->rx_cnt - c->fwd_cnt)) {
-			vu_debug("vsock: guest port %u: data %s", c->peer_port,
-				 c->state != CONN_OPEN ? "before the connection is open" :
-				 c->guest_shut_send ? "after SHUTDOWN(SEND)" : "beyond its credit");
-			vsock_conn_reset(c);
-			return;
+			vsock_conn_reset(c, "data %s", c->state != CONN_OPEN ? "before the connection is open" :
+						       c->guest_shut_send ? "after SHUTDOWN(SEND)" : "beyond its credit");
+			return false;
 		}
 		c->rx_cnt += len;
-		if (len && !vsock_host_write(c, req->iov, req->out, VSOCK_HDR_LEN, len))
-			return;
-		vsock_conn_credit_changed(c);
+		if (len) {
+			/* Written with the packets of c that follow it in this batch (run_flush). */
+			v->run_c = c;
+			v->run_len[v->run_n] = len;
+			return true;
+		}
 		break;
 	case VSOCK_OP_CREDIT_UPDATE:
 		break;
@@ -326,19 +358,42 @@ static void conn_packet(struct vsock_conn *c, const struct vsock_hdr *h, const s
 		c->owe |= OWE_CREDIT_UPDATE;
 		break;
 	default:
-		vsock_conn_reset(c);
-		return;
+		vsock_conn_reset(c, "unknown op");
+		return false;
 	}
 	vsock_conn_progress(c, false);
+	return false;
 }
 
-static void tx_packet(struct vsock *v, const struct vu_req *req)
+/* Writes the run's data to its connection's socket and gives its packets back. */
+static void run_flush(struct vsock *v)
+{
+	struct vsock_piece p[VSOCK_BATCH];
+	struct vsock_conn *c = v->run_c;
+
+	if (!v->run_n)
+		return;
+	for (unsigned i = 0; i < v->run_n; i++)
+		p[i] = (struct vsock_piece){ v->tx_req[i].iov, v->tx_req[i].out, VSOCK_HDR_LEN, v->run_len[i] };
+	bool ok = vsock_host_write(c, p, v->run_n);
+	for (unsigned i = 0; i < v->run_n; i++)
+		push(v->tx, &v->tx_req[i], 0);
+	v->run_n = 0;
+	v->run_c = NULL;
+	if (ok) {
+		vsock_conn_credit_changed(c);
+		vsock_conn_progress(c, false);
+	}
+}
+
+/* Handles one packet from the guest; true when it joined the run (pushed at run_flush). */
+static bool tx_packet(struct vsock *v, const struct vu_req *req)
 {
 	struct vsock_hdr h;
 
 	if (vu_iov_to_buf(req->iov, req->out, 0, &h, VSOCK_HDR_LEN) != VSOCK_HDR_LEN) {
 		v->stats.dropped++; /* not even a header */
-		return;
+		return false;
 	}
 	uint64_t src_cid = le64toh(h.src_cid), dst_cid = le64toh(h.dst_cid);
 	uint32_t src_port = le32toh(h.src_port), dst_port = le32toh(h.dst_port), len = le32toh(h.len);
@@ -346,19 +401,22 @@ static void tx_packet(struct vsock *v, const struct vu_req *req)
 
 	if (src_cid != v->guest_cid) {
 		v->stats.dropped++; /* not from this guest: nobody to answer */
-		return;
+		return false;
 	}
 	if (dst_cid != VSOCK_CID_HOST || le16toh(h.type) != VSOCK_TYPE_STREAM) {
 		refuse(v, &h);
-		return;
+		return false;
 	}
 	struct vsock_conn *c = vsock_conn_find(v, dst_port, src_port);
+	/* Whatever happens to the run's connection comes after the run's data; data of another starts a run. */
+	if (v->run_n && (c == v->run_c) != (op == VSOCK_OP_RW))
+		run_flush(v);
 	if (len > vu_iov_size(req->iov, req->out) - VSOCK_HDR_LEN) {
 		/* Says more data than it carries: the stream would lose bytes. */
 		v->stats.dropped++;
 		if (c)
-			vsock_conn_reset(c);
-		return;
+			vsock_conn_reset(c, "length beyond the packet");
+		return false;
 	}
 	if (op == VSOCK_OP_REQUEST) {
 		/* A guest socket asks afresh: anything we had under these ports is stale. */
@@ -366,15 +424,15 @@ static void tx_packet(struct vsock *v, const struct vu_req *req)
 			vsock_conn_release(c);
 		if (!vsock_host_dial(v, dst_port, src_port, &h))
 			refuse(v, &h);
-		return;
+		return false;
 	}
 	if (!c) {
 		refuse(v, &h);
-		return;
+		return false;
 	}
 	if (c->state == CONN_DEAD)
-		return; /* its RST is on the way */
-	conn_packet(c, &h, req);
+		return false; /* its RST is on the way */
+	return conn_packet(c, &h);
 }
 
 void vsock_pkt_tx(struct vsock *v)
@@ -385,15 +443,31 @@ void vsock_pkt_tx(struct vsock *v)
 		return;
 	v->in_tx = true;
 	v->tx_stalled = false;
-	v->tx_req.iov = v->tx_iov;
-	v->tx_req.max_iov = VSOCK_MAX_IOV;
 	do {
 		vu_vring_kicks(tx, false);
 		/* Each packet may need one RST of the queue: take one only while it has room. */
-		while (v->rstq_n < VSOCK_RSTQ && vu_vring_pop(tx, &v->tx_req) > 0) {
-			tx_packet(v, &v->tx_req);
-			push(tx, &v->tx_req, 0);
+		while (v->rstq_n < VSOCK_RSTQ) {
+			unsigned k = v->run_n;
+			struct vu_req *req = &v->tx_req[k];
+			req->iov = v->tx_iov[k];
+			req->max_iov = VSOCK_MAX_IOV;
+			if (vu_vring_pop(tx, req) <= 0)
+				break;
+			if (!tx_packet(v, req)) {
+				push(tx, req, 0);
+				continue;
+			}
+			/* It joined the run (its length is in run_len[run_n]), which a flush may have emptied: it goes in the next slot. */
+			if (k != v->run_n) {
+				struct vu_req *to = &v->tx_req[v->run_n];
+				*to = *req;
+				to->iov = v->tx_iov[v->run_n];
+				memcpy(to->iov, req->iov, (req->out + req->in) * sizeof(*req->iov));
+			}
+			if (++v->run_n == VSOCK_BATCH)
+				run_flush(v);
 		}
+		run_flush(v);
 		vu_vring_flush(tx);
 		if (v->rstq_n == VSOCK_RSTQ) {
 			v->tx_stalled = true; /* vsock_pkt_rx comes back once RSTs went out */
@@ -410,9 +484,9 @@ void vsock_pkt_rx(struct vsock *v)
 	size_t room;
 
 	while (v->rstq_n) {
-		if (!rx_get(v, &room))
+		if (!rx_get(v, 0, &room))
 			return;
-		rx_put(v, &v->rstq[v->rstq_head], 0);
+		rx_put(v, 0, &v->rstq[v->rstq_head], 0);
 		v->rstq_head = (v->rstq_head + 1) % VSOCK_RSTQ;
 		v->rstq_n--;
 		v->stats.resets_sent++;

@@ -81,7 +81,7 @@ static void on_tick(void *opaque)
 		if (now >= c->deadline_ms) {
 			vu_debug("vsock: guest port %u <-> host port %u: no answer in time", c->peer_port,
 				 c->local_port);
-			vsock_conn_reset(c);
+			vsock_conn_reset(c, "no answer in time");
 		}
 	}
 	if (vsock_list_empty(&v->timed)) {

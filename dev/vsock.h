@@ -71,6 +71,9 @@ enum { VSOCK_RXQ = 0, VSOCK_TXQ = 1, VSOCK_EVQ = 2, VSOCK_NUM_QUEUES = 3 };
 
 #define VSOCK_MAX_IOV 64              /* segments of one packet we look at */
 #define VSOCK_MAX_PKT 65536u          /* payload of one packet we send */
+#define VSOCK_BATCH 16                /* packets one readv fills, or one writev takes */
+#define VSOCK_BATCH_BYTES (256u * 1024) /* bytes one readv asks for at most */
+#define VSOCK_SLICES 256              /* segments of one batched readv or writev */
 #define VSOCK_RSTQ 256                /* RSTs for packets without a connection, not yet sent */
 #define VSOCK_LINE_MAX 32             /* "CONNECT 4294967295\n", "OK 4294967295\n" */
 #define VSOCK_PUMP_BUDGET 16          /* packets one connection sends per turn of the loop */
@@ -198,10 +201,17 @@ struct vsock {
 	struct vsock_hdr rstq[VSOCK_RSTQ];
 	unsigned rstq_head, rstq_n;
 
-	/* Scratch: one packet each way. */
-	struct vu_req tx_req, rx_req, ev_req;
-	struct iovec tx_iov[VSOCK_MAX_IOV], rx_iov[VSOCK_MAX_IOV], ev_iov[4];
-	struct iovec slice[VSOCK_MAX_IOV];
+	/*
+	 * Scratch, no allocation per packet: a batch of requests each way. Receive buffers
+	 * a readv fills at once; transmit packets of one connection whose data a writev
+	 * takes at once (the run), pushed after it.
+	 */
+	struct vu_req rx_req[VSOCK_BATCH], tx_req[VSOCK_BATCH], ev_req;
+	struct iovec rx_iov[VSOCK_BATCH][VSOCK_MAX_IOV], tx_iov[VSOCK_BATCH][VSOCK_MAX_IOV], ev_iov[4];
+	struct iovec slice[VSOCK_SLICES + 2];   /* a connection's buffer (2), then packets */
+	struct vsock_conn *run_c;
+	unsigned run_n;
+	uint32_t run_len[VSOCK_BATCH];
 
 	struct vsock_stats stats;
 	struct vsock *next_instance;    /* every device of the process (groups, checks) */
@@ -294,8 +304,8 @@ void vsock_pkt_event(struct vsock *v);
  * socket's watch in line.
  */
 void vsock_conn_progress(struct vsock_conn *c, bool readable);
-/* Aborts c: the guest is told (RST) if it knows about c, the host side is closed. */
-void vsock_conn_reset(struct vsock_conn *c);
+/* Aborts c: the guest is told (RST) if it knows about c, the host side is closed. why: for --verbose. */
+void vsock_conn_reset(struct vsock_conn *c, const char *why, ...) __attribute__((format(printf, 2, 3)));
 /* The guest may have been told less credit than it now has: tells it if that matters. */
 void vsock_conn_credit_changed(struct vsock_conn *c);
 /* Frees c when both directions are over (after the RST that ends it). */
@@ -321,8 +331,14 @@ bool vsock_host_dial(struct vsock *v, uint32_t local_port, uint32_t peer_port, c
 bool vsock_host_redial(struct vsock_conn *c);
 /* The guest accepted a host client's connection: tell the client "OK <port>". */
 void vsock_host_accepted(struct vsock_conn *c);
-/* len bytes at off in iov from the guest go to the host socket (or c's buffer); false: c was reset. */
-bool vsock_host_write(struct vsock_conn *c, const struct iovec *iov, unsigned n, size_t off, size_t len);
+/* Bytes from the guest: len of them at off in a request's n iovecs. */
+struct vsock_piece {
+	const struct iovec *iov;
+	unsigned n;
+	size_t off, len;
+};
+/* The pieces, in order, go to the host socket (or c's buffer); false: c was reset. */
+bool vsock_host_write(struct vsock_conn *c, const struct vsock_piece *p, unsigned np);
 /* Writes what c holds for the host socket (its line, then its buffer). */
 void vsock_host_flush(struct vsock_conn *c);
 /* Puts the socket's watch in line with what c wants (reading needs credit, writing something to write). */

@@ -47,6 +47,7 @@ enum { SHUT_RCV_F = 1, SHUT_SEND_F = 2 };
 #define NRX (RING / 2)               /* receive buffers: two descriptors each */
 #define BIGBUF (1u << 20)            /* the credit our guest gives */
 #define DEV_BUF (64u * 1024)         /* --buffer-size of VM 0 */
+#define TX_SLOTS 40                  /* transmit packets queued at once (queue_pkt) */
 
 struct guest {
 	struct vuf *f;
@@ -118,7 +119,7 @@ static bool guest_open(struct guest *g, unsigned vm, uint32_t cid)
 	g->tx = vuf_vq_alloc(g->f, 1, RING);
 	g->ev = vuf_vq_alloc(g->f, 2, 16);
 	g->rx_area = vuf_alloc(g->f, NRX * (HDR + RXBUF), 64);
-	g->tx_area = vuf_alloc(g->f, 2 * (HDR + 65536), 64);
+	g->tx_area = vuf_alloc(g->f, TX_SLOTS * (HDR + 65536), 64);
 	g->ev_area = vuf_alloc(g->f, 64, 8);
 	if (!g->rx || !g->tx || !g->ev || !g->rx_area || !g->tx_area || !g->ev_area || !start_rings(g, 0, true) ||
 	    vuf_set_status(g->f, 15) < 0)
@@ -146,6 +147,28 @@ static bool send_pkt(struct guest *g, const struct hdr *h, const void *data, uin
 	if (vuf_vq_add(g->tx, out, len ? 2 : 1, NULL, 0, false) < 0 || vuf_vq_kick(g->tx) < 0)
 		return false;
 	return vuf_vq_wait_used(g->tx, NULL, NULL, 3000) == 0;
+}
+
+/* Queues a packet in slot (no kick, no wait): several go to the device in one kick. */
+static bool queue_pkt(struct guest *g, unsigned slot, const struct hdr *h, const void *data, uint32_t len)
+{
+	uint64_t at = g->tx_area + (uint64_t)slot * (HDR + 65536);
+	struct vuf_buf out[2] = { { at, HDR }, { at + HDR, len } };
+
+	return slot < TX_SLOTS && len <= 65536 && vuf_gpa_write(g->f, at, h, HDR) == 0 &&
+	       (!len || vuf_gpa_write(g->f, at + HDR, data, len) == 0) &&
+	       vuf_vq_add(g->tx, out, len ? 2 : 1, NULL, 0, false) >= 0;
+}
+
+/* Kicks and waits until the device took n packets. */
+static bool kick_and_wait(struct guest *g, unsigned n)
+{
+	if (vuf_vq_kick(g->tx) < 0)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (vuf_vq_wait_used(g->tx, NULL, NULL, 3000) < 0)
+			return false;
+	return true;
 }
 
 static struct hdr mkhdr(const struct guest *g, uint16_t op, uint32_t sport, uint32_t dport, uint32_t len,
@@ -794,6 +817,91 @@ static void test_hostile(void)
 	unlink(path);
 }
 
+/*
+ * Packets of several connections in one kick, in runs and interleaved, with control
+ * packets between: each host socket gets exactly its connection's bytes, in order.
+ */
+static void test_interleaved(void)
+{
+	enum { NC = 3, ROUNDS = 4 };
+	char path[100];
+	struct pkt p;
+	struct conn c[NC];
+	static uint8_t want[NC][1 << 20], got[1 << 20];
+	size_t wlen[NC] = { 0 };
+	uint32_t seed = 1;
+
+	snprintf(path, sizeof(path), "%s_1700", uds[0]);
+	int lfd = unix_listen(path, 16);
+	bool ok = true;
+	for (unsigned i = 0; i < NC; i++)
+		ok &= g2h_connect(&g0, lfd, &c[i], 44500 + i, 1700);
+	if (!CHECK(ok, "interleaved-connect"))
+		goto out;
+	for (unsigned r = 0; r < ROUNDS && ok; r++) {
+		/* 0: one long run (more than a batch); 1: alternating; 2, 3: random, with a CREDIT_REQUEST. */
+		unsigned n = 0;
+		for (; n < TX_SLOTS - 2 && ok; n++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned k = r == 0 ? 1 : r == 1 ? n % NC : (seed >> 16) % NC;
+			uint32_t len = 1 + (seed >> 8) % (r == 0 ? 3000 : 1500);
+			if (r >= 2 && n == 10) {
+				struct hdr h = mkhdr(&g0, CREDIT_REQUEST, c[k].gport, 1700, 0, 0, BIGBUF, 0);
+				ok = queue_pkt(&g0, n, &h, NULL, 0);
+				continue;
+			}
+			pattern(want[k] + wlen[k], len, seed);
+			struct hdr h = mkhdr(&g0, RW, c[k].gport, 1700, len, 0, BIGBUF, 0);
+			ok = queue_pkt(&g0, n, &h, want[k] + wlen[k], len);
+			wlen[k] += len;
+		}
+		ok = ok && kick_and_wait(&g0, n);
+		/* Keep the credit updates drained; none may be anything else. */
+		while (ok && recv_pkt(&g0, &p, 50))
+			ok = le16toh(p.h.op) == CREDIT_UPDATE;
+	}
+	CHECK(ok, "interleaved-sent");
+	for (unsigned i = 0; i < NC; i++) {
+		CHECK(read_exact(c[i].fd, got, wlen[i], 3000) && !memcmp(got, want[i], wlen[i]) && !readable(c[i].fd, 100),
+		      "interleaved-connection-%u-bytes-in-order (%zu)", i, wlen[i]);
+		send_op(&g0, RST, c[i].gport, 1700, 0, 0);
+		close(c[i].fd);
+	}
+	while (recv_pkt(&g0, &p, 100))
+		;
+out:
+	close(lfd);
+	unlink(path);
+}
+
+/* A host write larger than a receive buffer fills many (one readv); each says its own length. */
+static void test_rx_batch(void)
+{
+	struct pkt p;
+	int fd;
+	static uint8_t out[300000], in[300000];
+
+	uint32_t hport = h2g_open(&g0, &fd, 5004, "");
+	if (!CHECK(hport, "rx-batch-open"))
+		return;
+	pattern(out, sizeof(out), 11);
+	size_t got = 0, packets = 0;
+	bool ok = write(fd, out, sizeof(out)) == sizeof(out);
+	while (ok && got < sizeof(out) && recv_pkt(&g0, &p, 2000)) {
+		if (le16toh(p.h.op) != RW || p.len > RXBUF || le32toh(p.h.src_port) != hport)
+			break;
+		memcpy(in + got, p.data, p.len);
+		got += p.len;
+		packets++;
+		if (packets % 16 == 0)
+			send_op(&g0, CREDIT_UPDATE, 5004, hport, 0, (uint32_t)got);
+	}
+	CHECK(got == sizeof(out) && !memcmp(in, out, got), "rx-batch-bytes-in-order (%zu in %zu packets)", got, packets);
+	close(fd);
+	CHECK(expect(&g0, &p, SHUTDOWN, hport, 5004, 2000), "rx-batch-eof");
+	send_op(&g0, RST, 5004, hport, 0, (uint32_t)got);
+}
+
 /* A thousand connections at once, each carrying its own bytes both ways. */
 static void test_many(void)
 {
@@ -1143,6 +1251,8 @@ int main(void)
 	test_half_close();
 	test_host_closes();
 	test_hostile();
+	test_interleaved();
+	test_rx_batch();
 	test_many();
 	test_stall_isolated();
 	test_backlog();
