@@ -24,19 +24,10 @@ vu_qemu_has_device vhost-user-vsock-pci || vu_skip_all guest-vsock "$QEMU has no
 grep -q vmw_vsock_virtio_transport "$VU_INITRAMFS.notes" 2>/dev/null &&
 	vu_skip_all guest-vsock "the kernel has no virtio vsock transport module"
 
-# The peer, static for the busybox guest; cached by its source.
-src=$VU_GUEST_DIR/vsock-peer.c
-PEER=$VU_CACHE/vsock-peer-$(sha256sum < "$src" | cut -c1-16)
-if [ ! -x "$PEER" ]; then
-	mkdir -p "$VU_CACHE"
-	${CC:-gcc} -static -O2 -o "$PEER.tmp.$$" "$src" 2> "$VU_TMP/peer-build.log" && mv "$PEER.tmp.$$" "$PEER" ||
-		vu_skip_all guest-vsock "cannot build the static guest program: $(head -c 300 "$VU_TMP/peer-build.log")"
-fi
-mkdir -p "$VU_TMP/extra"
-cp "$PEER" "$VU_TMP/extra/vsock-peer"
-(cd "$VU_TMP/extra" && echo vsock-peer | cpio -o -H newc -R 0:0 --quiet) > "$VU_TMP/extra.cpio"
-cat "$VU_INITRAMFS" "$VU_TMP/extra.cpio" > "$VU_TMP/base-with-peer.cpio"
-VU_INITRAMFS=$VU_TMP/base-with-peer.cpio
+# The peer, static for the busybox guest (cached by its source), as /vsock-peer.
+vu_static_program "$VU_GUEST_DIR/vsock-peer.c" || vu_skip_all guest-vsock "$VU_WHY"
+PEER=$VU_PROGRAM
+vu_initramfs_add "$PEER" vsock-peer || { vu_fail guest-vsock "cannot add the peer to the initramfs"; exit 1; }
 
 UDS=$VU_TMP/vsock.uds
 MIB=1048576
