@@ -42,8 +42,7 @@ uint32_t vsock_peer_free(const struct vsock_conn *c)
 
 /* ---- receive buffers ------------------------------------------------------------- */
 
-/* Takes a receive buffer into slot i: true with *room (payload bytes after the header), false if none now. */
-static bool rx_get(struct vsock *v, unsigned i, size_t *room)
+bool vsock_rx_get(struct vsock *v, unsigned i, size_t *room)
 {
 	struct vu_req *req = &v->rx_req[i];
 
@@ -66,7 +65,7 @@ static bool rx_get(struct vsock *v, unsigned i, size_t *room)
 	return true;
 }
 
-static void rx_put(struct vsock *v, unsigned i, const struct vsock_hdr *h, uint32_t len)
+void vsock_rx_put(struct vsock *v, unsigned i, const struct vsock_hdr *h, uint32_t len)
 {
 	vu_iov_from_buf(v->rx_req[i].iov, v->rx_req[i].in, 0, h, VSOCK_HDR_LEN);
 	push(v->rx, &v->rx_req[i], VSOCK_HDR_LEN + len);
@@ -121,12 +120,12 @@ static bool send_owed(struct vsock_conn *c)
 	size_t room;
 
 	while (c->owe && !c->released) {
-		if (!rx_get(v, 0, &room))
+		if (!vsock_rx_get(v, 0, &room))
 			return false;
 		if (c->owe & OWE_RST) {
 			/* The last word: whatever else was owed no longer matters. */
 			conn_hdr(c, &h, VSOCK_OP_RST, 0, 0);
-			rx_put(v, 0, &h, 0);
+			vsock_rx_put(v, 0, &h, 0);
 			v->stats.resets_sent++;
 			vsock_conn_release(c);
 			return true;
@@ -136,7 +135,7 @@ static bool send_owed(struct vsock_conn *c)
 				continue;
 			uint8_t bit = owed_order[i].bit;
 			conn_hdr(c, &h, owed_order[i].op, bit == OWE_SHUTDOWN ? c->owe_shutdown : 0, 0);
-			rx_put(v, 0, &h, 0);
+			vsock_rx_put(v, 0, &h, 0);
 			c->owe &= ~bit;
 			if (bit == OWE_REQUEST) {
 				c->guest_knows = true;
@@ -176,7 +175,7 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 		}
 		size_t want = credit < VSOCK_BATCH_BYTES ? credit : VSOCK_BATCH_BYTES, total = 0;
 		unsigned nb = 0, cnt = 0;
-		while (nb < VSOCK_BATCH && total < want && rx_get(v, nb, &room)) {
+		while (nb < VSOCK_BATCH && total < want && vsock_rx_get(v, nb, &room)) {
 			size_t t = want - total < room ? want - total : room;
 			if (t > VSOCK_MAX_PKT)
 				t = VSOCK_MAX_PKT;
@@ -198,7 +197,7 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 		for (size_t left = n > 0 ? (size_t)n : 0; left; used++) {
 			uint32_t len = (uint32_t)(left < take[used] ? left : take[used]);
 			conn_hdr(c, &h, VSOCK_OP_RW, 0, len);
-			rx_put(v, used, &h, len);
+			vsock_rx_put(v, used, &h, len);
 			c->tx_cnt += len;
 			left -= len;
 		}
@@ -386,37 +385,51 @@ static void run_flush(struct vsock *v)
 	}
 }
 
-/* Handles one packet from the guest; true when it joined the run (pushed at run_flush). */
-static bool tx_packet(struct vsock *v, const struct vu_req *req)
+enum { TX_DONE, TX_RUN, TX_WAIT };
+
+/* Handles one packet from the guest: TX_DONE, TX_RUN (it joined the run: pushed at run_flush), TX_WAIT (left on the ring). */
+static int tx_packet(struct vsock *v, const struct vu_req *req)
 {
 	struct vsock_hdr h;
 
 	if (vu_iov_to_buf(req->iov, req->out, 0, &h, VSOCK_HDR_LEN) != VSOCK_HDR_LEN) {
 		v->stats.dropped++; /* not even a header */
-		return false;
+		return TX_DONE;
 	}
 	uint64_t src_cid = le64toh(h.src_cid), dst_cid = le64toh(h.dst_cid);
 	uint32_t src_port = le32toh(h.src_port), dst_port = le32toh(h.dst_port), len = le32toh(h.len);
 	uint16_t op = le16toh(h.op);
+	bool lies = len > vu_iov_size(req->iov, req->out) - VSOCK_HDR_LEN;
 
 	if (src_cid != v->guest_cid) {
 		v->stats.dropped++; /* not from this guest: nobody to answer */
-		return false;
+		return TX_DONE;
 	}
-	if (dst_cid != VSOCK_CID_HOST || le16toh(h.type) != VSOCK_TYPE_STREAM) {
+	if (le16toh(h.type) != VSOCK_TYPE_STREAM) {
 		refuse(v, &h);
-		return false;
+		return TX_DONE;
+	}
+	if (dst_cid != VSOCK_CID_HOST) {
+		struct vsock *sib = vsock_group_find(v, dst_cid);
+		if (lies) {
+			v->stats.dropped++;
+			return TX_DONE;
+		}
+		int r = sib ? vsock_group_relay(v, sib, &h, req, len) : VSOCK_RELAY_REFUSED;
+		if (r == VSOCK_RELAY_REFUSED)
+			refuse(v, &h);
+		return r == VSOCK_RELAY_FULL ? TX_WAIT : TX_DONE;
 	}
 	struct vsock_conn *c = vsock_conn_find(v, dst_port, src_port);
 	/* Whatever happens to the run's connection comes after the run's data; data of another starts a run. */
 	if (v->run_n && (c == v->run_c) != (op == VSOCK_OP_RW))
 		run_flush(v);
-	if (len > vu_iov_size(req->iov, req->out) - VSOCK_HDR_LEN) {
+	if (lies) {
 		/* Says more data than it carries: the stream would lose bytes. */
 		v->stats.dropped++;
 		if (c)
 			vsock_conn_reset(c, "length beyond the packet");
-		return false;
+		return TX_DONE;
 	}
 	if (op == VSOCK_OP_REQUEST) {
 		/* A guest socket asks afresh: anything we had under these ports is stale. */
@@ -424,15 +437,15 @@ static bool tx_packet(struct vsock *v, const struct vu_req *req)
 			vsock_conn_release(c);
 		if (!vsock_host_dial(v, dst_port, src_port, &h))
 			refuse(v, &h);
-		return false;
+		return TX_DONE;
 	}
 	if (!c) {
 		refuse(v, &h);
-		return false;
+		return TX_DONE;
 	}
 	if (c->state == CONN_DEAD)
-		return false; /* its RST is on the way */
-	return conn_packet(c, &h);
+		return TX_DONE; /* its RST is on the way */
+	return conn_packet(c, &h) ? TX_RUN : TX_DONE;
 }
 
 void vsock_pkt_tx(struct vsock *v)
@@ -453,7 +466,13 @@ void vsock_pkt_tx(struct vsock *v)
 			req->max_iov = VSOCK_MAX_IOV;
 			if (vu_vring_pop(tx, req) <= 0)
 				break;
-			if (!tx_packet(v, req)) {
+			int r = tx_packet(v, req);
+			if (r == TX_WAIT) {
+				/* A sibling's queue is full: this packet and the rest wait until it drains. */
+				vu_vring_unpop(tx, 1);
+				break;
+			}
+			if (r == TX_DONE) {
 				push(tx, req, 0);
 				continue;
 			}
@@ -469,8 +488,8 @@ void vsock_pkt_tx(struct vsock *v)
 		}
 		run_flush(v);
 		vu_vring_flush(tx);
-		if (v->rstq_n == VSOCK_RSTQ) {
-			v->tx_stalled = true; /* vsock_pkt_rx comes back once RSTs went out */
+		if (v->rstq_n == VSOCK_RSTQ || v->stalled_on) {
+			v->tx_stalled = true; /* vsock_pkt_rx, or the sibling's, comes back */
 			break;
 		}
 	} while (!tx->broken && vu_vring_kicks(tx, true));
@@ -483,15 +502,17 @@ void vsock_pkt_rx(struct vsock *v)
 {
 	size_t room;
 
+	if (v->relayq_len)
+		vsock_group_drain(v);
 	while (v->rstq_n) {
-		if (!rx_get(v, 0, &room))
+		if (!vsock_rx_get(v, 0, &room))
 			return;
-		rx_put(v, 0, &v->rstq[v->rstq_head], 0);
+		vsock_rx_put(v, 0, &v->rstq[v->rstq_head], 0);
 		v->rstq_head = (v->rstq_head + 1) % VSOCK_RSTQ;
 		v->rstq_n--;
 		v->stats.resets_sent++;
 	}
-	if (v->tx_stalled)
+	if (v->tx_stalled && !v->stalled_on)
 		vsock_pkt_tx(v);
 	/* The connections that wait, in order; one that runs out of buffers again keeps its place. */
 	struct vsock_link *last = v->waiting.prev;
@@ -541,18 +562,21 @@ void vsock_pkt_event(struct vsock *v)
 void vsock_settle(struct vsock *v)
 {
 	for (unsigned round = 0; round < 4; round++) {
-		bool pending = v->rstq_n || v->tx_stalled || !vsock_list_empty(&v->waiting);
+		bool pending = v->rstq_n || v->relayq_len || (v->tx_stalled && !v->stalled_on) ||
+			       !vsock_list_empty(&v->waiting);
 		if (pending)
 			vsock_pkt_rx(v);
 		if (v->rx && v->rx_pushed)
 			vu_vring_flush(v->rx);
 		v->rx_pushed = false;
-		pending = v->rstq_n || v->tx_stalled || !vsock_list_empty(&v->waiting);
+		pending = v->rstq_n || v->relayq_len || (v->tx_stalled && !v->stalled_on) ||
+			  !vsock_list_empty(&v->waiting);
 		/* Buffers that came while we asked for a kick are used now; else the kick brings us back. */
 		if (!pending || !v->rx || !vu_vring_kicks(v->rx, true))
 			break;
 	}
 	if (v->evq_reset_owed)
 		vsock_pkt_event(v);
+	vsock_group_settle(v);
 	vsock_conns_reap(v);
 }

@@ -9,9 +9,10 @@
  * other files hold.
  *
  * Each --socket-path is one VM with its own --guest-cid and --uds-path, all on the one
- * loop of the process.
+ * loop of the process; VMs with the same --group reach each other by CID
+ * (dev/vsock-group.c).
  *
- * build: vsock.c vsock-pkt.c vsock-host.c vsock-conn.c
+ * build: vsock.c vsock-pkt.c vsock-host.c vsock-conn.c vsock-group.c
  * systemd: ReadWritePaths=-/run/vhostbox
  * systemd: PrivateNetwork=yes
  * systemd: RestrictAddressFamilies=AF_UNIX
@@ -34,7 +35,7 @@ struct vsock_config {
 	uint64_t guest_cid;
 } __attribute__((packed));
 
-static struct vsock *instances;
+struct vsock *vsock_instances;
 
 #define VSOCK_FIELD(f) offsetof(struct vsock, f)
 static const struct vu_option vsock_options[] = {
@@ -50,6 +51,8 @@ static const struct vu_option vsock_options[] = {
 		  "to the guest)", .min = 4, .max = 65536, .unit = "KiB", .scale = 1024 },
 	{ .name = "max-connections", .kind = VU_OPT_UINT, .offset = VSOCK_FIELD(max_conns), .arg = "N",
 	  .help = "connections at once, each way together; more are refused", .min = 1, .max = 1000000 },
+	{ .name = "group", .kind = VU_OPT_STRING, .offset = VSOCK_FIELD(group), .arg = "NAME",
+	  .help = "VMs of this process in the same group reach each other by CID", .min = 1, .max = 64 },
 	{ NULL },
 };
 
@@ -91,6 +94,21 @@ static void on_tick(void *opaque)
 	vsock_settle(v);
 }
 
+static void on_later(void *opaque)
+{
+	struct vsock *v = opaque;
+
+	if (v->tx_stalled && !v->stalled_on)
+		vsock_pkt_tx(v);
+	vsock_pkt_rx(v);
+	vsock_settle(v);
+}
+
+void vsock_later(struct vsock *v)
+{
+	vu_timer_arm(v->later, 1, 0);
+}
+
 /* Thousands of connections are thousands of fds: as many as the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -110,21 +128,25 @@ static int vsock_init(struct vu_dev *dev, struct vu_loop *loop)
 		vu_err("vsock: --uds-path is required");
 		return -1;
 	}
-	for (struct vsock *o = instances; o; o = o->next_instance)
+	for (struct vsock *o = vsock_instances; o; o = o->next_instance)
 		if (!strcmp(o->uds_path, v->uds_path)) {
 			vu_err("vsock: two VMs with --uds-path=%s", v->uds_path);
 			return -1;
 		}
-	v->next_instance = instances;
-	instances = v;
 	dev->num_queues = VSOCK_NUM_QUEUES;
 	v->loop = loop;
 	raise_fd_limit();
 	v->tick = vu_timer_new(loop, on_tick, v);
-	if (!v->tick || vsock_conns_init(v) < 0) {
+	v->later = vu_timer_new(loop, on_later, v);
+	if (!v->tick || !v->later || vsock_conns_init(v) < 0) {
 		vu_err("vsock: out of memory");
 		return -1;
 	}
+	if (vsock_group_init(v) < 0)
+		return -1;
+	/* Listed once it can be a sibling (its timers exist). */
+	v->next_instance = vsock_instances;
+	vsock_instances = v;
 	return vsock_host_listen(v);
 }
 
@@ -132,20 +154,23 @@ static void vsock_destroy(struct vu_dev *dev)
 {
 	struct vsock *v = (struct vsock *)dev;
 
-	for (struct vsock **pp = &instances; *pp; pp = &(*pp)->next_instance)
+	for (struct vsock **pp = &vsock_instances; *pp; pp = &(*pp)->next_instance)
 		if (*pp == v) {
 			*pp = v->next_instance;
 			break;
 		}
 	if (v->loop)
 		vu_info("vsock: guest CID %u: %llu connections (%llu refused), %llu bytes to the guest, "
-			"%llu from it, %llu RSTs sent, %llu packets dropped", v->guest_cid,
+			"%llu from it, %llu RSTs sent, %llu packets dropped, %llu relayed to siblings", v->guest_cid,
 			(unsigned long long)v->stats.conns, (unsigned long long)v->stats.refused,
 			(unsigned long long)v->stats.bytes_in, (unsigned long long)v->stats.bytes_out,
-			(unsigned long long)v->stats.resets_sent, (unsigned long long)v->stats.dropped);
+			(unsigned long long)v->stats.resets_sent, (unsigned long long)v->stats.dropped,
+			(unsigned long long)v->stats.relayed);
 	vsock_conns_fini(v);
+	vsock_group_fini(v);
 	vsock_host_unlisten(v);
 	vu_timer_free(v->tick);
+	vu_timer_free(v->later);
 	free(v);
 }
 
@@ -241,13 +266,15 @@ static void vsock_reset(struct vu_dev *dev)
 	v->tx_stalled = false;
 }
 
-/* No memory is no guest (the front-end left): its connections end. */
+/* No memory is no guest (the front-end left): its connections end, siblings are refused. */
 static void vsock_mem_changed(struct vu_dev *dev, const struct vu_mem *mem)
 {
 	struct vsock *v = (struct vsock *)dev;
 
+	v->up = mem->n > 0;
 	if (mem->n)
 		return;
+	vsock_group_down(v);
 	if (vsock_conns_drop(v, true))
 		vu_info("vsock: guest CID %u: the front-end left; its connections are closed", v->guest_cid);
 	v->evq_reset_owed = true;

@@ -11,6 +11,7 @@
  *                     "CONNECT <port>" line, connections to <uds-path>_<port>), moving
  *                     bytes between them and guest buffers
  *   dev/vsock-conn.c  connections: the table by ports, lists, buffers, freeing
+ *   dev/vsock-group.c sibling VMs (--group): packets relayed from guest to guest
  *
  * Everything runs on the main loop; nothing here is thread-safe.
  *
@@ -162,7 +163,7 @@ struct vsock_conn {
 /* ---- the device ---- */
 
 struct vsock_stats {
-	uint64_t conns, refused, resets_sent, dropped, bytes_in, bytes_out;
+	uint64_t conns, refused, resets_sent, dropped, bytes_in, bytes_out, relayed;
 };
 
 struct vsock {
@@ -180,6 +181,8 @@ struct vsock {
 	struct vu_timer *tick;
 	bool ticking;
 	struct vu_timer *relisten;  /* accept() ran out of fds: listen again later */
+	struct vu_timer *later;     /* vsock_later() */
+	bool up;                    /* a front-end gave guest memory */
 
 	/* Rings the session gave us (kicked), NULL when stopped. */
 	struct vu_vring *rx, *tx, *evq;
@@ -213,9 +216,20 @@ struct vsock {
 	unsigned run_n;
 	uint32_t run_len[VSOCK_BATCH];
 
+	/* Sibling VMs (dev/vsock-group.c): packets for our guest that wait for its buffers. */
+	uint8_t *relayq;
+	uint32_t relayq_size, relayq_head, relayq_len;
+	bool relay_touched;             /* a sibling put packets in our receive ring */
+	struct vsock *stalled_on;       /* our transmit ring waits for this sibling's queue */
+
 	struct vsock_stats stats;
 	struct vsock *next_instance;    /* every device of the process (groups, checks) */
 };
+
+/* Every vsock device of the process. */
+extern struct vsock *vsock_instances;
+/* Runs v's rings again on the next turn of the loop (not from inside another device's work). */
+void vsock_later(struct vsock *v);
 
 /* ---- lists (dev/vsock-conn.c) ---- */
 
@@ -314,6 +328,27 @@ void vsock_conn_check_done(struct vsock_conn *c);
 uint32_t vsock_peer_free(const struct vsock_conn *c);
 /* At the end of every entry point: publish receive-ring pushes, retry what waits. */
 void vsock_settle(struct vsock *v);
+/* Takes a receive buffer of v into slot i: true with *room (bytes after the header), false if none now. */
+bool vsock_rx_get(struct vsock *v, unsigned i, size_t *room);
+/* Writes h into slot i's buffer, with len bytes of data already after it, and pushes it. */
+void vsock_rx_put(struct vsock *v, unsigned i, const struct vsock_hdr *h, uint32_t len);
+
+/* ---- sibling VMs (dev/vsock-group.c) ---- */
+
+int vsock_group_init(struct vsock *v);
+void vsock_group_fini(struct vsock *v);
+/* v's sibling with that CID, or NULL. */
+struct vsock *vsock_group_find(struct vsock *v, uint64_t cid);
+enum { VSOCK_RELAY_DONE, VSOCK_RELAY_REFUSED, VSOCK_RELAY_FULL };
+/* A packet (h, len bytes of data in req) from v's guest for sib's: DONE, REFUSED (sib has no front-end), FULL (wait). */
+int vsock_group_relay(struct vsock *v, struct vsock *sib, const struct vsock_hdr *h, const struct vu_req *req,
+		      uint32_t len);
+/* Puts what siblings queued for v into its receive buffers; senders held up by it go on. */
+void vsock_group_drain(struct vsock *v);
+/* After v's turn: siblings it relayed to publish their receive rings. */
+void vsock_group_settle(struct vsock *v);
+/* v's front-end left: what waits for its guest is dropped; its senders go on (refused from now). */
+void vsock_group_down(struct vsock *v);
 
 /* ---- the host side (dev/vsock-host.c) ---- */
 

@@ -659,7 +659,8 @@ static void test_credit_from_guest(void)
 	ssize_t n;
 	while (readable(c.fd, 2000) && (n = read(c.fd, back, sizeof(back))) > 0)
 		held += n;
-	CHECK(held < again, "credit-g2h-overrun-host-closed (read %zu of %u)", held, again);
+	check_note("the host read %zu of %u bytes, then end of file", held, again);
+	CHECK(held < again, "credit-g2h-overrun-host-closed");
 	close(c.fd);
 out:
 	close(lfd);
@@ -863,7 +864,7 @@ static void test_interleaved(void)
 	CHECK(ok, "interleaved-sent");
 	for (unsigned i = 0; i < NC; i++) {
 		CHECK(read_exact(c[i].fd, got, wlen[i], 3000) && !memcmp(got, want[i], wlen[i]) && !readable(c[i].fd, 100),
-		      "interleaved-connection-%u-bytes-in-order (%zu)", i, wlen[i]);
+		      "interleaved-connection-%u-bytes-in-order", i);
 		send_op(&g0, RST, c[i].gport, 1700, 0, 0);
 		close(c[i].fd);
 	}
@@ -896,7 +897,8 @@ static void test_rx_batch(void)
 		if (packets % 16 == 0)
 			send_op(&g0, CREDIT_UPDATE, 5004, hport, 0, (uint32_t)got);
 	}
-	CHECK(got == sizeof(out) && !memcmp(in, out, got), "rx-batch-bytes-in-order (%zu in %zu packets)", got, packets);
+	check_note("%zu bytes in %zu packets", got, packets);
+	CHECK(got == sizeof(out) && !memcmp(in, out, got), "rx-batch-bytes-in-order");
 	close(fd);
 	CHECK(expect(&g0, &p, SHUTDOWN, hport, 5004, 2000), "rx-batch-eof");
 	send_op(&g0, RST, 5004, hport, 0, (uint32_t)got);
@@ -1092,6 +1094,101 @@ static void test_second_vm(void)
 	unlink(path);
 }
 
+/* A packet from g's guest to CID dst (a sibling). */
+static struct hdr sib_hdr(const struct guest *g, uint64_t dst, uint16_t op, uint32_t sport, uint32_t dport, uint32_t len)
+{
+	struct hdr h = mkhdr(g, op, sport, dport, len, 0, BIGBUF, 0);
+	h.dst_cid = htole64(dst);
+	return h;
+}
+
+/* The next packet on g, which must come from CID src with op and ports. */
+static bool expect_from(struct guest *g, struct pkt *p, uint64_t src, uint16_t op, uint32_t sport, uint32_t dport)
+{
+	if (!recv_pkt(g, p, 2000))
+		return false;
+	bool ok = le64toh(p->h.src_cid) == src && le64toh(p->h.dst_cid) == g->cid && le16toh(p->h.op) == op &&
+		  le32toh(p->h.src_port) == sport && le32toh(p->h.dst_port) == dport && le16toh(p->h.type) == STREAM;
+	if (!ok)
+		check_note("got op %u %llu:%u -> %llu:%u", le16toh(p->h.op), (unsigned long long)le64toh(p->h.src_cid),
+			   le32toh(p->h.src_port), (unsigned long long)le64toh(p->h.dst_cid), le32toh(p->h.dst_port));
+	return ok;
+}
+
+/* Receives len bytes of RW from src on g (each packet at most a receive buffer); false on anything else. */
+static bool recv_from(struct guest *g, uint64_t src, uint8_t *buf, size_t len, unsigned *packets)
+{
+	struct pkt p;
+
+	for (size_t got = 0; got < len; (*packets)++) {
+		if (!recv_pkt(g, &p, 2000) || le16toh(p.h.op) != RW || le64toh(p.h.src_cid) != src || got + p.len > len)
+			return false;
+		memcpy(buf + got, p.data, p.len);
+		got += p.len;
+	}
+	return true;
+}
+
+/* VMs 0 and 1 are in one group: their guests reach each other by CID, through the back-end. */
+static void test_siblings(void)
+{
+	struct pkt p;
+	static uint8_t out[64 * 65536], in[64 * 65536];
+
+	struct hdr h = sib_hdr(&g0, 4, REQUEST, 60000, 9000, 0);
+	h.buf_alloc = htole32(12345);
+	h.fwd_cnt = htole32(7);
+	CHECK(send_pkt(&g0, &h, NULL, 0) && expect_from(&g1, &p, 3, REQUEST, 60000, 9000) &&
+	      le32toh(p.h.buf_alloc) == 12345 && le32toh(p.h.fwd_cnt) == 7, "sibling-request-relayed-as-it-is");
+	h = sib_hdr(&g1, 3, RESPONSE, 9000, 60000, 0);
+	CHECK(send_pkt(&g1, &h, NULL, 0) && expect_from(&g0, &p, 4, RESPONSE, 9000, 60000), "sibling-response");
+	CHECK(quiet(&g0, 100) && quiet(&g1, 100), "sibling-nothing-else");
+
+	/* Data larger than a receive buffer: split, each piece with its own header. */
+	pattern(out, 10000, 21);
+	h = sib_hdr(&g0, 4, RW, 60000, 9000, 10000);
+	unsigned packets = 0;
+	CHECK(send_pkt(&g0, &h, out, 10000) && recv_from(&g1, 3, in, 10000, &packets) && !memcmp(in, out, 10000) &&
+	      packets == 3, "sibling-data-split-over-buffers");
+
+	/* More packets than the sibling has buffers: the rest wait in its queue, in order. */
+	bool ok = true;
+	for (unsigned i = 0; i < 200 && ok; i++) {
+		h = sib_hdr(&g0, 4, RW, 60000, 9000, 100);
+		pattern(out + 100 * i, 100, 1000 + i);
+		ok = send_pkt(&g0, &h, out + 100 * i, 100);
+	}
+	CHECK(ok, "sibling-200-taken-without-the-sibling-reading");
+	packets = 0;
+	CHECK(recv_from(&g1, 3, in, 20000, &packets) && !memcmp(in, out, 20000), "sibling-queued-in-order");
+
+	/* More than buffers and queue together: the sender's ring waits, then goes on. */
+	enum { N = 30 };
+	pattern(out, sizeof(out), 22);
+	for (unsigned i = 0; i < N && ok; i++) {
+		h = sib_hdr(&g0, 4, RW, 60000, 9000, 65536);
+		ok = queue_pkt(&g0, i, &h, out + (size_t)i * 65536, 65536);
+	}
+	ok = ok && vuf_vq_kick(g0.tx) == 0;
+	unsigned taken = 0;
+	while (ok && taken < N && vuf_vq_wait_used(g0.tx, NULL, NULL, 500) == 0)
+		taken++;
+	check_note("the sibling's buffers and queue took %u of %u 64 KiB packets", taken, N);
+	CHECK(ok && taken < N, "sibling-full-queue-holds-the-sender");
+	packets = 0;
+	CHECK(recv_from(&g1, 3, in, (size_t)N * 65536, &packets) && !memcmp(in, out, (size_t)N * 65536),
+	      "sibling-all-bytes-in-order-after-the-wait");
+	while (taken < N && vuf_vq_wait_used(g0.tx, NULL, NULL, 2000) == 0)
+		taken++;
+	CHECK_EQ(taken, N, "sibling-sender-goes-on");
+
+	/* Outside the group, and the host's own ports are no sibling's. */
+	h = sib_hdr(&g0, 5, REQUEST, 60001, 9000, 0);
+	CHECK(send_pkt(&g0, &h, NULL, 0) && expect_from(&g0, &p, 5, RST, 9000, 60001), "sibling-unknown-cid-rst");
+	h = sib_hdr(&g0, 4, RST, 60000, 9000, 0);
+	CHECK(send_pkt(&g0, &h, NULL, 0) && expect_from(&g1, &p, 3, RST, 60000, 9000), "sibling-rst-relayed");
+}
+
 /* Stop and resume (QEMU's stop/cont): the rings stop, the device is reset, the rings come back where they were. */
 static void test_pause_resume(void)
 {
@@ -1232,7 +1329,8 @@ int main(void)
 	snprintf(a1, sizeof(a1), "--socket-path=%s", sock[1]);
 	snprintf(a2, sizeof(a2), "--uds-path=%s", uds[1]);
 	snprintf(a3, sizeof(a3), "--buffer-size=%u", DEV_BUF / 1024);
-	const char *args[] = { "--guest-cid=3", a0, a3, a1, "--guest-cid=4", a2, "--max-connections=3", NULL };
+	const char *args[] = { "--guest-cid=3", a0, a3, "--group=lab", a1, "--guest-cid=4", a2, "--max-connections=3",
+			       "--group=lab", NULL };
 	be = vuf_backend_start("vsock", args, sock[0]);
 	if (!CHECK(be != NULL, "backend-start"))
 		return check_exit();
@@ -1257,10 +1355,14 @@ int main(void)
 	test_stall_isolated();
 	test_backlog();
 	test_second_vm();
+	test_siblings();
 	test_pause_resume();
 	test_new_driver();
 	test_frontend_leaves();
 	guest_close(&g1);
+	struct pkt p;
+	struct hdr h = sib_hdr(&g0, 4, REQUEST, 60002, 9000, 0);
+	CHECK(send_pkt(&g0, &h, NULL, 0) && expect_from(&g0, &p, 4, RST, 9000, 60002), "sibling-gone-refused");
 	test_bad_rx_buffer();
 
 	guest_close(&g0);
