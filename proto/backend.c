@@ -153,6 +153,13 @@ static int parse(struct backend *b, int argc, char **argv)
 	for (size_t i = 0; i < N_COMMON; i++)
 		opts[i] = (struct option){ common[i].name, common[i].arg ? required_argument : no_argument, NULL,
 					   common[i].id };
+	/* A device option may not take a common option's name: getopt would give it to the common one. */
+	for (const struct vu_option *o = t->options; o && o->name; o++)
+		for (size_t i = 0; i < N_COMMON; i++)
+			if (!strcmp(o->name, common[i].name)) {
+				vu_err("internal: the device option --%s hides a common option", o->name);
+				return 1;
+			}
 	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
 		opts[n] = (struct option){ o->name, o->kind == VU_OPT_FLAG ? no_argument : required_argument,
 					   NULL, OPT_DEVICE + (int)(o - t->options) };
@@ -251,20 +258,15 @@ static int open_socket(struct port *p)
  */
 static int confine(struct backend *b)
 {
-	const char *paths[MAX_PORTS];
-	unsigned n = 0;
+	const char *paths[MAX_PORTS + 16];
+	/* The ports' sockets, and any a device listens on (vsock's host side). */
+	unsigned n = vu_listen_paths(paths, sizeof(paths) / sizeof(paths[0]));
 
-	for (unsigned i = 0; i < b->nports; i++)
-		if (b->ports[i].listener.path)
-			paths[n++] = b->ports[i].listener.path;
 	vu_notify_open();
 	if (vu_sandbox_enter(&b->sandbox, paths, n) < 0)
 		return -1;
 	if (b->sandbox.mode > VU_SANDBOX_NONE || b->sandbox.set_user)
-		for (unsigned i = 0; i < b->nports; i++) {
-			free(b->ports[i].listener.path);
-			b->ports[i].listener.path = NULL;
-		}
+		vu_listen_paths_handed_over();
 	int r = vu_loop_release_threads();
 	if (r < 0) {
 		vu_err("cannot start worker threads: %s", strerror(-r));

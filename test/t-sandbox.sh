@@ -230,6 +230,8 @@ def device_args(pers, owner=None):
         return ["--blk-file=" + image(owner)]
     if pers == "input":
         return ["--evdev-path=/dev/input/event0"]
+    if pers == "vsock":
+        return ["--uds-path=" + tmp_path("vsock.uds")]
     return []
 
 
@@ -379,6 +381,20 @@ def case_user_unknown():
 def capability(pers, feature):
     r = subprocess.run([VB, pers, "--print-capabilities"], capture_output=True, text=True, env=clean_env())
     return ('"%s"' % feature) in r.stdout
+
+
+def case_vsock_seccomp():
+    """vsock dials host listeners by path at any time: seccomp by default, namespace refused."""
+    need("vsock")
+    usage_case([VB, "vsock", "--uds-path=" + tmp_path("v.uds"), "--sandbox=namespace",
+                "--socket-path=" + tmp_path("x")], "uds-path")
+    p, path = start("vsock")
+    s = serve_once(p, path)
+    detail = check_confined(p.pid, root="host", mode="seccomp", p=p)
+    end(p, path, s)
+    if os.path.exists(tmp_path("vsock.uds")):
+        raise Fail("the host-side socket file is left behind")
+    return detail
 
 
 def case_virgl_seccomp():

@@ -37,6 +37,7 @@ VU_PIDS=()          # everything to kill on exit
 VU_FAILED=0         # set by vu_fail: logs are shown on exit
 VU_WHY=""           # why the last helper returned 1
 VU_NQEMU=0
+VU_NADDED=0         # archives vu_initramfs_add made
 VU_NETNS_ADDED=()   # network namespaces to delete on exit
 declare -A VU_BACKEND_PID=()
 
@@ -254,6 +255,34 @@ vu_initramfs() {
 	# Drop archives unused for a day (stale keys after edits to this file or init.sh).
 	find "$VU_CACHE" -maxdepth 1 -name 'base-*' -mmin +1440 -delete 2>/dev/null
 	VU_INITRAMFS=$out
+}
+
+# vu_static_program SRC: build the C file SRC as a static binary for the guest, cached
+# in $VU_CACHE by its source; sets VU_PROGRAM. Returns 1 with VU_WHY set when it cannot
+# (no compiler, no static libc).
+vu_static_program() {
+	local src=$1 out
+	out=$VU_CACHE/$(basename "$src" .c)-$(sha256sum < "$src" | cut -c1-16)
+	if [ ! -x "$out" ]; then
+		mkdir -p "$VU_CACHE"
+		if ! "${CC:-gcc}" -static -O2 -o "$out.tmp.$$" "$src" 2> "$VU_TMP/static-build.log"; then
+			rm -f "$out.tmp.$$"
+			VU_WHY="cannot build $src statically: $(head -c 300 "$VU_TMP/static-build.log")"
+			return 1
+		fi
+		mv "$out.tmp.$$" "$out"
+	fi
+	VU_PROGRAM=$out
+}
+
+# vu_initramfs_add FILE [NAME]: the guest gets FILE as /NAME (default its basename), in
+# an archive appended to a copy of VU_INITRAMFS (the cached base stays as it is).
+vu_initramfs_add() {
+	local d=$VU_TMP/initramfs-add.$((++VU_NADDED))
+	mkdir -p "$d" && cp "$1" "$d/${2:-$(basename "$1")}" || return 1
+	(cd "$d" && echo "${2:-$(basename "$1")}" | cpio -o -H newc -R 0:0 --quiet) > "$d.cpio" &&
+		cat "$VU_INITRAMFS" "$d.cpio" > "$d.initramfs" || return 1
+	VU_INITRAMFS=$d.initramfs
 }
 
 # ---- network namespaces -------------------------------------------------------------
