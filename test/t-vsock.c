@@ -2,7 +2,8 @@
 /*
  * vhost-user-vsock through the test front-end, which plays the guest's driver: its
  * packets are built in guest memory by hand and read back from the receive ring; the
- * host side is plain unix sockets. Two VMs in one process (two sockets).
+ * host side is plain unix sockets. Two VMs in one process (two sockets); a live
+ * migration between two more back-end processes.
  *
  * Config space, TRANSPORT_RESET, connections both ways ("CONNECT <port>" / "OK"),
  * refusals, credit both ways (the guest's credit bounds what it is sent; the credit we
@@ -11,7 +12,7 @@
  * thousand connections at once, a stalled connection beside a busy one, a host
  * listener whose backlog is full, the connection limit, pause/resume (the rings
  * stop and come back where they were), a new driver, the front-end leaving, a bad
- * receive buffer.
+ * receive buffer, a live migration (the dirty log, the hand-over between back-ends).
  */
 #include <endian.h>
 #include <errno.h>
