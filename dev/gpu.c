@@ -120,7 +120,7 @@ void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
 		h->ring_idx = cmd->hdr.ring_idx;
 	}
 	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, cmd->req.head, written);
+	vu_vring_push(cmd->vq, &cmd->req, written);
 	g->ctrl_dirty = true;
 	cmd->next = g->free;
 	g->free = cmd;
@@ -275,7 +275,7 @@ static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
-			vu_vring_push(vq, cmd.req.head, 0);
+			vu_vring_push(vq, &cmd.req, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);

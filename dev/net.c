@@ -336,7 +336,7 @@ static void ctrl_kick(struct net *n, struct vu_vring *vq)
 			}
 			uint8_t ack = ctrl_command(n, &req);
 			vu_iov_from_buf(req.iov + req.out, req.in, 0, &ack, 1);
-			vu_vring_push(vq, req.head, 1);
+			vu_vring_push(vq, &req, 1);
 		}
 		vu_vring_flush(vq);
 	} while (!vq->broken && vu_vring_kicks(vq, true));

@@ -194,6 +194,20 @@ int vu_mem_gpa_iov(const struct vu_mem *mem, uint64_t gpa, uint64_t len, struct 
 	return (int)n;
 }
 
+bool vu_mem_host_gpa(const struct vu_mem *mem, const void *p, uint64_t *gpa)
+{
+	const uint8_t *h = p;
+
+	for (unsigned i = 0; i < mem->n; i++) {
+		const struct vu_region *r = &mem->r[i];
+		if (h >= r->host && (uint64_t)(h - r->host) < r->size) {
+			*gpa = r->gpa + (uint64_t)(h - r->host);
+			return true;
+		}
+	}
+	return false;
+}
+
 void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = gpa / VU_LOG_PAGE, last = (gpa + len - 1) / VU_LOG_PAGE;

@@ -222,7 +222,7 @@ static void test_features(void)
 	CHECK(f->need_reply, "REPLY_ACK negotiated");
 	CHECK(vuf_send_ack(f, VU_REQ_SET_OWNER, NULL, 0, NULL, 0, &ack) == 0 && ack == 0,
 	      "SET_OWNER with NEED_REPLY acked 0");
-	v = F(VIRTIO_F_RING_PACKED) | F(VIRTIO_F_VERSION_1);
+	v = F(VIRTIO_F_ACCESS_PLATFORM) | F(VIRTIO_F_VERSION_1);
 	ack = 0;
 	CHECK(vuf_send_ack(f, VU_REQ_SET_FEATURES, &v, 8, NULL, 0, &ack) == 0 && ack != 0,
 	      "SET_FEATURES with a feature not offered gets a failure ack");
@@ -1230,8 +1230,8 @@ static const struct mal_case mal_cases[] = {
 	     0, 0),
 	NACK("SET_PROTOCOL_FEATURES with CONFIG (not offered)", STD_PF, VU_REQ_SET_PROTOCOL_FEATURES, 8, 0,
 	     .u64 = PF(CONFIG) | PF(REPLY_ACK)),
-	NACK("SET_FEATURES with RING_PACKED (not offered)", STD_PF, VU_REQ_SET_FEATURES, 8, 0,
-	     .u64 = F(VIRTIO_F_RING_PACKED) | ALL_F),
+	NACK("SET_FEATURES with ACCESS_PLATFORM (not offered)", STD_PF, VU_REQ_SET_FEATURES, 8, 0,
+	     .u64 = F(VIRTIO_F_ACCESS_PLATFORM) | ALL_F),
 	NACK("SET_VRING_ENABLE with 2", STD_PF, VU_REQ_SET_VRING_ENABLE, 8, 0, .st = { 0, 2 }),
 	NACK("SET_VRING_NUM 0", STD_PF, VU_REQ_SET_VRING_NUM, 8, 0, .st = { 0, 0 }),
 	NACK("SET_VRING_NUM 3", STD_PF, VU_REQ_SET_VRING_NUM, 8, 0, .st = { 0, 3 }),
