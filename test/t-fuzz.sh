@@ -19,7 +19,7 @@ if ! make -s fuzz >build/fuzz-build.log 2>&1; then
 	exit 1
 fi
 python3 test/fuzz/make-seeds.py build/fuzz/seeds-session
-for target in session vring; do
+for target in session vring vring-packed; do
 	corpus=build/fuzz/corpus-$target
 	mkdir -p "$corpus"
 	seeds=()

@@ -57,7 +57,7 @@ check: deps
 # libFuzzer targets (clang): message decoding + sessions, and the ring walker.
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE  := proto/device.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/vring-split.c proto/vring-packed.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c proto/log.c dev/rng.c
-FUZZ_BINS  := build/fuzz/fuzz-session build/fuzz/fuzz-vring
+FUZZ_BINS  := build/fuzz/fuzz-session build/fuzz/fuzz-vring build/fuzz/fuzz-vring-packed
 fuzz: $(FUZZ_BINS)
 build/fuzz/fuzz-%: test/fuzz/fuzz-%.c $(FUZZ_CORE) $(wildcard proto/*.h)
 	@mkdir -p $(dir $@)
