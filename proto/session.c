@@ -85,6 +85,7 @@ static const char *set_features(struct session_ctx *c)
 		if (s->q[i].vring.packed != packed && (s->q[i].started || s->q[i].kick_fd >= 0 || s->q[i].polled))
 			return "ring layout changed while a ring runs";
 	s->features = f;
+	vu_debug("features %#llx: %s rings", (unsigned long long)f, packed ? "packed" : "split");
 	vu_mem_want_log(&s->mem, f & (1ull << VHOST_F_LOG_ALL));
 	if (s->dev->type->set_features)
 		s->dev->type->set_features(s->dev, f);
