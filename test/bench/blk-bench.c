@@ -5,7 +5,10 @@
  * or writes at a fixed queue depth per queue, waiting on call eventfds like a
  * guest would, and prints "ios=N seconds=S".
  *
- *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS
+ *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed]
+ *
+ * "packed" asks for packed virtqueues (VIRTIO_F_RING_PACKED): it fails if the
+ * back-end does not offer them.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -59,8 +62,8 @@ static int submit(struct vuf *f, struct bench_queue *q)
 
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
-		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS\n");
+	if (argc != 6 && !(argc == 7 && !strcmp(argv[6], "packed"))) {
+		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed]\n");
 		return 2;
 	}
 	type = !strcmp(argv[2], "write");
@@ -70,10 +73,18 @@ int main(int argc, char **argv)
 	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_EVENT_IDX |
 			1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << 12 /* VIRTIO_BLK_F_MQ */;
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG;
+	bool packed = argc == 7;
+
+	if (packed)
+		want |= 1ull << VIRTIO_F_RING_PACKED;
 
 	if (!f || qd < 1 || qd > 128 || nq < 1 || nq > VUF_MAX_QUEUES ||
 	    vuf_mem_init(f, 1, 64ull << 20, 0) < 0 || vuf_negotiate(f, want, pf) < 0) {
 		fprintf(stderr, "blk-bench: %s\n", f ? vuf_error(f) : "cannot connect");
+		return 1;
+	}
+	if (packed && !(f->features & (1ull << VIRTIO_F_RING_PACKED))) {
+		fprintf(stderr, "blk-bench: the back-end does not offer packed virtqueues\n");
 		return 1;
 	}
 	uint8_t cfg[8];

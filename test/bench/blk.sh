@@ -3,7 +3,9 @@
 # vhost-user-blk: vhostbox against qemu-storage-daemon (its vhost-user-blk export)
 # on the same image with the same driver (build/bench/blk-bench): 4 KiB random
 # reads and writes, queue depth 1 and 32, 1 and 2 queues, on tmpfs and on disk.
-# Prints IOPS, MB/s, back-end CPU seconds and the vhostbox/QSD ratio of each.
+# vhostbox runs with split and with packed virtqueues; QSD has no packed rings, so
+# both are compared with its split ones. Prints IOPS (MB/s = IOPS * 4096 / 1e6),
+# back-end CPU seconds and the ratios.
 set -u
 cd "$(dirname "$0")/../.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -26,11 +28,12 @@ wait_socket() {
 	return 1
 }
 
-# run KIND IMAGE RW QD QUEUES → "iops mbps cpu_seconds"
+# run KIND IMAGE RW QD QUEUES → "iops mbps cpu_seconds"; KIND vhostbox, vhostbox-packed or qsd
 run() {
-	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 sock=$tmp/$1.sock pid out t0 t1
+	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 sock=$tmp/$1.sock pid out t0 t1 packed=""
 	rm -f "$sock"
-	if [ "$kind" = vhostbox ]; then
+	[ "$kind" = vhostbox-packed ] && packed=packed
+	if [ "$kind" != qsd ]; then
 		"$VHOSTBOX" blk --socket-path="$sock" --blk-file="$img" --num-queues="$nq" 2>"$tmp/$kind.log" &
 	else
 		"$QSD" --blockdev driver=file,node-name=file0,filename="$img",aio=io_uring,cache.direct=off \
@@ -41,7 +44,7 @@ run() {
 	pid=$!
 	wait_socket "$sock" || { echo "0 0 0"; kill "$pid"; return; }
 	t0=$(cpu_ticks "$pid")
-	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS")
+	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $packed)
 	t1=$(cpu_ticks "$pid")
 	kill "$pid"; wait "$pid" 2>/dev/null
 	awk -v o="$out" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
@@ -50,8 +53,9 @@ run() {
 }
 
 disk_dir=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/vhostbox-bench.XXXXXX")
-printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
-	where rw qd q "vhostbox" "MB/s" "cpu-s" "QSD" "MB/s" "cpu-s" "ratio" "cpu/io"
+printf '%-6s %-5s %3s %2s | %9s %6s | %9s %6s | %9s %6s | %6s %6s %6s %9s\n' \
+	where rw qd q "split" "cpu-s" "packed" "cpu-s" "QSD" "cpu-s" "s/QSD" "p/QSD" "p/s" "cpu/io"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 for where in tmpfs disk; do
 	if [ $where = tmpfs ]; then img=/dev/shm/vhostbox-bench-$$.img; else img=$disk_dir/disk.img; fi
 	# A written (not sparse) image, so reads hit real data.
@@ -59,17 +63,19 @@ for where in tmpfs disk; do
 	for rw in read write; do
 		for qd in 1 32; do
 			for nq in 1 2; do
-				read -r vi vm vc <<< "$(run vhostbox "$img" $rw $qd $nq)"
-				read -r qi qm qc <<< "$(run qsd "$img" $rw $qd $nq)"
-				ratio=$(awk -v a="$vi" -v b="$qi" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-				# CPU per I/O, vhostbox relative to QSD (< 1: vhostbox spends less).
+				read -r vi _ vc <<< "$(run vhostbox "$img" $rw $qd $nq)"
+				read -r pi _ pc <<< "$(run vhostbox-packed "$img" $rw $qd $nq)"
+				read -r qi _ qc <<< "$(run qsd "$img" $rw $qd $nq)"
+				# CPU per I/O, vhostbox (split) relative to QSD (< 1: vhostbox spends less).
 				cpu=$(awk -v a="$vc" -v ai="$vi" -v b="$qc" -v bi="$qi" \
 					'BEGIN { x = ai ? a / ai : 0; y = bi ? b / bi : 0; printf "%.2f", y ? x / y : 0 }')
-				printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
-					$where $rw $qd $nq "$vi" "$vm" "$vc" "$qi" "$qm" "$qc" "$ratio" "$cpu"
+				printf '%-6s %-5s %3s %2s | %9s %6s | %9s %6s | %9s %6s | %6s %6s %6s %9s\n' \
+					$where $rw $qd $nq "$vi" "$vc" "$pi" "$pc" "$qi" "$qc" \
+					"$(ratio "$vi" "$qi")" "$(ratio "$pi" "$qi")" "$(ratio "$pi" "$vi")" "$cpu"
 			done
 		done
 	done
 	rm -f "$img"
 done
-echo "(IOPS; ratio = vhostbox/QSD IOPS; cpu/io = vhostbox CPU per I/O relative to QSD's; ${SECS}s per run)"
+echo "(IOPS; split/packed: vhostbox's ring layouts; s/QSD, p/QSD: vhostbox split/packed IOPS over QSD's (split);" \
+	"p/s: packed over split; cpu/io: vhostbox split's CPU per I/O relative to QSD's; ${SECS}s per run)"
