@@ -120,7 +120,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] :
 # spread: (max - min) / median of the numbers on stdin, in percent.
 spread() {
 	sort -n | awk '{ v[NR] = $1 } END { m = NR ? v[int((NR + 1) / 2)] : 0
-		printf "%.0f%%\n", m > 0 ? 100 * (v[NR] - v[1]) / m : 0 }'
+		printf "%.0f%%\n", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'
 }
 
 layouts=(loop)
