@@ -132,6 +132,11 @@ void vu_mem_clear(struct vu_mem *mem)
 	mem->n = 0;
 }
 
+int vu_mem_region_of(const struct vu_mem *mem, uint64_t gpa)
+{
+	return find_gpa(mem, gpa);
+}
+
 void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
 {
 	int i = find_gpa(mem, gpa);

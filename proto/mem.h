@@ -66,6 +66,9 @@ void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 /* Same for a front-end (user) address, used for ring addresses. */
 void *vu_mem_uva(const struct vu_mem *mem, uint64_t uva, uint64_t len);
 
+/* The index in mem->r of the region holding gpa, or -1. */
+int vu_mem_region_of(const struct vu_mem *mem, uint64_t gpa);
+
 /* True if every byte of [gpa, gpa+len) is mapped (possibly across regions). */
 bool vu_mem_gpa_valid(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 

@@ -93,6 +93,7 @@ static const char *set_features(struct session_ctx *c)
 		struct session_queue *q = &s->q[i];
 		q->vring.event_idx = f & (1ull << VIRTIO_RING_F_EVENT_IDX);
 		q->vring.indirect = f & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+		q->vring.in_order = f & (1ull << VIRTIO_F_IN_ORDER);
 		if (q->vring.packed != packed) {
 			/* Addresses already set are looked at again with the new layout. */
 			q->vring.packed = packed;

@@ -59,12 +59,6 @@ bool vring_packed_map(struct vu_vring *vq)
 	if (!n || n > VU_VRING_MAX_SIZE || (vq->desc_uva & 15) || (vq->avail_uva & 3) || (vq->used_uva & 3) ||
 	    vq->last_avail >= n || vq->used_idx >= n)
 		return false;
-	vq->pdesc = vu_mem_uva(vq->mem, vq->desc_uva, 16 * n);
-	vq->driver_event = vu_mem_uva(vq->mem, vq->avail_uva, sizeof(struct vring_packed_event));
-	vq->device_event = vu_mem_uva(vq->mem, vq->used_uva, sizeof(struct vring_packed_event));
-	/* A region whose user address and file offset disagree could misalign our view. */
-	if (((uintptr_t)vq->pdesc & 15) || ((uintptr_t)vq->driver_event & 3) || ((uintptr_t)vq->device_event & 3))
-		vq->pdesc = NULL;
 	if (!vq->ps || vq->ps->num != n) {
 		/* One block: the state, then its arrays (all 2-byte aligned). */
 		size_t size = sizeof(*vq->ps) + n * (sizeof(vq->ps->buf[0]) + sizeof(vq->ps->pend[0]) +
@@ -81,6 +75,12 @@ bool vring_packed_map(struct vu_vring *vq)
 		vq->pending = 0;
 		reset_state(vq);
 	}
+	vq->pdesc = vu_mem_uva(vq->mem, vq->desc_uva, 16 * n);
+	vq->driver_event = vu_mem_uva(vq->mem, vq->avail_uva, sizeof(struct vring_packed_event));
+	vq->device_event = vu_mem_uva(vq->mem, vq->used_uva, sizeof(struct vring_packed_event));
+	/* A region whose user address and file offset disagree could misalign our view. */
+	if (((uintptr_t)vq->pdesc & 15) || ((uintptr_t)vq->driver_event & 3) || ((uintptr_t)vq->device_event & 3))
+		vq->pdesc = NULL;
 	if (!vq->pdesc || !vu_mem_host_gpa(vq->mem, vq->pdesc, &vq->ps->desc_gpa))
 		vq->ps->desc_gpa = UINT64_MAX;
 	return true;
@@ -118,7 +118,7 @@ static const char *walk_indirect(struct vu_vring *vq, struct vu_req *req, uint64
 }
 
 /* One descriptor of a chain (the n-th, from 1) into req. */
-static const char *add_desc(struct vu_vring *vq, struct vu_req *req, unsigned n, uint16_t flags,
+static inline const char *add_desc(struct vu_vring *vq, struct vu_req *req, unsigned n, uint16_t flags,
 			    uint64_t addr, uint32_t len)
 {
 	if (!(flags & VRING_DESC_F_INDIRECT))
@@ -131,7 +131,7 @@ static const char *add_desc(struct vu_vring *vq, struct vu_req *req, unsigned n,
 }
 
 /* The buffer id a chain ended with becomes the device's, its chain n ring descriptors long. */
-static const char *take_id(struct vu_vring *vq, uint16_t id, unsigned n, uint16_t infl)
+static inline const char *take_id(struct vu_vring *vq, uint16_t id, unsigned n, uint16_t infl)
 {
 	struct vring_packed_state *ps = vq->ps;
 
@@ -275,11 +275,26 @@ void vring_packed_push(struct vu_vring *vq, const struct vu_req *req, uint32_t w
 	struct vring_packed_state *ps = vq->ps;
 	uint16_t id = req->head;
 
-	if (!ps || !vq->pdesc || id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
+	if (id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
 		vu_warn("queue %u: completion of buffer %u, which the device does not hold", vq->index, id);
 		return;
 	}
 	struct vring_packed_buf *b = &ps->buf[id];
+	struct vring_packed_pend *last = vq->pending ? &ps->pend[vq->pending - 1] : NULL;
+
+	if (vq->in_order && !written && last && !(last->flags & VRING_DESC_F_WRITE) && !vq->inflight_packed) {
+		/*
+		 * In order, nothing written, after a completion that wrote nothing: one used
+		 * descriptor for both, with the later id; the driver takes the buffers before
+		 * it as used whole (virtio's in-order batches). The earlier one is done.
+		 */
+		WRITE_ONCE(vq->pdesc[last->slot].id, id);
+		ps->buf[last->id].state = VRING_BUF_FREE;
+		last->id = id;
+		ps->next_used = vring_packed_advance(vq, ps->next_used, b->ndesc, &ps->next_used_wrap);
+		b->state = VRING_BUF_PUSHED;
+		return;
+	}
 	struct vring_packed_desc *d = &vq->pdesc[ps->next_used];
 	uint16_t flags = (ps->next_used_wrap ? AVAIL | USED : 0) | (written ? VRING_DESC_F_WRITE : 0);
 

@@ -48,6 +48,12 @@ struct vu_vring {
 	uint16_t avail_ready;    /* split: entries after it the last read of avail->idx showed */
 	bool event_idx;
 	bool indirect;
+	/*
+	 * VIRTIO_F_IN_ORDER: the device completes requests in the order it took them
+	 * (only devices that do offer it). A packed ring then publishes a run of
+	 * completions that wrote nothing as one used descriptor, the last one's id.
+	 */
+	bool in_order;
 	bool log_used;           /* VU_VRING_F_LOG: the device's ring writes go to the dirty log ... */
 	uint64_t log_guest_addr; /* ... the used ring's (split) or device area's (packed) at this gpa */
 
@@ -69,6 +75,7 @@ struct vu_vring {
 		struct vring_packed_event *device_event;
 	};
 	const struct vu_mem *mem;
+	unsigned region_hint;    /* the region of mem the last buffer was in: looked at first */
 
 	/* Published completions: split, our copy of used->idx; packed, the next used position. */
 	uint16_t used_idx;

@@ -82,6 +82,7 @@ enum vu_backend_request {
 #define VIRTIO_F_VERSION_1              32
 #define VIRTIO_F_ACCESS_PLATFORM        33
 #define VIRTIO_F_RING_PACKED            34
+#define VIRTIO_F_IN_ORDER               35
 #define VIRTIO_F_RING_RESET             40
 
 /* Protocol feature bits (GET/SET_PROTOCOL_FEATURES). */

@@ -254,6 +254,52 @@ static void test_out_of_order(void)
 	rb_fini(&rb);
 }
 
+/* VIRTIO_F_IN_ORDER: a run of completions that wrote nothing is one used descriptor. */
+static void test_in_order(void)
+{
+	struct rb rb;
+	struct vu_req r[5];
+	struct iovec v[5][4];
+
+	if (!ring(&rb, NUM, 0, "in order"))
+		return;
+	rb.vq.in_order = true;
+	rb_packed_chain(&rb, 4, 1, 0, 8);     /* 0 */
+	rb_packed_chain(&rb, 9, 2, 0, 8);     /* 1-2 */
+	rb_packed_chain(&rb, 2, 1, 0, 8);     /* 3 */
+	rb_packed_chain(&rb, 7, 0, 1, 8);     /* 4: writable */
+	rb_packed_chain(&rb, 5, 1, 0, 8);     /* 5 */
+	unsigned n = 0;
+	for (; n < 5; n++) {
+		r[n] = (struct vu_req){ .iov = v[n], .max_iov = 4 };
+		if (rb_pop(&rb, &r[n]) != 1)
+			break;
+	}
+	if (!CHECK_EQ(n, 5, "in order: five requests taken")) {
+		rb_fini(&rb);
+		return;
+	}
+	for (unsigned i = 0; i < 3; i++)
+		vu_vring_push(&rb.vq, &r[i], 0);
+	vu_vring_push(&rb.vq, &r[3], 8);
+	vu_vring_push(&rb.vq, &r[4], 0);
+	vu_vring_flush(&rb.vq);
+	uint16_t flags0 = rb.pdesc[0].flags, used = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
+	CHECK((flags0 & used) == used && rb.pdesc[0].id == 2 && (rb.pdesc[1].flags & used) != used &&
+	      (rb.pdesc[3].flags & used) != used, "in order: three that wrote nothing: one used descriptor, the last id");
+	CHECK((rb.pdesc[4].flags & used) == used && rb.pdesc[4].id == 7 && rb.pdesc[4].len == 8 &&
+	      (rb.pdesc[5].flags & used) == used && rb.pdesc[5].id == 5,
+	      "in order: one that wrote something has its own, and so has the next");
+	CHECK(rb.vq.used_idx == 6 && rb.vq.pending == 0, "in order: the used position after all six descriptors");
+	rb_packed_chain(&rb, 4, 1, 0, 8);
+	rb_packed_chain(&rb, 9, 1, 0, 8);
+	r[0] = (struct vu_req){ .iov = v[0], .max_iov = 4 };
+	r[1] = (struct vu_req){ .iov = v[1], .max_iov = 4 };
+	CHECK(rb_pop(&rb, &r[0]) == 1 && r[0].head == 4 && rb_pop(&rb, &r[1]) == 1 && r[1].head == 9,
+	      "in order: the ids of the batch are free again");
+	rb_fini(&rb);
+}
+
 static void test_unpop(void)
 {
 	struct rb rb;
@@ -998,6 +1044,7 @@ int main(void)
 	test_wrap();
 	test_indirect();
 	test_out_of_order();
+	test_in_order();
 	test_unpop();
 	test_notify();
 	test_kicks();
