@@ -35,9 +35,40 @@ static inline void vring_req_start(struct vu_req *req, uint16_t head)
 	req->truncated = req->writing = false;
 	req->in_bytes = 0;
 }
-/* Appends one buffer of a chain to the request: NULL, or why the chain is bad. */
-const char *vring_add_buffer(struct vu_vring *vq, struct vu_req *req, uint64_t addr, uint32_t len,
-			     bool writable);
+/* vring_add_buffer when the buffer is not simply in the region the last one was in. */
+const char *vring_add_buffer_slow(struct vu_vring *vq, struct vu_req *req, uint64_t addr, uint32_t len,
+				  bool writable);
+
+/*
+ * Appends one buffer of a chain to the request: NULL, or why the chain is bad.
+ * Most buffers lie in the region the ring's last one was in (guest RAM is a few
+ * big regions): a look there first spares the search over the table, inline.
+ */
+static inline const char *vring_add_buffer(struct vu_vring *vq, struct vu_req *req, uint64_t addr,
+					   uint32_t len, bool writable)
+{
+	unsigned used = req->out + req->in;
+	const struct vu_mem *mem = vq->mem;
+
+	if (__builtin_expect(vq->region_hint < mem->n && len && used < req->max_iov && !req->truncated &&
+			     (writable || !req->writing), 1)) {
+		const struct vu_region *r = &mem->r[vq->region_hint];
+		uint64_t off = addr - r->gpa;
+		if (off < r->size && len <= r->size - off) {
+			req->iov[used].iov_base = r->host + off;
+			req->iov[used].iov_len = len;
+			req->writing |= writable;
+			if (writable) {
+				req->in++;
+				req->in_bytes += len;
+			} else {
+				req->out++;
+			}
+			return NULL;
+		}
+	}
+	return vring_add_buffer_slow(vq, req, addr, len, writable);
+}
 /* Checks an indirect descriptor's table: its host address, or NULL with *why set. */
 const void *vring_indirect_table(struct vu_vring *vq, uint64_t addr, uint32_t len, const char **why);
 /* Marks [offset, offset + len) of the used ring / device area in the dirty log, if the ring is logged. */

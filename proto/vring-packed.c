@@ -157,6 +157,23 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
 		return 0;
 	vring_req_start(req, 0);
 
+	/* The common request: one descriptor, no inflight record. */
+	if (__builtin_expect(!(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && !vq->inflight_packed &&
+			     used_bit_right(flags, wrap), 1)) {
+		uint64_t addr = READ_ONCE(d->addr);
+		uint32_t len = READ_ONCE(d->len);
+		uint16_t id = READ_ONCE(d->id);
+		vq->budget--;
+		const char *why = vring_add_buffer(vq, req, addr, len, flags & VRING_DESC_F_WRITE);
+		if (why || (why = take_id(vq, id, 1, 0))) {
+			vu_vring_fail(vq, why);
+			return -1;
+		}
+		vq->last_avail = vring_packed_advance(vq, pos, 1, &vq->avail_wrap);
+		req->head = id;
+		return 1;
+	}
+
 	/* Inflight: each ring descriptor is recorded in an entry of the free list. */
 	struct vu_inflight_packed *q = vq->inflight_packed;
 	uint16_t first = q ? READ_ONCE(q->free_head) : 0, entry = first, last = first;

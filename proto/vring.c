@@ -89,38 +89,18 @@ bool vring_over_budget(struct vu_vring *vq)
 	return true;
 }
 
-const char *vring_add_buffer(struct vu_vring *vq, struct vu_req *req, uint64_t addr, uint32_t len,
-			     bool writable)
+const char *vring_add_buffer_slow(struct vu_vring *vq, struct vu_req *req, uint64_t addr, uint32_t len,
+				  bool writable)
 {
 	unsigned used = req->out + req->in;
-	const struct vu_mem *mem = vq->mem;
+	int i = vu_mem_region_of(vq->mem, addr);
 
+	if (i >= 0)
+		vq->region_hint = (unsigned)i; /* for the next buffers (see vring_add_buffer) */
 	/* By the flags, not by what was described: empty or undescribed buffers count too. */
 	if (!writable && req->writing)
 		return "device-readable descriptor after a device-writable one";
 	req->writing |= writable;
-	/*
-	 * Most buffers lie in the region the ring's last one was in (guest RAM is a few
-	 * big regions): a look there first spares the search over the table.
-	 */
-	if (__builtin_expect(vq->region_hint < mem->n && len && used < req->max_iov && !req->truncated, 1)) {
-		const struct vu_region *r = &mem->r[vq->region_hint];
-		uint64_t off = addr - r->gpa;
-		if (off < r->size && len <= r->size - off) {
-			req->iov[used].iov_base = r->host + off;
-			req->iov[used].iov_len = len;
-			if (writable) {
-				req->in++;
-				req->in_bytes += len;
-			} else {
-				req->out++;
-			}
-			return NULL;
-		}
-		int i = vu_mem_region_of(mem, addr);
-		if (i >= 0)
-			vq->region_hint = (unsigned)i;
-	}
 	if (!len && !vu_mem_gpa_valid(vq->mem, addr, 1))
 		return "buffer outside guest memory"; /* even an empty one points somewhere */
 	int n = req->truncated ? -1 : vu_mem_gpa_iov(vq->mem, addr, len, req->iov + used, req->max_iov - used);
