@@ -99,9 +99,10 @@ struct vring_packed_buf {
 };
 enum { VRING_BUF_FREE, VRING_BUF_POPPED, VRING_BUF_PUSHED };
 
-/* One pushed completion whose flags are written at the flush. */
+/* One pushed completion: its used descriptor, written at the flush. */
 struct vring_packed_pend {
 	uint16_t slot, flags, id, infl;
+	uint32_t len;
 };
 
 struct vring_packed_state {
