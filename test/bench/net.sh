@@ -18,7 +18,8 @@
 #        the figures measure the scheduler, not the back-end.
 # Each figure is the median of BENCH_ROUNDS runs (default 5), the back-ends taking
 # turns, since the rate of a small machine (a VM) moves from run to run; the spread
-# is (max - min) / median of those runs.
+# is (max - min) / median of those runs. The ratios are the medians of each round's
+# ratio (the back-ends ran minutes apart at most there), not ratios of medians.
 # BENCH_SECONDS sets the length of each run (default 6); VHOSTBOX_ARGS adds switch
 # options; POLL_US the busy-poll time of the polled runs (default 1000);
 # BENCH_RINGS the layouts (default "split packed"), BENCH_SIZES the frame sizes
@@ -117,6 +118,11 @@ run() {
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+# ratios A B: the median of the per-round ratios of two lists of rates (same order).
+ratios() {
+	paste -d' ' <(tr ' ' '\n' <<< "$1" | grep .) <(tr ' ' '\n' <<< "$2" | grep .) |
+		awk '{ if ($2 > 0) print $1 / $2 }' | median
+}
 # spread: (max - min) / median of the numbers on stdin, in percent.
 spread() {
 	sort -n | awk '{ v[NR] = $1 } END { m = NR ? v[int((NR + 1) / 2)] : 0
@@ -146,10 +152,12 @@ for rings in $RINGS; do
 				med[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep . | median)
 				spr[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep . | spread)
 			done
+			rv=$(ratios "${got[vhostbox]}" "${got[dpdk]}")
+			rp=$(ratios "${got[vhostbox-poll]}" "${got[dpdk]}")
 			awk -v r="$rings" -v l="$layout" -v s="$size" -v v="${med[vhostbox]}" -v p="${med[vhostbox-poll]}" \
-				-v d="${med[dpdk]}" -v sp="${spr[vhostbox]}/${spr[vhostbox-poll]}/${spr[dpdk]}" 'BEGIN {
-				printf "%-6s %-6s %-5s | %9.3f %9.3f %9.3f | %6s %10s | %s\n", r, l, s, v, p, d,
-					(d > 0 ? sprintf("%.2f", v / d) : "-"), (d > 0 ? sprintf("%.2f", p / d) : "-"), sp }'
+				-v d="${med[dpdk]}" -v rv="$rv" -v rp="$rp" \
+				-v sp="${spr[vhostbox]}/${spr[vhostbox-poll]}/${spr[dpdk]}" 'BEGIN {
+				printf "%-6s %-6s %-5s | %9.3f %9.3f %9.3f | %6.2f %10.2f | %s\n", r, l, s, v, p, d, rv, rp, sp }'
 			[ -n "${BENCH_VERBOSE:-}" ] && for kind in "${kinds[@]}"; do echo "#   $kind: ${got[$kind]}"; done
 			unset got med spr
 		done
