@@ -122,7 +122,7 @@ const char *vring_add_buffer_slow(struct vu_vring *vq, struct vu_req *req, uint6
 
 const void *vring_indirect_table(struct vu_vring *vq, uint64_t addr, uint32_t len, const char **why)
 {
-	const void *t;
+	const void *t = NULL;
 
 	*why = NULL;
 	if (!vq->indirect)

@@ -958,7 +958,7 @@ static int add_packed(struct vuf_vq *vq, const struct vuf_buf *out, unsigned nou
 	if ((indirect && total > VUF_INDIRECT_MAX) || ndesc > vq->num_free)
 		return fail(f, -ENOSPC, "vuf_vq_add: %u descriptors wanted, %u free", ndesc, vq->num_free);
 	uint16_t id = vq->free_head;
-	struct vring_packed_desc one;
+	struct vring_packed_desc one = { 0 };
 	const struct vuf_buf *b;
 	if (indirect) {
 		if (!vq->indirect_gpa[id] && !(vq->indirect_gpa[id] = vuf_alloc(f, 16 * VUF_INDIRECT_MAX, 16)))
