@@ -36,6 +36,10 @@ static inline bool used_bit_right(uint16_t flags, bool wrap)
 	return !(flags & USED) == wrap;
 }
 
+_Static_assert(sizeof(struct vring_packed_state) % _Alignof(struct vring_packed_pend) == 0 &&
+		       sizeof(struct vring_packed_pend) % _Alignof(struct vring_packed_buf) == 0,
+	       "the arrays after the state in its block are aligned");
+
 void vring_packed_free(struct vu_vring *vq)
 {
 	free(vq->ps);
@@ -63,7 +67,7 @@ bool vring_packed_map(struct vu_vring *vq)
 	    vq->last_avail >= n || vq->used_idx >= n)
 		return false;
 	if (!vq->ps || vq->ps->num != n) {
-		/* One block: the state, then its arrays (all 2-byte aligned). */
+		/* One block: the state, then its arrays, the most aligned first (pend: 4 bytes). */
 		size_t size = sizeof(*vq->ps) + n * (sizeof(vq->ps->buf[0]) + sizeof(vq->ps->pend[0]) +
 						     sizeof(vq->ps->popped[0]));
 		struct vring_packed_state *ps = calloc(1, size);
@@ -71,9 +75,9 @@ bool vring_packed_map(struct vu_vring *vq)
 			return false;
 		free(vq->ps);
 		ps->num = n;
-		ps->buf = (struct vring_packed_buf *)(ps + 1);
-		ps->pend = (struct vring_packed_pend *)(ps->buf + n);
-		ps->popped = (uint16_t *)(ps->pend + n);
+		ps->pend = (struct vring_packed_pend *)(ps + 1);
+		ps->buf = (struct vring_packed_buf *)(ps->pend + n);
+		ps->popped = (uint16_t *)(ps->buf + n);
 		vq->ps = ps;
 		vq->pending = 0;
 		reset_state(vq);
