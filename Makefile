@@ -5,6 +5,8 @@ PREFIX     ?= /usr/local
 bindir     ?= $(PREFIX)/bin
 libexecdir ?= $(PREFIX)/libexec
 datadir    ?= $(PREFIX)/share
+mandir     ?= $(datadir)/man
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
 DESTDIR    ?=
 
 CC      ?= cc
@@ -21,11 +23,15 @@ override CFLAGS += -std=gnu11 $(WARN)
 
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+# Every personality confines itself (proto/sandbox.c) with libseccomp.
+SECCOMP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
 
 # Personalities: each is declared once, in the header comment of its dev/NAME.c:
 #    * build: SOURCES          (in dev/)
 #    * pkg-config: PACKAGES    (what it links; without them it is left out)
 #    * debian: PACKAGES        (what test/install-deps.sh installs for it)
+#    * systemd: DIRECTIVE      (repeatable: hardening its service unit tolerates, json/json.mk)
 # Its name, aliases, type, summary and options are in its struct vu_device_type.
 KNOWN_DEVICES := $(patsubst dev/%.c,%,$(shell grep -l '^ \* build: ' dev/*.c))
 decl = $(shell sed -n 's/^ \* $(2): *//p' dev/$(1).c)
@@ -44,13 +50,13 @@ DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
 DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
 
 CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/vring-split.c proto/vring-packed.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
-             proto/listen.c proto/backend.c proto/log.c caps/caps.c json/describe.c json/discover.c
+             proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
 DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build
 OBJS := $(SRCS:%.c=$(B)/%.o)
-LIBS := $(JANSSON_LIBS) $(DEV_LIBS) -pthread
+LIBS := $(JANSSON_LIBS) $(SECCOMP_LIBS) $(DEV_LIBS) -pthread
 
 # BIN: where the binary goes (a private build: make B=build/mine BIN=build/mine/vhostbox).
 BIN ?= vhostbox
@@ -69,7 +75,7 @@ $(B)/main.o: $(B)/personalities.h
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(DEV_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) -I$(B) $(JANSSON_CFLAGS) $(SECCOMP_CFLAGS) $(DEV_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(OBJS:.o=.d)
 

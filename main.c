@@ -13,6 +13,7 @@
 #include "json/discover.h"
 #include "proto/backend.h"
 #include "proto/log.h"
+#include "proto/manual.h"
 
 #define VU_PERSONALITY(n) extern const struct vu_device_type vu_dev_##n;
 #include "personalities.h"
@@ -46,7 +47,7 @@ static void usage(FILE *out)
 		     "       vhostbox --discover TYPE [--feature F]...\n"
 		     "       vhostbox --discovery-file NAME BINARY  the JSON file QEMU's vhost-user.json\n"
 		     "                                            describes, for NAME installed as BINARY\n"
-		     "       vhostbox --help | --version\n\n"
+		     "       vhostbox --man | --help | --version\n\n"
 		     "Personalities:\n");
 	for (size_t i = 0; i < N_PERSONALITIES; i++)
 		fprintf(out, "  %-8s %s\n", personalities[i]->name, personalities[i]->summary);
@@ -93,6 +94,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--man")) {
+		vu_manual_vhostbox(personalities, N_PERSONALITIES, stdout);
 		return 0;
 	}
 	if (!strcmp(cmd, "--version")) {

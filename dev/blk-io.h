@@ -16,13 +16,26 @@ struct vu_loop;
 struct blk_image {
 	int fd;
 	bool block_device;
+	bool read_only;
 	uint64_t size;      /* bytes */
 };
 
-/* Opens and locks the image; prints why and returns -1 on failure. */
+/*
+ * Opens the image, and locks it (blk_image_lock) when lock is set; prints why and
+ * returns -1 on failure.
+ */
 int blk_image_open(struct blk_image *img, const char *path, bool read_only, bool direct,
-		   unsigned block_size);
+		   unsigned block_size, bool lock);
 void blk_image_close(struct blk_image *img);
+/*
+ * The image's lock, an OFD lock on the whole file: shared when read-only, else
+ * exclusive, so no two back-ends write one image and nobody writes what one reads.
+ * 0, -EAGAIN when another open file holds a conflicting lock, or another -errno.
+ */
+int blk_image_lock(struct blk_image *img);
+void blk_image_unlock(struct blk_image *img);
+/* Whether another open file holds a lock that keeps us from taking ours now. */
+bool blk_image_lock_busy(struct blk_image *img);
 
 /*
  * done() runs for every completed operation with its result (bytes, or -errno);

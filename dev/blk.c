@@ -7,15 +7,20 @@
  * build: blk.c blk-io.c
  * pkg-config: liburing
  * debian: liburing-dev
+ * systemd: ReadWritePaths=-/var/lib/vhostbox
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "dev/blk-io.h"
 #include "proto/device.h"
@@ -40,6 +45,10 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define MAX_THREADS 64
 #define MAX_DISCARD_SECTORS 0x3fffffu
 #define WRITE_ZEROES_UNMAP 1u
+#define LOCK_RETRY_NS 20000000u  /* a started queue waiting for the image lock tries this often */
+
+/* --lock: when the image lock is taken and released. */
+enum { LOCK_OPEN, LOCK_START };
 
 struct blk_config {
 	uint64_t capacity;
@@ -85,6 +94,7 @@ struct blk_thread {
 	unsigned index;
 	struct vu_loop *loop;
 	struct blk_io *io;
+	struct vu_timer *lock_retry; /* --lock=start: runs this thread's queues waiting for the lock */
 };
 
 struct slot {
@@ -107,6 +117,10 @@ struct blk_queue {
 	unsigned busy;
 	bool starved;                /* requests were left on the ring for lack of a slot */
 	bool dirty;                  /* completions pushed but not flushed */
+	/* --lock=start: */
+	bool holds_lock;             /* started, and the image is locked for it */
+	bool lock_waiting;           /* started, waiting for another process to unlock the image */
+	int64_t lock_wait_since;     /* ms, CLOCK_MONOTONIC */
 };
 
 struct blk {
@@ -117,6 +131,9 @@ struct blk {
 	const char *serial_arg;
 	char serial[ID_BYTES];       /* as GET_ID returns it: not NUL-terminated when full */
 	struct blk_image img;
+	unsigned lock_mode, lock_wait;
+	pthread_mutex_t lock_mu;     /* lock_held and the queues' holds_lock, between queue threads */
+	bool lock_held;
 	unsigned nthreads;
 	struct blk_thread threads[MAX_THREADS];
 	struct blk_config config;
@@ -125,6 +142,7 @@ struct blk {
 
 #define BLK_FIELD(f) offsetof(struct blk, f)
 static const struct vu_choice block_sizes[] = { { "512", 512 }, { "4096", 4096 }, { NULL } };
+static const struct vu_choice lock_modes[] = { { "open", LOCK_OPEN }, { "start", LOCK_START }, { NULL } };
 static const struct vu_option blk_options[] = {
 	{ .name = "blk-file", .kind = VU_OPT_PATH, .offset = BLK_FIELD(path), .arg = "PATH",
 	  .help = "raw image file or block device to serve (required)", .flags = VU_OPT_CAPABILITY },
@@ -144,6 +162,12 @@ static const struct vu_option blk_options[] = {
 	  .help = "start with the write cache off: every write is synced" },
 	{ .name = "threads", .kind = VU_OPT_UINT, .offset = BLK_FIELD(nthreads), .arg = "N",
 	  .help = "spread the queues over N threads; 1: all on the main loop", .min = 1, .max = MAX_THREADS },
+	{ .name = "lock", .kind = VU_OPT_ENUM, .offset = BLK_FIELD(lock_mode), .arg = "WHEN",
+	  .help = "when the image is locked against other back-ends: open (start-up to exit) or start "
+		  "(while the front-end runs the device: for live migration)", .choices = lock_modes },
+	{ .name = "lock-wait", .kind = VU_OPT_UINT, .offset = BLK_FIELD(lock_wait), .arg = "SECONDS",
+	  .help = "--lock=start: how long a started device waits for the lock before its queues fail",
+	  .min = 1, .max = 3600, .unit = "seconds" },
 	{ NULL },
 };
 
@@ -156,11 +180,14 @@ static struct vu_dev *blk_create(void)
 	b->block_size = SECTOR;
 	b->nthreads = 1;
 	b->img.fd = -1;
+	b->lock_wait = 30;
+	pthread_mutex_init(&b->lock_mu, NULL);
 	return &b->dev;
 }
 
 static void blk_complete(void *opaque, void *op, int result);
 static void blk_batch_end(void *opaque);
+static void lock_retry(void *opaque);
 
 static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 {
@@ -175,8 +202,11 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		dev->features |= 1ull << F_RO;
 	if (b->serial_arg)
 		memcpy(b->serial, b->serial_arg, strlen(b->serial_arg)); /* at most ID_BYTES: the option says */
-	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size) < 0)
+	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size, b->lock_mode == LOCK_OPEN) < 0)
 		return -1;
+	if (b->lock_mode == LOCK_START && blk_image_lock_busy(&b->img))
+		vu_info("%s is locked by another process now: the device takes the lock when the front-end "
+			"starts it, waiting up to %u s for it then", b->path, b->lock_wait);
 	if (b->nthreads > dev->num_queues)
 		b->nthreads = dev->num_queues; /* a thread without a queue would idle */
 	for (unsigned i = 0; i < b->nthreads; i++) {
@@ -185,7 +215,10 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		t->index = i;
 		t->loop = i ? vu_loop_new() : loop;
 		t->io = t->loop ? blk_io_new(t->loop, SLOTS_PER_QUEUE * 2, blk_complete, blk_batch_end, t) : NULL;
-		if (!t->io || (i && vu_loop_start_thread(t->loop) < 0)) {
+		if (t->io && b->lock_mode == LOCK_START)
+			t->lock_retry = vu_timer_new(t->loop, lock_retry, t);
+		if (!t->io || (b->lock_mode == LOCK_START && !t->lock_retry) ||
+		    (i && vu_loop_start_thread(t->loop) < 0)) {
 			vu_err("cannot set up I/O thread %u", i);
 			return -1;
 		}
@@ -220,6 +253,7 @@ static void blk_destroy(struct vu_dev *dev)
 		struct blk_thread *t = &b->threads[i];
 		if (i && t->loop)
 			vu_loop_stop_thread(t->loop);
+		vu_timer_free(t->lock_retry);
 		blk_io_free(t->io);
 		if (i)
 			vu_loop_free(t->loop);
@@ -227,6 +261,7 @@ static void blk_destroy(struct vu_dev *dev)
 	blk_image_close(&b->img);
 	for (unsigned i = 0; i < MAX_QUEUES; i++)
 		free(b->queues[i].slots);
+	pthread_mutex_destroy(&b->lock_mu);
 	free(b);
 }
 
@@ -378,12 +413,115 @@ static bool alloc_slots(struct blk_queue *q)
 	return true;
 }
 
+/* ---- the image lock with --lock=start --------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A started queue needs the image locked before it touches the image. True when
+ * it is; otherwise the queue waits (its thread's timer tries again) up to
+ * --lock-wait seconds, after which the queue fails.
+ */
+static bool lock_for_queue(struct blk *b, struct blk_queue *q)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&b->lock_mu);
+	if (!b->lock_held) {
+		r = blk_image_lock(&b->img);
+		b->lock_held = r == 0;
+		if (b->lock_held)
+			vu_info("%s: locked (the front-end started the device)", b->path);
+	}
+	q->holds_lock = b->lock_held;
+	pthread_mutex_unlock(&b->lock_mu);
+	if (q->holds_lock) {
+		if (q->lock_waiting)
+			vu_info("queue %u: got the lock after %lld ms", q->vq->index,
+				(long long)(now_ms() - q->lock_wait_since));
+		q->lock_waiting = false;
+		return true;
+	}
+	if (r != -EAGAIN) {
+		vu_err("%s: cannot lock: %s", b->path, strerror(-r));
+		vu_vring_fail(q->vq, "the image cannot be locked");
+		return false;
+	}
+	int64_t now = now_ms();
+	if (!q->lock_waiting) {
+		q->lock_waiting = true;
+		q->lock_wait_since = now;
+		vu_info("queue %u: %s is locked by another process (a migration's source not stopped yet?): "
+			"waiting up to %u s", q->vq->index, b->path, b->lock_wait);
+	} else if (now - q->lock_wait_since >= (int64_t)b->lock_wait * 1000) {
+		q->lock_waiting = false;
+		vu_vring_fail(q->vq, "the image stayed locked by another process (--lock-wait)");
+		return false;
+	}
+	vu_timer_arm(q->thread->lock_retry, LOCK_RETRY_NS, 0);
+	return false;
+}
+
+static void blk_kick(struct vu_dev *dev, struct vu_vring *vq);
+
+/* A thread's queues that wait for the lock try again (on that thread). */
+static void lock_retry(void *opaque)
+{
+	struct blk_thread *t = opaque;
+	struct blk *b = t->blk;
+
+	for (unsigned i = t->index; i < b->dev.num_queues; i += b->nthreads) {
+		struct blk_queue *q = &b->queues[i];
+		if (q->lock_waiting && q->vq && !q->vq->broken)
+			blk_kick(&b->dev, q->vq);
+	}
+}
+
+static void unlock_image(struct blk *b, const char *why)
+{
+	pthread_mutex_lock(&b->lock_mu);
+	if (b->lock_held) {
+		blk_image_unlock(&b->img);
+		b->lock_held = false;
+		vu_info("%s: unlocked (%s)", b->path, why);
+	}
+	pthread_mutex_unlock(&b->lock_mu);
+}
+
+/*
+ * The front-end stopped a ring (GET_VRING_BASE: VM stop, a migration's switch-over,
+ * guest reset; RESET_DEVICE; the front-end gone), rings paused: the lock goes once
+ * no started ring holds it. SET_STATUS(0) changes nothing here: QEMU sends it
+ * after stopping the rings, and a ring still running keeps the lock.
+ */
+static void blk_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
+{
+	struct blk *b = (struct blk *)dev;
+	struct blk_queue *q = &b->queues[vq->index];
+
+	q->lock_waiting = false;
+	if (b->lock_mode != LOCK_START || !q->holds_lock)
+		return;
+	q->holds_lock = false;
+	for (unsigned i = 0; i < dev->num_queues; i++)
+		if (b->queues[i].holds_lock)
+			return;
+	unlock_image(b, "the front-end stopped every queue");
+}
+
 static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct blk *b = (struct blk *)dev;
 	struct blk_queue *q = &b->queues[vq->index];
 
 	q->vq = vq;
+	if (b->lock_mode == LOCK_START && !q->holds_lock && !lock_for_queue(b, q))
+		return;
 	if (!alloc_slots(q)) {
 		vu_vring_fail(vq, "out of memory for request slots");
 		return;
@@ -501,6 +639,18 @@ static int blk_state_load(struct vu_dev *dev, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Confined: io_uring (set up in init, its operations restricted to these four,
+ * dev/blk-io.c), the two ioctls of a block device's DISCARD and WRITE_ZEROES, and
+ * the image's lock taken and released as devices start and stop (--lock=start).
+ */
+static const struct vu_syscall blk_syscalls[] = {
+	VU_SYSCALL(io_uring_enter),
+	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
+	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
+	VU_SYSCALL_END,
+};
+
 static const char *const blk_aliases[] = { "block", NULL };
 
 const struct vu_device_type vu_dev_blk = {
@@ -508,6 +658,7 @@ const struct vu_device_type vu_dev_blk = {
 	.aliases = blk_aliases,
 	.schema_type = "block",
 	.summary = "virtio-blk disk backed by a raw image or block device (io_uring)",
+	.qemu_args = "-device vhost-user-blk-pci,chardev=vu0",
 	.virtio_id = 2,
 	.num_queues = 1,
 	.features = 1ull << F_SIZE_MAX | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |
@@ -520,10 +671,12 @@ const struct vu_device_type vu_dev_blk = {
 	.init = blk_init,
 	.kick = blk_kick,
 	.queue_drain = blk_queue_drain,
+	.queue_stop = blk_queue_stop,
 	.queue_loop = blk_queue_loop,
 	.get_config = blk_get_config,
 	.set_config = blk_set_config,
 	.state_save = blk_state_save,
 	.state_load = blk_state_load,
 	.destroy = blk_destroy,
+	.syscalls = blk_syscalls,
 };

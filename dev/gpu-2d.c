@@ -1,328 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * virtio-gpu 2D: resources kept as host-side pixel copies, their guest backing
- * pages, transfers, scanouts, flushes and the cursor. Every number the guest
- * sends is checked: resource sizes against --max-memory, backing entries
- * against guest memory, rectangles against the resource.
+ * virtio-gpu 2D commands (without --virgl): resources kept as host-side pixel
+ * copies (gpu-pixels.c), filled from their backing by transfers and sent to the
+ * scanouts that show them by flushes. Every number the guest
+ * sends is checked: resource sizes against --max-memory, rectangles against the
+ * resource (backing entries against guest memory: gpu-backing.c).
  */
-#include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dev/gpu.h"
-#include "proto/log.h"
-#include "proto/mem.h"
-
-#define BPP 4u                       /* every format the spec lists has 32-bit pixels */
-#define MAX_ENTRY_SPLIT 8            /* guest memory regions one backing entry may cross */
-
-/* ---- resources ------------------------------------------------------------- */
-
-static unsigned bucket(uint32_t id)
-{
-	return (id * 2654435761u) >> 24;
-}
-
-struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id)
-{
-	for (struct gpu_res *r = g->res[bucket(id)]; r; r = r->next)
-		if (r->id == id)
-			return r;
-	return NULL;
-}
-
-bool gpu_charge(struct gpu *g, uint64_t bytes)
-{
-	if (bytes > g->max_memory - g->used_memory)
-		return false;
-	g->used_memory += bytes;
-	return true;
-}
-
-struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err)
-{
-	struct gpu_res *r;
-
-	if (id == 0 || gpu_res_find(g, id)) {
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-		return NULL;
-	}
-	bytes += sizeof(*r);
-	bool charged = gpu_charge(g, bytes);
-	if (!charged || !(r = calloc(1, sizeof(*r)))) {
-		if (charged) /* a refused charge counted nothing: giving it back would make room */
-			g->used_memory -= bytes;
-		*err = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-		return NULL;
-	}
-	r->id = id;
-	r->charged = bytes;
-	r->px.fd = -1;
-	r->next = g->res[bucket(id)];
-	g->res[bucket(id)] = r;
-	return r;
-}
-
-void gpu_res_free(struct gpu *g, struct gpu_res *res)
-{
-	struct gpu_res **p = &g->res[bucket(res->id)];
-
-	while (*p != res)
-		p = &(*p)->next;
-	*p = res->next;
-	gpu_scanouts_drop(g, res);
-	gpu_backing_free(g, &res->backing);
-	g->used_memory -= res->charged;
-	gpu_pixels_free(g, &res->px);
-	free(res);
-}
-
-void gpu_reset_resources(struct gpu *g)
-{
-	for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
-		while (g->res[b])
-			gpu_res_free(g, g->res[b]);
-	memset(g->scanout, 0, sizeof(g->scanout));
-}
-
-bool gpu_format_valid(uint32_t format)
-{
-	switch (format) {
-	case VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM: case VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM:
-	case VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM: case VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM:
-	case VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM: case VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM:
-	case VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM: case VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM:
-		return true;
-	}
-	return false;
-}
-
-bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height)
-{
-	return r->x <= width && r->width <= width - r->x && r->y <= height && r->height <= height - r->y;
-}
-
-/* ---- backing pages ----------------------------------------------------------- */
-
-/* Bytes one entry costs while attached: the entry, its iovecs and their offsets. */
-#define ENTRY_COST (sizeof(struct virtio_gpu_mem_entry) + 2 * (sizeof(struct iovec) + sizeof(uint64_t)))
-
-void gpu_backing_free(struct gpu *g, struct gpu_backing *b)
-{
-	if (b->entries)
-		g->used_memory -= (uint64_t)b->nentries * ENTRY_COST;
-	free(b->entries);
-	free(b->iov);
-	free(b->iov_end);
-	memset(b, 0, sizeof(*b));
-}
-
-uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b)
-{
-	struct virtio_gpu_resource_attach_backing ab;
-	const size_t at = sizeof(ab);
-
-	if (!gpu_cmd_read(cmd, 0, &ab, sizeof(ab)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	if (ab.nr_entries == 0 || ab.nr_entries > GPU_MAX_BACKING ||
-	    cmd->out_bytes - at < (uint64_t)ab.nr_entries * sizeof(struct virtio_gpu_mem_entry))
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	if (!g->mem)
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	if (!gpu_charge(g, (uint64_t)ab.nr_entries * ENTRY_COST))
-		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-	memset(b, 0, sizeof(*b));
-	b->nentries = ab.nr_entries;
-	b->entries = malloc(ab.nr_entries * sizeof(*b->entries));
-	if (!b->entries) {
-		g->used_memory -= (uint64_t)ab.nr_entries * ENTRY_COST;
-		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-	}
-	gpu_cmd_read(cmd, at, b->entries, ab.nr_entries * sizeof(*b->entries));
-	for (unsigned i = 0; i < b->nentries; i++) {
-		const struct virtio_gpu_mem_entry *e = &b->entries[i];
-		if (!vu_mem_gpa_valid(g->mem, e->addr, e->length)) {
-			vu_debug("gpu: backing entry %u (0x%llx + %u) is outside guest memory", i,
-				 (unsigned long long)e->addr, e->length);
-			gpu_backing_free(g, b);
-			return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-		}
-		b->size += e->length;
-	}
-	if (!gpu_backing_map(g, b)) {
-		gpu_backing_free(g, b);
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	}
-	return 0;
-}
-
-bool gpu_backing_map(struct gpu *g, struct gpu_backing *b)
-{
-	struct iovec tmp[MAX_ENTRY_SPLIT];
-	unsigned n = 0;
-
-	if (!g->mem)
-		return false;
-	for (unsigned i = 0; i < b->nentries; i++) {
-		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, tmp, MAX_ENTRY_SPLIT);
-		if (k < 0)
-			return false;
-		n += k;
-	}
-	/* At most 2 iovecs per entry were charged; more splits are unusual but fine. */
-	struct iovec *iov = realloc(b->iov, (n ? n : 1) * sizeof(*iov));
-	uint64_t *end = iov ? realloc(b->iov_end, (n ? n : 1) * sizeof(*end)) : NULL;
-	if (iov)
-		b->iov = iov;
-	if (end)
-		b->iov_end = end;
-	if (!iov || !end)
-		return false;
-	unsigned j = 0;
-	uint64_t off = 0;
-	for (unsigned i = 0; i < b->nentries; i++) {
-		int k = vu_mem_gpa_iov(g->mem, b->entries[i].addr, b->entries[i].length, b->iov + j, n - j);
-		for (int m = 0; m < k; m++) {
-			struct iovec *v = &b->iov[j + m];
-			off += v->iov_len;
-			/* Pages that follow each other in host memory become one iovec: fewer, longer copies. */
-			if (j && (uint8_t *)b->iov[j - 1].iov_base + b->iov[j - 1].iov_len == (uint8_t *)v->iov_base) {
-				b->iov[j - 1].iov_len += v->iov_len;
-				b->iov_end[j - 1] = off;
-				continue;
-			}
-			b->iov[j] = *v;
-			b->iov_end[j++] = off;
-		}
-	}
-	b->niov = j;
-	return true;
-}
-
-/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
-static void backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len)
-{
-	unsigned lo = 0, hi = b->niov;
-
-	while (lo < hi) { /* the first iovec ending after off */
-		unsigned mid = (lo + hi) / 2;
-		if (b->iov_end[mid] > off)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	for (unsigned i = lo; len && i < b->niov; i++) {
-		uint64_t start = b->iov_end[i] - b->iov[i].iov_len;
-		size_t in = off - start, n = b->iov[i].iov_len - in;
-		if (n > len)
-			n = len;
-		gpu_pixels_copy(dst, (uint8_t *)b->iov[i].iov_base + in, n);
-		dst += n;
-		off += n;
-		len -= n;
-	}
-}
-
-/* ---- pixels -------------------------------------------------------------------- */
-
-/* Byte positions of red, green, blue and alpha (or X) in a pixel of each format. */
-static void channels(uint32_t format, unsigned pos[4])
-{
-	static const unsigned bgra[4] = { 2, 1, 0, 3 }, argb[4] = { 1, 2, 3, 0 },
-			      rgba[4] = { 0, 1, 2, 3 }, abgr[4] = { 3, 2, 1, 0 };
-	const unsigned *p;
-
-	switch (format) {
-	case VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM: case VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM: p = argb; break;
-	case VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM: case VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM: p = rgba; break;
-	case VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM: case VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM: p = abgr; break;
-	default: p = bgra;
-	}
-	memcpy(pos, p, sizeof(bgra));
-}
-
-static bool has_alpha(uint32_t format)
-{
-	return format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM || format == VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM ||
-	       format == VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM || format == VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM;
-}
-
-void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
-		      uint32_t height, bool keep_alpha)
-{
-	unsigned p[4];
-	bool alpha = keep_alpha && has_alpha(format);
-
-	channels(format, p);
-	for (uint32_t y = 0; y < height; y++, src += src_stride, dst += (size_t)width * BPP) {
-		if (p[0] == 2 && p[1] == 1 && p[2] == 0 && (!keep_alpha || alpha)) {
-			memcpy(dst, src, (size_t)width * BPP); /* already B, G, R, A/X in memory */
-			continue;
-		}
-		for (uint32_t x = 0; x < width; x++) {
-			const uint8_t *s = src + x * BPP;
-			uint8_t *d = dst + x * BPP;
-			d[0] = s[p[2]];
-			d[1] = s[p[1]];
-			d[2] = s[p[0]];
-			d[3] = alpha ? s[p[3]] : 0xff;
-		}
-	}
-}
-
-/* ---- scanouts --------------------------------------------------------------------- */
-
-static void announce_off(struct gpu *g, unsigned id)
-{
-	struct gpu_msg_scanout m = { .scanout_id = id };
-	gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
-}
-
-static void scanout_clear(struct gpu *g, unsigned id)
-{
-	struct gpu_scanout *s = &g->scanout[id];
-	struct gpu_res *old = s->res_id ? gpu_res_find(g, s->res_id) : NULL;
-
-	if (old)
-		old->scanouts &= ~(1u << id);
-	memset(s, 0, sizeof(*s));
-}
-
-void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res)
-{
-	for (unsigned i = 0; i < VIRTIO_GPU_MAX_SCANOUTS; i++)
-		if (res->scanouts & (1u << i)) {
-			scanout_clear(g, i);
-			announce_off(g, i);
-		}
-}
-
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp)
-{
-	struct gpu_res *res = NULL;
-
-	if (scanout_id >= g->max_outputs)
-		return VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID;
-	if (res_id) {
-		res = gpu_res_find(g, res_id);
-		if (!res)
-			return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-		if (!r->width || !r->height || !gpu_rect_inside(r, res->width, res->height))
-			return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
-	scanout_clear(g, scanout_id);
-	*resp = res;
-	if (!res) {
-		announce_off(g, scanout_id);
-		return 0;
-	}
-	g->scanout[scanout_id] = (struct gpu_scanout){ .res_id = res_id, .r = *r };
-	res->scanouts |= 1u << scanout_id;
-	return 0;
-}
-
-/* ---- 2D commands --------------------------------------------------------------------- */
+#include "dev/gpu-chan.h"
 
 static uint32_t create_2d(struct gpu *g, struct gpu_cmd *cmd)
 {
@@ -333,7 +20,7 @@ static uint32_t create_2d(struct gpu *g, struct gpu_cmd *cmd)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	if (!gpu_format_valid(c.format) || !c.width || !c.height || c.width > GPU_MAX_DIM || c.height > GPU_MAX_DIM)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	uint64_t bytes = (uint64_t)c.width * c.height * BPP;
+	uint64_t bytes = (uint64_t)c.width * c.height * GPU_BPP;
 	struct gpu_res *res = gpu_res_new(g, c.resource_id, bytes, &err);
 	if (!res)
 		return err;
@@ -356,6 +43,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	struct gpu_res *res = gpu_res_find(g, c.resource_id);
 	if (!res)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	gpu_scanouts_drop(g, res);
 	gpu_res_free(g, res);
 	return 0;
 }
@@ -389,22 +77,6 @@ static uint32_t detach_backing(struct gpu *g, struct gpu_cmd *cmd)
 	return 0;
 }
 
-struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
-				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err)
-{
-	struct gpu_res *res;
-
-	if (!gpu_cmd_read(cmd, 0, t, sizeof(*t)))
-		*err = VIRTIO_GPU_RESP_ERR_UNSPEC;
-	else if (!(res = gpu_res_find(g, t->resource_id)))
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	else if (!gpu_rect_inside(&t->r, res->width, res->height))
-		*err = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	else
-		return res;
-	return NULL;
-}
-
 #define WAIT_FOR_DISPLAY UINT32_MAX  /* not a response: the command waits (gpu->parked) */
 
 static void retry_parked(struct gpu *g)
@@ -414,7 +86,7 @@ static void retry_parked(struct gpu *g)
 	g->parked = NULL;
 	g->ctrl_waiting = false;
 	gpu_2d_command(g, cmd);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
@@ -429,7 +101,7 @@ static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 		return VIRTIO_GPU_RESP_ERR_UNSPEC;
 	if (!t.r.width || !t.r.height)
 		return 0;
-	uint64_t stride = (uint64_t)res->width * BPP, row = (uint64_t)t.r.width * BPP;
+	uint64_t stride = (uint64_t)res->width * GPU_BPP, row = (uint64_t)t.r.width * GPU_BPP;
 	/* The last row read ends at offset + (height - 1) * stride + row. */
 	uint64_t size = res->backing.size;
 	if (t.offset > size || (uint64_t)(t.r.height - 1) * stride + row > size - t.offset)
@@ -444,13 +116,13 @@ static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 		gpu_chan_when_read(g, ticket, retry_parked);
 		return WAIT_FOR_DISPLAY;
 	}
-	uint8_t *dst = pixels + t.r.y * stride + (uint64_t)t.r.x * BPP;
+	uint8_t *dst = pixels + t.r.y * stride + (uint64_t)t.r.x * GPU_BPP;
 	if (row == stride) {
-		backing_read(&res->backing, t.offset, dst, t.r.height * stride);
+		gpu_backing_read(&res->backing, t.offset, dst, t.r.height * stride);
 		return 0;
 	}
 	for (uint32_t y = 0; y < t.r.height; y++)
-		backing_read(&res->backing, t.offset + y * stride, dst + y * stride, row);
+		gpu_backing_read(&res->backing, t.offset + y * stride, dst + y * stride, row);
 	return 0;
 }
 
@@ -470,22 +142,6 @@ static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 	return err;
 }
 
-bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
-			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y)
-{
-	const struct virtio_gpu_rect *s = &g->scanout[id].r;
-	uint32_t x0 = r->x > s->x ? r->x : s->x, y0 = r->y > s->y ? r->y : s->y;
-	uint32_t x1 = r->x + r->width < s->x + s->width ? r->x + r->width : s->x + s->width;
-	uint32_t y1 = r->y + r->height < s->y + s->height ? r->y + r->height : s->y + s->height;
-
-	if (x0 >= x1 || y0 >= y1)
-		return false;
-	*u = (struct gpu_msg_update){ id, x0 - s->x, y0 - s->y, x1 - x0, y1 - y0 };
-	*x = x0;
-	*y = y0;
-	return true;
-}
-
 /* Sends the part of r (resource coordinates) that scanout i shows. */
 static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const struct virtio_gpu_rect *r)
 {
@@ -495,19 +151,19 @@ static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const
 	if (!gpu_scanout_visible(g, i, r, &head, &x0, &y0))
 		return;
 	uint32_t w = head.width, h = head.height;
-	size_t stride = (size_t)res->width * BPP;
-	const uint8_t *src = res->px.cur + y0 * stride + (size_t)x0 * BPP;
+	size_t stride = (size_t)res->width * GPU_BPP;
+	const uint8_t *src = res->px.cur + y0 * stride + (size_t)x0 * GPU_BPP;
 	/* Whole rows of memfd pixels already in the display's byte order are spliced as they are. */
 	bool as_is = res->format == VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM || res->format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM;
 	if (as_is && res->px.fd >= 0 && (w == res->width || h == 1)) {
 		uint64_t ticket = gpu_chan_send_pages(g, GPU_MSG_UPDATE, &head, sizeof(head), res->px.fd,
-						      src - res->px.map, w * h * BPP);
+						      src - res->px.map, w * h * GPU_BPP);
 		if (ticket) {
 			res->px.ticket[res->px.idx] = ticket;
 			return;
 		}
 	}
-	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * BPP);
+	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * GPU_BPP);
 	if (!m)
 		return;
 	*m = head;
@@ -548,45 +204,4 @@ void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd)
 	if (err == WAIT_FOR_DISPLAY)
 		return;
 	gpu_respond_nodata(g, cmd, err ? err : VIRTIO_GPU_RESP_OK_NODATA);
-}
-
-/* ---- cursor ---------------------------------------------------------------------------- */
-
-void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd)
-{
-	struct virtio_gpu_update_cursor c;
-
-	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)) || c.pos.scanout_id >= g->max_outputs)
-		return;
-	struct gpu_msg_cursor_pos pos = { c.pos.scanout_id, c.pos.x, c.pos.y };
-	if (c.hdr.type == VIRTIO_GPU_CMD_MOVE_CURSOR) {
-		gpu_chan_send(g, GPU_MSG_CURSOR_POS, &pos, sizeof(pos), -1);
-		return;
-	}
-	if (c.hdr.type != VIRTIO_GPU_CMD_UPDATE_CURSOR)
-		return;
-	if (!c.resource_id) {
-		gpu_chan_send(g, GPU_MSG_CURSOR_POS_HIDE, &pos, sizeof(pos), -1);
-		return;
-	}
-	struct gpu_res *res = gpu_res_find(g, c.resource_id);
-	if (!res)
-		return;
-	struct gpu_msg_cursor_update *m = gpu_chan_send_buf(g, GPU_MSG_CURSOR_UPDATE, sizeof(*m));
-	if (!m)
-		return;
-	memset(m, 0, sizeof(*m));
-	m->pos = pos;
-	m->hot_x = c.hot_x;
-	m->hot_y = c.hot_y;
-	uint8_t *image = (uint8_t *)m + offsetof(struct gpu_msg_cursor_update, data);
-	if (res->virgl) {
-		gpu_virgl_cursor_image(g, res, image);
-		return;
-	}
-	uint32_t w = res->width < GPU_CURSOR_SIZE ? res->width : GPU_CURSOR_SIZE;
-	uint32_t h = res->height < GPU_CURSOR_SIZE ? res->height : GPU_CURSOR_SIZE;
-	for (uint32_t y = 0; y < h; y++)
-		gpu_convert_rows(res->format, res->px.cur + (size_t)y * res->width * BPP, 0,
-				 image + y * GPU_CURSOR_SIZE * BPP, w, 1, true);
 }

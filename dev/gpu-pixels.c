@@ -20,6 +20,7 @@
 #endif
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 
 #define SHARE_MIN (1u << 20)         /* smaller pixels stay on the heap: copying them is cheap */

@@ -20,6 +20,7 @@
 #include <xf86drm.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 
@@ -164,7 +165,7 @@ static void on_fence_fd(void *opaque, int fd, uint32_t events)
 
 	virgl_renderer_poll();
 	gpu_virgl_drain(g, false);
-	gpu_resume(g);
+	g->resume(g);
 }
 
 static void on_fence_timer(void *opaque)
@@ -235,6 +236,25 @@ uint32_t gpu_virgl_num_capsets(const struct gpu *g)
 {
 	return g->virgl ? g->virgl->num_capsets : 0;
 }
+
+/*
+ * What virglrenderer, libepoxy and Mesa (llvmpipe or a render node's driver)
+ * call while serving, beyond proto and 2D: their threads and locks, JIT code
+ * (executable mappings), the render node's ioctls, files they open (the shader
+ * cache, driver configuration). Wider than any other list by far: --virgl is
+ * confined by seccomp only.
+ */
+const struct vu_syscall gpu_virgl_syscalls[] = {
+	VU_SYSCALL(mmap), VU_SYSCALL(mprotect), VU_SYSCALL(ioctl), VU_SYSCALL(fcntl),
+	VU_SYSCALL(openat), VU_SYSCALL(open), VU_SYSCALL(newfstatat), VU_SYSCALL(fstat), VU_SYSCALL(lseek),
+	VU_SYSCALL(pread64), VU_SYSCALL(pwrite64), VU_SYSCALL(getdents64), VU_SYSCALL(readlink),
+	VU_SYSCALL(access), VU_SYSCALL(mkdir), VU_SYSCALL(rename), VU_SYSCALL(unlink), VU_SYSCALL(flock),
+	VU_SYSCALL(fallocate), VU_SYSCALL(fsync), VU_SYSCALL(dup), VU_SYSCALL(dup3),
+	VU_SYSCALL(sched_getaffinity), VU_SYSCALL(sched_setaffinity), VU_SYSCALL(getrandom),
+	VU_SYSCALL(uname), VU_SYSCALL(getuid), VU_SYSCALL(geteuid), VU_SYSCALL(getgid), VU_SYSCALL(getegid),
+	VU_SYSCALL(sysinfo), VU_SYSCALL(prctl), VU_SYSCALL(poll), VU_SYSCALL(ppoll),
+	VU_SYSCALL_END,
+};
 
 /* ---- fences ---- */
 
@@ -413,6 +433,7 @@ static uint32_t unref(struct gpu *g, struct gpu_cmd *cmd)
 	if (res) {
 		virgl_renderer_resource_detach_iov(res->id, NULL, NULL);
 		virgl_renderer_resource_unref(res->id);
+		gpu_scanouts_drop(g, res);
 		gpu_res_free(g, res);
 	}
 	return err;
@@ -460,16 +481,6 @@ static uint32_t transfer_2d(struct gpu *g, struct gpu_cmd *cmd)
 		       VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
-/*
- * virglrenderer wrote into res's backing, which is guest memory outside the request's
- * buffers: mark it in a migration's dirty log (the vring marks only those buffers).
- */
-static void log_backing(struct gpu *g, const struct gpu_res *res)
-{
-	for (unsigned i = 0; g->mem && i < res->backing.nentries; i++)
-		vu_mem_log(g->mem, res->backing.entries[i].addr, res->backing.entries[i].length);
-}
-
 static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 {
 	struct virtio_gpu_transfer_host_3d t;
@@ -484,8 +495,6 @@ static uint32_t transfer_3d(struct gpu *g, struct gpu_cmd *cmd, bool to_host)
 							    VBOX(&box), t.offset, NULL, 0)
 			: virgl_renderer_transfer_read_iov(res->id, t.hdr.ctx_id, t.level, t.stride, t.layer_stride,
 							   VBOX(&box), t.offset, NULL, 0);
-	if (!to_host)
-		log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 
@@ -553,7 +562,7 @@ static void dmabuf_updated(struct gpu *g, struct gpu_cmd *cmd, const void *paylo
 {
 	gpu_respond_nodata(g, cmd, VIRTIO_GPU_RESP_OK_NODATA);
 	g->ctrl_waiting = false;
-	gpu_resume(g);
+	g->resume(g);
 }
 
 /* Returns true when cmd is answered later (the front-end acknowledges a dmabuf update). */
@@ -644,11 +653,6 @@ static uint32_t submit(struct gpu *g, struct gpu_cmd *cmd)
 	gpu_cmd_read(cmd, sizeof(c), buf, c.size);
 	int r = virgl_renderer_submit_cmd(buf, c.hdr.ctx_id, c.size / 4);
 	free(buf);
-	/* A copy from the host (COPY_TRANSFER3D) may have written any backing: mark them all. */
-	if (g->mem && g->mem->log.on)
-		for (unsigned b = 0; b < GPU_RES_BUCKETS; b++)
-			for (struct gpu_res *res = g->res[b]; res; res = res->next)
-				log_backing(g, res);
 	return r ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
 }
 

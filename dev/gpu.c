@@ -4,19 +4,27 @@
  * space, the control and cursor queues, and command dispatch. 2D resources are
  * kept host-side (gpu-2d.c); --virgl hands them and the 3D commands to
  * virglrenderer (gpu-virgl.c). What the guest shows goes to the front-end over
- * the socket of GPU_SET_SOCKET (gpu-scanout.c).
+ * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
+ * hold and how they layer, this one on top.
  *
- * build: gpu.c gpu-2d.c gpu-pixels.c gpu-scanout.c gpu-virgl.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
  */
+#include <fcntl.h>
+#include <linux/sockios.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "dev/gpu.h"
+#include "dev/gpu-chan.h"
 #include "proto/iov.h"
 #include "proto/log.h"
 
@@ -41,6 +49,8 @@ static const struct vu_option gpu_options[] = {
 	{ NULL },
 };
 
+static void gpu_resume(struct gpu *g);
+
 static struct vu_dev *gpu_create(void)
 {
 	struct gpu *g = calloc(1, sizeof(*g));
@@ -55,6 +65,7 @@ static struct vu_dev *gpu_create(void)
 		g->slots[i].next = i + 1 < GPU_CMD_SLOTS ? &g->slots[i + 1] : NULL;
 	}
 	g->free = g->slots;
+	g->resume = gpu_resume;
 	return &g->dev;
 }
 
@@ -84,7 +95,8 @@ static void gpu_reset(struct vu_dev *dev)
 	g->ctrl_vq = g->cursor_vq = NULL;
 	gpu_chan_close(g);
 	gpu_virgl_reset(g);
-	gpu_reset_resources(g);
+	gpu_scanouts_reset(g);
+	gpu_res_reset(g);
 	g->ctrl_waiting = false;
 }
 
@@ -98,42 +110,6 @@ static void gpu_destroy(struct vu_dev *dev)
 }
 
 /* ---- completions ---------------------------------------------------------- */
-
-bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len)
-{
-	return offset + len <= cmd->out_bytes &&
-	       vu_iov_to_buf(cmd->req.iov, cmd->req.out, offset, buf, len) == len;
-}
-
-void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
-{
-	struct virtio_gpu_ctrl_hdr *h = resp;
-
-	h->flags = 0;
-	h->fence_id = 0;
-	h->ctx_id = 0;
-	h->ring_idx = 0;
-	if (cmd->hdr.flags & VIRTIO_GPU_FLAG_FENCE) {
-		h->flags = cmd->hdr.flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
-		h->fence_id = cmd->hdr.fence_id;
-		h->ctx_id = cmd->hdr.ctx_id;
-		h->ring_idx = cmd->hdr.ring_idx;
-	}
-	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, &cmd->req, written);
-	g->ctrl_dirty = true;
-	cmd->next = g->free;
-	g->free = cmd;
-}
-
-void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type)
-{
-	struct virtio_gpu_ctrl_hdr h = { .type = type };
-
-	if (type != VIRTIO_GPU_RESP_OK_NODATA)
-		vu_debug("gpu command 0x%x: error 0x%x", cmd->hdr.type, type);
-	gpu_respond(g, cmd, &h, sizeof(h));
-}
 
 static void flush_ctrl(struct gpu *g)
 {
@@ -302,7 +278,7 @@ static bool runs(const struct vu_vring *vq)
 	return vq && !vq->broken && vu_vring_ready(vq);
 }
 
-void gpu_resume(struct gpu *g)
+static void gpu_resume(struct gpu *g)
 {
 	flush_ctrl(g);
 	if (runs(g->ctrl_vq))
@@ -386,14 +362,47 @@ static bool gpu_cap_available(const char *feature)
 	return false;
 }
 
+/*
+ * Confined (2D): pixels move into memfds and are spliced through a pipe (sized
+ * once) into the display socket, whose send queue is measured (SIOCOUTQ) and
+ * sized (SO_SNDBUF).
+ */
+static const struct vu_syscall gpu_syscalls[] = {
+	VU_SYSCALL(splice), VU_SYSCALL(pipe2), VU_SYSCALL_IF(fcntl, 1, F_SETPIPE_SZ),
+	VU_SYSCALL_IF(ioctl, 1, SIOCOUTQ), VU_SYSCALL_IF(setsockopt, 2, SO_SNDBUF),
+	VU_SYSCALL_END,
+};
+
+/*
+ * virgl: Mesa starts its threads in init (a new root would reach the main thread
+ * only) and keeps opening files and mapping code while serving: seccomp, with
+ * its own wider list (dev/gpu-virgl.c).
+ */
+static void gpu_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
+{
+	if (((const struct gpu *)dev)->virgl_wanted) {
+		needs->strictest = VU_SANDBOX_SECCOMP;
+		needs->why = "--virgl runs Mesa, whose threads start before confinement and which opens "
+			     "files while serving";
+		needs->syscalls = gpu_virgl_syscalls;
+	}
+}
+
 const struct vu_device_type vu_dev_gpu = {
 	.name = "gpu",
 	.schema_type = "gpu",
 	.summary = "virtio-gpu: 2D scanouts, virgl 3D (render node or llvmpipe)",
+	.qemu_args = "-device vhost-user-gpu-pci,chardev=vu0",
 	.virtio_id = 16,
 	.num_queues = 2,
 	.features = 1ull << VIRTIO_GPU_F_EDID,
 	.config_size = sizeof(struct virtio_gpu_config),
+	/*
+	 * Resources, backings and scanouts live here, and QEMU 10 neither asks for them
+	 * (no device state for vhost-user-gpu) nor restarts the device on a migration's
+	 * destination: a migrated guest would have a dead display. Refused instead.
+	 */
+	.unmigratable = true,
 	.options = gpu_options,
 	.cap_available = gpu_cap_available,
 	.create = gpu_create,
@@ -406,4 +415,6 @@ const struct vu_device_type vu_dev_gpu = {
 	.reset = gpu_reset,
 	.destroy = gpu_destroy,
 	.set_gpu_socket = gpu_set_socket,
+	.syscalls = gpu_syscalls,
+	.sandbox = gpu_sandbox,
 };

@@ -1,9 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * virtio-gpu internals shared by dev/gpu*.c: the device state, resources and
- * scanouts, one control command being processed, and the entry points of the
- * 2D resource code (gpu-2d.c), the vhost-user-gpu side channel (gpu-scanout.c)
- * and the virgl 3D renderer (gpu-virgl.c).
+ * scanouts, one control command being processed, and each file's entry points.
+ *
+ * The files are layers, each calling only into layers below it:
+ *
+ *   7  gpu.c          the device: options, config space, the queues and their
+ *                     dispatch, reset, guest memory changes
+ *   6  gpu-cursor.c   the cursor queue's commands, on 2D or virgl resources
+ *   5  gpu-2d.c       2D commands on host-side copies (without --virgl)
+ *      gpu-virgl.c    commands on virglrenderer's resources (--virgl)
+ *   4  gpu-scanout.c  what each scanout shows
+ *   3  gpu-res.c      the resource table, and the checks 2D and virgl share
+ *   2  gpu-backing.c  the guest pages behind a resource
+ *   1  gpu-pixels.c   where 2D pixels live
+ *   0  gpu-cmd.c      one request: reading its body, answering it
+ *      gpu-chan.c     the vhost-user-gpu side channel, with gpu-chan.h
+ *      gpu-format.c   2D pixel formats and their conversion
+ *
+ * Upwards there is one way: the hook g->resume, which gpu.c sets, lets the
+ * queues go on when a lower layer stops waiting (a reply, a drained channel, a
+ * retired fence).
  */
 #ifndef VU_DEV_GPU_H
 #define VU_DEV_GPU_H
@@ -22,6 +39,7 @@
 #define GPU_RES_BUCKETS 256
 #define GPU_CURSOR_SIZE 64
 #define GPU_MAX_SHARED 32           /* resources with memfd pixels (each holds an fd) */
+#define GPU_BPP 4u                  /* bytes per pixel: every 2D format has 32-bit pixels */
 
 struct vu_loop;
 struct vu_mem;
@@ -81,9 +99,7 @@ struct gpu_cmd {
 	struct gpu_cmd *next;       /* free list, or the fence list */
 };
 
-/* The vhost-user-gpu socket (gpu-scanout.c). */
-typedef void (*gpu_reply_fn)(struct gpu *g, struct gpu_cmd *cmd, const void *payload, uint32_t size);
-struct gpu_chan;
+struct gpu_chan;                    /* the vhost-user-gpu socket (gpu-chan.h) */
 
 struct gpu {
 	struct vu_dev dev;
@@ -116,64 +132,41 @@ struct gpu {
 	uint64_t stream_queued, stream_read;
 	unsigned shared_pixels;     /* resources with memfd pixels */
 	struct gpu_virgl *virgl;    /* NULL without --virgl */
+	/*
+	 * The queues may go on (a reply came, the side channel drained, a fence
+	 * retired): set by gpu.c, which runs the queues; the files below it reach
+	 * it through this.
+	 */
+	void (*resume)(struct gpu *g);
 };
 
-/* ---- gpu.c: completing commands ---- */
+/*
+ * Counts bytes against --max-memory; false (nothing counted) if they do not fit.
+ * Pixels, backings and resources all charge: this sits below every layer.
+ */
+static inline bool gpu_charge(struct gpu *g, uint64_t bytes)
+{
+	if (bytes > g->max_memory - g->used_memory)
+		return false;
+	g->used_memory += bytes;
+	return true;
+}
+
+/* ---- gpu-cmd.c: one request's body and response ---- */
 
 /* Answers cmd with a response of size bytes starting with a ctrl header (type set by the caller). */
 void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size);
 /* Answers cmd with a header-only response of this type (OK_NODATA or an ERR_*). */
 void gpu_respond_nodata(struct gpu *g, struct gpu_cmd *cmd, uint32_t type);
-/* The queues may go on (a reply came, the side channel drained, a fence retired). */
-void gpu_resume(struct gpu *g);
 /* Reads the request's body (after nothing: offset 0) into buf; false if it is shorter. */
 bool gpu_cmd_read(const struct gpu_cmd *cmd, size_t offset, void *buf, size_t len);
 
-/* ---- gpu-2d.c: resources, scanouts, cursor (host-side copies) ---- */
+/* ---- gpu-format.c: 2D pixel formats ---- */
 
-struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
-/* Counts bytes against --max-memory; false (nothing counted) if they do not fit. */
-bool gpu_charge(struct gpu *g, uint64_t bytes);
-/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
-struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
-void gpu_res_free(struct gpu *g, struct gpu_res *res);
-/* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
-uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
-void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
-/*
- * Translates b's entries into b->iov in the current guest memory (at attach time
- * and when the memory changes, never per transfer); false if some entry left it
- * or there was no room: drop the backing then.
- */
-bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
-/* Checks a rectangle against a width x height area. */
-bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
-/*
- * Reads a TRANSFER_TO_HOST_2D command (2D and virgl share it): the resource, with
- * the rectangle inside it, or NULL with *err set to the response code.
- */
-struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
-				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
-struct gpu_msg_update;
-/*
- * The part of r (resource coordinates) that scanout id shows: its UPDATE header
- * (where on the scanout) in *u, its top-left corner in the resource in *x, *y;
- * false if the scanout shows none of r.
- */
-bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
-			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
-/* Shows or hides scanouts whose resource is res (disabling them). */
-void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
-/* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp);
-void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
-void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
-void gpu_reset_resources(struct gpu *g);
+bool gpu_format_valid(uint32_t format);
 /* Copies a width x height area of 32-bit pixels in format to x8r8g8b8 (cursor: a8r8g8b8). */
 void gpu_convert_rows(uint32_t format, const uint8_t *src, size_t src_stride, uint8_t *dst, uint32_t width,
 		      uint32_t height, bool keep_alpha);
-bool gpu_format_valid(uint32_t format);
 
 /* ---- gpu-pixels.c: where 2D pixels live ---- */
 
@@ -191,56 +184,65 @@ uint8_t *gpu_pixels_for_write(struct gpu *g, struct gpu_pixels *p, bool whole, u
 /* memcpy for big copies into pixels: stores that bypass the cache, which the copy would only flush. */
 void gpu_pixels_copy(uint8_t *dst, const uint8_t *src, size_t len);
 
-/* ---- gpu-scanout.c: the vhost-user-gpu protocol towards the front-end ---- */
+/* ---- gpu-backing.c: the guest pages behind a resource ---- */
 
-int gpu_chan_open(struct gpu *g, int fd);
-void gpu_chan_close(struct gpu *g);
+/* Reads and checks the entries of RESOURCE_ATTACH_BACKING into b; 0 or an ERR_* code. */
+uint32_t gpu_backing_attach(struct gpu *g, struct gpu_cmd *cmd, struct gpu_backing *b);
+void gpu_backing_free(struct gpu *g, struct gpu_backing *b);
 /*
- * Too much is queued for the front-end: the control and cursor queues stop
- * taking requests; gpu_resume() runs when that ends.
+ * Translates b's entries into b->iov in the current guest memory (at attach time
+ * and when the memory changes, never per transfer); false if some entry left it
+ * or there was no room: drop the backing then.
  */
-bool gpu_chan_busy(struct gpu *g);
-/* Whether the front-end negotiated EDID / DMABUF_SCANOUT2. */
-bool gpu_chan_has_edid(const struct gpu *g);
-bool gpu_chan_has_dmabuf2(const struct gpu *g);
+bool gpu_backing_map(struct gpu *g, struct gpu_backing *b);
+/* Copies len bytes at offset off of the backing (mapped, range checked) to dst. */
+void gpu_backing_read(const struct gpu_backing *b, uint64_t off, uint8_t *dst, size_t len);
+
+/* ---- gpu-res.c: the resource table ---- */
+
+struct gpu_res *gpu_res_find(struct gpu *g, uint32_t id);
+/* Creates and registers a resource object charged `bytes`; NULL with *err set. */
+struct gpu_res *gpu_res_new(struct gpu *g, uint32_t id, uint64_t bytes, uint32_t *err);
+/* Frees res with its backing and pixels; no scanout may show it (gpu_scanouts_drop). */
+void gpu_res_free(struct gpu *g, struct gpu_res *res);
+/* Frees every resource (no scanout shows any: gpu_scanouts_reset). */
+void gpu_res_reset(struct gpu *g);
+/* Checks a rectangle against a width x height area. */
+bool gpu_rect_inside(const struct virtio_gpu_rect *r, uint32_t width, uint32_t height);
 /*
- * Queues a message; payload of size bytes is copied. fd (or -1) travels with it and
- * is closed once sent. Dropped silently when there is no channel.
+ * Reads a TRANSFER_TO_HOST_2D command (2D and virgl share it): the resource, with
+ * the rectangle inside it, or NULL with *err set to the response code.
  */
-void gpu_chan_send(struct gpu *g, uint32_t request, const void *payload, uint32_t size, int fd);
-/* Queues a message whose payload the caller fills in: returns where, or NULL. */
-void *gpu_chan_send_buf(struct gpu *g, uint32_t request, uint32_t size);
+struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
+				     struct virtio_gpu_transfer_to_host_2d *t, uint32_t *err);
+
+/* ---- gpu-scanout.c: what each scanout shows ---- */
+
+/* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
+uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
+			 struct gpu_res **resp);
+struct gpu_msg_update;
 /*
- * Sends a request that has a reply; fn(g, cmd, payload, size) runs when it comes,
- * or with payload NULL if it cannot (no channel, bad reply, timeout, drain).
- * Returns false (fn not called) if there is no channel.
+ * The part of r (resource coordinates) that scanout id shows: its UPDATE header
+ * (where on the scanout) in *u, its top-left corner in the resource in *x, *y;
+ * false if the scanout shows none of r.
  */
-bool gpu_chan_call(struct gpu *g, uint32_t request, const void *payload, uint32_t size, uint32_t reply_size,
-		   gpu_reply_fn fn, struct gpu_cmd *cmd);
-/* Gives up waiting on behalf of commands (their fn runs with NULL); late replies are dropped. */
-void gpu_chan_abandon(struct gpu *g);
-/*
- * Queues a message whose payload is head (copied) then len bytes of the file fd
- * at off, spliced into the socket: the front-end reads those pages themselves.
- * Returns their ticket for gpu_chan_reading(), or 0 if nothing was queued (no
- * channel, or it cannot splice): the caller then copies.
- */
-uint64_t gpu_chan_send_pages(struct gpu *g, uint32_t request, const void *head, uint32_t head_size, int fd,
-			     uint64_t off, uint32_t len);
-/* Whether the front-end may still read the pages of ticket: they must not change yet. */
-bool gpu_chan_reading(struct gpu *g, uint64_t ticket);
-/*
- * Runs fn(g) once the pages of ticket are read, or once waiting is given up (the
- * channel closes, the ring stops, or the front-end has not read them for a while:
- * all pages then count as read). One wait at a time: the control queue waits with it.
- */
-void gpu_chan_when_read(struct gpu *g, uint64_t ticket, void (*fn)(struct gpu *g));
-/* Writes what is queued, as far as the socket takes it. */
-void gpu_chan_flush(struct gpu *g);
+bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
+			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
+/* Disables the scanouts that show res, telling the front-end: before res is freed. */
+void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
+/* Disables every scanout, telling no one (the device resets). */
+void gpu_scanouts_reset(struct gpu *g);
+
+/* ---- gpu-2d.c: 2D commands on host-side copies ---- */
+
+void gpu_2d_command(struct gpu *g, struct gpu_cmd *cmd);
 
 /* ---- gpu-virgl.c: 3D through virglrenderer ---- */
 
 bool gpu_virgl_probe(const char *render_node, bool need_node);
+/* What virglrenderer and Mesa call while serving (confined with --virgl: seccomp only). */
+extern const struct vu_syscall gpu_virgl_syscalls[];
 int gpu_virgl_init(struct gpu *g);
 void gpu_virgl_fini(struct gpu *g);
 void gpu_virgl_command(struct gpu *g, struct gpu_cmd *cmd);
@@ -254,45 +256,9 @@ uint32_t gpu_virgl_num_capsets(const struct gpu *g);
 void gpu_virgl_cursor_image(struct gpu *g, struct gpu_res *res, uint8_t *data);
 const char *gpu_default_render_node(void);
 
-/* vhost-user-gpu requests (back-end → front-end). */
-enum {
-	GPU_MSG_GET_PROTOCOL_FEATURES = 1, GPU_MSG_SET_PROTOCOL_FEATURES, GPU_MSG_GET_DISPLAY_INFO,
-	GPU_MSG_CURSOR_POS, GPU_MSG_CURSOR_POS_HIDE, GPU_MSG_CURSOR_UPDATE, GPU_MSG_SCANOUT,
-	GPU_MSG_UPDATE, GPU_MSG_DMABUF_SCANOUT, GPU_MSG_DMABUF_UPDATE, GPU_MSG_GET_EDID,
-	GPU_MSG_DMABUF_SCANOUT2,
-};
-#define GPU_MSG_FLAG_REPLY 0x4
-#define GPU_PF_EDID 0
-#define GPU_PF_DMABUF2 1
+/* ---- gpu-cursor.c: the cursor queue ---- */
 
-struct gpu_msg_hdr {
-	uint32_t request, flags, size;
-} __attribute__((packed));
-
-struct gpu_msg_cursor_pos {
-	uint32_t scanout_id, x, y;
-} __attribute__((packed));
-
-struct gpu_msg_cursor_update {
-	struct gpu_msg_cursor_pos pos;
-	uint32_t hot_x, hot_y;
-	uint32_t data[GPU_CURSOR_SIZE * GPU_CURSOR_SIZE];
-} __attribute__((packed));
-
-struct gpu_msg_scanout {
-	uint32_t scanout_id, width, height;
-} __attribute__((packed));
-
-struct gpu_msg_update {
-	uint32_t scanout_id, x, y, width, height;
-	uint8_t data[];
-} __attribute__((packed));
-
-struct gpu_msg_dmabuf_scanout {
-	uint32_t scanout_id, x, y, width, height;
-	uint32_t fd_width, fd_height, fd_stride, fd_flags;
-	int32_t fd_drm_fourcc;
-	uint64_t modifier;          /* DMABUF_SCANOUT2 only */
-} __attribute__((packed));
+/* Tells the front-end about one cursor request (it has no response). */
+void gpu_cursor_command(struct gpu *g, struct gpu_cmd *cmd);
 
 #endif

@@ -9,8 +9,12 @@
  * build: input.c input-evdev.c input-frames.c
  * pkg-config: libevdev
  * debian: libevdev-dev
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: PrivateNetwork=yes
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
+#include <fcntl.h>
 #include <libevdev/libevdev.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -412,10 +416,37 @@ static void input_destroy(struct vu_dev *dev)
 	free(in);
 }
 
+/*
+ * Confined: events are read and LEDs written on the open node; libevdev asks the
+ * device for its state again after SYN_DROPPED (evdev ioctls, type 'E').
+ */
+static const struct vu_syscall input_syscalls[] = {
+	VU_SYSCALL_MASK(ioctl, 1, 0xff00, 'E' << 8),
+	VU_SYSCALL_END,
+};
+
+/* --reconnect-device opens the node again by its path: files can be opened (not created). */
+static const struct vu_syscall input_reopen_syscalls[] = {
+	VU_SYSCALL_MASK(openat, 2, O_CREAT | O_TRUNC | O_PATH, 0),
+	VU_SYSCALL_MASK(open, 1, O_CREAT | O_TRUNC | O_PATH, 0),
+	VU_SYSCALL_END,
+};
+
+static void input_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
+{
+	if (((const struct input *)dev)->evdev.reconnect) {
+		needs->strictest = VU_SANDBOX_SECCOMP;
+		needs->why = "--reconnect-device opens the device again by its path, which the empty root "
+			     "of namespace mode does not have";
+		needs->syscalls = input_reopen_syscalls;
+	}
+}
+
 const struct vu_device_type vu_dev_input = {
 	.name = "input",
 	.schema_type = "input",
 	.summary = "virtio-input passing a host evdev device (keyboard, mouse, tablet...) to the guest",
+	.qemu_args = "-device vhost-user-input-pci,chardev=vu0",
 	.virtio_id = 18,
 	.num_queues = 2,
 	.config_size = sizeof(struct input_config),
@@ -428,4 +459,6 @@ const struct vu_device_type vu_dev_input = {
 	.set_config = input_set_config,
 	.reset = input_reset,
 	.destroy = input_destroy,
+	.syscalls = input_syscalls,
+	.sandbox = input_sandbox,
 };

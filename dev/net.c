@@ -7,12 +7,18 @@
  * frames themselves move in dev/net-ring.c.
  *
  * build: net.c net-ring.c net-switch.c net-tap.c
+ * systemd: DynamicUser=yes
+ * systemd: PrivateDevices=yes
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <endian.h>
+#include <linux/if_tun.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -482,6 +488,24 @@ static int net_set_mtu(struct vu_dev *dev, uint16_t mtu)
 	return 0;
 }
 
+/*
+ * Confined, frames move between rings and the tap's fd with calls proto allows;
+ * a tap's offloads follow the guests' (TUNSETOFFLOAD). A switch without a tap
+ * needs no network at all: only with one does it stay in the host's network
+ * namespace (the interface it brought up lives there).
+ */
+static const struct vu_syscall net_syscalls[] = {
+	VU_SYSCALL_IF(ioctl, 1, TUNSETOFFLOAD),
+	VU_SYSCALL_END,
+};
+
+static void net_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
+{
+	const struct net *n = (const struct net *)dev;
+
+	needs->host_net = n->tap_name || n->tap_fd >= 0;
+}
+
 static const char *const net_aliases[] = { "network", NULL };
 
 const struct vu_device_type vu_dev_net = {
@@ -489,6 +513,7 @@ const struct vu_device_type vu_dev_net = {
 	.aliases = net_aliases,
 	.schema_type = "net",
 	.summary = "virtio-net ports of a learning switch, with an optional tap uplink",
+	.qemu_args = "-netdev vhost-user,id=net0,chardev=vu0 -device virtio-net-pci,netdev=net0",
 	.virtio_id = 1,
 	.num_queues = 3,
 	.features = BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_CTRL_GUEST_OFFLOADS) | BIT(F_MTU) |
@@ -510,4 +535,6 @@ const struct vu_device_type vu_dev_net = {
 	.destroy = net_destroy,
 	.send_rarp = net_send_rarp,
 	.set_mtu = net_set_mtu,
+	.syscalls = net_syscalls,
+	.sandbox = net_sandbox,
 };

@@ -4,6 +4,11 @@
  * with bytes from getrandom(2) straight into guest memory.
  *
  * build: rng.c
+ * systemd: DynamicUser=yes
+ * systemd: PrivateDevices=yes
+ * systemd: PrivateNetwork=yes
+ * systemd: RestrictAddressFamilies=AF_UNIX
+ * systemd: SystemCallFilter=@system-service
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -73,13 +78,21 @@ static void rng_kick(struct vu_dev *dev, struct vu_vring *vq)
 	} while (!vq->broken && vu_vring_kicks(vq, true));
 }
 
+/* Confined, it only asks the kernel for random bytes. */
+static const struct vu_syscall rng_syscalls[] = {
+	VU_SYSCALL(getrandom),
+	VU_SYSCALL_END,
+};
+
 const struct vu_device_type vu_dev_rng = {
 	.name = "rng",
 	.schema_type = "rng",
 	.summary = "virtio-rng entropy source fed by getrandom(2)",
+	.qemu_args = "-device vhost-user-rng-pci,chardev=vu0",
 	.virtio_id = 4,
 	.num_queues = 1,
 	.create = rng_create,
 	.kick = rng_kick,
 	.destroy = rng_destroy,
+	.syscalls = rng_syscalls,
 };

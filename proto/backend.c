@@ -10,22 +10,33 @@
 #include "proto/backend.h"
 #include "proto/listen.h"
 #include "proto/log.h"
+#include "proto/loop.h"
+#include "proto/manual.h"
+#include "proto/sandbox.h"
 #include "proto/session.h"
 #include "proto/sigbus.h"
 
-enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_VERSION, OPT_VERBOSE,
-       OPT_PRINT_CAPS, OPT_DEVICE = 1000 };
+enum { OPT_SOCKET_PATH = 1, OPT_FD, OPT_SOCKET_MODE, OPT_HELP, OPT_MAN, OPT_VERSION, OPT_VERBOSE,
+       OPT_PRINT_CAPS, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_RLIMIT_NOFILE, OPT_DEVICE = 1000 };
 
-static const struct option common_options[] = {
-	{ "socket-path", required_argument, NULL, OPT_SOCKET_PATH },
-	{ "fd", required_argument, NULL, OPT_FD },
-	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
-	{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
-	{ "verbose", no_argument, NULL, OPT_VERBOSE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+/* The options every personality has: the back-end program conventions' and ours. */
+static const struct vu_common_option common[] = {
+	{ "socket-path", OPT_SOCKET_PATH, "PATH", "listen on this unix socket (created mode 0600)" },
+	{ "fd", OPT_FD, "FDNUM", "serve this inherited socket (listening or connected)" },
+	{ "socket-mode", OPT_SOCKET_MODE, "MODE", "octal permissions for the socket file" },
+	{ "print-capabilities", OPT_PRINT_CAPS, NULL, "print the back-end's capabilities as JSON and exit" },
+	{ "verbose", OPT_VERBOSE, NULL, "log every message" },
+	{ "sandbox", OPT_SANDBOX, "MODE",
+	  "confinement once serving: namespace (seccomp, namespaces, an empty root), seccomp (a system "
+	  "call allowlist), none; default: the strictest this device allows" },
+	{ "user", OPT_USER, "USER", "serve as this user (name or uid) once set up" },
+	{ "group", OPT_GROUP, "GROUP", "and this group (default: the user's)" },
+	{ "rlimit-nofile", OPT_RLIMIT_NOFILE, "N", "limit open files to N" },
+	{ "help", OPT_HELP, NULL, "print this help and exit" },
+	{ "man", OPT_MAN, NULL, "print this help as a manual page (roff) and exit" },
+	{ "version", OPT_VERSION, NULL, "print the version and exit" },
 };
-#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
+#define N_COMMON (sizeof(common) / sizeof(common[0]))
 
 #define MAX_PORTS 64
 
@@ -55,20 +66,19 @@ struct backend {
 	unsigned serving;          /* ports that can still get a front-end */
 	struct given_option given[256];
 	unsigned ngiven;
+	struct vu_sandbox sandbox;
 };
 
 static void usage(const struct vu_device_type *t, FILE *out)
 {
-	fprintf(out,
-		"Usage: %s [OPTION]...\n"
-		"%s (vhost-user back-end, type \"%s\").\n\n"
-		"  --socket-path=PATH      listen on this unix socket (created mode 0600)\n"
-		"  --fd=FDNUM              serve this inherited socket (listening or connected)\n"
-		"  --socket-mode=MODE      octal permissions for the socket file\n"
-		"  --print-capabilities    print the back-end's capabilities as JSON and exit\n"
-		"  --verbose               log every message\n"
-		"  --help, --version\n",
-		vu_log_name(), t->summary, t->schema_type);
+	fprintf(out, "Usage: %s [OPTION]...\n%s (vhost-user back-end, type \"%s\").\n\n", vu_log_name(),
+		t->summary, t->schema_type);
+	for (size_t i = 0; i < N_COMMON; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", common[i].name, common[i].arg ? "=" : "",
+			 common[i].arg ? common[i].arg : "");
+		fprintf(out, "  %-23s %s\n", left, common[i].help);
+	}
 	/* The defaults are those of a device just created. */
 	struct vu_dev *dev = vu_device_create(t);
 	vu_option_help(t->options, dev, out);
@@ -140,7 +150,16 @@ static int parse(struct backend *b, int argc, char **argv)
 	unsigned long fd, mode = 0600;
 	int c;
 
-	memcpy(opts, common_options, sizeof(common_options));
+	for (size_t i = 0; i < N_COMMON; i++)
+		opts[i] = (struct option){ common[i].name, common[i].arg ? required_argument : no_argument, NULL,
+					   common[i].id };
+	/* A device option may not take a common option's name: getopt would give it to the common one. */
+	for (const struct vu_option *o = t->options; o && o->name; o++)
+		for (size_t i = 0; i < N_COMMON; i++)
+			if (!strcmp(o->name, common[i].name)) {
+				vu_err("internal: the device option --%s hides a common option", o->name);
+				return 1;
+			}
 	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
 		opts[n] = (struct option){ o->name, o->kind == VU_OPT_FLAG ? no_argument : required_argument,
 					   NULL, OPT_DEVICE + (int)(o - t->options) };
@@ -172,7 +191,20 @@ static int parse(struct backend *b, int argc, char **argv)
 				return usage_error("--socket-mode needs an octal mode, not '%s'", optarg);
 			break;
 		case OPT_VERBOSE: vu_log_set_verbose(true); break;
+		case OPT_SANDBOX:
+		case OPT_USER:
+		case OPT_GROUP:
+		case OPT_RLIMIT_NOFILE: {
+			const char *why = c == OPT_SANDBOX ? vu_sandbox_set_mode(&b->sandbox, optarg) :
+					  c == OPT_USER    ? vu_sandbox_set_user(&b->sandbox, optarg) :
+					  c == OPT_GROUP   ? vu_sandbox_set_group(&b->sandbox, optarg) :
+							     vu_sandbox_set_nofile(&b->sandbox, optarg);
+			if (why)
+				return usage_error("%s", why);
+			break;
+		}
 		case OPT_HELP: usage(t, stdout); return -1;
+		case OPT_MAN: vu_manual_personality(t, common, N_COMMON, stdout); return -1;
 		case OPT_VERSION: printf("vhostbox %s\n", VHOSTBOX_VERSION); return -1;
 		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
 		case '?': return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -220,7 +252,30 @@ static int open_socket(struct port *p)
 	return vu_listen_fd(&p->listener, p->fd) < 0 ? 1 : 0;
 }
 
-/* Devices first, sockets last: whatever fails, fails before anything is served. */
+/*
+ * Hands the socket files over to the sandbox (it unlinks them at the end), then
+ * confines the process; threads of worker loops start after that.
+ */
+static int confine(struct backend *b)
+{
+	const char *paths[MAX_PORTS + 16];
+	/* The ports' sockets, and any a device listens on (vsock's host side). */
+	unsigned n = vu_listen_paths(paths, sizeof(paths) / sizeof(paths[0]));
+
+	vu_notify_open();
+	if (vu_sandbox_enter(&b->sandbox, paths, n) < 0)
+		return -1;
+	if (b->sandbox.mode > VU_SANDBOX_NONE || b->sandbox.set_user)
+		vu_listen_paths_handed_over();
+	int r = vu_loop_release_threads();
+	if (r < 0) {
+		vu_err("cannot start worker threads: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Devices first, sockets last, then confinement: whatever fails, fails before anything is served. */
 static int serve(struct backend *b)
 {
 	b->loop = vu_loop_new();
@@ -228,6 +283,7 @@ static int serve(struct backend *b)
 		vu_err("cannot set up the event loop");
 		return 1;
 	}
+	vu_loop_hold_threads();
 	for (unsigned i = 0; i < b->nports; i++) {
 		struct port *p = &b->ports[i];
 		if (b->type->init && b->type->init(p->dev, b->loop) < 0)
@@ -244,6 +300,8 @@ static int serve(struct backend *b)
 		else
 			on_connection(p, -1, 0);
 	}
+	if (confine(b) < 0)
+		return 1;
 	vu_notify_ready();
 	int sig = vu_loop_run(b->loop);
 	if (sig > 0)
@@ -259,7 +317,7 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 			return vu_caps_print(t) < 0 ? 1 : 0;
 
 	static struct backend b;
-	b = (struct backend){ .type = t };
+	b = (struct backend){ .type = t, .sandbox = { .mode = -1 } };
 	int status = parse(&b, argc, argv);
 
 	if (!status && b.nports == 0) {
@@ -276,6 +334,13 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 	}
 	for (unsigned i = 0; i < b.nports && !status; i++)
 		status = create_device(&b, i);
+	if (!status) {
+		struct vu_dev *devs[MAX_PORTS];
+		for (unsigned i = 0; i < b.nports; i++)
+			devs[i] = b.ports[i].dev;
+		if (vu_sandbox_plan(&b.sandbox, devs, b.nports) < 0)
+			status = VU_EXIT_USAGE;
+	}
 	if (!status)
 		status = serve(&b);
 
@@ -287,5 +352,6 @@ int vu_backend_main(const struct vu_device_type *t, int argc, char **argv)
 			t->destroy(p->dev);
 	}
 	vu_loop_free(b.loop);
+	vu_sandbox_exit();
 	return status < 0 ? 0 : status;
 }

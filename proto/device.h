@@ -17,16 +17,55 @@ struct vu_loop;
 struct vu_dev;
 struct vu_session;
 
+/*
+ * Confinement (proto/sandbox.c, --sandbox): each mode includes the ones before it.
+ *   none       nothing beyond --user/--group/--rlimit-nofile
+ *   seccomp    no_new_privs, capabilities dropped, a system call allowlist
+ *   namespace  and new mount, ipc, uts (and net) namespaces with an empty root
+ */
+enum vu_sandbox_mode { VU_SANDBOX_NONE, VU_SANDBOX_SECCOMP, VU_SANDBOX_NAMESPACE };
+
+/*
+ * A system call a device makes once it serves. arg < 0: with any arguments;
+ * else only when (argument arg & mask) == value. Several entries for one call
+ * are alternatives. Lists end with a NULL name.
+ */
+struct vu_syscall {
+	const char *name;             /* as in <sys/syscall.h>, without SYS_ */
+	int arg;
+	uint64_t mask, value;
+};
+#define VU_SYSCALL(n)              { #n, -1, 0, 0 }
+#define VU_SYSCALL_IF(n, a, v)     { #n, a, 0xffffffffu, v }    /* ioctl numbers, fds: 32 bits */
+#define VU_SYSCALL_MASK(n, a, m, v) { #n, a, m, v }
+#define VU_SYSCALL_END             { NULL, 0, 0, 0 }
+
+/* What one instance, as its options made it, needs to keep working confined. */
+struct vu_sandbox_needs {
+	enum vu_sandbox_mode strictest;      /* preset to VU_SANDBOX_NAMESPACE */
+	const char *why;                     /* set with strictest: what a stricter mode would break */
+	const struct vu_syscall *syscalls;   /* a list beyond the type's own (e.g. a library's), or NULL */
+	bool host_net;                       /* stays in the host's network namespace (a tap) */
+};
+
 struct vu_device_type {
 	const char *name;             /* personality: vhost-user-<name>, vhostbox <name> */
 	const char *const *aliases;   /* more argv[0] names, NULL-terminated, or NULL */
 	const char *schema_type;      /* VHostUserBackendType in vhost-user.json */
 	const char *summary;
+	const char *qemu_args;        /* how QEMU attaches it to chardev vu0 (the manual's example) */
 	uint32_t virtio_id;
 	unsigned num_queues;          /* default queue count (an option may change it) */
 	uint64_t features;            /* device-specific virtio feature bits */
 	uint32_t config_size;         /* 0: no config space, CONFIG is not offered */
 	bool inflight;                /* completes out of order: offer INFLIGHT_SHMFD */
+	/*
+	 * The device holds guest state that no front-end carries to a migration's
+	 * destination (QEMU 10 migrates a vhost-user-gpu but never restarts it there):
+	 * the dirty log (VHOST_F_LOG_ALL, LOG_SHMFD) is not offered, so QEMU refuses to
+	 * migrate the VM ("vhost-user backend lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD").
+	 */
+	bool unmigratable;
 
 	/*
 	 * NULL-name terminated, or NULL. Values are stored into the device's struct
@@ -49,6 +88,13 @@ struct vu_device_type {
 	 * (GET_VRING_BASE, reset, disconnect) or guest memory is about to be remapped.
 	 */
 	void (*queue_drain)(struct vu_dev *dev, struct vu_vring *vq);
+	/*
+	 * The front-end stopped this ring (GET_VRING_BASE, RESET_DEVICE, the front-end
+	 * left), whether or not it ran since it was set up; on the main thread, rings
+	 * paused and already drained. Optional: for devices that hold something only
+	 * while their rings run.
+	 */
+	void (*queue_stop)(struct vu_dev *dev, struct vu_vring *vq);
 	/* The loop whose thread processes queue index (NULL hook: the main loop). */
 	struct vu_loop *(*queue_loop)(struct vu_dev *dev, unsigned index);
 	int (*get_config)(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len);
@@ -90,6 +136,16 @@ struct vu_device_type {
 	int (*set_gpu_socket)(struct vu_dev *dev, int fd);               /* GPU_SET_SOCKET; owns fd */
 	int (*send_rarp)(struct vu_dev *dev, const uint8_t mac[6]);       /* SEND_RARP (F_RARP) */
 	int (*set_mtu)(struct vu_dev *dev, uint16_t mtu);                 /* NET_SET_MTU (F_NET_MTU) */
+
+	/*
+	 * Confinement (proto/sandbox.c). syscalls: what the device calls while serving
+	 * (rings, requests, resets, its own threads, its exit), beyond what proto calls;
+	 * NULL: nothing more. sandbox (optional), called once the options are set and
+	 * before init: what this instance needs besides (a mode limit, a wider list,
+	 * the host's network).
+	 */
+	const struct vu_syscall *syscalls;
+	void (*sandbox)(const struct vu_dev *dev, struct vu_sandbox_needs *needs);
 };
 
 /* Every device instance starts with this; the device's own state follows. */

@@ -33,6 +33,42 @@ static bool path_is_live(const struct sockaddr_un *sa)
 	return live;
 }
 
+/*
+ * The listeners vu_listen_path made and nobody closed yet: their socket files are
+ * handed to the sandbox's helper, which removes them at the end (a confined process
+ * cannot). Listener structs stay where they are while listening.
+ */
+#define MAX_LISTENERS 128
+static struct vu_listener *made[MAX_LISTENERS];
+static unsigned nmade;
+
+unsigned vu_listen_paths(const char **paths, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nmade && n < max; i++)
+		if (made[i]->path)
+			paths[n++] = made[i]->path;
+	return n;
+}
+
+void vu_listen_paths_handed_over(void)
+{
+	for (unsigned i = 0; i < nmade; i++) {
+		free(made[i]->path);
+		made[i]->path = NULL;
+	}
+}
+
+static void forget(struct vu_listener *l)
+{
+	for (unsigned i = 0; i < nmade; i++)
+		if (made[i] == l) {
+			made[i] = made[--nmade];
+			return;
+		}
+}
+
 int vu_listen_path(struct vu_listener *l, const char *path, mode_t mode)
 {
 	struct sockaddr_un sa;
@@ -74,6 +110,8 @@ int vu_listen_path(struct vu_listener *l, const char *path, mode_t mode)
 		vu_listen_close(l);
 		return -1;
 	}
+	if (nmade < MAX_LISTENERS)
+		made[nmade++] = l;
 	return 0;
 }
 
@@ -132,6 +170,7 @@ int vu_listen_accept(struct vu_listener *l)
 
 void vu_listen_close(struct vu_listener *l)
 {
+	forget(l);
 	if (l->fd >= 0)
 		close(l->fd);
 	if (l->conn >= 0)
@@ -143,20 +182,33 @@ void vu_listen_close(struct vu_listener *l)
 	*l = (struct vu_listener){ .fd = -1, .conn = -1 };
 }
 
-void vu_notify_ready(void)
+static int notify_fd = -1;
+
+void vu_notify_open(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa;
 
-	if (!path || !*path || fill_addr(&sa, path) < 0)
+	if (notify_fd >= 0 || !path || !*path || fill_addr(&sa, path) < 0)
 		return;
 	socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
 	if (sa.sun_path[0] == '@')
 		sa.sun_path[0] = '\0'; /* abstract namespace */
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd >= 0 && connect(notify_fd, (struct sockaddr *)&sa, len) < 0) {
+		vu_warn("cannot reach systemd's notify socket: %s", strerror(errno));
+		close(notify_fd);
+		notify_fd = -1;
+	}
+}
+
+void vu_notify_ready(void)
+{
+	vu_notify_open();
+	if (notify_fd < 0)
 		return;
-	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+	if (send(notify_fd, "READY=1", 7, MSG_NOSIGNAL) < 0)
 		vu_warn("cannot notify systemd: %s", strerror(errno));
-	close(fd);
+	close(notify_fd);
+	notify_fd = -1;
 }

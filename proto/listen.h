@@ -24,8 +24,16 @@ int vu_listen_systemd(struct vu_listener *l);
 /* Accepts one connection (blocking is fine: called when the fd is readable). */
 int vu_listen_accept(struct vu_listener *l);
 void vu_listen_close(struct vu_listener *l);
+/* The socket files of the listeners vu_listen_path made and not closed (at most max). */
+unsigned vu_listen_paths(const char **paths, unsigned max);
+/* Someone else removes those files now: closing the listeners leaves them alone. */
+void vu_listen_paths_handed_over(void);
 
-/* Tells systemd (NOTIFY_SOCKET) that we are ready; quiet when not under systemd. */
+/*
+ * Tells systemd (NOTIFY_SOCKET) that we are ready; quiet when not under systemd.
+ * vu_notify_open() connects to it beforehand (confined, the path is out of reach).
+ */
+void vu_notify_open(void);
 void vu_notify_ready(void);
 
 #endif

@@ -6,10 +6,12 @@
 
 static const char *prog_name = "vhostbox";
 static bool verbose;
+static bool quiet;
 
 void vu_log_set_name(const char *name) { prog_name = name; }
 const char *vu_log_name(void) { return prog_name; }
 void vu_log_set_verbose(bool on) { verbose = on; }
+void vu_log_set_quiet(bool on) { quiet = on; }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
@@ -34,7 +36,7 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 		va_end(ap);                     \
 	}
 
-LOG_FN(vu_err, "error: ", 1)
-LOG_FN(vu_warn, "warning: ", 1)
-LOG_FN(vu_info, "", 1)
-LOG_FN(vu_debug, "debug: ", verbose)
+LOG_FN(vu_err, "error: ", !quiet)
+LOG_FN(vu_warn, "warning: ", !quiet)
+LOG_FN(vu_info, "", !quiet)
+LOG_FN(vu_debug, "debug: ", verbose && !quiet)

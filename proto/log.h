@@ -8,6 +8,8 @@
 void vu_log_set_name(const char *name);
 const char *vu_log_name(void);
 void vu_log_set_verbose(bool verbose);
+/* Drops every message: fuzzers run millions of inputs, most of which something refuses. */
+void vu_log_set_quiet(bool quiet);
 
 void vu_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vu_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

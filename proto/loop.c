@@ -43,6 +43,7 @@ struct vu_loop {
 	void (*call_fn)(void *arg);
 	void *call_arg;
 	bool call_done;
+	struct vu_loop *held_next;   /* waiting for vu_loop_release_threads() */
 };
 
 static __thread struct vu_loop *this_thread_loop;
@@ -82,10 +83,13 @@ struct vu_loop *vu_loop_new(void)
 	return loop;
 }
 
+static void forget_held(struct vu_loop *loop);
+
 void vu_loop_free(struct vu_loop *loop)
 {
 	if (!loop)
 		return;
+	forget_held(loop);
 	if (loop->sigfd >= 0)
 		close(loop->sigfd);
 	if (loop->threaded) {
@@ -262,6 +266,18 @@ int vu_loop_catch_signals(struct vu_loop *loop)
 	return vu_loop_watch(loop, loop->sigfd, EPOLLIN, on_signal, loop);
 }
 
+/* Runs the callbacks of a batch of events from epoll_wait. */
+static void dispatch(struct vu_loop *loop, const struct epoll_event *evs, int n)
+{
+	for (int i = 0; i < n && !loop->stop; i++) {
+		int fd = (int)(uint32_t)evs[i].data.u64;
+		uint32_t gen = evs[i].data.u64 >> 32;
+		if (fd >= loop->nw || loop->w[fd].gen != gen || !loop->w[fd].fn)
+			continue; /* unwatched earlier in this batch */
+		loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
+	}
+}
+
 int vu_loop_run(struct vu_loop *loop)
 {
 	struct epoll_event evs[64];
@@ -281,17 +297,45 @@ int vu_loop_run(struct vu_loop *loop)
 			vu_err("epoll_wait: %s", strerror(errno));
 			return -1;
 		}
-		for (int i = 0; i < n && !loop->stop; i++) {
-			int fd = (int)(uint32_t)evs[i].data.u64;
-			uint32_t gen = evs[i].data.u64 >> 32;
-			if (fd >= loop->nw || loop->w[fd].gen != gen || !loop->w[fd].fn)
-				continue; /* unwatched earlier in this batch */
-			loop->w[fd].fn(loop->w[fd].opaque, fd, evs[i].events);
-		}
+		dispatch(loop, evs, n);
 		if (loop->polling)
 			run_pollers(loop);
 	}
 	return loop->signal;
+}
+
+int vu_loop_run_until_idle(struct vu_loop *loop, uint64_t settle_ns)
+{
+	struct epoll_event evs[64];
+	const struct timespec settle = { .tv_sec = settle_ns / 1000000000u, .tv_nsec = settle_ns % 1000000000u };
+	bool waited = false;
+
+	this_thread_loop = loop;
+	loop->stop = false;
+	while (!loop->stop) {
+		vu_loop_turns++;
+		if (loop->polling)
+			run_pollers(loop);
+		/* Ready now? Only when nothing is, wait out the settling time once. */
+		int n = epoll_pwait2(loop->epfd, evs, 64, loop->polling || !waited ? &(struct timespec){ 0 } : &settle,
+				     NULL);
+		if (n < 0) {
+			if (errno != EINTR) {
+				vu_err("epoll_pwait2: %s", strerror(errno));
+				return -1;
+			}
+			/* Task work (io_uring completions) interrupts the wait: look again. */
+			waited = false;
+		} else if (n > 0) {
+			dispatch(loop, evs, n);
+			waited = false;
+		} else if (!loop->polling) {
+			if (waited)
+				break;
+			waited = true;
+		}
+	}
+	return 0;
 }
 
 void vu_loop_stop(struct vu_loop *loop)
@@ -333,7 +377,54 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+static bool threads_held;
+static struct vu_loop *held_first, **held_last = &held_first;
+
+void vu_loop_hold_threads(void)
+{
+	threads_held = true;
+}
+
+static int start_thread(struct vu_loop *loop);
+
+static void forget_held(struct vu_loop *loop)
+{
+	for (struct vu_loop **pp = &held_first; *pp; pp = &(*pp)->held_next)
+		if (*pp == loop) {
+			*pp = loop->held_next;
+			if (!*pp)
+				held_last = pp;
+			return;
+		}
+}
+
+int vu_loop_release_threads(void)
+{
+	int r = 0;
+
+	threads_held = false;
+	while (held_first) {
+		struct vu_loop *loop = held_first;
+		held_first = loop->held_next;
+		if (r == 0)
+			r = start_thread(loop);
+	}
+	held_last = &held_first;
+	return r;
+}
+
 int vu_loop_start_thread(struct vu_loop *loop)
+{
+	if (threads_held) {
+		loop->held_next = NULL;
+		*held_last = loop;
+		held_last = &loop->held_next;
+		return 0;
+	}
+	return start_thread(loop);
+}
+
+static int start_thread(struct vu_loop *loop)
 {
 	loop->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (loop->call_fd < 0)

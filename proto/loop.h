@@ -55,6 +55,15 @@ int vu_loop_run(struct vu_loop *loop);
  */
 extern __thread unsigned vu_loop_turns;
 void vu_loop_stop(struct vu_loop *loop);
+/*
+ * Runs callbacks until nothing has been ready for settle_ns (or vu_loop_stop()),
+ * for tests and fuzzers that play the front-end on the loop's own thread: after
+ * each step they let the device finish, including work that completes a moment
+ * later (io_uring completions, timers about to expire). Timers armed further out
+ * are not waited for; pollers that stay on keep it running. 0, or -1 when polling
+ * fails.
+ */
+int vu_loop_run_until_idle(struct vu_loop *loop, uint64_t settle_ns);
 /* Ends vu_loop_run() with -1: something the program cannot serve without is gone. */
 void vu_loop_fail(struct vu_loop *loop);
 
@@ -64,6 +73,14 @@ void vu_loop_fail(struct vu_loop *loop);
  * thread touches it, and other threads reach it through vu_loop_call().
  */
 int vu_loop_start_thread(struct vu_loop *loop);
+/*
+ * Threads wait for confinement: between vu_loop_hold_threads() and
+ * vu_loop_release_threads() (proto/backend.c: from before the devices' init
+ * until the process is confined) vu_loop_start_thread() only records the loop,
+ * and release starts the threads, in order (0, or -errno of the first failure).
+ */
+void vu_loop_hold_threads(void);
+int vu_loop_release_threads(void);
 /* Stops the loop's thread and waits for it; the loop can then be freed. */
 void vu_loop_stop_thread(struct vu_loop *loop);
 /* Runs fn(arg) on the loop's thread and waits for it (directly if that is this thread). */

@@ -176,17 +176,25 @@ static void default_text(const struct vu_option *o, const struct vu_dev *dev, ch
 	}
 }
 
+void vu_option_text(const struct vu_option *o, const struct vu_dev *dev, char *buf, size_t size)
+{
+	char range[160], def[64];
+
+	range_text(o, range, sizeof(range));
+	default_text(o, dev, def, sizeof(def));
+	if (*range || *def)
+		snprintf(buf, size, "%s (%s%s%s)", o->help, range, *range && *def ? ", " : "", def);
+	else
+		snprintf(buf, size, "%s", o->help);
+}
+
 void vu_option_help(const struct vu_option *table, const struct vu_dev *dev, FILE *out)
 {
 	for (const struct vu_option *o = table; o && o->name; o++) {
-		char left[64], range[160], def[64];
+		char left[64], text[512];
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->kind == VU_OPT_FLAG ? "" : "=",
 			 o->kind == VU_OPT_FLAG ? "" : o->arg);
-		range_text(o, range, sizeof(range));
-		default_text(o, dev, def, sizeof(def));
-		fprintf(out, "  %-23s %s", left, o->help);
-		if (*range || *def)
-			fprintf(out, " (%s%s%s)", range, *range && *def ? ", " : "", def);
-		fputc('\n', out);
+		vu_option_text(o, dev, text, sizeof(text));
+		fprintf(out, "  %-23s %s\n", left, text);
 	}
 }

@@ -51,6 +51,8 @@ struct vu_option {
 /* Parses arg for opt and stores it into dev; -1 after the one-line error on stderr. */
 int vu_option_set(struct vu_dev *dev, const struct vu_option *opt, const char *arg);
 
+/* "help (range, default)" of one option; the default is read from dev, a device just created. */
+void vu_option_text(const struct vu_option *o, const struct vu_dev *dev, char *buf, size_t size);
 /*
  * Prints "  --name=ARG   help (range, default)" for each option of the table;
  * defaults are read from dev, a device just created.

@@ -133,6 +133,10 @@ void session_resume_rings(struct vu_session *s)
  */
 static void stop_queue(struct session_queue *q)
 {
+	struct vu_session *s = q->vring.owner;
+
+	if (s && s->dev->type->queue_stop)
+		s->dev->type->queue_stop(s->dev, &q->vring);
 	session_close_fd(&q->kick_fd);
 	q->polled = false;
 	q->started = false;

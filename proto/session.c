@@ -25,7 +25,9 @@ static const uint64_t core_features = 1ull << VIRTIO_F_VERSION_1 |
 
 static uint64_t offered_features(const struct vu_session *s)
 {
-	return core_features | s->dev->features;
+	uint64_t f = core_features | s->dev->features;
+
+	return s->dev->type->unmigratable ? f & ~(1ull << VHOST_F_LOG_ALL) : f;
 }
 
 /*
@@ -40,7 +42,9 @@ static uint64_t offered_protocol_features(const struct vu_session *s)
 {
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_BACKEND_REQ |
 		      1ull << VU_PF_CONFIGURE_MEM_SLOTS | 1ull << VU_PF_RESET_DEVICE |
-		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS | 1ull << VU_PF_LOG_SHMFD;
+		      1ull << VU_PF_STATUS | 1ull << VU_PF_INBAND_NOTIFICATIONS;
+	if (!s->dev->type->unmigratable)
+		pf |= 1ull << VU_PF_LOG_SHMFD;
 	if (s->dev->type->config_size)
 		pf |= 1ull << VU_PF_CONFIG;
 	if (s->dev->type->inflight)

@@ -325,6 +325,11 @@ static int wait_drained(int peek)
 	return -1;
 }
 
+int evdev_mock_fd(struct evdev_mock *m, unsigned n)
+{
+	return n < MAX_DEVICES ? m->fd[n] : -1;
+}
+
 int evdev_mock_send(struct evdev_mock *m, unsigned n, uint16_t type, uint16_t code, int32_t value)
 {
 	struct input_event ev = { .type = type, .code = code, .value = value };

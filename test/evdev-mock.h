@@ -53,6 +53,8 @@ int evdev_mock_add(struct evdev_mock *m, unsigned n, const struct evdev_mock_spe
 /* Unplugs device n: its node and link go, and a program holding it open sees a hang-up. */
 void evdev_mock_remove(struct evdev_mock *m, unsigned n);
 
+/* Our end of device n's pty (what evdev_mock_send writes to), or -1. */
+int evdev_mock_fd(struct evdev_mock *m, unsigned n);
 /* Writes one event from device n to whoever has it open. 0 or -1. */
 int evdev_mock_send(struct evdev_mock *m, unsigned n, uint16_t type, uint16_t code, int32_t value);
 /* Reads one event the program wrote to device n: 1, 0 after timeout_ms, -1 on error. */

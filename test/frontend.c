@@ -260,7 +260,7 @@ struct vu_mem_region vuf_region_desc(const struct vuf *f, unsigned i)
 
 /* ---- raw messaging -------------------------------------------------------- */
 
-static int send_iov(int sock, struct iovec *iov, int niov, const int *fds, int nfds)
+int vuf_sendmsg(int sock, struct iovec *iov, int niov, const int *fds, int nfds)
 {
 	union {
 		char buf[CMSG_SPACE(16 * sizeof(int))];
@@ -313,7 +313,7 @@ int vuf_send(struct vuf *f, uint32_t request, uint32_t flags, const void *payloa
 {
 	struct vu_hdr hdr = { .request = request, .flags = flags, .size = size };
 	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, size } };
-	int r = send_iov(f->sock, iov, size ? 2 : 1, fds, nfds);
+	int r = vuf_sendmsg(f->sock, iov, size ? 2 : 1, fds, nfds);
 
 	return r < 0 ? fail(f, r, "sending request %u: %s", request, errname(r)) : 0;
 }
@@ -321,7 +321,7 @@ int vuf_send(struct vuf *f, uint32_t request, uint32_t flags, const void *payloa
 int vuf_send_bytes(struct vuf *f, const void *buf, size_t len, const int *fds, int nfds)
 {
 	struct iovec iov = { (void *)buf, len };
-	int r = send_iov(f->sock, &iov, 1, fds, nfds);
+	int r = vuf_sendmsg(f->sock, &iov, 1, fds, nfds);
 
 	return r < 0 ? fail(f, r, "sending raw bytes: %s", errname(r)) : 0;
 }
@@ -737,7 +737,7 @@ int vuf_backend_recv(struct vuf *f, struct vu_hdr *hdr, void *payload, size_t ma
 		uint64_t ok = 0;
 		struct vu_hdr rh = { .request = hdr->request, .flags = REPLY_FLAGS, .size = sizeof(ok) };
 		struct iovec iov[2] = { { &rh, sizeof(rh) }, { &ok, sizeof(ok) } };
-		int s = send_iov(f->backend_sock, iov, 2, NULL, 0);
+		int s = vuf_sendmsg(f->backend_sock, iov, 2, NULL, 0);
 		if (s < 0)
 			return fail(f, s, "acking a back-end request: %s", errname(s));
 	}

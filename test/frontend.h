@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "proto/wire.h"
 
@@ -95,6 +96,8 @@ struct vu_mem_region vuf_region_desc(const struct vuf *f, unsigned i);
 /* Sends a message; flags go out exactly as given (include VU_FLAG_VERSION yourself). */
 int vuf_send(struct vuf *f, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
 	     const int *fds, int nfds);
+/* Sends the bytes of iov on any socket, whole, with nfds (<= 16) fds on the first byte. */
+int vuf_sendmsg(int sock, struct iovec *iov, int niov, const int *fds, int nfds);
 /* Sends arbitrary bytes (for malformed messages), with fds on the first byte. */
 int vuf_send_bytes(struct vuf *f, const void *buf, size_t len, const int *fds, int nfds);
 /*

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vhost-user-blk through the test front-end: config space, every request type,
- * bad requests, read-only disks, discard/write-zeroes on a sparse image, and
- * inflight resubmission after a back-end restart.
+ * bad requests, read-only disks, discard/write-zeroes on a sparse image,
+ * inflight resubmission after a back-end restart, the pages a request marks in
+ * a live migration's dirty log, and the image lock's hand-over (--lock=start).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 
 #include "proto/inflight.h"
 #include "test/check.h"
+#include "test/dirty-log.h"
 #include "test/frontend.h"
 
 #define SECTOR 512
@@ -44,9 +46,9 @@ static char image[64], sock[64];
 static const uint64_t all_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 				     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				     0xffffffull;
-static uint64_t extra_features; /* VIRTIO_F_RING_PACKED for the packed cases */
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
 			       1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_DEVICE_STATE;
+#define PACKED (1ull << VIRTIO_F_RING_PACKED) /* more features, for the packed cases */
 
 struct disk {
 	struct vuf_backend *be;
@@ -55,14 +57,17 @@ struct disk {
 	uint64_t hdr, data, status; /* guest buffers */
 };
 
-static bool disk_open(struct disk *d, const char *const *args, unsigned queues)
+/* A back-end on socket path, and a front-end with these (extra) features connected to it. */
+static bool disk_open_at(struct disk *d, const char *path, const char *const *args, unsigned queues,
+			 uint64_t more_features, uint64_t more_pf)
 {
 	memset(d, 0, sizeof(*d));
-	d->be = vuf_backend_start("blk", args, sock);
+	d->be = vuf_backend_start("blk", args, path);
 	if (!d->be)
 		return false;
-	d->f = vuf_connect(sock, 2000);
-	if (!d->f || vuf_mem_init(d->f, 2, 8 << 20, 0) < 0 || vuf_negotiate(d->f, all_features | extra_features, all_pf) < 0)
+	d->f = vuf_connect(path, 2000);
+	if (!d->f || vuf_mem_init(d->f, 2, 8 << 20, 0) < 0 ||
+	    vuf_negotiate(d->f, all_features | more_features, all_pf | more_pf) < 0)
 		return false;
 	for (unsigned i = 0; i < queues; i++) {
 		struct vuf_vq *vq = vuf_vq_setup(d->f, i, 128, 0);
@@ -75,6 +80,11 @@ static bool disk_open(struct disk *d, const char *const *args, unsigned queues)
 	d->data = vuf_alloc(d->f, 1 << 20, 4096);
 	d->status = vuf_alloc(d->f, 64, 64);
 	return d->hdr && d->data && d->status;
+}
+
+static bool disk_open(struct disk *d, const char *const *args, unsigned queues)
+{
+	return disk_open_at(d, sock, args, queues, 0, 0);
 }
 
 static void disk_close(struct disk *d)
@@ -107,6 +117,32 @@ static int do_req(struct disk *d, struct vuf_vq *vq, uint32_t type, uint64_t sec
 		return -1;
 	if (used)
 		*used = got;
+	vuf_gpa_read(d->f, d->status, &status, 1);
+	return status;
+}
+
+/* Queues one request of len bytes at sector (header, data, status) and kicks; the head or -1. */
+static int start_req(struct disk *d, uint32_t type, uint64_t sector, uint32_t len)
+{
+	struct req_hdr h = { .type = type, .sector = sector };
+	struct vuf_buf out[2] = { { d->hdr, sizeof(h) }, { d->data, len } };
+	struct vuf_buf in[2] = { { d->data, len }, { d->status, 1 } };
+	uint8_t status = 0xee;
+
+	vuf_gpa_write(d->f, d->hdr, &h, sizeof(h));
+	vuf_gpa_write(d->f, d->status, &status, 1);
+	int head = type == T_IN ? vuf_vq_add(d->vq, out, 1, in, 2, false) : vuf_vq_add(d->vq, out, 2, in + 1, 1, false);
+	return head >= 0 && vuf_vq_kick(d->vq) == 0 ? head : -1;
+}
+
+/* The status of the request start_req queued, once it completes within timeout_ms; else -1. */
+static int finish_req(struct disk *d, int head, int timeout_ms)
+{
+	uint32_t id, len;
+	uint8_t status = 0xee;
+
+	if (head < 0 || vuf_vq_wait_used(d->vq, &id, &len, timeout_ms) < 0 || id != (uint32_t)head)
+		return -1;
 	vuf_gpa_read(d->f, d->status, &status, 1);
 	return status;
 }
@@ -406,10 +442,8 @@ static void test_packed_io(void)
 	struct disk d;
 	uint32_t used, id, len;
 
-	extra_features = 1ull << VIRTIO_F_RING_PACKED;
-	if (!CHECK(disk_open(&d, args, 1) && d.vq->packed, "blk-packed-open")) {
+	if (!CHECK(disk_open_at(&d, sock, args, 1, PACKED, 0) && d.vq->packed, "blk-packed-open")) {
 		disk_close(&d);
-		extra_features = 0;
 		return;
 	}
 	fill(&d, 0x21, 8192);
@@ -463,7 +497,6 @@ static void test_packed_io(void)
 	      base == VU_PACKED_BASE(d.vq->next_avail, d.vq->avail_wrap, d.vq->next_used, d.vq->used_wrap),
 	      "blk-packed-base-after");
 	disk_close(&d);
-	extra_features = 0;
 }
 
 /*
@@ -479,11 +512,9 @@ static void test_inflight_packed(void)
 	size_t size = vu_inflight_queue_size(128);
 	int fd = memfd_create("inflight", 0);
 
-	extra_features = 1ull << VIRTIO_F_RING_PACKED;
 	if (!CHECK(fd >= 0 && ftruncate(fd, size) == 0, "blk-inflight-packed-buffer") ||
-	    !CHECK(disk_open(&d, args, 0), "blk-inflight-packed-open")) {
+	    !CHECK(disk_open_at(&d, sock, args, 0, PACKED, 0), "blk-inflight-packed-open")) {
 		disk_close(&d);
-		extra_features = 0;
 		if (fd >= 0)
 			close(fd);
 		return;
@@ -498,7 +529,6 @@ static void test_inflight_packed(void)
 	int id = vq && vq->packed ? vuf_vq_add(vq, out, 2, &st, 1, false) : -1;
 	if (!CHECK(id >= 0 && q != MAP_FAILED, "blk-inflight-packed-request")) {
 		disk_close(&d);
-		extra_features = 0;
 		close(fd);
 		return;
 	}
@@ -540,7 +570,6 @@ static void test_inflight_packed(void)
 	munmap(q, size);
 	close(fd);
 	disk_close(&d);
-	extra_features = 0;
 }
 
 /* GET_INFLIGHT_FD with this geometry on an open disk; true if the back-end gave a buffer. */
@@ -698,6 +727,136 @@ static void test_device_state(void)
 	disk_close(&d);
 }
 
+/* Pages of the used ring marked in the log (where the device's used writes go). */
+static unsigned used_pages_marked(const struct vuf_log *log, const struct vuf_vq *vq)
+{
+	return vuf_log_count_range(log, vq->used_gpa, 6 + 8 * vq->num);
+}
+
+/*
+ * With VHOST_F_LOG_ALL and a log: a read marks the pages its data went to and the
+ * status byte's page, not the header's (the device only reads it); a write marks
+ * only the status byte's page. Plus, each time, the used ring's.
+ */
+static void test_dirty_log(void)
+{
+	const char *args[] = { "--blk-file", image, NULL };
+	const uint64_t f_log = 1ull << VHOST_F_LOG_ALL, pf_log = 1ull << VU_PF_LOG_SHMFD;
+	struct vuf_log log = { .fd = -1 };
+	struct disk d;
+
+	if (!CHECK(disk_open_at(&d, sock, args, 1, f_log, pf_log) && (d.f->features & f_log) &&
+		   (d.f->protocol_features & pf_log) && vuf_log_init(&log, 4096), "blk-log-negotiated"))
+		goto out;
+	/* Header, data (two pages) and status byte each on pages of their own. */
+	d.hdr = vuf_alloc(d.f, VU_LOG_PAGE, VU_LOG_PAGE);
+	d.data = vuf_alloc(d.f, 2 * VU_LOG_PAGE, VU_LOG_PAGE);
+	d.status = vuf_alloc(d.f, VU_LOG_PAGE, VU_LOG_PAGE);
+	if (!CHECK(d.hdr && d.data && d.status && vuf_log_send(d.f, &log) == 0 && vuf_log_ring(d.vq) == 0,
+		   "blk-log-base-and-ring"))
+		goto out;
+
+	fill(&d, 0x21, 8192);
+	CHECK_EQ(finish_req(&d, start_req(&d, T_OUT, 40, 8192), 2000), S_OK, "blk-log-write");
+	CHECK(vuf_log_marked(&log, d.status), "blk-log-write-marks-status");
+	CHECK(vuf_log_count_range(&log, d.data, 8192) == 0 && !vuf_log_marked(&log, d.hdr),
+	      "blk-log-write-leaves-data-and-header");
+	unsigned used = used_pages_marked(&log, d.vq);
+	CHECK(used >= 1, "blk-log-write-marks-used-ring");
+	CHECK_EQ(vuf_log_count(&log) - used, 1, "blk-log-write-marks-nothing-else");
+
+	vuf_log_clear(&log);
+	memset(vuf_gpa(d.f, d.data, 8192), 0, 8192);
+	CHECK_EQ(finish_req(&d, start_req(&d, T_IN, 40, 8192), 2000), S_OK, "blk-log-read");
+	const uint8_t *p = vuf_gpa(d.f, d.data, 8192);
+	CHECK(p[0] == 0x21 && p[8191] == (uint8_t)(0x21 + 8191 * 7), "blk-log-read-data");
+	CHECK_EQ(vuf_log_count_range(&log, d.data, 8192), 2, "blk-log-read-marks-both-data-pages");
+	CHECK(vuf_log_marked(&log, d.status), "blk-log-read-marks-status");
+	CHECK(!vuf_log_marked(&log, d.hdr), "blk-log-read-leaves-header");
+	used = used_pages_marked(&log, d.vq);
+	CHECK_EQ(vuf_log_count(&log) - used, 3, "blk-log-read-marks-nothing-else");
+out:
+	vuf_log_free(&log);
+	disk_close(&d);
+}
+
+/*
+ * --lock=start, the hand-over of a live migration: two back-ends on one image both
+ * start; the image is locked by the one whose device runs, and the other's
+ * requests wait until it stops its rings (GET_VRING_BASE, as QEMU does at the
+ * switch-over), is reset (RESET_DEVICE) or disconnects. A --lock=open back-end
+ * cannot start while a device holds the lock.
+ */
+static void test_lock_handover(void)
+{
+	const char *args[] = { "--blk-file", image, "--lock=start", NULL };
+	const char *open_args[] = { "--blk-file", image, NULL };
+	const uint64_t pf = 1ull << VU_PF_STATUS | 1ull << VU_PF_RESET_DEVICE;
+	char sock2[80], sock3[80];
+	struct disk a, b;
+	unsigned base = 0;
+
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", dir);
+	snprintf(sock3, sizeof(sock3), "%s/third.sock", dir);
+	memset(&b, 0, sizeof(b));
+	if (!CHECK(disk_open_at(&a, sock, args, 1, 0, pf) && disk_open_at(&b, sock2, args, 1, 0, pf),
+		   "blk-lock-start-two-backends-start"))
+		goto out;
+	fill(&a, 0x3c, 4096);
+	CHECK_EQ(finish_req(&a, start_req(&a, T_OUT, 80, 4096), 2000), S_OK, "blk-lock-start-first-device-runs");
+	int head = start_req(&b, T_IN, 80, 4096);
+	CHECK_EQ(finish_req(&b, head, 300), -1, "blk-lock-start-second-device-waits");
+	CHECK(vuf_get_vring_base(a.f, 0, &base) == 0 && base == 1, "blk-lock-start-first-stops-its-ring");
+	CHECK_EQ(finish_req(&b, head, 5000), S_OK, "blk-lock-start-second-runs-when-first-stopped");
+	const uint8_t *p = vuf_gpa(b.f, b.data, 4096);
+	CHECK(p[0] == 0x3c && p[4095] == (uint8_t)(0x3c + 4095 * 7), "blk-lock-start-second-reads-first-write");
+
+	/* The first starts again: it waits until the second is reset. */
+	CHECK(vuf_vq_start(a.vq, (uint16_t)base, 0) == 0, "blk-lock-start-first-restarts");
+	head = start_req(&a, T_IN, 80, 4096);
+	CHECK_EQ(finish_req(&a, head, 300), -1, "blk-lock-start-restarted-first-waits");
+	/* Status 0 with the ring still running (QEMU stops the rings first): the lock stays. */
+	CHECK(vuf_set_status(b.f, 0xf) == 0 && vuf_set_status(b.f, 0) == 0, "blk-lock-start-second-status-0");
+	CHECK_EQ(finish_req(&a, head, 300), -1, "blk-lock-start-status-0-with-running-ring-keeps-lock");
+	CHECK(vuf_reset_device(b.f) == 0, "blk-lock-start-second-reset");
+	CHECK_EQ(finish_req(&a, head, 5000), S_OK, "blk-lock-start-reset-unlocks");
+
+	/* The second sets up its ring again: its next request waits until the first disconnects. */
+	CHECK(vuf_set_features(b.f, b.f->features) == 0 && vuf_vq_start(b.vq, 0, 0) == 0,
+	      "blk-lock-start-second-restarts");
+	head = start_req(&b, T_IN, 80, 4096);
+	CHECK_EQ(finish_req(&b, head, 300), -1, "blk-lock-start-second-waits-again");
+	CHECK(vuf_backend_start("blk", open_args, sock3) == NULL, "blk-lock-open-refused-while-a-device-holds");
+	vuf_close(a.f);
+	a.f = NULL;
+	CHECK_EQ(finish_req(&b, head, 5000), S_OK, "blk-lock-start-disconnect-unlocks");
+	CHECK(vuf_backend_alive(a.be) && vuf_backend_alive(b.be), "blk-lock-start-backends-survive");
+out:
+	disk_close(&a);
+	disk_close(&b);
+}
+
+/* A started device that cannot get the lock (a --lock=open back-end has it) fails its queue. */
+static void test_lock_wait_expires(void)
+{
+	const char *open_args[] = { "--blk-file", image, NULL };
+	const char *wait_args[] = { "--blk-file", image, "--lock=start", "--lock-wait=1", NULL };
+	char sock2[80];
+	struct disk c;
+
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", dir);
+	memset(&c, 0, sizeof(c));
+	struct vuf_backend *a = vuf_backend_start("blk", open_args, sock);
+	if (CHECK(a && disk_open_at(&c, sock2, wait_args, 1, 0, 0), "blk-lock-start-beside-open-starts")) {
+		int head = start_req(&c, T_IN, 0, 4096);
+		CHECK(head >= 0 && vuf_vq_wait_err(c.vq, 10000) == 1, "blk-lock-wait-expires-queue-fails");
+		CHECK(vuf_backend_alive(c.be) && vuf_ping(c.f) == 0, "blk-lock-wait-expired-connection-survives");
+	}
+	disk_close(&c);
+	if (a)
+		vuf_backend_stop(a, 2000);
+}
+
 static void test_bad_options(void)
 {
 	/* --queue-size caps the rings the front-end may set up. */
@@ -759,6 +918,9 @@ int main(void)
 	test_packed_io();
 	test_inflight_packed();
 	test_device_state();
+	test_dirty_log();
+	test_lock_handover();
+	test_lock_wait_expires();
 	test_bad_options();
 
 	unlink(image);

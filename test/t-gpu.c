@@ -100,6 +100,10 @@ static void test_queries(void)
 	struct virtio_gpu_config cfg;
 	CHECK(vuf_get_config(d.f, 0, sizeof(cfg), &cfg) > 0 && cfg.num_scanouts == 1 && cfg.num_capsets == 0,
 	      "gpu-config-space");
+
+	/* Not migratable (its resources stay here): no dirty log offered, so QEMU refuses to migrate. */
+	CHECK(!(d.f->offered_features & 1ull << VHOST_F_LOG_ALL) &&
+	      !(d.f->offered_protocol_features & 1ull << VU_PF_LOG_SHMFD), "gpu-no-dirty-log-offered");
 }
 
 static void test_formats(void)
@@ -334,6 +338,46 @@ static void test_scattered_backing(void)
 	pthread_mutex_unlock(&d.peer->lock);
 	CHECK(same, "gpu-scattered-backing");
 	unref(30);
+}
+
+/*
+ * One backing entry across two memory regions (two mappings, so two iovecs that do
+ * not merge): found by fuzz-gpu, gpu_backing_map read past the entry's iovecs.
+ */
+static void test_backing_across_regions(void)
+{
+	enum { SW = 64, SH = 64, BYTES = SW * SH * 4 };
+	struct vuf_region *r = &d.f->region[0];
+	uint64_t half = r->size / 2;
+	struct vu_mem_table t = { .nregions = 2, .regions = { vuf_region_desc(d.f, 0), vuf_region_desc(d.f, 0) } };
+	t.regions[0].memory_size = t.regions[1].memory_size = half;
+	t.regions[1].guest_phys_addr += half;
+	t.regions[1].userspace_addr += half;
+	t.regions[1].mmap_offset += half;
+	int fds[2] = { r->fd, r->fd };
+	uint32_t px[SW * SH];
+	for (unsigned i = 0; i < SW * SH; i++)
+		px[i] = 0x00405060u + i;
+	uint64_t at = r->gpa + half - 8192;
+	struct virtio_gpu_mem_entry e = { at, BYTES };
+
+	bool split = vuf_request(d.f, VU_REQ_SET_MEM_TABLE, &t, 8 + 2 * sizeof(t.regions[0]), fds, 2) == 0;
+	vuf_gpa_write(d.f, at, px, BYTES);
+	CHECK(split && create_2d(31, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, SW, SH) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      attach(31, &e, 1, 1) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      transfer(31, 0, 0, SW, SH, 0) == VIRTIO_GPU_RESP_OK_NODATA &&
+	      set_scanout(0, 31, 0, 0, SW, SH) == VIRTIO_GPU_RESP_OK_NODATA, "gpu-backing-across-regions-set-up");
+	unsigned before = gpu_peer_updates(d.peer);
+	flush(31, 0, 0, SW, SH);
+	bool same = gpu_peer_wait_updates(d.peer, before + 1, 2000);
+	pthread_mutex_lock(&d.peer->lock);
+	for (unsigned i = 0; same && i < SW * SH; i++)
+		same = d.peer->fb && (d.peer->fb[i] & 0xffffff) == (px[i] & 0xffffff);
+	pthread_mutex_unlock(&d.peer->lock);
+	CHECK(same, "gpu-backing-across-regions");
+	set_scanout(0, 0, 0, 0, 0, 0);
+	unref(31);
+	CHECK(remap_ram(r->size), "gpu-backing-across-regions-one-region-again");
 }
 
 /*
@@ -953,6 +997,7 @@ int main(void)
 	test_hostile();
 	test_memory_limit_refusals();
 	test_scattered_backing();
+	test_backing_across_regions();
 	test_cursor_backlog();
 	test_status_reset();
 	test_lent_pixels();

@@ -152,6 +152,14 @@ for name in $devices; do
 	if [ "$perm" = 644 ]; then pass "json-mode-$name"; else fail "json-mode-$name" "mode $perm, expected 644"; fi
 done
 
+# Manual pages (each name and alias) and socket-activated units (each personality):
+# test/t-units.sh checks what they say.
+expected+=(usr/share/man/man1/vhostbox.1)
+for name in $devices "${aliases[@]}"; do expected+=("usr/share/man/man1/vhost-user-$name.1"); done
+for name in $devices; do
+	expected+=("usr/lib/systemd/system/vhost-user-$name@.socket" "usr/lib/systemd/system/vhost-user-$name@.service")
+done
+
 want_listing=$(printf '%s\n' "${expected[@]}" | LC_ALL=C sort)
 got=$(listing "$D")
 if [ "$got" = "$want_listing" ]; then

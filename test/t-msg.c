@@ -18,6 +18,7 @@
 
 #include "proto/msg.h"
 #include "test/check.h"
+#include "test/frontend.h"
 
 #define V VU_FLAG_VERSION
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -59,25 +60,11 @@ static int count_fds(void)
 /* Writes bytes (fds on them) to the front-end's end, whole. */
 static void put(const void *buf, size_t len, int nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(efd))];
-		struct cmsghdr align;
-	} control;
 	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int r = vuf_sendmsg(fe, &iov, 1, efd, nfds);
 
-	if (nfds) {
-		memset(&control, 0, sizeof(control));
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), efd, nfds * sizeof(int));
-	}
-	if (sendmsg(fe, &mh, MSG_NOSIGNAL) != (ssize_t)len)
-		check_note("sendmsg of %zu bytes failed: %s", len, strerror(errno));
+	if (r < 0)
+		check_note("sending %zu bytes failed: %s", len, strerror(-r));
 }
 
 /* A message as bytes: header then payload. */

@@ -5,7 +5,8 @@
  * receive buffers, the control queue, malformed frames and headers, a full
  * receive ring (dropped and counted, other ports unaffected), checksum
  * completion for a receiver without GUEST_CSUM, MAC ageing, SEND_RARP and the
- * announcement it asks of a driver with GUEST_ANNOUNCE.
+ * announcement it asks of a driver with GUEST_ANNOUNCE, and the pages a received
+ * frame marks in a live migration's dirty log.
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "test/check.h"
+#include "test/dirty-log.h"
 #include "test/frontend.h"
 
 enum {
@@ -54,13 +56,13 @@ static void port_close(struct port *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Connects to port i with the given virtio-net features; the control queue if CTRL_VQ. */
-static bool port_open(struct port *p, unsigned i, uint64_t features)
+/* Connects to port i with the given virtio-net features and more protocol features. */
+static bool port_open_pf(struct port *p, unsigned i, uint64_t features, uint64_t more_pf)
 {
 	memset(p, 0, sizeof(*p));
 	p->f = vuf_connect(sock[i], 2000);
 	if (!p->f || vuf_mem_init(p->f, 1, 8 << 20, 0) < 0 ||
-	    vuf_negotiate(p->f, base_features | features, all_pf) < 0)
+	    vuf_negotiate(p->f, base_features | features, all_pf | more_pf) < 0)
 		return false;
 	p->rx = vuf_vq_setup(p->f, 0, RING, 0);
 	p->tx = vuf_vq_setup(p->f, 1, RING, 0);
@@ -72,6 +74,12 @@ static bool port_open(struct port *p, unsigned i, uint64_t features)
 	if (!ok)
 		check_note("port %u: %s", i, vuf_error(p->f));
 	return ok;
+}
+
+/* Connects to port i with the given virtio-net features; the control queue if CTRL_VQ. */
+static bool port_open(struct port *p, unsigned i, uint64_t features)
+{
+	return port_open_pf(p, i, features, 0);
 }
 
 /* Gives the receive ring n buffers of size bytes and kicks it (which starts it). */
@@ -564,6 +572,65 @@ static void test_announce(void)
 	port_close(&a);
 }
 
+/* Pages of a ring's used ring marked in the log. */
+static unsigned used_pages_marked(const struct vuf_log *log, const struct vuf_vq *vq)
+{
+	return vuf_log_count_range(log, vq->used_gpa, 6 + 8 * vq->num);
+}
+
+/*
+ * Two ports, each with its own log (two guests being migrated): a 6000-byte frame
+ * from a to b, received in b's 4 KiB mergeable buffers, marks on b the two
+ * buffers' pages it was copied into (header and num_buffers included) and b's
+ * used ring, nothing else; on a only its transmit ring's used ring (its frame's
+ * pages are only read).
+ */
+static void test_dirty_log(void)
+{
+	struct port a, b;
+	struct vuf_log la = { .fd = -1 }, lb = { .fd = -1 };
+	uint64_t rxbuf[4];
+	uint8_t X[6] = { 2, 0x11, 0, 0, 0, 1 };
+	const uint64_t f_log = BIT(VHOST_F_LOG_ALL), pf_log = 1ull << VU_PF_LOG_SHMFD;
+
+	memset(&b, 0, sizeof(b));
+	if (!CHECK(port_open_pf(&a, 0, f_log | BIT(F_MRG_RXBUF), pf_log) &&
+		   port_open_pf(&b, 1, f_log | BIT(F_MRG_RXBUF), pf_log) && (a.f->features & f_log) &&
+		   (b.f->features & f_log) && vuf_log_init(&la, 4096) && vuf_log_init(&lb, 4096), "log-setup"))
+		goto out;
+	bool ok = vuf_log_send(a.f, &la) == 0 && vuf_log_send(b.f, &lb) == 0;
+	ok = ok && vuf_log_ring(a.rx) == 0 && vuf_log_ring(a.tx) == 0 && vuf_log_ring(b.rx) == 0 &&
+	     vuf_log_ring(b.tx) == 0;
+	for (unsigned i = 0; ok && i < 4; i++) {
+		struct vuf_buf buf = { rxbuf[i] = vuf_alloc(b.f, VU_LOG_PAGE, VU_LOG_PAGE), VU_LOG_PAGE };
+		int head = buf.gpa ? vuf_vq_add(b.rx, NULL, 0, &buf, 1, false) : -1;
+		ok = head >= 0;
+		if (ok)
+			b.rx_gpa[head] = buf.gpa;
+	}
+	if (!CHECK(ok && vuf_vq_kick(b.rx) == 0, "log-base-rings-and-buffers"))
+		goto out;
+	unsigned nb = 0;
+	CHECK(send_frame(&a, MAC[1], X, 6000, 9) == 0 && got_frame(&b, MAC[1], X, 6000, 9, &nb) && nb == 2,
+	      "log-frame-in-two-buffers");
+	CHECK(vuf_log_marked(&lb, rxbuf[0]) && vuf_log_marked(&lb, rxbuf[1]), "log-receiver-buffers-marked");
+	CHECK(!vuf_log_marked(&lb, rxbuf[2]) && !vuf_log_marked(&lb, rxbuf[3]), "log-receiver-unused-buffers-not-marked");
+	unsigned used = used_pages_marked(&lb, b.rx);
+	CHECK(used >= 1, "log-receiver-used-ring-marked");
+	CHECK_EQ(vuf_log_count(&lb) - used, 2, "log-receiver-nothing-else-marked");
+	/* (The frame's first page may be the used ring's: look at the one after.) */
+	uint64_t inside = (a.txbuf + VU_LOG_PAGE) & ~(uint64_t)(VU_LOG_PAGE - 1);
+	CHECK(!vuf_log_marked(&la, inside), "log-sender-frame-not-marked");
+	used = used_pages_marked(&la, a.tx);
+	CHECK(used >= 1, "log-sender-tx-used-ring-marked");
+	CHECK_EQ(vuf_log_count(&la) - used, 0, "log-sender-nothing-else-marked");
+out:
+	vuf_log_free(&la);
+	vuf_log_free(&lb);
+	port_close(&a);
+	port_close(&b);
+}
+
 /* The counters the back-end logs at exit: "port MAC: sent S, received R, dropped D, bad B". */
 static bool port_stats(const char *mac, unsigned long long *v)
 {
@@ -611,6 +678,7 @@ int main(void)
 	test_checksum();
 	test_ageing_and_rarp();
 	test_announce();
+	test_dirty_log();
 	CHECK(vuf_backend_alive(be), "backend-survived");
 	CHECK_EQ(vuf_backend_stop(be, 5000), 0, "backend-clean-exit");
 	unsigned long long s[4];

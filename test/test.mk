@@ -32,7 +32,17 @@ $(B)/test/evdev-mock-run: $(B)/test/evdev-mock-run.o $(EVDEV_MOCK)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(UMOCKDEV_LIBS)
 -include $(EVDEV_MOCK:.o=.d) $(B)/test/evdev-mock-run.d
 
-tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run
+# The back-end with proto/sandbox.c built for tests (-DVU_SANDBOX_SELFTEST): it makes
+# the system call $VU_SANDBOX_SELFTEST_CALL names once confined. Never installed.
+SELFTEST_OBJS := $(filter-out $(B)/proto/sandbox.o,$(OBJS)) $(B)/test/sandbox-selftest.o
+$(B)/test/sandbox-selftest.o: proto/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DVU_SANDBOX_SELFTEST $(SECCOMP_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/test/vhostbox-selftest: $(SELFTEST_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SELFTEST_OBJS) $(LIBS)
+-include $(B)/test/sandbox-selftest.d
+
+tests: $(BIN) $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 # A second, sanitized build of everything in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -42,7 +52,7 @@ asan:
 
 build/asan/vhostbox-asan: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
-tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run
+tests-asan: $(TEST_BINS) $(B)/test/evdev-mock-run $(B)/test/vhostbox-selftest
 
 deps:
 	@sh test/install-deps.sh
@@ -54,14 +64,68 @@ check: deps
 
 .PHONY: tests asan tests-asan deps
 
-# libFuzzer targets (clang): message decoding + sessions, and the ring walker.
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_CORE  := proto/device.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/vring-split.c proto/vring-packed.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c proto/log.c dev/rng.c
-FUZZ_BINS  := build/fuzz/fuzz-session build/fuzz/fuzz-vring build/fuzz/fuzz-vring-packed
-fuzz: $(FUZZ_BINS)
-build/fuzz/fuzz-%: test/fuzz/fuzz-%.c $(FUZZ_CORE) $(wildcard proto/*.h)
+# libFuzzer targets (clang, ASan+UBSan), built in build/fuzz: the message and session
+# fuzzer, the ring walker, and one target per device (the device harness,
+# test/fuzz/fuzz-device.c). `make fuzz-build` builds them; `make fuzz` builds them and
+# runs each for FUZZ_SECONDS (FUZZ_FORK=N: N libFuzzer jobs at once; FUZZ_TARGETS:
+# which); FUZZ_DEFS=-D... turns on input shapes held back for known bugs (fuzz-device.h).
+FUZZ_CC      := clang
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_DEFS    ?=
+FUZZ_SECONDS ?= 1200
+FUZZ_FORK    ?=
+# Proto as the back-end has it, less what serves sockets, confines and prints manuals.
+FUZZ_PROTO   := $(filter-out proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c,$(filter proto/%,$(CORE_SRCS)))
+FUZZ_HARNESS := test/fuzz/fuzz-device.c test/frontend.c $(FUZZ_PROTO)
+
+fuzz-session_SRCS := test/fuzz/fuzz-session.c $(FUZZ_HARNESS) $(rng_SRCS) $(blk_SRCS)
+fuzz-session_PKGS := $(blk_PKGS)
+fuzz-vring_SRCS   := test/fuzz/fuzz-vring.c $(FUZZ_PROTO)
+fuzz-vring-packed_SRCS := test/fuzz/fuzz-vring-packed.c $(FUZZ_PROTO)
+fuzz-blk_SRCS     := test/fuzz/fuzz-blk.c $(FUZZ_HARNESS) $(blk_SRCS)
+fuzz-blk_PKGS     := $(blk_PKGS)
+fuzz-gpu_SRCS     := test/fuzz/fuzz-gpu.c test/fuzz/fuzz-display.c $(FUZZ_HARNESS) $(gpu_SRCS)
+fuzz-gpu_PKGS     := $(gpu_PKGS)
+fuzz-virgl_SRCS   := test/fuzz/fuzz-virgl.c test/fuzz/fuzz-display.c $(FUZZ_HARNESS) $(gpu_SRCS)
+fuzz-virgl_PKGS   := $(gpu_PKGS)
+fuzz-net_SRCS     := test/fuzz/fuzz-net.c $(FUZZ_HARNESS) $(net_SRCS)
+fuzz-input_SRCS   := test/fuzz/fuzz-input.c test/evdev-mock.c $(FUZZ_HARNESS) $(input_SRCS)
+fuzz-input_PKGS   := $(input_PKGS) umockdev-1.0
+
+# A device's targets are built when its libraries are (the session fuzzer needs blk's).
+FUZZ_DEV_TARGETS := $(filter blk gpu net input,$(ALL_DEVICES)) $(if $(filter gpu,$(ALL_DEVICES)),virgl)
+FUZZ_ALL     := $(if $(filter blk,$(ALL_DEVICES)),session) vring vring-packed \
+                $(foreach t,$(FUZZ_DEV_TARGETS),$(if $(fuzz-$(t)_PKGS),$(if $(call have_pkgs,$(fuzz-$(t)_PKGS)),$(t)),$(t)))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
+FUZZ_PKGS    := $(sort $(foreach t,$(FUZZ_TARGETS),$(fuzz-$(t)_PKGS)))
+FUZZ_CFLAGS  := $(if $(FUZZ_PKGS),$(shell $(PKG_CONFIG) --cflags $(FUZZ_PKGS)))
+
+# The objects are built again when FUZZ_DEFS changes.
+build/fuzz/defs: FORCE
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_FLAGS) -o $@ $< $(FUZZ_CORE)
+	@echo '$(FUZZ_DEFS)' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+build/fuzz/obj/%.o: %.c build/fuzz/defs
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_DEFS) $(FUZZ_CFLAGS) -std=gnu11 $(WARN) -Wno-missing-field-initializers \
+		$(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
+
+# One link rule per target: its objects and its libraries.
+define fuzz_target
+build/fuzz/fuzz-$(1): $$(fuzz-$(1)_SRCS:%.c=build/fuzz/obj/%.o)
+	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $$^ $$(if $$(fuzz-$(1)_PKGS),$$(shell $$(PKG_CONFIG) --libs $$(fuzz-$(1)_PKGS))) -pthread
+endef
+$(foreach t,$(FUZZ_ALL),$(eval $(call fuzz_target,$(t))))
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d)
+
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@FUZZ_FORK=$(FUZZ_FORK) bash test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
+.PHONY: fuzz-build fuzz-targets
 
 # Benchmark drivers (make bench): test/bench/*.c, linked like the tests.
 BENCH_BINS := $(patsubst test/bench/%.c,$(B)/bench/%,$(wildcard test/bench/*.c))

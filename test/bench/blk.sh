@@ -6,6 +6,10 @@
 # vhostbox runs with split and with packed virtqueues; QSD has no packed rings, so
 # both are compared with its split ones. Prints IOPS (MB/s = IOPS * 4096 / 1e6),
 # back-end CPU seconds and the ratios.
+# Then the cost of a live migration's dirty log: 4 KiB random reads and writes at
+# queue depth 32 on one queue, vhostbox without and with the log (blk-bench ... log:
+# LOG_ALL, every ring logged, the log synced every 100 ms), QSD with the log; each
+# the median of BENCH_LOG_ROUNDS (3) rounds in which the three take turns.
 set -u
 cd "$(dirname "$0")/../.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -28,9 +32,9 @@ wait_socket() {
 	return 1
 }
 
-# run KIND IMAGE RW QD QUEUES → "iops mbps cpu_seconds"; KIND vhostbox, vhostbox-packed or qsd
+# run KIND IMAGE RW QD QUEUES [log] → "iops mbps cpu_seconds"; KIND vhostbox, vhostbox-packed or qsd
 run() {
-	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 sock=$tmp/$1.sock pid out t0 t1 packed=""
+	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 log=${6:-} sock=$tmp/$1.sock pid out t0 t1 packed=""
 	rm -f "$sock"
 	[ "$kind" = vhostbox-packed ] && packed=packed
 	if [ "$kind" != qsd ]; then
@@ -44,7 +48,11 @@ run() {
 	pid=$!
 	wait_socket "$sock" || { echo "0 0 0"; kill "$pid"; return; }
 	t0=$(cpu_ticks "$pid")
-	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $packed)
+	# shellcheck disable=SC2086 # $packed, $log: nothing or the word
+	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $packed $log)
+	if [ -n "$log" ] && [[ $out != *marked=[1-9]* ]]; then
+		echo "blk bench: $kind logged nothing: $out" >&2
+	fi
 	t1=$(cpu_ticks "$pid")
 	kill "$pid"; wait "$pid" 2>/dev/null
 	awk -v o="$out" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
@@ -52,7 +60,11 @@ run() {
 		printf "%d %.1f %.2f\n", iops, iops * 4096 / 1e6, c / hz }'
 }
 
+# median FILE: the line of FILE ("iops mbps cpu") with the median IOPS.
+median() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+
 disk_dir=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/vhostbox-bench.XXXXXX")
+logged=""
 printf '%-6s %-5s %3s %2s | %9s %6s | %9s %6s | %9s %6s | %6s %6s %6s %9s\n' \
 	where rw qd q "split" "cpu-s" "packed" "cpu-s" "QSD" "cpu-s" "s/QSD" "p/QSD" "p/s" "cpu/io"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
@@ -75,7 +87,28 @@ for where in tmpfs disk; do
 			done
 		done
 	done
+	# The dirty log's cost (printed after this table).
+	for rw in read write; do
+		rm -f "$tmp/off" "$tmp/log" "$tmp/qsd"
+		for _ in $(seq "${BENCH_LOG_ROUNDS:-3}"); do
+			run vhostbox "$img" $rw 32 1 >> "$tmp/off"
+			run vhostbox "$img" $rw 32 1 log >> "$tmp/log"
+			run qsd "$img" $rw 32 1 log >> "$tmp/qsd"
+		done
+		read -r oi _ oc <<< "$(median "$tmp/off")"
+		read -r li _ lc <<< "$(median "$tmp/log")"
+		read -r qi _ qc <<< "$(median "$tmp/qsd")"
+		logged+=$(awk -v w=$where -v rw=$rw -v oi="$oi" -v oc="$oc" -v li="$li" -v lc="$lc" -v qi="$qi" -v qc="$qc" 'BEGIN {
+			printf "%-6s %-5s | %9d %6.2f | %9d %6.2f | %9d %6.2f | %8.2f %9.2f\n", w, rw, oi, oc, li, lc, qi, qc,
+				oi ? li / oi : 0, qi ? li / qi : 0 }')$'\n'
+	done
 	rm -f "$img"
 done
 echo "(IOPS; split/packed: vhostbox's ring layouts; s/QSD, p/QSD: vhostbox split/packed IOPS over QSD's (split);" \
 	"p/s: packed over split; cpu/io: vhostbox split's CPU per I/O relative to QSD's; ${SECS}s per run)"
+echo
+echo "dirty log (live migration's precopy): 4 KiB random I/O, queue depth 32, 1 queue"
+printf '%-6s %-5s | %9s %6s | %9s %6s | %9s %6s | %8s %9s\n' where rw "vb-off" cpu-s "vb-log" cpu-s "QSD-log" cpu-s \
+	"log/off" "vb/QSD"
+printf '%s' "$logged"
+echo "(IOPS; log/off = vhostbox with the log / without; vb/QSD = vhostbox / qemu-storage-daemon, both logging)"

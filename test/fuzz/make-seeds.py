@@ -1,31 +1,325 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Writes seed inputs for fuzz-session: a well-formed negotiation and ring set-up,
-# in the record format of fuzz-session.c ([fd-code][header][payload]).
-import struct, sys, os
+# Writes seed inputs for the libFuzzer targets, OUT/<target>/<name>: the happy paths
+# of the tests (t-protocol, t-blk, t-gpu, t-net, t-input), so that every target starts
+# from a well-formed set-up and well-formed requests. The formats are those of
+# test/fuzz/fuzz-session.c (records) and test/fuzz/fuzz-device.h (header + operations);
+# the numbers below follow their enums.
+import os
+import struct
+import sys
+
+u16 = lambda v: struct.pack("<H", v)
+u32 = lambda v: struct.pack("<I", v)
+u64 = lambda v: struct.pack("<Q", v)
+
+# ---- fuzz-session: [code][header][payload] records after a device byte ------------
 
 def rec(req, payload=b"", fd_code=0, flags=1):
     return bytes([fd_code]) + struct.pack("<III", req, flags, len(payload)) + payload
 
-u64 = lambda v: struct.pack("<Q", v)
+def kick(i):
+    return bytes([0x80 | i])
+
 state = lambda i, n: struct.pack("<II", i, n)
 UVA = 0x10000000
-seq = [
-    rec(1), rec(15), rec(16, u64(0x1ffff & ~(1 << 14)), flags=1 | 8),
-    rec(2, u64((1 << 32) | (1 << 28) | (1 << 29) | (1 << 30))),
-    rec(5, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 1 << 20, UVA, 0), fd_code=1),
-    rec(8, state(0, 256)),
-    rec(9, struct.pack("<IIQQQQ", 0, 0, UVA + 0x1000, UVA + 0x3000, UVA + 0x2000, 0)),
-    rec(10, state(0, 0)),
-    rec(12, u64(0), fd_code=1 | (1 << 2)),
-    rec(13, u64(0), fd_code=1 | (1 << 2)),
-    rec(18, state(0, 1)),
-    rec(36), rec(37, u64(0) + struct.pack("<QQQQ", 2 << 20, 1 << 20, UVA + (2 << 20), 0), fd_code=1),
-    rec(38, u64(0) + struct.pack("<QQQQ", 2 << 20, 1 << 20, UVA + (2 << 20), 0)),
-    rec(39, u64(15)), rec(40), rec(24, struct.pack("<III", 0, 4, 0) + b"\0" * 4),
-    rec(11, state(0, 0)), rec(34),
-]
-out = sys.argv[1]
-os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "negotiate"), "wb") as f:
-    f.write(b"".join(seq))
+
+def session_ring(q, base):
+    # The ring sits in the first memfd (1 MiB at UVA): rings at base, base+0x2000, base+0x1000.
+    return [
+        rec(8, state(q, 256)),
+        rec(9, struct.pack("<IIQQQQ", q, 0, UVA + base, UVA + base + 0x2000, UVA + base + 0x1000, 0)),
+        rec(10, state(q, 0)),
+        rec(13, u64(q), fd_code=1 | (1 << 2)),
+        rec(12, u64(q), fd_code=1 | (1 << 2)),
+        rec(18, state(q, 1)),
+    ]
+
+# Protocol features every device offers (MQ, REPLY_ACK, BACKEND_REQ, RESET_DEVICE,
+# CONFIGURE_MEM_SLOTS, STATUS); blk adds CONFIG and INFLIGHT_SHMFD.
+PF_COMMON = 1 << 0 | 1 << 3 | 1 << 5 | 1 << 13 | 1 << 15 | 1 << 16
+PF_BLK = PF_COMMON | 1 << 9 | 1 << 12
+
+def negotiate(pf):
+    return [
+        rec(1), rec(15), rec(16, u64(pf), flags=1 | 8),
+        rec(2, u64((1 << 32) | (1 << 28) | (1 << 29) | (1 << 30))),
+        rec(5, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 1 << 20, UVA, 0), fd_code=1),
+    ]
+
+def session_seeds():
+    tail = [
+        rec(36), rec(37, u64(0) + struct.pack("<QQQQ", 2 << 20, 1 << 20, UVA + (2 << 20), 0), fd_code=1),
+        rec(38, u64(0) + struct.pack("<QQQQ", 2 << 20, 1 << 20, UVA + (2 << 20), 0)),
+        rec(39, u64(15)), rec(40), rec(24, struct.pack("<III", 0, 4, 0) + b"\0" * 4),
+        rec(11, state(0, 0)), rec(34),
+    ]
+    # Eventfds kept in the order sent: per ring, call (2q) then kick (2q + 1).
+    rng = bytes([0]) + b"".join(negotiate(PF_COMMON) + session_ring(0, 0x1000) + [kick(1)] + tail)
+    inflight = rec(31, struct.pack("<QQHHI", 0, 0, 2, 256, 0))
+    blk = bytes([1]) + b"".join(negotiate(PF_BLK) + [inflight] + session_ring(0, 0x1000) +
+                                session_ring(1, 0x8000) + [kick(1), kick(3)] + tail)
+    return {"negotiate": rng, "blk-inflight": blk}
+
+# ---- the device targets: fuzz-device.h -------------------------------------------
+
+F_EVENT_IDX, F_INDIRECT, F_REPLY_ACK, F_INFLIGHT = 1, 2, 4, 8
+F_KICK_NOFD, F_INBAND, F_CALL_NOFD, F_OFFSET = 16, 32, 64, 128
+(OP_KICK, OP_REQ, OP_POKE, OP_RING_POKE, OP_AVAIL, OP_REMAP, OP_STOP, OP_START, OP_RESET,
+ OP_SETUP, OP_RECONNECT, OP_INFLIGHT, OP_CONFIG, OP_MSG, OP_WAIT, OP_PORT, OP_DEVICE,
+ OP_LOG, OP_STATE) = range(19)
+NO_SETTLE = 0x80
+REQ_INDIRECT, REQ_KICK, REQ_RAW_ADDR = 1, 2, 4
+REMAP_SAME, REMAP_GROW, REMAP_MOVE, REMAP_REMOVE, REMAP_ADD = range(5)
+RAM_GPA = 0x100000                   # region 0: rings
+RAM1_GPA = RAM_GPA + (256 << 10)     # region 1, where requests' buffers go
+RAW_BASE = RAM_GPA - 4096            # FZ_REQ_RAW_ADDR addresses count from here
+
+def header(features=0xffffffff, flags=F_EVENT_IDX | F_REPLY_ACK, ring_log2=6, pf_off=0, device=0,
+           features1=0xffffffff):
+    return struct.pack("<IIBBBB", features, features1, flags, ring_log2, pf_off, device)
+
+def req(q, out=(), ins=(), flags=REQ_KICK, addrs=None):
+    """A request: readable buffers with these bytes, writable ones of these lengths (at addrs)."""
+    b = bytes([OP_REQ, q, flags | (REQ_RAW_ADDR if addrs else 0), len(out), len(ins)])
+    lens = [len(o) for o in out] + list(ins)
+    for i, n in enumerate(lens):
+        b += u16(n) + (u32(addrs[i] - RAW_BASE) if addrs else b"")
+    return b + b"".join(out)
+
+def op(code, *args):
+    return bytes([code]) + b"".join(a if isinstance(a, bytes) else bytes([a]) for a in args)
+
+def msg(req, payload=b"", fd_code=0, flags=8):
+    """A raw message; NEED_REPLY by default, so that one the device refuses is acked, not fatal."""
+    return op(OP_MSG, req, flags, fd_code, u16(len(payload)), payload)
+
+def messages(q):
+    """Well-formed raw messages to start from: queries, a ring disabled and enabled, fds."""
+    return (msg(40) + msg(17) + msg(36) + msg(1) + msg(18, state(q, 0)) + msg(18, state(q, 1)) +
+            msg(14, u64(q | 0x100)) + msg(13, u64(q), fd_code=1) + msg(35, state(q, 0)) +
+            msg(39, u64(0x0f)) + msg(24, struct.pack("<III", 0, 8, 0) + bytes(8)))
+
+def lifecycle(q):
+    """Stop and restart a ring, remap memory every way, reconnect, reset and set up again."""
+    return (op(OP_STOP, q) + op(OP_START, q) + op(OP_REMAP, REMAP_SAME, 0) + op(OP_REMAP, REMAP_GROW, 1) +
+            op(OP_REMAP, REMAP_MOVE, 1) + op(OP_RECONNECT) + op(OP_RESET, 0) + op(OP_SETUP) + messages(q))
+
+def migration(work):
+    """A migration's source: the dirty log on while work goes on, the device's state saved."""
+    return op(OP_LOG, 1, u16(0)) + work + op(OP_STATE, 0) + op(OP_LOG, 0, u16(0))
+
+# -- blk: queues 0 and 1 --
+
+T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 8, 11, 13
+
+def blk_hdr(t, sector=0):
+    return struct.pack("<IIQ", t, 0, sector)
+
+def blk_requests(q, indirect=0):
+    f = REQ_KICK | indirect
+    return (req(q, [blk_hdr(T_OUT, 8), bytes(range(256)) * 4], [1], f) +
+            req(q, [blk_hdr(T_IN, 8)], [1024, 1], f) +
+            req(q, [blk_hdr(T_IN, 0)], [512, 512, 1], f) +
+            req(q, [blk_hdr(T_FLUSH)], [1], f) +
+            req(q, [blk_hdr(T_GET_ID)], [20, 1], f) +
+            req(q, [blk_hdr(T_DISCARD), struct.pack("<QII", 16, 8, 0)], [1], f) +
+            req(q, [blk_hdr(T_WRITE_ZEROES), struct.pack("<QII", 24, 8, 1)], [1], f))
+
+def in_flight(q):
+    """Requests still in flight when the ring stops, memory changes and the front-end goes."""
+    r = blk_requests(q)
+    return (bytes([r[0] | NO_SETTLE]) + r[1:] + bytes([OP_STOP | NO_SETTLE, q]) + op(OP_START, q) +
+            bytes([r[0] | NO_SETTLE]) + r[1:] + bytes([OP_REMAP | NO_SETTLE, REMAP_GROW, 1]) +
+            bytes([r[0] | NO_SETTLE]) + r[1:] + op(OP_RECONNECT))
+
+def straddling(q):
+    """Data buffers that cross from region 0 into region 1 (two host mappings)."""
+    at, hdr, status = RAM1_GPA - 256, RAM1_GPA + 1024, RAM1_GPA + 1100
+    return (req(q, [blk_hdr(T_OUT, 16), bytes(range(256)) * 2], [1], addrs=[hdr, at, status]) +
+            req(q, [blk_hdr(T_IN, 16)], [512, 1], addrs=[hdr, at, status]))
+
+def blk_seeds():
+    return {
+        "straddling": header() + straddling(0) + straddling(1),
+        "two-threads": header(device=8) + blk_requests(0) + blk_requests(1) + in_flight(1),
+        "in-flight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + in_flight(0) + in_flight(1),
+        # The destination loads what a source saved: "VBLK", version 1, write cache off.
+        "migration": header() + migration(blk_requests(0)) + op(OP_STATE, 1, u16(8), b"VBLK\x01\x00\x00\x00") +
+                     blk_requests(1),
+        "requests": header() + blk_requests(0) + blk_requests(1),
+        "inflight": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) + blk_requests(1) +
+                    op(OP_INFLIGHT, u16(16), 8, bytes([1, 0, 0, 0, 0, 0, 0, 0])) + op(OP_RECONNECT) +
+                    blk_requests(0),
+        "indirect": header(flags=F_INDIRECT | F_REPLY_ACK | F_OFFSET, ring_log2=3) + blk_requests(0, REQ_INDIRECT),
+        "lifecycle": header(flags=F_REPLY_ACK | F_INFLIGHT | F_INBAND | F_KICK_NOFD | F_CALL_NOFD) +
+                     blk_requests(0) + lifecycle(0) + blk_requests(0) + op(OP_DEVICE, u16(64)) + blk_requests(1) +
+                     op(OP_CONFIG, 1, 32, 1, 0) + op(OP_CONFIG, 0, 0, 60),
+    }
+
+# -- gpu: queue 0 control, 1 cursor --
+
+def gpu_hdr(t, flags=0, fence=0, ctx=0):
+    return struct.pack("<IIQIBBBB", t, flags, fence, ctx, 0, 0, 0, 0)
+
+def gpu_cmd(body, resp=24, q=0):
+    return req(q, [body], [resp] if resp else [])
+
+BACKING = RAM1_GPA + (160 << 10)   # a guest area requests' buffers reach only late
+
+def gpu_2d(res=1, w=64, h=64):
+    rect = struct.pack("<IIII", 0, 0, w, h)
+    return (gpu_cmd(gpu_hdr(0x100), 408) +                                              # GET_DISPLAY_INFO
+            gpu_cmd(gpu_hdr(0x10a) + u32(0) + u32(0), 1056) +                           # GET_EDID
+            gpu_cmd(gpu_hdr(0x101) + struct.pack("<IIII", res, 2, w, h)) +              # RESOURCE_CREATE_2D
+            op(OP_POKE, u32(BACKING - RAM_GPA), 64, bytes(range(64))) +
+            gpu_cmd(gpu_hdr(0x106) + struct.pack("<II", res, 1) + struct.pack("<QII", BACKING, w * h * 4, 0)) +
+            gpu_cmd(gpu_hdr(0x103) + rect + struct.pack("<II", 0, res)) +                # SET_SCANOUT
+            gpu_cmd(gpu_hdr(0x105) + rect + u64(0) + struct.pack("<II", res, 0)) +       # TRANSFER_TO_HOST_2D
+            gpu_cmd(gpu_hdr(0x104) + rect + struct.pack("<II", res, 0)) +                # RESOURCE_FLUSH
+            gpu_cmd(gpu_hdr(0x300) + struct.pack("<IIII", 0, 10, 20, 0) + struct.pack("<IIII", res, 1, 1, 0), 0, q=1) +
+            gpu_cmd(gpu_hdr(0x301) + struct.pack("<IIII", 0, 30, 40, 0) + bytes(16), 0, q=1))
+
+def gpu_teardown(res=1):
+    return (gpu_cmd(gpu_hdr(0x103) + bytes(16) + struct.pack("<II", 0, 0)) +            # scanout off
+            gpu_cmd(gpu_hdr(0x107) + struct.pack("<II", res, 0)) +                       # DETACH_BACKING
+            gpu_cmd(gpu_hdr(0x102) + struct.pack("<II", res, 0)))                        # UNREF
+
+def gpu_big(res=7, w=512, h=512, stall=True):
+    """A scanout big enough for memfd pixels spliced to the display: whole and partial updates."""
+    rect = struct.pack("<IIII", 0, 0, w, h)
+    part = struct.pack("<IIII", 8, 8, 64, 64)
+    entries = b"".join(struct.pack("<QII", RAM1_GPA, 64 << 10, 0) for _ in range(w * h * 4 // (64 << 10)))
+    frame = lambda r: (gpu_cmd(gpu_hdr(0x105) + r + u64(0) + struct.pack("<II", res, 0)) +
+                       gpu_cmd(gpu_hdr(0x104) + r + struct.pack("<II", res, 0)))
+    return (gpu_cmd(gpu_hdr(0x101) + struct.pack("<IIII", res, 1, w, h)) +
+            gpu_cmd(gpu_hdr(0x106) + struct.pack("<II", res, len(entries) // 16) + entries) +
+            gpu_cmd(gpu_hdr(0x103) + rect + struct.pack("<II", 0, res)) +
+            frame(rect) + frame(rect) + (op(OP_DEVICE, 1) if stall else b"") + frame(rect) + frame(rect) +
+            frame(part) + op(OP_WAIT, 3) + op(OP_DEVICE, 0, 16) + frame(part) + op(OP_DEVICE, 0, 0) + frame(rect))
+
+def gpu_seeds():
+    stall = op(OP_DEVICE, 1) + gpu_2d(2) + op(OP_DEVICE, 0, 0)
+    return {
+        "2d": header() + gpu_2d() + gpu_teardown(),
+        "display-stalls": header() + gpu_2d() + stall + op(OP_DEVICE, 2) + gpu_2d(3) + op(OP_DEVICE, 3) +
+                          gpu_2d(4),
+        "display-faults": header() + op(OP_DEVICE, 6, 1) + op(OP_DEVICE, 4, u16(640), u16(480)) + gpu_2d() +
+                          op(OP_DEVICE, 5, 12, u32(3) + u32(4) + u32(0)),
+        "lifecycle": header(flags=F_REPLY_ACK | F_EVENT_IDX) + gpu_2d() + lifecycle(0) + gpu_2d(5),
+        "migration": header() + migration(gpu_2d() + gpu_big(9)),
+        "big-scanout": header() + gpu_big() + op(OP_DEVICE, 2) + gpu_big(8, stall=False),
+    }
+
+CTX = 1
+
+def virgl_3d(res=10, s=64):
+    cs = [1 | 8 << 8 | 5 << 16, 1, res, 2, 0, 0,                    # CREATE_OBJECT surface
+          5 | 0 << 8 | 3 << 16, 1, 0, 1,                            # SET_FRAMEBUFFER_STATE
+          7 | 0 << 8 | 8 << 16, 4, 0x3f800000, 0x3f000000, 0, 0x3f800000, 0, 0, 0]   # CLEAR
+    cs = b"".join(u32(v) for v in cs)
+    box = struct.pack("<IIIIII", 0, 0, 0, s, s, 1)
+    return (gpu_cmd(gpu_hdr(0x108) + u32(0) + u32(0), 40) +                             # GET_CAPSET_INFO
+            gpu_cmd(gpu_hdr(0x109) + u32(1) + u32(1), 4096) +                           # GET_CAPSET
+            gpu_cmd(gpu_hdr(0x200, ctx=CTX) + u32(4) + u32(0) + b"fuzz".ljust(64, b"\0")) +
+            gpu_cmd(gpu_hdr(0x204) + struct.pack("<IIIIIIIIIIII", res, 2, 2, 2, s, s, 1, 1, 0, 0, 0, 0)) +
+            gpu_cmd(gpu_hdr(0x106) + struct.pack("<II", res, 1) + struct.pack("<QII", BACKING, s * s * 4, 0)) +
+            gpu_cmd(gpu_hdr(0x202, ctx=CTX) + struct.pack("<II", res, 0)) +
+            gpu_cmd(gpu_hdr(0x207, 1, 5, CTX) + struct.pack("<II", len(cs), 0) + cs) +    # SUBMIT_3D, fenced
+            gpu_cmd(gpu_hdr(0x206, 1, 6, CTX) + box + u64(0) + struct.pack("<IIII", res, 0, s * 4, 0)) +
+            gpu_cmd(gpu_hdr(0x205, 1, 7, CTX) + box + u64(0) + struct.pack("<IIII", res, 0, s * 4, 0)) +
+            gpu_cmd(gpu_hdr(0x103) + struct.pack("<IIII", 0, 0, s, s) + struct.pack("<II", 0, res)) +
+            gpu_cmd(gpu_hdr(0x104) + struct.pack("<IIII", 0, 0, s, s) + struct.pack("<II", res, 0)))
+
+def virgl_seeds():
+    return {
+        "3d": header() + virgl_3d() + gpu_cmd(gpu_hdr(0x201, ctx=CTX)) + gpu_teardown(10),
+        "2d-on-virgl": header() + gpu_2d() + gpu_teardown(),
+        "lifecycle": header() + virgl_3d() + lifecycle(0) + virgl_3d(11),
+        "migration": header() + migration(virgl_3d()),
+    }
+
+# -- net: two ports; queues 0 receive, 1 transmit, 2 control --
+
+MAC1, MAC2 = bytes([0x52, 0x54, 0, 0, 0, 1]), bytes([0x52, 0x54, 0, 0, 0, 2])
+BCAST = b"\xff" * 6
+
+def frame(dst, src, size=60, gso=None):
+    hdr = bytes(12) if not gso else struct.pack("<BBHHHHH", 1, gso, 54, 1448, 34, 16, 0)
+    eth = dst + src + b"\x08\x00"
+    return hdr + eth + bytes((i * 7) & 0xff for i in range(size - len(eth)))
+
+def rx_buffers(n, size=2048, port=None):
+    return (op(OP_PORT, port) if port is not None else b"") + b"".join(req(0, [], [size]) for _ in range(n))
+
+def ctrl(cls, cmd, data, q=2):
+    return req(q, [bytes([cls, cmd]) + data], [1])
+
+def csum_frame(dst, src, size=120):
+    """A frame whose sender left the checksum (NEEDS_CSUM, no GSO) to whoever receives it."""
+    eth = dst + src + b"\x08\x00"
+    return struct.pack("<BBHHHHH", 1, 0, 0, 0, 34, 16, 0) + eth + bytes(size - len(eth))
+
+def net_seeds():
+    traffic = (rx_buffers(8, port=1) + rx_buffers(8, port=0) +
+               op(OP_PORT, 0) + req(1, [frame(MAC2, MAC1)]) + req(1, [frame(BCAST, MAC1, 200)]) +
+               op(OP_PORT, 1) + req(1, [frame(MAC1, MAC2, 1514)]) +
+               req(1, [frame(MAC1, MAC2, 4000, gso=1)[:12], frame(MAC1, MAC2, 4000, gso=1)[12:]]))
+    control = (op(OP_PORT, 1) + ctrl(0, 0, b"\0") + ctrl(1, 0, u32(1) + MAC2 + u32(1) + b"\x01\x00\x5e\0\0\1") +
+               ctrl(1, 1, b"\x52\x54\0\0\0\x22") + ctrl(4, 0, u16(1)) + ctrl(5, 0, u64(0x82)) + ctrl(3, 0, b""))
+    return {
+        "traffic": header() + traffic,
+        "control": header() + control + traffic + op(OP_DEVICE, 0, MAC1) + op(OP_DEVICE, 1, u16(9000)),
+        "mergeable-small-ring": header(ring_log2=2) + rx_buffers(3, 256, port=1) + op(OP_PORT, 0) +
+                                req(1, [frame(MAC2, MAC1, 700)]),
+        "lifecycle": header() + traffic + op(OP_PORT, 1) + lifecycle(0) + traffic,
+        "migration": header() + op(OP_PORT, 1) + migration(traffic),
+        "straddling": header() + op(OP_PORT, 1) + req(0, [], [2048], addrs=[RAM1_GPA - 100]) + op(OP_PORT, 0) +
+                      req(1, [frame(MAC2, MAC1, 300)], addrs=[RAM1_GPA - 50]),
+        # Port 1 takes no checksum offload (GUEST_CSUM, bit 1, and the TSO bits off).
+        "checksum-filled": header(features1=0xffffffff & ~(1 << 1 | 1 << 7 | 1 << 8 | 1 << 9)) +
+                           rx_buffers(4, port=1) + op(OP_PORT, 0) + req(1, [csum_frame(MAC2, MAC1)]) +
+                           req(1, [csum_frame(MAC2, MAC1, 600)[:40], csum_frame(MAC2, MAC1, 600)[40:]]),
+        "two-pairs": header(device=1) + op(OP_PORT, 1) + ctrl(4, 0, u16(2), q=4) +
+                     b"".join(req(q, [], [2048]) for q in (0, 2, 0, 2)) + op(OP_PORT, 0) + ctrl(4, 0, u16(2), q=4) +
+                     req(3, [frame(MAC2, MAC1)]) + req(1, [frame(MAC2, MAC1)]) + req(3, [frame(BCAST, MAC1)]),
+    }
+
+# -- input: queue 0 events, 1 status --
+
+EV_SYN, EV_KEY, EV_REL, EV_ABS, EV_MSC, EV_LED = 0, 1, 2, 3, 4, 0x11
+
+def host_events(*evs):
+    return op(OP_DEVICE, len(evs)) + b"".join(bytes([t]) + u16(c) + u32(v & 0xffffffff) for t, c, v in evs)
+
+def event_buffers(n):
+    return b"".join(req(0, [], [8]) for _ in range(n))
+
+def input_seeds():
+    config = b"".join(op(OP_CONFIG, 1, 0, 2, bytes([sel, sub])) + op(OP_CONFIG, 0, 0, 136)
+                      for sel, sub in [(1, 0), (2, 0), (3, 0), (0x10, 0), (0x11, EV_KEY), (0x12, 0)])
+    keys = host_events((EV_MSC, 4, 0x70004), (EV_KEY, 30, 1), (EV_SYN, 0, 0), (EV_KEY, 30, 0), (EV_SYN, 0, 0))
+    return {
+        "keyboard": header() + event_buffers(16) + keys + req(1, [struct.pack("<HHI", EV_LED, 1, 1)]) + config,
+        "tablet": header(device=1) + event_buffers(8) +
+                  host_events((EV_ABS, 0, 100), (EV_ABS, 1, 200), (EV_KEY, 0x14a, 1), (EV_SYN, 0, 0)) + config,
+        "frame-waits": header(ring_log2=1) + event_buffers(1) + keys + event_buffers(4) + host_events((EV_SYN, 3, 0)),
+        "lifecycle": header() + event_buffers(8) + keys + lifecycle(0) + event_buffers(8) + keys,
+        "migration": header() + migration(event_buffers(8) + keys + req(1, [struct.pack("<HHI", EV_LED, 1, 1)])),
+        "straddling": header() + b"".join(req(0, [], [8], addrs=[RAM1_GPA - 4 + 8 * i]) for i in range(3)) + keys +
+                      req(1, [struct.pack("<HHI", EV_LED, 1, 1)], addrs=[RAM1_GPA - 3]),
+    }
+
+TARGETS = {"session": session_seeds, "blk": blk_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
+           "net": net_seeds, "input": input_seeds}
+
+def main():
+    out = sys.argv[1]
+    for target, make in TARGETS.items():
+        d = os.path.join(out, target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in make().items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+
+main()

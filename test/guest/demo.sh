@@ -22,11 +22,17 @@ input_show='for e in /sys/class/input/event*; do case "$(cat $e/device/name)" in
 # namespace of its own (10.0.2.1 there); the guest pings it.
 # shellcheck disable=SC2016 # expanded in the guest
 net_show='wait_for /sys/class/net/eth0; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; echo "eth0: MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), 10.0.2.15/24"; ping -c 3 -W 5 10.0.2.1'
+# The vsock row's guest command: it answers on its vsock port 5000 (the host connects
+# there through the uds, "CONNECT 5000"), and asks the host's listener on port 1234
+# ($VU_TMP/vsock.uds_1234), both with /vsock-peer (test/guest/vsock-peer.c).
+# shellcheck disable=SC2016 # expanded in the guest
+vsock_show='/vsock-peer serve-reply vsock:5000 "hello host, the guest answers on vsock port 5000" > /tmp/heard 2>/dev/null & sleep 0.3; echo DEMO-VSOCK-READY; echo "guest -> host port 1234: the host answered \"$(/vsock-peer ask vsock:2:1234 "hello from the guest")\""; wait; echo "host -> guest port 5000: the host said \"$(cat /tmp/heard)\""'
 DEVICES=(
 	"rng | rng                                | vhost-user-rng-pci | virtio_rng | head -c 64 /dev/hwrng | hexdump -C"
 	"blk | blk --blk-file=$VU_TMP/disk.img --serial=vhostbox-demo | vhost-user-blk-pci | virtio_blk | echo \"vda: \$((\$(cat /sys/block/vda/size) / 2048)) MiB, serial \$(cat /sys/block/vda/serial)\"; head -c 48 /dev/vda | hexdump -C"
 	"input | input --evdev-path=/dev/input/event0 | vhost-user-input-pci | virtio_input evdev | $input_show"
 	"net | net --tap=vbxdemo0 | virtio-net-pci | virtio_net | $net_show"
+	"vsock | vsock --guest-cid=3 --uds-path=$VU_TMP/vsock.uds | vhost-user-vsock-pci | vmw_vsock_virtio_transport | $vsock_show"
 	"gpu | gpu | vhost-user-gpu-pci | virtio_gpu | wait_for /dev/fb0 100; echo \"fb0: \$(cat /sys/class/graphics/fb0/virtual_size)\"; printf '\\033[2J\\033[H' > /dev/tty0; echo 'Hello from a display served by vhostbox gpu' > /dev/tty0; echo DEMO-SCREENSHOT; sleep 2"
 )
 
@@ -69,6 +75,16 @@ qemu_net() {
 	# shellcheck disable=SC2054 # commas inside QEMU arguments
 	qemu_dev=(-chardev "$(vu_chardev net)" -netdev vhost-user,id=net0,chardev=net
 		-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56)
+}
+
+# The vsock row: the peer program for both ends, built static for the guest, and the
+# host's listener on port 1234.
+prepare_vsock() {
+	vu_static_program test/guest/vsock-peer.c || { echo "demo: $VU_WHY"; return 1; }
+	vsock_peer=$VU_PROGRAM
+	"$vsock_peer" serve-reply "unix:$VU_TMP/vsock.uds_1234" "hello guest, this is the host on port 1234" \
+		> "$VU_TMP/vsock-heard" 2>/dev/null &
+	vu_track $!
 }
 
 prepare_blk() {
@@ -121,6 +137,9 @@ if [[ " ${shown[*]} " == *" gpu "* ]] && [ -z "${VU_KERNEL:-}" ]; then
 	VU_KERNEL=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | grep -v cloud | sort -V | tail -n 1)
 fi
 vu_initramfs "${modules[@]}" || die "$VU_WHY"
+if [[ " ${shown[*]} " == *" vsock "* ]]; then
+	vu_initramfs_add "$vsock_peer" vsock-peer || die "cannot add vsock-peer to the initramfs"
+fi
 
 # What the guest runs: a listing of its virtio devices, then each device's command.
 cat > "$VU_TMP/guest.sh" <<'EOF'
@@ -160,6 +179,11 @@ if [[ " ${shown[*]} " == *" gpu "* ]] && vu_wait_serial 'DEMO-SCREENSHOT' 60; th
 	else
 		echo "demo: the screenshot of the guest's display failed"
 	fi
+fi
+# The vsock row: once the guest listens, the host connects to its port 5000.
+if [[ " ${shown[*]} " == *" vsock "* ]] && vu_wait_serial 'DEMO-VSOCK-READY' 60; then
+	echo "demo: host -> guest port 5000 (CONNECT 5000 on $VU_TMP/vsock.uds): the guest answered" \
+		"\"$("$vsock_peer" ask "uds:$VU_TMP/vsock.uds:5000" "hello guest, this is the host" 2>&1)\""
 fi
 if ! vu_wait_serial 'GUEST-DONE' 60; then
 	echo "demo: $VU_WHY"

@@ -19,7 +19,9 @@
 # VU_KERNEL (kernel image; default the newest /boot/vmlinuz-*-cloud-amd64),
 # VU_QEMU_TIMEOUT (hard cap on one QEMU's life, s), VU_KEEP=1 (keep $VU_TMP),
 # VU_QEMU_ARGS (extra QEMU arguments, split on blanks), VU_KERNEL_ARGS (appended to
-# the kernel command line).
+# the kernel command line), VU_QEMU_REBOOT=1 (a guest reboot reboots instead of
+# ending QEMU), VU_QEMU_INCOMING=URI (vu_start_qemu starts a migration's
+# destination, or a restore: -incoming URI).
 # QEMU runs with -nodefaults: add -device VGA for a test that wants screendump.
 
 # Variables set here (VU_STATUS, VU_BACKEND_PID...) are read by the tests.
@@ -35,6 +37,7 @@ VU_PIDS=()          # everything to kill on exit
 VU_FAILED=0         # set by vu_fail: logs are shown on exit
 VU_WHY=""           # why the last helper returned 1
 VU_NQEMU=0
+VU_NADDED=0         # archives vu_initramfs_add made
 VU_NETNS_ADDED=()   # network namespaces to delete on exit
 declare -A VU_BACKEND_PID=()
 
@@ -284,6 +287,34 @@ vu_initramfs() {
 	VU_INITRAMFS=$out
 }
 
+# vu_static_program SRC: build the C file SRC as a static binary for the guest, cached
+# in $VU_CACHE by its source; sets VU_PROGRAM. Returns 1 with VU_WHY set when it cannot
+# (no compiler, no static libc).
+vu_static_program() {
+	local src=$1 out
+	out=$VU_CACHE/$(basename "$src" .c)-$(sha256sum < "$src" | cut -c1-16)
+	if [ ! -x "$out" ]; then
+		mkdir -p "$VU_CACHE"
+		if ! "${CC:-gcc}" -static -O2 -o "$out.tmp.$$" "$src" 2> "$VU_TMP/static-build.log"; then
+			rm -f "$out.tmp.$$"
+			VU_WHY="cannot build $src statically: $(head -c 300 "$VU_TMP/static-build.log")"
+			return 1
+		fi
+		mv "$out.tmp.$$" "$out"
+	fi
+	VU_PROGRAM=$out
+}
+
+# vu_initramfs_add FILE [NAME]: the guest gets FILE as /NAME (default its basename), in
+# an archive appended to a copy of VU_INITRAMFS (the cached base stays as it is).
+vu_initramfs_add() {
+	local d=$VU_TMP/initramfs-add.$((++VU_NADDED))
+	mkdir -p "$d" && cp "$1" "$d/${2:-$(basename "$1")}" || return 1
+	(cd "$d" && echo "${2:-$(basename "$1")}" | cpio -o -H newc -R 0:0 --quiet) > "$d.cpio" &&
+		cat "$VU_INITRAMFS" "$d.cpio" > "$d.initramfs" || return 1
+	VU_INITRAMFS=$d.initramfs
+}
+
 # ---- network namespaces -------------------------------------------------------------
 # vu_netns_add NAME: create network namespace NAME with lo up, deleted on exit (with
 # the interfaces in it). Returns 1 with VU_WHY set when it cannot.
@@ -331,7 +362,9 @@ vu_start_backend() {
 # with the extra arguments appended (typically -chardev/-device pairs). Sets
 # VU_QEMU_PID, VU_SERIAL (the guest console log) and VU_QMP (QMP socket); QEMU's own
 # messages go to $VU_TMP/qemu.N.log. QEMU is killed after VU_QEMU_TIMEOUT s whatever
-# happens to this script.
+# happens to this script. With VU_QEMU_INCOMING=URI it waits for a migration stream
+# (-incoming URI: give it the source's GUEST_SCRIPT and arguments); VU_QEMU_REBOOT=1
+# leaves out -no-reboot.
 vu_start_qemu() {
 	local script=$1 d n
 	shift
@@ -346,11 +379,14 @@ vu_start_qemu() {
 	VU_SERIAL=$VU_TMP/serial.$n.log
 	VU_QMP=$VU_TMP/qmp.$n.sock
 	: > "$VU_SERIAL"
+	local more=(-no-reboot)
+	[ "${VU_QEMU_REBOOT:-0}" = 1 ] && more=()
+	[ -n "${VU_QEMU_INCOMING:-}" ] && more+=(-incoming "$VU_QEMU_INCOMING")
 	# shellcheck disable=SC2086 # VU_QEMU_ARGS is split on purpose
 	timeout -k 2 "$VU_QEMU_TIMEOUT" "$QEMU" \
 		-accel tcg -machine pc -smp 1 -m 256M \
 		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
-		-nodefaults -no-user-config -display none -monitor none -no-reboot \
+		-nodefaults -no-user-config -display none -monitor none "${more[@]}" \
 		-serial "file:$VU_SERIAL" -qmp "unix:$VU_QMP,server=on,wait=off" \
 		-kernel "$VU_KERNEL" -initrd "$VU_TMP/initrd.$n" \
 		-append "console=ttyS0 quiet panic=-1 ${VU_KERNEL_ARGS:-}" \
@@ -383,6 +419,61 @@ vu_guest_result() {
 # vu_qmp COMMAND [ARGS-JSON]: run one QMP command, print its return value as JSON.
 vu_qmp() {
 	python3 "$VU_GUEST_DIR/qmp.py" "$VU_QMP" "$@"
+}
+
+# vu_json EXPR: reads JSON from stdin (a vu_qmp answer) as d and prints the Python
+# expression EXPR of it ('' for None): vu_qmp query-status | vu_json 'd["status"]'.
+vu_json() {
+	python3 -c 'import json, sys
+d = json.load(sys.stdin)
+v = eval(sys.argv[1])
+print("" if v is None else v)' "$1"
+}
+
+# ---- migration ----------------------------------------------------------------------
+# These talk to the QEMU whose QMP socket is $VU_QMP: VU_QMP=$src_qmp vu_migrate ...
+
+# vu_migrate URI [PARAMS-JSON [CAPS]]: migrate-set-parameters PARAMS (e.g.
+# '{"max-bandwidth": 8000000}'), migrate-set-capabilities CAPS (names, blank
+# separated, set true), then migrate to URI. Returns 1 with VU_WHY (QEMU's message)
+# when QEMU refuses.
+vu_migrate() {
+	local uri=$1 params=${2:-} caps=${3:-} c list="" err
+	if [ -n "$params" ] && ! err=$(vu_qmp migrate-set-parameters "$params" 2>&1 >/dev/null); then
+		VU_WHY=$err; return 1
+	fi
+	for c in $caps; do list+="${list:+, }{\"capability\": \"$c\", \"state\": true}"; done
+	if [ -n "$list" ] && ! err=$(vu_qmp migrate-set-capabilities "{\"capabilities\": [$list]}" 2>&1 >/dev/null); then
+		VU_WHY=$err; return 1
+	fi
+	if ! err=$(vu_qmp migrate "{\"uri\": \"$uri\"}" 2>&1 >/dev/null); then
+		VU_WHY=${err#qmp: migrate: }; return 1
+	fi
+}
+
+# vu_wait_migration REGEX [SECS]: wait (default 120 s) until query-migrate's status
+# matches REGEX (grep -E, whole word: 'completed|failed'); the status is in
+# VU_MIG_STATUS. Returns 1 with VU_WHY set after SECS.
+vu_wait_migration() {
+	local end=$(($(vu_now) + $(vu_secs_us "${2:-120}")))
+	while :; do
+		VU_MIG_STATUS=$(vu_qmp query-migrate 2>/dev/null | vu_json 'd.get("status")' 2>/dev/null)
+		echo "$VU_MIG_STATUS" | grep -qxE -- "$1" && return 0
+		[ "$(vu_now)" -ge "$end" ] &&
+			{ VU_WHY="migration status '$VU_MIG_STATUS', not '$1', after ${2:-120} s"; return 1; }
+		sleep 0.2
+	done
+}
+
+# vu_wait_running [SECS]: wait (default 60 s) until the VM runs (query-status).
+vu_wait_running() {
+	local end=$(($(vu_now) + $(vu_secs_us "${1:-60}"))) st
+	while :; do
+		st=$(vu_qmp query-status 2>/dev/null | vu_json 'd.get("status")' 2>/dev/null)
+		[ "$st" = running ] && return 0
+		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="the VM is '$st', not running, after ${1:-60} s"; return 1; }
+		sleep 0.2
+	done
 }
 
 # vu_stop_qemu [SECS]: QMP quit, wait up to SECS (default 5), then kill.

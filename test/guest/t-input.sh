@@ -5,7 +5,9 @@
 # emulated keyboard and tablet (umockdev, through build/test/evdev-mock-run) to
 # two vhost-user-input-pci devices. The guest must list both names in
 # /proc/bus/input/devices and read the injected key and motion events, in order
-# and framed by SYN_REPORT, from its /dev/input/eventX nodes.
+# and framed by SYN_REPORT, from its /dev/input/eventX nodes. A migration is
+# refused with QEMU's message (vhost-user-input is unmigratable), and the guest
+# then reads more key events.
 # The ring layout is packed: QEMU's vhost-user-input-pci takes the back-end's features
 # as offered (see vu_check_layout).
 set -u
@@ -61,6 +63,11 @@ wait
 show() { od -An -v -tu2 -w24 "$1" | awk '{ printf "%s %s %d,", $9, $10, $11 + $12 * 65536 }'; }
 echo "GUEST-RESULT: kbd $(show /tmp/kbd)"
 echo "GUEST-RESULT: tab $(show /tmp/tab)"
+dd if=/dev/input/$kbd of=/tmp/kbd2 bs=24 count=4 2>/dev/null &
+sleep 1
+echo "GUEST-READY2"
+wait
+echo "GUEST-RESULT: kbd2 $(show /tmp/kbd2)"
 EOF
 
 vu_start_qemu "$VU_TMP/guest.sh" \
@@ -99,6 +106,24 @@ if vu_wait_serial 'GUEST-RESULT: tab ' 30; then
 		vu_fail guest-input-motion-events "the guest read '$got', not '$want'"
 else
 	vu_fail guest-input-key-events "$VU_WHY"
+fi
+
+if vu_migrate "file:$VU_TMP/never.state"; then
+	vu_fail guest-input-not-migratable "QEMU started migrating a VM with vhost-user-input"
+elif [[ $VU_WHY != *non-migratable*vhost-user-input* ]]; then
+	vu_fail guest-input-not-migratable "QEMU refused with '$VU_WHY'"
+else
+	echo "# QEMU: $VU_WHY"
+	# EV_KEY=1 KEY_B=48: read after the refusal.
+	if vu_wait_running 5 && vu_wait_serial 'GUEST-READY2' 30 &&
+	   printf '%s\n' "send 0 1 48 1" "send 0 0 0 0" "send 0 1 48 0" "send 0 0 0 0" >&7 &&
+	   vu_wait_serial 'GUEST-RESULT: kbd2 ' 30; then
+		got=$(vu_guest_result kbd2) want="1 48 1,0 0 0,1 48 0,0 0 0,"
+		[ "$got" = "$want" ] && vu_pass guest-input-not-migratable ||
+			vu_fail guest-input-not-migratable "after the refusal the guest read '$got', not '$want'"
+	else
+		vu_fail guest-input-not-migratable "after the refusal: $VU_WHY"
+	fi
 fi
 
 vu_stop_qemu 5

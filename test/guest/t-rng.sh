@@ -3,8 +3,9 @@
 #
 # vhost-user-rng in a real guest: QEMU's vhost-user-rng-pci connected to
 # `vhostbox rng`; the guest reads 1 MiB from /dev/hwrng and checks it looks random.
-# Then, with the guest still reading, SIGTERM must end the back-end with status 0
-# within 1 s.
+# A migration is refused with QEMU's message (it marks vhost-user-rng unmigratable)
+# and the guest goes on reading. Then, with the guest still reading, SIGTERM must end
+# the back-end with status 0 within 1 s.
 # VU_RNG_BUILTIN=1 uses QEMU's own virtio-rng-pci instead (checks the harness alone).
 # The ring layout is packed: QEMU's vhost-user-rng-pci takes the back-end's features
 # as offered (see vu_check_layout); QEMU's own virtio-rng-pci (VU_RNG_BUILTIN) splits.
@@ -41,7 +42,12 @@ distinct=$(head -c 4096 /tmp/r | od -An -v -tx1 | tr -s ' ' '\n' | grep . | sort
 packed=$(gzip -c /tmp/r | wc -c)
 echo "GUEST-RESULT: rng $size $a $b $distinct $packed $t0 $t1"
 # Keep requests in flight while the host stops the back-end.
-while :; do head -c 4096 /dev/hwrng > /dev/null; done
+n=0
+while :; do
+	head -c 4096 /dev/hwrng > /dev/null
+	n=$((n + 1))
+	[ $((n % 32)) = 0 ] && echo "RNG-LOOP $n"
+done
 EOF
 
 t_boot=$(vu_now)
@@ -73,6 +79,27 @@ if vu_wait_serial 'GUEST-RESULT: rng ' 30; then
 	fi
 else
 	vu_fail guest-rng-read "$VU_WHY"
+fi
+
+loops() { tr -d '\r' < "$VU_SERIAL" | grep -c '^RNG-LOOP '; }
+if [ "${VU_RNG_BUILTIN:-0}" = 1 ]; then
+	vu_skip guest-rng-not-migratable "QEMU's built-in virtio-rng-pci (VU_RNG_BUILTIN=1) migrates"
+else
+	before=$(loops)
+	if vu_migrate "file:$VU_TMP/never.state"; then
+		vu_fail guest-rng-not-migratable "QEMU started migrating a VM with vhost-user-rng"
+	elif [[ $VU_WHY != *non-migratable*vhost-user-rng* ]]; then
+		vu_fail guest-rng-not-migratable "QEMU refused with '$VU_WHY'"
+	else
+		echo "# QEMU: $VU_WHY"
+		end=$(($(vu_now) + 30000000))
+		while [ "$(loops)" -lt $((before + 2)) ] && [ "$(vu_now)" -lt "$end" ]; do sleep 0.1; done
+		if vu_wait_running 5 && [ "$(loops)" -ge $((before + 2)) ]; then
+			vu_pass guest-rng-not-migratable
+		else
+			vu_fail guest-rng-not-migratable "refused, but the guest stopped reading ($(loops) loops, $before before)"
+		fi
+	fi
 fi
 
 if [ "${VU_RNG_BUILTIN:-0}" = 1 ]; then
