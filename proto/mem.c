@@ -132,6 +132,11 @@ void vu_mem_clear(struct vu_mem *mem)
 	mem->n = 0;
 }
 
+int vu_mem_region_of(const struct vu_mem *mem, uint64_t gpa)
+{
+	return find_gpa(mem, gpa);
+}
+
 void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
 {
 	int i = find_gpa(mem, gpa);
@@ -192,6 +197,20 @@ int vu_mem_gpa_iov(const struct vu_mem *mem, uint64_t gpa, uint64_t len, struct 
 		len -= chunk;
 	}
 	return (int)n;
+}
+
+bool vu_mem_host_gpa(const struct vu_mem *mem, const void *p, uint64_t *gpa)
+{
+	const uint8_t *h = p;
+
+	for (unsigned i = 0; i < mem->n; i++) {
+		const struct vu_region *r = &mem->r[i];
+		if (h >= r->host && (uint64_t)(h - r->host) < r->size) {
+			*gpa = r->gpa + (uint64_t)(h - r->host);
+			return true;
+		}
+	}
+	return false;
 }
 
 void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len)
