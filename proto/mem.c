@@ -219,6 +219,11 @@ void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len
 
 	if (gpa + len - 1 < gpa)
 		last = UINT64_MAX / VU_LOG_PAGE;
+	/*
+	 * Always the locked OR, even on a bit already set: testing first would let our
+	 * writes to the page still sit in the store buffer while the front-end clears the
+	 * bit and reads the page (a load may pass earlier stores), losing the change.
+	 */
 	for (uint64_t page = first; page <= last && page / 8 < log->size; page++)
 		__atomic_fetch_or(&log->bits[page / 8], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
 }
