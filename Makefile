@@ -49,7 +49,7 @@ DEV_PKGS := $(sort $(foreach d,$(DEVICES),$($(d)_PKGS)))
 DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
 DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
 
-CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
+CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/vring-split.c proto/vring-packed.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
              proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
 DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)

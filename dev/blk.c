@@ -272,7 +272,7 @@ static void finish(struct slot *s, uint8_t status)
 	struct blk_queue *q = s->q;
 
 	*s->status = status;
-	vu_vring_push(q->vq, s->req.head, s->written + 1);
+	vu_vring_push(q->vq, &s->req, s->written + 1);
 	q->dirty = true;
 	s->next_free = q->free;
 	q->free = s;

@@ -251,7 +251,7 @@ static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
-			vu_vring_push(vq, cmd.req.head, 0);
+			vu_vring_push(vq, &cmd.req, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);

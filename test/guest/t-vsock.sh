@@ -17,6 +17,7 @@
 #             t-vsock.c runs a migration with the test front-end instead), the VM
 #             goes on; then stop / cont; both streams complete intact
 #   sigterm   the back-end gets SIGTERM with a connection open: exits 0 within 1 s
+# VU_PACKED=1 (t-vsock-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -65,6 +66,7 @@ host_peer both-g2h serve-recv "unix:${UDS}_1008" $MIB 6000
 
 cat > "$VU_TMP/guest.sh" <<EOF
 wait_for /dev/vsock || exit 1
+guest_features
 P=/vsock-peer
 echo "GUEST-RESULT: g2h \$(\$P send vsock:2:1001 $BIG 1)"
 echo "GUEST-RESULT: h2g \$(\$P serve-recv vsock:5001)"
@@ -81,7 +83,7 @@ EOF
 
 # shellcheck disable=SC2054 # the commas are inside QEMU arguments
 VU_QEMU_TIMEOUT=${VU_QEMU_TIMEOUT_VSOCK:-1500} vu_start_qemu "$VU_TMP/guest.sh" \
-	-chardev "$(vu_chardev vsock0)" -device vhost-user-vsock-pci,chardev=vsock0
+	-chardev "$(vu_chardev vsock0)" -device "vhost-user-vsock-pci,chardev=vsock0$(vu_packed_opt)"
 if ! vu_wait_serial 'GUEST-START' 60; then
 	vu_fail guest-vsock "boot: $VU_WHY"
 	exit 1
@@ -100,6 +102,8 @@ check_stream() {
 		vu_fail "$name" "guest '$2', host '$(cat "$3" 2>/dev/null)', want $4 bytes"
 	fi
 }
+
+vu_wait_serial 'GUEST-RESULT: vfeatures' 60 && vu_check_layout guest-vsock
 
 # 1. guest -> host
 if vu_wait_serial 'GUEST-RESULT: g2h ' 600 && wait_file '^received' "$VU_TMP/g2h.out" 10; then
