@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto/libc-compat.h"
 #include "proto/log.h"
 #include "proto/sandbox.h"
 
