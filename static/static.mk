@@ -19,6 +19,8 @@ PKG_CONFIG := PKG_CONFIG_LIBDIR=$(abspath $(MUSL_DIR))/prefix/lib/pkgconfig pkg-
 CPPFLAGS   += -idirafter $(MUSL_DIR)/kernel-include
 CFLAGS     ?= -Os -ffunction-sections -fdata-sections
 LDFLAGS    += -static -Wl,--gc-sections
+# Linked again when a library was rebuilt.
+$(BIN): $(wildcard $(MUSL_DIR)/stamp-*)
 endif
 
 static:

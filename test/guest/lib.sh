@@ -295,9 +295,9 @@ vu_netns_add() {
 }
 
 # ---- back-ends ------------------------------------------------------------------------
-# vu_socket NAME: the socket path for back-end NAME. vu_chardev NAME: the matching
-# QEMU -chardev value (id=NAME).
-vu_socket() { echo "$VU_TMP/$1.sock"; }
+# vu_socket NAME: the socket path for back-end NAME (in VU_SOCKET_DIR, default
+# $VU_TMP). vu_chardev NAME: the matching QEMU -chardev value (id=NAME).
+vu_socket() { echo "${VU_SOCKET_DIR:-$VU_TMP}/$1.sock"; }
 vu_chardev() { echo "socket,id=$1,path=$(vu_socket "$1")"; }
 
 # vu_start_backend NAME PERSONALITY [ARG...]: start
