@@ -101,5 +101,5 @@ demo: deps $(BIN) $(B)/test/evdev-mock-run
 	@bash test/guest/demo.sh
 
 # Benchmarks against the peers (qemu-storage-daemon, DPDK, QEMU's gpu), reported as ratios.
-bench: deps $(BIN) bench-tools
+bench: deps $(BIN) bench-tools static
 	@bash test/bench/run.sh

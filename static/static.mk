@@ -10,7 +10,7 @@
 # Included by the Makefile before anything asks pkg-config.
 
 MUSL_DIR := build/musl
-STATIC_BIN := vhostbox-static
+STATIC_BIN ?= vhostbox-static
 
 ifeq ($(STATIC),1)
 CC         := musl-gcc
@@ -27,6 +27,6 @@ static:
 	@sh static/musl-libs.sh $(MUSL_DIR)
 	@$(MAKE) --no-print-directory STATIC=1 B=build/static BIN=build/static/vhostbox build/static/vhostbox
 	strip -o $(STATIC_BIN) build/static/vhostbox
-	@echo "vhostbox-static: $$(stat -c %s $(STATIC_BIN)) bytes, $$(./$(STATIC_BIN) --list | cut -d' ' -f1 | tr '\n' ' ')"
+	@echo "$(STATIC_BIN): $$(stat -c %s $(STATIC_BIN)) bytes, $$($(abspath $(STATIC_BIN)) --list | cut -d' ' -f1 | tr '\n' ' ')"
 
 .PHONY: static
