@@ -31,7 +31,8 @@ SECCOMP_LIBS   := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -l
 # Personalities: each is declared once, in the header comment of its dev/NAME.c:
 #    * build: SOURCES          (in dev/)
 #    * pkg-config: PACKAGES    (what it links; without them it is left out)
-#    * fallback: OLD -> NEW    (without them, source NEW replaces OLD instead: gpu 2D without virgl)
+#    * dlopen: PACKAGES        (of those, the ones it loads when first used instead of linking them)
+#    * fallback: OLD... -> NEW... (without them, sources NEW replace OLD instead: gpu 2D without virgl)
 #    * debian: PACKAGES        (what test/install-deps.sh installs for it)
 #    * systemd: DIRECTIVE      (repeatable: hardening its service unit tolerates, json/json.mk)
 # Its name, aliases, type, summary and options are in its struct vu_device_type.
@@ -39,6 +40,7 @@ KNOWN_DEVICES := $(patsubst dev/%.c,%,$(shell grep -l '^ \* build: ' dev/*.c))
 decl = $(shell sed -n 's/^ \* $(2): *//p' dev/$(1).c)
 $(foreach d,$(KNOWN_DEVICES),$(eval $(d)_SRCS := $(addprefix dev/,$(call decl,$(d),build))) \
 	$(eval $(d)_PKGS := $(call decl,$(d),pkg-config)) \
+	$(eval $(d)_DLOPEN := $(call decl,$(d),dlopen)) \
 	$(eval $(d)_FALLBACK := $(call decl,$(d),fallback)))
 
 have_pkgs = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
@@ -53,10 +55,13 @@ endif
 $(foreach d,$(FALLBACK_DEVICES),$(info vhostbox: $(d) without $($(d)_PKGS): $($(d)_FALLBACK)))
 DEVICES ?= $(ALL_DEVICES)
 DEV_PKGS := $(sort $(foreach d,$(filter-out $(FALLBACK_DEVICES),$(DEVICES)),$($(d)_PKGS)))
-# A device's sources as this build has them: its fallback's NEW in place of OLD.
-dev_srcs = $(if $(filter $(1),$(FALLBACK_DEVICES)),$(patsubst dev/$(word 1,$($(1)_FALLBACK)),dev/$(word 3,$($(1)_FALLBACK)),$($(1)_SRCS)),$($(1)_SRCS))
+# A device's sources as this build has them: with its fallback, NEW... in place of OLD....
+fallback_part = $(addprefix dev/,$(shell sed -n 's/^ \* fallback: *\(.*\) *-> *\(.*\)/\$(2)/p' dev/$(1).c))
+dev_srcs = $(if $(filter $(1),$(FALLBACK_DEVICES)),$(filter-out $(call fallback_part,$(1),1),$($(1)_SRCS)) \
+	$(call fallback_part,$(1),2),$($(1)_SRCS))
 DEV_CFLAGS := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --cflags $(DEV_PKGS)))
-DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
+DEV_LINKED := $(filter-out $(foreach d,$(DEVICES),$($(d)_DLOPEN)),$(DEV_PKGS))
+DEV_LIBS   := $(if $(DEV_LINKED),$(shell $(PKG_CONFIG) --libs $(DEV_LINKED)))
 
 CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
              proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c

@@ -7,7 +7,9 @@ the static build): for each BINARY given,
             personality (median of ROUNDS);
   ready     start to READY=1 on NOTIFY_SOCKET (the socket is listening and the
             process confined), one device, no front-end (median);
-  rss, pss  VmRSS and Pss of that idle process at READY (KiB);
+  rss, pss, private  VmRSS, Pss and private memory (Private_Clean + Private_Dirty)
+            of that idle process at READY (KiB): RSS counts every page of a shared
+            library it touched, though other processes share them;
   +device   what each further idle device of the same personality adds to one
             process's RSS: (RSS with 1 + EXTRA devices - RSS with 1) / EXTRA (KiB).
 
@@ -63,7 +65,7 @@ def kib(pid, path, key):
 
 
 def start_ready(binary, name, ndev):
-    """(ms to READY=1, RSS KiB, Pss KiB) of `binary name` serving ndev idle devices."""
+    """(ms to READY=1, RSS, Pss, private KiB) of `binary name` serving ndev idle devices."""
     notify = "%s/notify.sock" % tmp
     if os.path.exists(notify):
         os.unlink(notify)
@@ -82,7 +84,8 @@ def start_ready(binary, name, ndev):
             pass
         ms = (time.perf_counter() - t) * 1000
         time.sleep(0.05)  # anything it does right after READY
-        return ms, kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss")
+        private = kib(pid, "smaps_rollup", "Private_Clean") + kib(pid, "smaps_rollup", "Private_Dirty")
+        return ms, kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss"), private
     finally:
         os.kill(pid, 15)
         os.waitpid(pid, 0)
@@ -95,26 +98,28 @@ def med(xs):
 
 
 def main():
-    print("%-8s %-6s | %8s %9s %8s %8s %9s" % ("build", "name", "caps-ms", "ready-ms", "rss-KiB", "pss-KiB", "+dev-KiB"))
+    print("%-8s %-6s | %8s %9s %8s %8s %8s %9s" % ("build", "name", "caps-ms", "ready-ms", "rss-KiB", "pss-KiB",
+                                                    "priv-KiB", "+dev-KiB"))
     base = med([spawn_wait(["/bin/true"]) for _ in range(ROUNDS)])
-    print("%-8s %-6s | %8.2f %9s %8s %8s %9s" % ("-", "true", base, "-", "-", "-", "-"))
+    print("%-8s %-6s | %8.2f %9s %8s %8s %8s %9s" % ("-", "true", base, "-", "-", "-", "-", "-"))
     for arg in sys.argv[1:]:
         binary, label = arg.split(",")
         names = [l.split()[0] for l in subprocess.run([binary, "--list"], capture_output=True, text=True).stdout.splitlines()]
         for name in names:
             caps = med([spawn_wait([binary, name, "--print-capabilities"]) for _ in range(ROUNDS)])
             if name == "input":
-                print("%-8s %-6s | %8.2f %9s %8s %8s %9s" % (label, name, caps, "-", "-", "-", "-"))
+                print("%-8s %-6s | %8.2f %9s %8s %8s %8s %9s" % (label, name, caps, "-", "-", "-", "-", "-"))
                 continue
             runs = [start_ready(binary, name, 1) for _ in range(ROUNDS)]
             ready = med([r[0] for r in runs])
             rss = med([r[1] for r in runs])
             pss = med([r[2] for r in runs])
+            private = med([r[3] for r in runs])
             more = "-"
             if name in ("rng", "blk", "net", "vsock"):
                 many = med([start_ready(binary, name, 1 + EXTRA)[1] for _ in range(5)])
                 more = "%.1f" % ((many - rss) / EXTRA)
-            print("%-8s %-6s | %8.2f %9.2f %8d %8d %9s" % (label, name, caps, ready, rss, pss, more))
+            print("%-8s %-6s | %8.2f %9.2f %8d %8d %8d %9s" % (label, name, caps, ready, rss, pss, private, more))
             sys.stdout.flush()
 
 
