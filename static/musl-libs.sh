@@ -71,58 +71,57 @@ version() {
 
 # built NAME VERSION: true if the stamp says it is already there.
 built() { [ -f "$dir/stamp-$1-$2" ]; }
-stamp() { rm -f "$dir"/stamp-"$1"-*; touch "$dir/stamp-$1-$2"; echo "musl-libs: built $1 $2"; }
+
+# The build of each library, run in its unpacked source, output to $log.
+build_jansson() {      # CMake (the tarball has no configure)
+	mkdir -p b && cd b &&
+	cmake -DCMAKE_C_COMPILER=$CC -DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_BUILD_TYPE=None \
+		-DCMAKE_INSTALL_PREFIX="$prefix" -DJANSSON_BUILD_SHARED_LIBS=OFF \
+		-DJANSSON_BUILD_DOCS=OFF -DJANSSON_EXAMPLES=OFF -DJANSSON_WITHOUT_TESTS=ON .. &&
+	make -j2 install
+}
+build_libseccomp() {   # autotools; the syscall tables come pre-generated (gperf checks them)
+	./configure --host=x86_64-linux-musl --prefix="$prefix" --disable-shared --enable-static \
+		--disable-python &&
+	make -j2 -C src install-libLTLIBRARIES && make -j2 -C include install && make install-pkgconfDATA
+}
+build_liburing() {     # its own configure; only the library
+	./configure --cc=$CC --prefix="$prefix" --libdir="$prefix/lib" --libdevdir="$prefix/lib" &&
+	make -j2 -C src ENABLE_SHARED=0 install && make liburing.pc &&
+	install -m 644 liburing.pc "$prefix/lib/pkgconfig/"
+}
+build_libevdev() {     # autotools; python3 generates its event names
+	./configure --host=x86_64-linux-musl --prefix="$prefix" --disable-shared --enable-static \
+		--disable-gcov &&
+	make -j2 -C libevdev install && make install-pkgconfigDATA
+}
+
+# lib NAME [FALLBACK_SUITE]: NAME from bookworm's source package, built once (its stamp
+# then says so). If bookworm's cannot be fetched and FALLBACK_SUITE is given, the
+# upstream tarball of that suite's source package instead, without Debian's changes.
+lib() {
+	v=$(version "$1" bookworm) v_fb=""
+	[ $# = 2 ] && v_fb=$(version "$1" "$2")
+	built "$1" "$v" || { [ -n "$v_fb" ] && built "$1" "$v_fb"; } && return
+	if ! fetch "$1" bookworm; then
+		[ -n "$v_fb" ] || { echo "musl-libs: cannot fetch $1's source package, see $log" >&2; exit 1; }
+		v=$v_fb
+		echo "musl-libs: $1's bookworm source package cannot be fetched; using the upstream tarball of $2's ($v)"
+		fetch "$1" "$2" orig || { echo "musl-libs: cannot fetch $1 from $2 either, see $log" >&2; exit 1; }
+	fi
+	(cd "$src" && "build_$1") >> "$log" 2>&1 || { echo "musl-libs: building $1 failed, see $log" >&2; exit 1; }
+	rm -f "$dir/stamp-$1-"*
+	touch "$dir/stamp-$1-$v"
+	echo "musl-libs: built $1 $v"
+}
 
 : > "$log"
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-
-# jansson: CMake (the tarball has no configure).
-v=$(version jansson bookworm)
-if ! built jansson "$v"; then
-	fetch jansson bookworm
-	(cd "$src" && mkdir -p b && cd b &&
-		cmake -DCMAKE_C_COMPILER=$CC -DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_BUILD_TYPE=None \
-			-DCMAKE_INSTALL_PREFIX="$prefix" -DJANSSON_BUILD_SHARED_LIBS=OFF \
-			-DJANSSON_BUILD_DOCS=OFF -DJANSSON_EXAMPLES=OFF -DJANSSON_WITHOUT_TESTS=ON .. &&
-		make -j2 install) >> "$log" 2>&1 || { echo "musl-libs: jansson failed, see $log" >&2; exit 1; }
-	stamp jansson "$v"
-fi
-
-# libseccomp: autotools; its syscall tables come pre-generated in the tarball.
-v=$(version libseccomp bookworm)
-if ! built libseccomp "$v"; then
-	fetch libseccomp bookworm
-	(cd "$src" && ./configure --host=x86_64-linux-musl --prefix="$prefix" --disable-shared \
-			--enable-static --disable-python &&
-		make -j2 -C src install-libLTLIBRARIES && make -j2 -C include install && make install-pkgconfDATA) \
-		>> "$log" 2>&1 || { echo "musl-libs: libseccomp failed, see $log" >&2; exit 1; }
-	stamp libseccomp "$v"
-fi
-
-# liburing: its own configure; only the library.
-v=$(version liburing bookworm)
-if ! built liburing "$v"; then
-	fetch liburing bookworm
-	(cd "$src" && ./configure --cc=$CC --prefix="$prefix" --libdir="$prefix/lib" --libdevdir="$prefix/lib" &&
-		make -j2 -C src ENABLE_SHARED=0 install && make liburing.pc &&
-		install -m 644 liburing.pc "$prefix/lib/pkgconfig/") >> "$log" 2>&1 \
-		|| { echo "musl-libs: liburing failed, see $log" >&2; exit 1; }
-	stamp liburing "$v"
-fi
-
-# libevdev: bookworm's source package (1.13.0) cannot be fetched from this mirror (its
-# files answer 404), so if it fails, the upstream tarball of trixie's source package is
-# used instead (1.13.4, a bug-fix release; Debian carries no patches for it).
-v=$(version libevdev bookworm) v_trixie=$(version libevdev trixie)
-if ! built libevdev "$v" && ! built libevdev "$v_trixie"; then
-	if ! fetch libevdev bookworm; then
-		v=$v_trixie
-		echo "musl-libs: libevdev's bookworm source cannot be fetched; using the upstream tarball of $v (trixie)"
-		fetch libevdev trixie orig || { echo "musl-libs: libevdev cannot be fetched either, see $log" >&2; exit 1; }
-	fi
-	(cd "$src" && ./configure --host=x86_64-linux-musl --prefix="$prefix" --disable-shared \
-			--enable-static --disable-gcov &&
-		make -j2 -C libevdev install && make install-pkgconfigDATA) >> "$log" 2>&1 \
-		|| { echo "musl-libs: libevdev failed, see $log" >&2; exit 1; }
-	stamp libevdev "$v"
-fi
+lib jansson
+lib libseccomp
+lib liburing
+# bookworm's libevdev (1.13.0+dfsg-1) answers 404 on the development machines' mirror,
+# its .dsc, upstream tarball and debian/ files alike; trixie's upstream tarball (1.13.4,
+# a bug-fix release) is there. Its debian/ files are not, so Debian's changes, if it
+# has any, are not applied.
+lib libevdev trixie
