@@ -6,7 +6,7 @@
 # chosen exactly as for the dynamic build: those whose packages are found, and those
 # with a fallback (gpu: 2D, without virglrenderer, which with Mesa does not link
 # statically). Nothing is loaded at run time: no dynamic loader, no dlopen, and no NSS
-# (--user/--group names resolve from /etc/passwd and /etc/group through musl).
+# (musl reads --user/--group names from /etc/passwd and /etc/group, else asks nscd).
 # Included by the Makefile before anything asks pkg-config.
 
 MUSL_DIR := build/musl
