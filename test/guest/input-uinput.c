@@ -4,6 +4,7 @@
  * for vhost-user-input and the driver that reads it through the back-end.
  *
  *   input-uinput SOCKET
+ *   input-uinput --keyboards N     (N keyboards, their nodes printed, nothing else)
  *
  * Creates a uinput keyboard, prints "UINPUT-NODE /dev/input/eventN", waits (10 s)
  * for a back-end to listen on SOCKET (the script starts it on that node), connects
@@ -59,26 +60,44 @@ static int event_node(int fd, char *node, size_t size)
 	return -1;
 }
 
-int main(int argc, char **argv)
+/* Creates a uinput keyboard and prints "UINPUT-NODE /dev/input/eventN": its fd, or -1. */
+static int create_keyboard(void)
 {
-	if (argc != 2)
-		return die("usage: input-uinput SOCKET");
-
 	int ui = open("/dev/uinput", O_WRONLY | O_CLOEXEC);
 	struct uinput_setup setup = { .id = { .bustype = BUS_VIRTUAL, .vendor = 0x1234, .product = 0x5678 } };
+	char node[64];
+
 	snprintf(setup.name, sizeof(setup.name), NAME);
 	if (ui < 0 || ioctl(ui, UI_SET_EVBIT, EV_KEY) < 0 || ioctl(ui, UI_SET_KEYBIT, KEY_A) < 0 ||
 	    ioctl(ui, UI_SET_KEYBIT, KEY_B) < 0 || ioctl(ui, UI_DEV_SETUP, &setup) < 0 ||
 	    ioctl(ui, UI_DEV_CREATE) < 0)
-		return die("cannot create a uinput keyboard");
-	char node[64];
+		return die("cannot create a uinput keyboard"), -1;
 	for (int i = 0; event_node(ui, node, sizeof(node)) < 0; i++) {
 		if (i == 50)
-			return die("the uinput keyboard has no event node");
+			return die("the uinput keyboard has no event node"), -1;
 		usleep(100000);
 	}
 	printf("UINPUT-NODE %s\n", node);
 	fflush(stdout);
+	return ui;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--keyboards")) {
+		/* Only devices (for the footprint): kept until killed. */
+		for (int n = atoi(argv[2]); n > 0; n--)
+			if (create_keyboard() < 0)
+				return 1;
+		pause();
+		return 0;
+	}
+	if (argc != 2)
+		return die("usage: input-uinput SOCKET | input-uinput --keyboards N");
+
+	int ui = create_keyboard();
+	if (ui < 0)
+		return 1;
 
 	struct stat st;
 	for (int i = 0; stat(argv[1], &st) < 0 || !S_ISSOCK(st.st_mode); i++) {

@@ -10,7 +10,8 @@
 # keyboard (test/guest/input-uinput.c), and the test front-end (test/frontend.c)
 # drives it as a virtio-input driver would: the config space's name, a key press and
 # release read from the event queue as the kernel reported them, nothing mapped but
-# the binary, an empty root once confined, and status 0 after SIGTERM.
+# the binary, an empty root once confined, and status 0 after SIGTERM. Then its idle
+# footprint: RSS with one device, and per extra device (9 in one process).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -52,6 +53,31 @@ kill -TERM $be
 wait $be
 echo "GUEST-RESULT: exit $?"
 kill $drv
+# Footprint: idle processes on keyboards of their own, one with 1 device, one with 9.
+/input-uinput --keyboards 10 > /tmp/kb.out 2>> /tmp/drv.err &
+kb=$!
+n=0
+until [ "$(grep -c UINPUT-NODE /tmp/kb.out)" = 10 ] || [ $n -ge 100 ]; do n=$((n + 1)); sleep 0.1; done
+set -- $(sed -n 's/^UINPUT-NODE //p' /tmp/kb.out)
+for node; do
+	wait_for "$node" && { [ -e "/r$node" ] || mknod "/r$node" c $(tr ':' ' ' < "/sys/class/input/${node##*/}/dev"); }
+done
+chroot /r /vhost-user-input --socket-path=/run/one.sock --evdev-path="$1" 2>> /tmp/be.log &
+one=$!
+shift
+args=""
+for node; do args="$args --socket-path=/run/m${node##*event}.sock --evdev-path=$node"; done
+chroot /r /vhost-user-input $args 2>> /tmp/be.log &
+nine=$!
+last=/r/run/m${node##*event}.sock
+n=0
+until [ -S /r/run/one.sock ] && [ -S "$last" ] || [ $n -ge 100 ]; do n=$((n + 1)); sleep 0.1; done
+sleep 0.5
+rss() { awk '/^VmRSS:/ { print $2 }' /proc/$1/status; }
+echo "GUEST-RESULT: rss $(rss $one) $(rss $nine)"
+kill $one $nine
+wait $one $nine
+kill $kb
 sed 's/^/GUEST-LOG: /' /tmp/be.log /tmp/drv.err
 EOF
 
@@ -76,5 +102,15 @@ got=$(vu_guest_result confined-root)
 [ "$got" = "[]" ] && vu_pass static-input-empty-root || vu_fail static-input-empty-root "its root holds '$got'"
 got=$(vu_guest_result exit)
 [ "$got" = 0 ] && vu_pass static-input-sigterm || vu_fail static-input-sigterm "status $got after SIGTERM"
+one="" nine=""
+vu_wait_serial 'GUEST-RESULT: rss ' 60 && read -r one nine <<< "$(vu_guest_result rss)"
+if [ -n "$nine" ]; then
+	per=$(((nine - one) / 8))
+	echo "# static input in the guest: idle RSS $one KiB with one device, $nine KiB with 9: $per KiB per extra device"
+	[ "$one" -le 1024 ] && [ "$per" -le 64 ] && vu_pass static-input-footprint ||
+		vu_fail static-input-footprint "$one KiB for one device (target 1024), $per KiB per extra device (target 64)"
+else
+	vu_fail static-input-footprint "no RSS figures from the guest: ${VU_WHY:-}"
+fi
 vu_stop_qemu 5
 echo "# t-static-input took $(vu_since "$t_start") s"
