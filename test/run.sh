@@ -51,7 +51,7 @@ run_suite() {
 # The static build (make static): the front-end tests (those that start a back-end)
 # against vhostbox-static, and its guest tests (an empty root).
 run_static() {
-	export VHOSTBOX=$PWD/vhostbox-static VU_RUN_TAG=[static]
+	export VHOSTBOX=$PWD/vhostbox-static VU_RUN_TAG="[static]"
 	for t in $(grep -l 'vuf_backend_start\|VHOSTBOX' test/t-*.c); do
 		t=build/test/$(basename "$t" .c)
 		[ -x "$t" ] && run_one "$t"

@@ -8,7 +8,7 @@
 # virgl and refuses --virgl with one line. test/guest/t-static.sh runs it in an
 # empty root behind QEMU guests; run.sh --check also runs the front-end tests on it.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 STATIC=${VHOSTBOX_STATIC:-$PWD/vhostbox-static}
 MUSL_PC=build/musl/prefix/lib/pkgconfig
 pass() { echo "PASS: $1"; }

@@ -18,7 +18,7 @@ set -u
 t_start=$(vu_now)
 STATIC=${VHOSTBOX_STATIC:-$REPO/vhostbox-static}
 # The cloud kernel has no uinput: the full one.
-VU_KERNEL=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | grep -v -- -cloud- | sort -V | tail -n 1)
+VU_KERNEL=$(printf '%s\n' /boot/vmlinuz-*-amd64 | grep -v -e '-cloud-amd64$' -e '\*' | sort -V | tail -n 1)
 [ -n "$VU_KERNEL" ] || vu_skip_all guest-static-input "no Debian amd64 kernel with uinput (install linux-image-amd64)"
 vu_require_guest guest-static-input uinput evdev
 [ -x "$STATIC" ] || vu_skip_all guest-static-input "no $STATIC (make static builds it)"
