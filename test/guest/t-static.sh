@@ -24,6 +24,7 @@ for d in vhost-user-rng-pci vhost-user-blk-pci virtio-net-pci; do
 done
 command -v unshare > /dev/null && command -v chroot > /dev/null ||
 	vu_skip_all guest-static "no unshare or chroot (util-linux, coreutils)"
+[ "$(id -u)" = 0 ] || vu_skip_all guest-static "chroot and mounting the root need root"
 
 # ---- the empty root -----------------------------------------------------------------
 root=$VU_TMP/root
