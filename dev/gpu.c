@@ -7,8 +7,10 @@
  * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
  * hold and how they layer, this one on top.
  *
- * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-virgl-lib.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm
+ * dlopen: virglrenderer epoxy gbm libdrm
+ * fallback: gpu-virgl.c gpu-virgl-lib.c -> gpu-novirgl.c
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes

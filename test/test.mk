@@ -60,6 +60,7 @@ deps:
 check: deps
 	$(MAKE) --no-print-directory WERROR=1 tests
 	$(MAKE) --no-print-directory WERROR=1 asan
+	$(MAKE) --no-print-directory WERROR=1 static
 	@bash test/run.sh --check
 
 .PHONY: tests asan tests-asan deps

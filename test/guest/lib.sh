@@ -287,17 +287,18 @@ vu_initramfs() {
 	VU_INITRAMFS=$out
 }
 
-# vu_static_program SRC: build the C file SRC as a static binary for the guest, cached
-# in $VU_CACHE by its source; sets VU_PROGRAM. Returns 1 with VU_WHY set when it cannot
-# (no compiler, no static libc).
+# vu_static_program SRC...: build the C files SRC... (the first names it; the tree's
+# headers reachable as "test/...", "proto/...") as one static binary for the guest,
+# cached in $VU_CACHE by their sources; sets VU_PROGRAM. Returns 1 with VU_WHY set when
+# it cannot (no compiler, no static libc).
 vu_static_program() {
-	local src=$1 out
-	out=$VU_CACHE/$(basename "$src" .c)-$(sha256sum < "$src" | cut -c1-16)
+	local out
+	out=$VU_CACHE/$(basename "$1" .c)-$(cat "$@" | sha256sum | cut -c1-16)
 	if [ ! -x "$out" ]; then
 		mkdir -p "$VU_CACHE"
-		if ! "${CC:-gcc}" -static -O2 -o "$out.tmp.$$" "$src" 2> "$VU_TMP/static-build.log"; then
+		if ! "${CC:-gcc}" -static -O2 -D_GNU_SOURCE -I"$REPO" -o "$out.tmp.$$" "$@" 2> "$VU_TMP/static-build.log"; then
 			rm -f "$out.tmp.$$"
-			VU_WHY="cannot build $src statically: $(head -c 300 "$VU_TMP/static-build.log")"
+			VU_WHY="cannot build $* statically: $(head -c 300 "$VU_TMP/static-build.log")"
 			return 1
 		fi
 		mv "$out.tmp.$$" "$out"
@@ -325,9 +326,9 @@ vu_netns_add() {
 }
 
 # ---- back-ends ------------------------------------------------------------------------
-# vu_socket NAME: the socket path for back-end NAME. vu_chardev NAME: the matching
-# QEMU -chardev value (id=NAME).
-vu_socket() { echo "$VU_TMP/$1.sock"; }
+# vu_socket NAME: the socket path for back-end NAME (in VU_SOCKET_DIR, default
+# $VU_TMP). vu_chardev NAME: the matching QEMU -chardev value (id=NAME).
+vu_socket() { echo "${VU_SOCKET_DIR:-$VU_TMP}/$1.sock"; }
 vu_chardev() { echo "socket,id=$1,path=$(vu_socket "$1")"; }
 
 # vu_start_backend NAME PERSONALITY [ARG...]: start
