@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
 # libseccomp-dev: every personality confines itself (proto/sandbox.c); systemd gives
 # systemd-socket-activate and util-linux setpriv, for test/t-sandbox.sh.
-# musl-tools, dpkg-dev (dpkg-source), cmake (jansson) and gperf (libseccomp): make static (static/musl-libs.sh).
+# musl-tools, dpkg-dev (dpkg-source), cmake (jansson) and gperf (libseccomp): make static (test/musl-libs.sh).
 PKGS="gcc make pkg-config libjansson-dev libseccomp-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
       umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux \

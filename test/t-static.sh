@@ -37,8 +37,8 @@ size=$(stat -c %s "$STATIC")
 echo "# $STATIC: $size bytes"
 
 # ---- which personalities ---------------------------------------------------------
-# As static/static.mk chooses them: every declared device whose pkg-config packages
-# static/musl-libs.sh built, or that declares a fallback.
+# As the Makefile (make static) chooses them: every declared device whose pkg-config packages
+# test/musl-libs.sh built, or that declares a fallback.
 want=""
 for f in $(grep -l '^ \* build: ' dev/*.c); do
 	d=$(basename "$f" .c) ok=1

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Builds the libraries the static vhostbox links (jansson, libseccomp, liburing,
 # libevdev) for musl, from Debian's source packages, into DIR/prefix with their
-# pkg-config files; static/static.mk then picks the personalities whose pkg-config
+# pkg-config files; the Makefile (make static) then picks the personalities whose pkg-config
 # packages are there. Cached: a library whose stamp DIR/stamp-NAME-VERSION exists is
 # not fetched or built again, so running it twice does nothing the second time.
 #
-#   static/musl-libs.sh DIR            (make static runs it with DIR=build/musl)
+#   test/musl-libs.sh DIR            (make static runs it with DIR=build/musl)
 #
 # The sources come from the mirror apt is configured with (test/apt-mirror.sh), through
 # a private apt state in DIR/apt: the machine's own apt configuration is left as it is.
