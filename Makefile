@@ -51,7 +51,8 @@ DEV_LIBS   := $(if $(DEV_PKGS),$(shell $(PKG_CONFIG) --libs $(DEV_PKGS)))
 
 CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
              proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
-DEV_SRCS  := $(foreach d,$(DEVICES),$($(d)_SRCS))
+# sorted: a file two devices share (blk-io.c) is built and linked once
+DEV_SRCS  := $(sort $(foreach d,$(DEVICES),$($(d)_SRCS)))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build

@@ -305,18 +305,10 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
 		return S_UNSUPP;
 
 	uint64_t off = r.sector * SECTOR, len = (uint64_t)r.num_sectors * SECTOR;
-	bool unmap = type == T_DISCARD || (r.flags & WRITE_ZEROES_UNMAP);
-	if (b->img.block_device) {
-		/* No io_uring operation for these on a block device: the ioctls are quick. */
-		uint64_t range[2] = { off, len };
-		if (ioctl(b->img.fd, type == T_DISCARD ? BLKDISCARD : BLKZEROOUT, range) < 0)
-			return S_IOERR;
-		return S_OK;
-	}
-	/* A punched hole reads back as zeros, so it serves both when unmapping is allowed. */
-	int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+	enum blk_zero how = type == T_DISCARD ? BLK_DISCARD : (r.flags & WRITE_ZEROES_UNMAP) ? BLK_ZERO_UNMAP : BLK_ZERO;
 	s->expect = 0;
-	return blk_io_fallocate(s->q->thread->io, b->img.fd, mode, off, len, s) < 0 ? S_IOERR : 0xff;
+	int done = blk_io_zero(s->q->thread->io, &b->img, how, off, len, s);
+	return done < 0 ? S_IOERR : done ? S_OK : 0xff;
 }
 
 /*
