@@ -32,6 +32,12 @@
 /* virtio-scsi (virtio 1.2, 5.6): queues, request types, response codes, TMF subtypes. */
 enum { Q_CONTROL = 0, Q_EVENT = 1, Q_REQUEST = 2 };
 enum { T_TMF = 0, T_AN_QUERY = 1, T_AN_SUBSCRIBE = 2 };
+/*
+ * VIRTIO_SCSI_F_CHANGE: the device may report LUN parameter changes on the event
+ * queue. QEMU passes its guest's ack of it through whatever the back-end offered;
+ * we offer it: a LUN's parameters never change while served, so no event is due.
+ */
+enum { F_CHANGE = 2 };
 enum {
 	S_OK = 0, S_OVERRUN = 1, S_BAD_TARGET = 3, S_FAILURE = 9, S_FUNCTION_SUCCEEDED = 10,
 	S_FUNCTION_REJECTED = 11, S_INCORRECT_LUN = 12,
@@ -157,8 +163,7 @@ static const struct vu_option scsi_options[] = {
 	{ .name = "lun", .kind = VU_OPT_PARSE, .parse = parse_lun, .arg = "PATH[,SET]...",
 	  .help = "a logical unit: a raw image file or block device, with settings ro (read-only), serial=S "
 		  "(its serial number), lbs=512|4096 (logical block size), rotational (reported as a "
-		  "rotating disk); repeat for LUN 1, 2, ... (at least one)",
-	  .flags = VU_OPT_CAPABILITY },
+		  "rotating disk); repeat for LUN 1, 2, ... (at least one)" },
 	{ .name = "num-queues", .kind = VU_OPT_UINT, .offset = SCSI_FIELD(req_queues), .arg = "N",
 	  .help = "request queues", .min = 1, .max = MAX_QUEUES },
 	{ .name = "queue-size", .kind = VU_OPT_UINT, .offset = SCSI_FIELD(dev.max_queue_size), .arg = "N",
@@ -632,7 +637,7 @@ const struct vu_device_type vu_dev_scsi = {
 	.qemu_args = "-device vhost-user-scsi-pci,chardev=vu0",
 	.virtio_id = 8,
 	.num_queues = Q_REQUEST + 1,
-	.features = 0,
+	.features = 1ull << F_CHANGE,
 	.config_size = sizeof(struct scsi_config),
 	.inflight = true,
 	.options = scsi_options,
