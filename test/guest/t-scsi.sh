@@ -87,7 +87,7 @@ echo "GUEST-RESULT: serial1 $(sg_vpd -p sn /dev/$d1 | sed -n 's/.*Unit serial nu
 echo "GUEST-RESULT: lbp $(sg_vpd -p lbpv /dev/$d0 | grep -cE 'Unmap command supported \(LBPU\): 1|Write same \(16\) with unmap bit supported \(LBPWS\): 1')"
 echo "GUEST-RESULT: bl $(sg_vpd -p bl /dev/$d0 | sed -n 's/.*Maximum unmap LBA count: *//p')"
 echo "GUEST-RESULT: readcap2 $(sg_readcap -l /dev/$d2 | grep -E 'Logical block length|Last LBA' | tr -s ' ' | tr '\n' ' ')"
-echo "GUEST-RESULT: readcap1 $(sg_readcap -l /dev/$d1 | sed -n 's/.*Write protect=\([0-9]\).*/\1/p')"
+echo "GUEST-RESULT: readcap1 $(sg_readcap /dev/$d1 | grep -E 'Last LBA|Logical block length' | tr -s ' ' | tr '\n' ' ')"
 # sg_unmap on a written range of LUN 0 (the host checks the hole)
 dd if=/pattern of=/dev/$d0 bs=1M seek=72 count=2 oflag=direct 2>/dev/null
 sg_unmap --lba=$unmap_lba --num=4096 /dev/$d0 && echo "GUEST-RESULT: unmap ok" || echo "GUEST-RESULT: unmap failed"
@@ -190,8 +190,8 @@ if vu_wait_serial 'GUEST-RESULT: sync ' 90; then
 	[ "$lbp" = 2 ] && [ "$bl" = 4194304 ] && vu_pass guest-scsi-sg-vpd-provisioning ||
 		vu_fail guest-scsi-sg-vpd-provisioning "LBPU/LBPWS lines $lbp, max unmap LBA count '$bl'"
 	rc2=$(vu_guest_result readcap2) rc1=$(vu_guest_result readcap1)
-	[[ $rc2 == *"Last LBA=8191"*"length=4096"* ]] && [ "$rc1" = 1 ] && vu_pass guest-scsi-sg-readcap ||
-		vu_fail guest-scsi-sg-readcap "LUN 2: '$rc2'; LUN 1 write protect '$rc1'"
+	[[ $rc2 == *"Last LBA=8191"*"length=4096"* ]] && [[ $rc1 == *"Last LBA=16383"*"length=512"* ]] &&
+		vu_pass guest-scsi-sg-readcap || vu_fail guest-scsi-sg-readcap "LUN 2: '$rc2'; LUN 1: '$rc1'"
 	u=$(vu_guest_result unmap) a=$(allocated "$img0" $((72 << 20)) $((2 << 20)))
 	[ "$u" = ok ] && [ "$a" = 0 ] && vu_pass guest-scsi-sg-unmap-hole ||
 		vu_fail guest-scsi-sg-unmap-hole "sg_unmap $u; $a bytes still allocated"
