@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -915,6 +917,16 @@ static void test_queues(void)
 	uint8_t c[10];
 	rw10(c, 0x28, 100, 8);
 	CHECK(h.req && good(cmd(&h, 0, c, 10, 0, 4096)), "scsi-second-request-queue");
+	/*
+	 * QEMU moves a restarted ring's call to another eventfd after the ring runs: the
+	 * new one is signalled at once, so a completion sent to the old one is not lost.
+	 */
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	CHECK(efd >= 0 && vuf_set_vring_call(h.f, 3, efd) == 0 && poll(&p, 1, 2000) == 1,
+	      "scsi-new-call-fd-of-a-running-ring-signalled");
+	if (efd >= 0)
+		close(efd);
 	hba_close(&h);
 }
 
