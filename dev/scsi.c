@@ -223,7 +223,7 @@ static int scsi_init(struct vu_dev *dev, struct vu_loop *loop)
 		l->blocks = l->img.size / l->block_size;
 		/* VPD 0x83 names the unit by its serial, else by the image's identity on the host. */
 		if (l->serial[0])
-			snprintf(l->ident, sizeof(l->ident), "%s", l->serial);
+			memcpy(l->ident, l->serial, sizeof(l->ident)); /* the same size, NUL-terminated */
 		else
 			snprintf(l->ident, sizeof(l->ident), "%llx-%llx", (unsigned long long)st.st_dev,
 				 (unsigned long long)st.st_ino);
