@@ -229,7 +229,6 @@ static int scsi_init(struct vu_dev *dev, struct vu_loop *loop)
 				 (unsigned long long)st.st_ino);
 	}
 	dev->num_queues = Q_REQUEST + s->req_queues;
-	s->target.direct = s->direct;
 	s->target.writethrough = s->writethrough;
 	s->target.io = blk_io_new(loop, SLOTS_PER_QUEUE * 2, scsi_complete, scsi_batch_end, s);
 	if (!s->target.io)
@@ -343,12 +342,19 @@ static bool start(struct scsi *s, struct slot *sl)
 	c->lun_id = lun;
 	c->lun = lun < s->target.nluns ? &s->luns[lun] : NULL;
 	/* Each part is a slice of what was popped: no more segments than that. */
-	c->out_len = out_total - req_size;
-	c->nout = (unsigned)vu_iov_slice(req->iov, req->out, req_size, c->out_len, sl->out, SCSI_MAX_IOV);
+	int nout = vu_iov_slice(req->iov, req->out, req_size, out_total - req_size, sl->out, SCSI_MAX_IOV);
+	int nin = vu_iov_slice(req->iov + req->out, req->in, resp_size, req->in_bytes - resp_size, sl->in,
+			       SCSI_MAX_IOV);
+	if (nout < 0 || nin < 0) {
+		sl->response = S_FAILURE;
+		return true;
+	}
 	c->out = sl->out;
-	c->in_len = req->in_bytes - resp_size;
-	c->nin = (unsigned)vu_iov_slice(req->iov + req->out, req->in, resp_size, c->in_len, sl->in, SCSI_MAX_IOV);
+	c->nout = (unsigned)nout;
+	c->out_len = out_total - req_size;
 	c->in = sl->in;
+	c->nin = (unsigned)nin;
+	c->in_len = req->in_bytes - resp_size;
 	return scsi_cmd_start(&s->target, c);
 }
 

@@ -26,13 +26,12 @@
 enum { SCSI_GOOD = 0x00, SCSI_CHECK_CONDITION = 0x02 };
 enum {
 	SK_NO_SENSE = 0x0, SK_MEDIUM_ERROR = 0x3, SK_HARDWARE_ERROR = 0x4, SK_ILLEGAL_REQUEST = 0x5,
-	SK_DATA_PROTECT = 0x7, SK_ABORTED_COMMAND = 0xb,
+	SK_DATA_PROTECT = 0x7,
 };
 enum {
 	ASC_NONE = 0x0000,
 	ASC_WRITE_ERROR = 0x0c00,
 	ASC_UNRECOVERED_READ_ERROR = 0x1100,
-	ASC_MISCOMPARE = 0x1d00,
 	ASC_PARAMETER_LIST_LENGTH_ERROR = 0x1a00,
 	ASC_INVALID_OPCODE = 0x2000,
 	ASC_LBA_OUT_OF_RANGE = 0x2100,
@@ -60,7 +59,6 @@ struct scsi_lun {
 struct scsi_target {
 	struct scsi_lun *luns;
 	unsigned nluns;
-	bool direct;              /* images opened O_DIRECT */
 	bool writethrough;        /* the write caches' default: off */
 	struct blk_io *io;
 };

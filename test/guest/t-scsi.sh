@@ -90,7 +90,7 @@ echo "GUEST-RESULT: readcap2 $(sg_readcap -l /dev/$d2 | grep -E 'Logical block l
 echo "GUEST-RESULT: readcap1 $(sg_readcap /dev/$d1 | grep -E 'Last LBA|Logical block length' | tr -s ' ' | tr '\n' ' ')"
 # sg_unmap on a written range of LUN 0 (the host checks the hole)
 dd if=/pattern of=/dev/$d0 bs=1M seek=72 count=2 oflag=direct 2>/dev/null
-sg_unmap --lba=$unmap_lba --num=4096 /dev/$d0 && echo "GUEST-RESULT: unmap ok" || echo "GUEST-RESULT: unmap failed"
+sg_unmap --force --lba=$unmap_lba --num=4096 /dev/$d0 && echo "GUEST-RESULT: unmap ok" || echo "GUEST-RESULT: unmap failed"
 sg_sync /dev/$d0 && echo "GUEST-RESULT: sync ok" || echo "GUEST-RESULT: sync failed"
 # 3. pattern on LUN 0 (at 40 MiB) and LUN 2 (at 8 MiB)
 ok=0
