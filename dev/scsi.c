@@ -626,6 +626,53 @@ static void scsi_reset(struct vu_dev *dev)
 }
 
 /*
+ * The state QEMU does not carry across a migration: each unit's write cache, which
+ * the guest may have switched with MODE SELECT (QEMU neither sees nor saves it).
+ */
+struct scsi_state {
+	char magic[4];          /* "VSCS" */
+	uint8_t version;        /* 1 */
+	uint8_t nluns;          /* the destination must have as many */
+	uint8_t reserved[2];
+	uint64_t wce;           /* bit i: LUN i's write cache is on */
+};
+
+static int scsi_state_save(struct vu_dev *dev, void **buf, size_t *len)
+{
+	struct scsi *s = (struct scsi *)dev;
+	struct scsi_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -1;
+	memcpy(st->magic, "VSCS", 4);
+	st->version = 1;
+	st->nluns = (uint8_t)s->target.nluns;
+	for (unsigned i = 0; i < s->target.nluns; i++)
+		st->wce |= (uint64_t)s->luns[i].wce << i;
+	st->wce = htole64(st->wce);
+	*buf = st;
+	*len = sizeof(*st);
+	return 0;
+}
+
+static int scsi_state_load(struct vu_dev *dev, const void *buf, size_t len)
+{
+	struct scsi *s = (struct scsi *)dev;
+	struct scsi_state st;
+
+	if (len != sizeof(st))
+		return -1;
+	memcpy(&st, buf, sizeof(st));
+	uint64_t wce = le64toh(st.wce);
+	if (memcmp(st.magic, "VSCS", 4) || st.version != 1 || st.nluns != s->target.nluns ||
+	    (st.nluns < 64 && wce >> st.nluns))
+		return -1;
+	for (unsigned i = 0; i < s->target.nluns; i++)
+		s->luns[i].wce = wce >> i & 1;
+	return 0;
+}
+
+/*
  * Confined: io_uring (set up in init, its operations restricted, dev/blk-io.c), a
  * block device's discard and zeroing ioctls, and GET LBA STATUS's look for holes.
  */
@@ -654,6 +701,8 @@ const struct vu_device_type vu_dev_scsi = {
 	.get_config = scsi_get_config,
 	.set_config = scsi_set_config,
 	.reset = scsi_reset,
+	.state_save = scsi_state_save,
+	.state_load = scsi_state_load,
 	.destroy = scsi_destroy,
 	.syscalls = scsi_syscalls,
 };

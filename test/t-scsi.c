@@ -42,7 +42,7 @@ static char image[64], ro_image[64], big_image[64], sock[64];
 static const uint64_t all_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 				     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
-			       1ull << VU_PF_INFLIGHT_SHMFD;
+			       1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_DEVICE_STATE;
 
 struct hba {
 	struct vuf_backend *be;
@@ -902,6 +902,95 @@ static void test_inflight(void)
 	hba_close(&h);
 }
 
+/* SET_DEVICE_STATE_FD (direction, phase 0) with fd; the reply's u64, or -1. */
+static int64_t state_fd(struct hba *h, uint32_t direction, int fd)
+{
+	uint64_t params = direction, reply;
+	return vuf_call(h->f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply,
+			sizeof(reply)) < 0 ? -1 : (int64_t)reply;
+}
+
+static int64_t state_check(struct hba *h)
+{
+	uint64_t reply;
+	return vuf_call(h->f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ?
+		       -1 : (int64_t)reply;
+}
+
+/* Loads len bytes into a device whose rings are stopped; CHECK_DEVICE_STATE's answer. */
+static int64_t state_load(struct hba *h, const void *buf, size_t len)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	int64_t r = state_fd(h, 1, p[0]);
+	close(p[0]);
+	if (write(p[1], buf, len) != (ssize_t)len)
+		r = -1;
+	close(p[1]);
+	return r == 0x100 ? state_check(h) : -1;
+}
+
+/* The caching page's WCE of lun, by MODE SENSE(6); -1 if it failed. */
+static int wce_of(struct hba *h, unsigned lun)
+{
+	uint8_t ms[6] = { 0x1a, 0x08, 0x08, 0, 255, 0 };
+	struct result r = cmd(h, lun, ms, 6, 0, 255);
+	return good(r) ? !!(data(h)[6] & 0x04) : -1;
+}
+
+/* DEVICE_STATE: the units' write caches as the guest set them move to a new back-end. */
+static void test_device_state(void)
+{
+	char big[128];
+	snprintf(big, sizeof(big), "%s,lbs=4096", big_image);
+	const char *args[] = { "--lun", image, "--lun", big, NULL };
+	uint8_t saved[64];
+	size_t nsaved = 0;
+	struct hba h;
+	int p[2];
+
+	if (!CHECK(hba_open(&h, args), "scsi-state-open") ||
+	    !CHECK(h.f->protocol_features & (1ull << VU_PF_DEVICE_STATE), "scsi-state-offered")) {
+		hba_close(&h);
+		return;
+	}
+	uint8_t *d = data(&h);
+	uint8_t sel[6] = { 0x15, 0x10, 0, 0, 24, 0 };
+	memset(d, 0, 24);
+	d[4] = 0x08;
+	d[5] = 18;
+	CHECK(good(cmd(&h, 1, sel, 6, 24, 0)) && wce_of(&h, 1) == 0 && wce_of(&h, 0) == 1, "scsi-state-lun1-wce-off");
+	unsigned base;
+	for (unsigned q = 0; q < 3; q++)
+		vuf_get_vring_base(h.f, q, &base);
+	if (CHECK(pipe(p) == 0 && state_fd(&h, 0, p[1]) == 0x100, "scsi-state-save-started")) {
+		close(p[1]);
+		ssize_t n;
+		while (nsaved < sizeof(saved) && (n = read(p[0], saved + nsaved, sizeof(saved) - nsaved)) > 0)
+			nsaved += n;
+		close(p[0]);
+		CHECK(nsaved == 16 && state_check(&h) == 0, "scsi-state-saved");
+	}
+	hba_close(&h);
+
+	if (!CHECK(hba_open_at(&h, sock, args, false), "scsi-state-destination-open")) {
+		hba_close(&h);
+		return;
+	}
+	CHECK(state_load(&h, "garbage", 7) != 0, "scsi-state-garbage-refused");
+	uint8_t other[16];
+	memcpy(other, saved, sizeof(other));
+	other[5] = 3; /* another number of LUNs */
+	CHECK(state_load(&h, other, sizeof(other)) != 0, "scsi-state-other-lun-count-refused");
+	CHECK(state_load(&h, saved, nsaved) == 0, "scsi-state-loaded");
+	h.ctl = vuf_vq_setup(h.f, 0, 128, 0);
+	h.req = vuf_vq_setup(h.f, 2, 128, 0);
+	CHECK(h.req && vuf_vq_setup(h.f, 1, 128, 0) && wce_of(&h, 1) == 0 && wce_of(&h, 0) == 1,
+	      "scsi-state-wce-restored");
+	hba_close(&h);
+}
+
 static void test_queues(void)
 {
 	const char *args[] = { "--lun", image, "--num-queues=2", NULL };
@@ -1015,6 +1104,7 @@ int main(void)
 	hba_close(&h);
 	test_hostile();
 	test_inflight();
+	test_device_state();
 	test_queues();
 	test_options();
 
