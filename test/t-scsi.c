@@ -765,11 +765,11 @@ static int control(struct hba *h, const void *req, uint32_t out_len, void *resp,
 static int tmf(struct hba *h, uint32_t subtype, unsigned target, unsigned lun)
 {
 	uint8_t req[24] = { 0 }, resp = 0xee;
+	uint32_t le = htole32(subtype);
 
-	put32(req + 4, 0); /* little-endian fields: */
-	req[4] = (uint8_t)subtype;
+	memcpy(req + 4, &le, 4);   /* type 0 (TMF), then the subtype */
 	lun_field(req + 8, target, lun);
-	req[16] = 0x42;
+	req[16] = 0x42;            /* the tag */
 	return control(h, req, sizeof(req), &resp, 1) == 1 ? resp : -1;
 }
 
