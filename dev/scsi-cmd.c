@@ -23,6 +23,15 @@ void scsi_sense(struct scsi_cmd *c, uint8_t key, uint16_t asc)
 	c->sense_len = SCSI_SENSE_LEN;
 }
 
+void scsi_invalid(struct scsi_cmd *c, bool in_cdb, unsigned byte, int bit)
+{
+	scsi_sense(c, SK_ILLEGAL_REQUEST, in_cdb ? ASC_INVALID_FIELD_IN_CDB : ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	/* Sense-key specific: SKSV, C/D, BPV and the bit, then the field's byte. */
+	c->sense[15] = 0x80 | (in_cdb ? 0x40 : 0) | (bit >= 0 ? 0x08 | bit : 0);
+	c->sense[16] = byte >> 8;
+	c->sense[17] = byte & 0xff;
+}
+
 void scsi_data_in(struct scsi_cmd *c, const void *buf, uint64_t len, uint64_t alloc)
 {
 	uint64_t n = len < alloc ? len : alloc;
@@ -32,15 +41,17 @@ void scsi_data_in(struct scsi_cmd *c, const void *buf, uint64_t len, uint64_t al
 	c->in_done = vu_iov_from_buf(c->in, c->nin, 0, buf, n);
 }
 
-static void invalid_field(struct scsi_cmd *c)
-{
-	scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
-}
-
 /* A transfer the guest's buffers cannot hold: the transport answers OVERRUN, no status. */
 static void overrun(struct scsi_cmd *c)
 {
 	c->overrun = true;
+}
+
+/* Where a READ, WRITE or WRITE SAME CDB's block count starts (its most significant byte). */
+static unsigned count_byte(const uint8_t *cdb)
+{
+	static const uint8_t by_group[8] = { 4, 7, 7, 0, 10, 6, 0, 0 };
+	return by_group[cdb[0] >> 5];
 }
 
 /* The LBA and block count of a READ, WRITE, VERIFY, WRITE SAME or SYNCHRONIZE CACHE CDB. */
@@ -127,11 +138,11 @@ static void read_write(struct scsi_target *t, struct scsi_cmd *c)
 	uint64_t lba, n;
 
 	if ((c->cdb[0] >> 5) && (c->cdb[1] & 0xe0)) /* RDPROTECT/WRPROTECT: no protection information */
-		return invalid_field(c);
+		return scsi_invalid(c, true, 1, 7);
 	lba_count(c->cdb, &lba, &n);
 	uint64_t bytes = n * lun->block_size;
 	if (bytes > SCSI_MAX_XFER_BYTES)
-		return invalid_field(c);
+		return scsi_invalid(c, true, count_byte(c->cdb), -1);
 	if ((write ? c->out_len : c->in_len) < bytes)
 		return overrun(c);
 	if (!in_range(c, lba, n) || (write && !writable(c)) || !n)
@@ -158,8 +169,10 @@ static void verify(struct scsi_target *t, struct scsi_cmd *c)
 {
 	uint64_t lba, n;
 
-	if ((c->cdb[1] & 0xe0) || (c->cdb[1] & 0x06)) /* VRPROTECT, BYTCHK: no comparison offered */
-		return invalid_field(c);
+	if (c->cdb[1] & 0xe0) /* VRPROTECT */
+		return scsi_invalid(c, true, 1, 7);
+	if (c->cdb[1] & 0x06) /* BYTCHK: no comparison offered */
+		return scsi_invalid(c, true, 1, 2);
 	lba_count(c->cdb, &lba, &n);
 	in_range(c, lba, n);
 }
@@ -217,10 +230,10 @@ static void write_same(struct scsi_target *t, struct scsi_cmd *c)
 	uint64_t lba, n;
 
 	if (c->cdb[1] & 0xf0) /* WRPROTECT, ANCHOR */
-		return invalid_field(c);
+		return scsi_invalid(c, true, 1, c->cdb[1] & 0xe0 ? 7 : 4);
 	lba_count(c->cdb, &lba, &n);
 	if (!n || n > SCSI_MAX_WS_BLOCKS) /* WSNZ: 0 blocks is not "to the end" here */
-		return invalid_field(c);
+		return scsi_invalid(c, true, count_byte(c->cdb), -1);
 	if (!ndob && c->out_len < lun->block_size)
 		return overrun(c);
 	if (!in_range(c, lba, n) || !writable(c))
@@ -259,7 +272,7 @@ static void unmap(struct scsi_target *t, struct scsi_cmd *c)
 	uint8_t hdr[8], d[16];
 
 	if (c->cdb[1] & 0x01) /* ANCHOR */
-		return invalid_field(c);
+		return scsi_invalid(c, true, 1, 0);
 	if (!writable(c) || !plen)
 		return;
 	if (plen < 8)
@@ -270,12 +283,12 @@ static void unmap(struct scsi_target *t, struct scsi_cmd *c)
 	vu_iov_to_buf(c->out, c->nout, 0, hdr, sizeof(hdr));
 	unsigned bd_len = scsi_be16(hdr + 2);
 	unsigned ndesc = (bd_len < plen - 8u ? bd_len : plen - 8u) / 16; /* a partial one is ignored */
-	if (ndesc > SCSI_MAX_UNMAP_DESC)
-		return scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	if (ndesc > SCSI_MAX_UNMAP_DESC) /* BLOCK DESCRIPTOR DATA LENGTH */
+		return scsi_invalid(c, false, 2, -1);
 	for (unsigned i = 0; i < ndesc; i++) {
 		vu_iov_to_buf(c->out, c->nout, 8 + 16 * i, d, sizeof(d));
-		if (scsi_be32(d + 8) > SCSI_MAX_WS_BLOCKS)
-			return scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+		if (scsi_be32(d + 8) > SCSI_MAX_WS_BLOCKS) /* the descriptor's NUMBER OF LOGICAL BLOCKS */
+			return scsi_invalid(c, false, 16 + 16 * i, -1);
 		if (!in_range(c, scsi_be64(d), scsi_be32(d + 8)))
 			return;
 	}
@@ -418,13 +431,13 @@ bool scsi_cmd_start(struct scsi_target *t, struct scsi_cmd *c)
 	}
 	if (!op) {
 		if (opcode_known) /* a service action we do not have */
-			invalid_field(c);
+			scsi_invalid(c, true, 1, 4);
 		else
 			scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
 		return true;
 	}
 	if (c->cdb[op->cdb_len - 1] & 0x04) { /* NACA: no auto contingent allegiance */
-		invalid_field(c);
+		scsi_invalid(c, true, op->cdb_len - 1u, 2);
 		return true;
 	}
 	op->run(t, c);

@@ -15,16 +15,6 @@
 #define PRODUCT "VIRTUAL DISK    "
 #define REVISION "0001"
 
-static void invalid_field(struct scsi_cmd *c)
-{
-	scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
-}
-
-static void invalid_parameter(struct scsi_cmd *c)
-{
-	scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
-}
-
 static const uint8_t vpd_pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
 
 /* A VPD page's contents after its 4-byte header; the page's length, or -1 when we have no such page. */
@@ -75,8 +65,10 @@ void scsi_inquiry(struct scsi_target *t, struct scsi_cmd *c)
 	uint16_t alloc = scsi_be16(c->cdb + 3);
 	uint8_t buf[256] = { 0 };
 
-	if ((c->cdb[1] & 0x02) || (!evpd && page)) /* CMDDT; a page without EVPD */
-		return invalid_field(c);
+	if (c->cdb[1] & 0x02) /* CMDDT */
+		return scsi_invalid(c, true, 1, 1);
+	if (!evpd && page) /* a page without EVPD */
+		return scsi_invalid(c, true, 2, -1);
 	if (!evpd) {
 		buf[0] = c->lun ? 0x00 : 0x7f;     /* a disk, or: no unit can be here */
 		buf[2] = 0x06;                     /* SPC-4 */
@@ -92,7 +84,7 @@ void scsi_inquiry(struct scsi_target *t, struct scsi_cmd *c)
 		return scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED);
 	int n = vpd_page(c->lun, page, buf + 4);
 	if (n < 0)
-		return invalid_field(c);
+		return scsi_invalid(c, true, 2, -1);
 	buf[1] = page;
 	scsi_put16(buf + 2, (uint16_t)n);
 	scsi_data_in(c, buf, 4 + n, alloc);
@@ -104,8 +96,10 @@ void scsi_report_luns(struct scsi_target *t, struct scsi_cmd *c)
 	uint32_t alloc = scsi_be32(c->cdb + 6);
 	uint8_t buf[8 + 8 * SCSI_MAX_LUNS] = { 0 };
 
-	if (select > 2 || alloc < 16)
-		return invalid_field(c);
+	if (select > 2)
+		return scsi_invalid(c, true, 2, -1);
+	if (alloc < 16)
+		return scsi_invalid(c, true, 6, -1);
 	unsigned n = select == 1 ? 0 : t->nluns; /* 1: well-known LUNs only, of which we have none */
 	for (unsigned i = 0; i < n; i++)
 		buf[8 + 8 * i + 1] = (uint8_t)i;  /* peripheral addressing, bus 0 (LUNs < 256) */
@@ -160,7 +154,7 @@ void scsi_mode_sense(struct scsi_target *t, struct scsi_cmd *c)
 	if (pc == PC_SAVED)
 		return scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_SAVING_PARAMETERS_NOT_SUPPORTED);
 	if (subpage && subpage != 0xff) /* we have subpage 0 of each page only */
-		return invalid_field(c);
+		return scsi_invalid(c, true, 3, -1);
 	if (!dbd) { /* the short block descriptor: number of blocks, block length */
 		scsi_put32(buf + len, lun->blocks > 0xffffffffu ? 0xffffffffu : (uint32_t)lun->blocks);
 		scsi_put32(buf + len + 4, lun->block_size);
@@ -170,7 +164,7 @@ void scsi_mode_sense(struct scsi_target *t, struct scsi_cmd *c)
 		if (page == 0x3f || page == mode_pages[i])
 			len += mode_page(t, lun, mode_pages[i], pc, buf + len);
 	if (page != 0x3f && len == hl + (dbd ? 0 : 8))
-		return invalid_field(c);
+		return scsi_invalid(c, true, 2, 5);
 	uint8_t dsp = (lun->read_only ? 0x80 : 0) | 0x10; /* WP, DPOFUA */
 	if (ten) {
 		scsi_put16(buf, (uint16_t)(len - 2));
@@ -196,8 +190,10 @@ void scsi_mode_select(struct scsi_target *t, struct scsi_cmd *c)
 	unsigned hl = ten ? 8 : 4;
 	uint8_t buf[256], cur[32], mask[32];
 
-	if (!(c->cdb[1] & 0x10) || (c->cdb[1] & 0x01)) /* PF: the standard format; SP: nothing is saved */
-		return invalid_field(c);
+	if (!(c->cdb[1] & 0x10)) /* PF: the standard format only */
+		return scsi_invalid(c, true, 1, 4);
+	if (c->cdb[1] & 0x01) /* SP: nothing is saved */
+		return scsi_invalid(c, true, 1, 0);
 	if (!plen)
 		return;
 	if (plen > sizeof(buf) || plen < hl)
@@ -209,11 +205,11 @@ void scsi_mode_select(struct scsi_target *t, struct scsi_cmd *c)
 	c->out_done = vu_iov_to_buf(c->out, c->nout, 0, buf, plen);
 	unsigned bdl = ten ? scsi_be16(buf + 6) : buf[3];
 	if (bdl != 0 && bdl != 8)
-		return invalid_parameter(c);
+		return scsi_invalid(c, false, ten ? 6 : 3, -1);
 	if (hl + bdl > plen)
 		return scsi_sense(c, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
 	if (bdl && scsi_be32(buf + hl + 4) != lun->block_size) /* the block length cannot change */
-		return invalid_parameter(c);
+		return scsi_invalid(c, false, hl + 5, -1);
 	for (int apply = 0; apply < 2; apply++)
 		for (unsigned pos = hl + bdl; pos < plen;) {
 			if (pos + 2 > plen || pos + 2u + buf[pos + 1] > plen)
@@ -225,13 +221,18 @@ void scsi_mode_select(struct scsi_target *t, struct scsi_cmd *c)
 					lun->wce = p[2] & 0x04;
 			} else {
 				if (p[0] & 0x40) /* SPF: no subpages */
-					return invalid_parameter(c);
-				if (mode_page(t, lun, p[0] & 0x3f, PC_CURRENT, cur) != n)
-					return invalid_parameter(c);
+					return scsi_invalid(c, false, pos, 6);
+				unsigned have = mode_page(t, lun, p[0] & 0x3f, PC_CURRENT, cur);
+				if (!have) /* a page we do not have */
+					return scsi_invalid(c, false, pos, 5);
+				if (have != n) /* its PAGE LENGTH */
+					return scsi_invalid(c, false, pos + 1, -1);
 				mode_page(t, lun, p[0] & 0x3f, PC_CHANGEABLE, mask);
-				for (unsigned i = 2; i < n; i++)
-					if ((p[i] ^ cur[i]) & ~mask[i])
-						return invalid_parameter(c);
+				for (unsigned i = 2; i < n; i++) {
+					uint8_t fixed = (p[i] ^ cur[i]) & ~mask[i];
+					if (fixed) /* a field that cannot change, at its highest bit changed */
+						return scsi_invalid(c, false, pos + i, 31 - __builtin_clz(fixed));
+				}
 			}
 			pos += n;
 		}
@@ -265,8 +266,8 @@ void scsi_report_opcodes(struct scsi_target *t, struct scsi_cmd *c)
 		scsi_put32(buf, len - 4);
 		return scsi_data_in(c, buf, len, alloc);
 	}
-	if (options > 3)
-		return invalid_field(c);
+	if (options > 3) /* REPORTING OPTIONS */
+		return scsi_invalid(c, true, 2, 2);
 	const struct scsi_op *found = NULL;
 	bool has_sa = false;
 	for (unsigned i = 0; i < scsi_nops; i++) {
@@ -278,8 +279,8 @@ void scsi_report_opcodes(struct scsi_target *t, struct scsi_cmd *c)
 			found = o;
 	}
 	/* 1: an opcode without service actions; 2: one with them; 3: either. */
-	if ((options == 1 && has_sa) || (options == 2 && found && !has_sa))
-		return invalid_field(c);
+	if ((options == 1 && has_sa) || (options == 2 && found && !has_sa)) /* REQUESTED OPERATION CODE */
+		return scsi_invalid(c, true, 3, -1);
 	buf[1] = (rctd ? 0x80 : 0) | (found ? 0x03 : 0x01); /* CTDP; SUPPORT: supported, or not */
 	if (found) {
 		scsi_put16(buf + 2, found->cdb_len);

@@ -102,6 +102,11 @@ bool scsi_cmd_done(struct scsi_target *t, struct scsi_cmd *cmd, int result);
 
 /* CHECK CONDITION with fixed-format sense data: key, and asc as ASC << 8 | ASCQ. */
 void scsi_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
+/*
+ * ILLEGAL REQUEST, INVALID FIELD IN CDB (in_cdb) or IN PARAMETER LIST, pointing at
+ * the field: its byte, and its most significant bit (bit < 0: the whole byte).
+ */
+void scsi_invalid(struct scsi_cmd *cmd, bool in_cdb, unsigned byte, int bit);
 /* Copies len bytes of buf to data-in, no more than allocation length alloc nor the buffer holds. */
 void scsi_data_in(struct scsi_cmd *cmd, const void *buf, uint64_t len, uint64_t alloc);
 

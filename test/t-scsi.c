@@ -155,6 +155,8 @@ static bool good(struct result r)
 	return r.used >= 0 && r.response == S_OK && r.status == GOOD && r.sense_len == 0;
 }
 
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
 /* CHECK CONDITION with this sense key and additional sense code. */
 static bool sense_is(struct result r, uint8_t key, uint8_t asc, uint8_t ascq)
 {
@@ -162,12 +164,18 @@ static bool sense_is(struct result r, uint8_t key, uint8_t asc, uint8_t ascq)
 	       r.sense[0] == 0x70 && r.key == key && r.asc == asc && r.ascq == ascq;
 }
 
+/* The sense-key specific field pointer: SKSV, C/D (in the CDB), the byte and bit (-1: none). */
+static bool field_is(struct result r, bool in_cdb, unsigned byte, int bit)
+{
+	uint8_t want = 0x80 | (in_cdb ? 0x40 : 0) | (bit >= 0 ? 0x08 | bit : 0);
+	return r.sense[15] == want && be16(r.sense + 16) == byte;
+}
+
 #define ILLEGAL 0x5
 #define INVALID_FIELD(r) sense_is(r, ILLEGAL, 0x24, 0)
 #define OUT_OF_RANGE(r) sense_is(r, ILLEGAL, 0x21, 0)
 #define PROTECTED(r) sense_is(r, 0x7, 0x27, 0)
 
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
 static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = (uint8_t)v; }
@@ -286,7 +294,8 @@ static void test_addressing(struct hba *h)
 	CHECK(sense_is(cmd(h, 0, bad, 6, 0, 0), ILLEGAL, 0x20, 0), "scsi-invalid-opcode");
 	CHECK(sense_is(cmd(h, 3, bad, 6, 0, 0), ILLEGAL, 0x25, 0), "scsi-invalid-opcode-bad-lun-not-supported");
 	uint8_t naca[6] = { 0, 0, 0, 0, 0, 0x04 };
-	CHECK(INVALID_FIELD(cmd(h, 0, naca, 6, 0, 0)), "scsi-naca-invalid-field");
+	r = cmd(h, 0, naca, 6, 0, 0);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 5, 2), "scsi-naca-invalid-field-pointer");
 	uint8_t sa[16] = { 0x9e, 0x01 };
 	CHECK(INVALID_FIELD(cmd(h, 0, sa, 16, 0, 64)), "scsi-unknown-service-action-invalid-field");
 }
@@ -309,7 +318,8 @@ static void test_inquiry(struct hba *h)
 	r = cmd(h, 7, c, 6, 0, 96);
 	CHECK(good(r) && d[0] == 0x7f, "scsi-inquiry-bad-lun-peripheral-qualifier");
 	c[1] = 0x02;
-	CHECK(INVALID_FIELD(cmd(h, 0, c, 6, 0, 96)), "scsi-inquiry-cmddt-invalid-field");
+	r = cmd(h, 0, c, 6, 0, 96);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 1, 1), "scsi-inquiry-cmddt-invalid-field-pointer");
 	c[1] = 0;
 	c[2] = 0x80;
 	CHECK(INVALID_FIELD(cmd(h, 0, c, 6, 0, 96)), "scsi-inquiry-page-without-evpd-invalid-field");
@@ -452,9 +462,11 @@ static void test_read_write(struct hba *h)
 	CHECK(good(r) && r.used == RESP_SIZE, "scsi-read16-zero-blocks");
 	rw10(c, 0x28, 0, 8);
 	c[1] = 0x20; /* RDPROTECT */
-	CHECK(INVALID_FIELD(cmd(h, 0, c, 10, 0, 4096)), "scsi-read10-rdprotect-invalid-field");
+	r = cmd(h, 0, c, 10, 0, 4096);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 1, 7), "scsi-read10-rdprotect-invalid-field-pointer");
 	rw16(c, 0x88, 0, (4u << 20) / 512 + 1);
-	CHECK(INVALID_FIELD(cmd(h, 0, c, 16, 0, 4096)), "scsi-read16-over-max-transfer-invalid-field");
+	r = cmd(h, 0, c, 16, 0, 4096);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 10, -1), "scsi-read16-over-max-transfer-invalid-field-pointer");
 	/* The 4096-byte-block unit: LBAs count 4 KiB blocks. */
 	rw10(c, 0x2a, 3, 2);
 	fill(d, 0x55, 8192);
@@ -499,7 +511,8 @@ static void test_verify_sync(struct hba *h)
 	rw10(c, 0x2f, 0, 16);
 	CHECK(good(cmd(h, 0, c, 10, 0, 0)), "scsi-verify10");
 	c[1] = 0x02; /* BYTCHK */
-	CHECK(INVALID_FIELD(cmd(h, 0, c, 10, 512, 0)), "scsi-verify10-bytchk-invalid-field");
+	struct result r = cmd(h, 0, c, 10, 512, 0);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 1, 2), "scsi-verify10-bytchk-invalid-field-pointer");
 	rw16(c, 0x8f, DISK_SIZE / 512, 1);
 	CHECK(OUT_OF_RANGE(cmd(h, 0, c, 16, 0, 0)), "scsi-verify16-out-of-range");
 	rw10(c, 0x35, 0, 0);
@@ -590,7 +603,8 @@ static void test_unmap_write_same(struct hba *h)
 	put16(p + 2, 16 * 65);
 	put16(um + 7, 8 + 16 * 65);
 	memset(p + 8, 0, 16 * 65);
-	CHECK(sense_is(cmd(h, 0, um, 10, 8 + 16 * 65, 0), ILLEGAL, 0x26, 0), "scsi-unmap-too-many-descriptors");
+	r = cmd(h, 0, um, 10, 8 + 16 * 65, 0);
+	CHECK(sense_is(r, ILLEGAL, 0x26, 0) && field_is(r, false, 2, -1), "scsi-unmap-too-many-descriptors");
 	put16(um + 7, 24);
 	CHECK(cmd(h, 0, um, 10, 16, 0).response == S_OVERRUN, "scsi-unmap-short-buffer-overrun");
 	um[1] = 1;
@@ -664,7 +678,8 @@ static void test_mode(struct hba *h)
 	memset(d, 0, 4);
 	memcpy(d + 4, page, 20);
 	d[7] = 0x01; /* a bit that cannot change */
-	CHECK(sense_is(cmd(h, 0, sel, 6, 24, 0), ILLEGAL, 0x26, 0), "scsi-mode-select6-fixed-field-refused");
+	r = cmd(h, 0, sel, 6, 24, 0);
+	CHECK(sense_is(r, ILLEGAL, 0x26, 0) && field_is(r, false, 7, 0), "scsi-mode-select6-fixed-field-refused");
 	memset(d, 0, 4);
 	memcpy(d + 4, page, 20);
 	d[6] |= 0x04;
@@ -710,7 +725,8 @@ static void test_report(struct hba *h)
 	CHECK(INVALID_FIELD(cmd(h, 0, rl, 12, 0, 256)), "scsi-report-luns-bad-select-invalid-field");
 	rl[2] = 0;
 	put32(rl + 6, 8);
-	CHECK(INVALID_FIELD(cmd(h, 0, rl, 12, 0, 256)), "scsi-report-luns-allocation-under-16");
+	r = cmd(h, 0, rl, 12, 0, 256);
+	CHECK(INVALID_FIELD(r) && field_is(r, true, 6, -1), "scsi-report-luns-allocation-under-16");
 
 	uint8_t ro[12] = { 0xa3, 0x0c };
 	put32(ro + 6, 4096);
