@@ -6,7 +6,7 @@
  * management. The command set is dev/scsi-cmd.c and dev/scsi-info.c; data moves
  * between the images and guest memory through blk's io_uring engine (dev/blk-io.c).
  *
- * build: scsi.c scsi-cmd.c scsi-info.c blk-io.c
+ * build: scsi.c scsi-cmd.c scsi-info.c blk-io.c disk-queue.c
  * pkg-config: liburing
  * debian: liburing-dev
  * systemd: ReadWritePaths=-/var/lib/vhostbox
@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dev/disk-queue.h"
 #include "dev/scsi.h"
 #include "proto/device.h"
 #include "proto/iov.h"
@@ -69,12 +70,10 @@ struct scsi_config {
 	uint32_t max_lun;
 } __attribute__((packed));
 
-struct scsi_queue;
-
 struct slot {
-	struct scsi_queue *q;
-	struct vu_req req;
-	struct iovec iov[SCSI_MAX_IOV];   /* the request as popped */
+	struct disk_slot base;            /* the request as popped (into iov) */
+	struct disk_queue *q;
+	struct iovec iov[SCSI_MAX_IOV];
 	struct iovec out[SCSI_MAX_IOV];   /* its data-out */
 	struct iovec in[SCSI_MAX_IOV];    /* its data-in */
 	struct scsi_cmd cmd;
@@ -82,16 +81,6 @@ struct slot {
 	uint32_t sense_size;              /* the response's layout when the request came */
 	uint8_t response;                 /* S_OK unless the transport failed it */
 	bool active;                      /* popped and not completed */
-	struct slot *next_free;
-};
-
-struct scsi_queue {
-	struct vu_vring *vq;
-	struct slot *slots;
-	struct slot *free;
-	unsigned busy;
-	bool starved;                     /* requests were left on the ring for lack of a slot */
-	bool dirty;                       /* completions pushed but not flushed */
 };
 
 struct scsi {
@@ -101,7 +90,7 @@ struct scsi {
 	struct scsi_lun luns[SCSI_MAX_LUNS];
 	struct scsi_target target;
 	struct scsi_config config;
-	struct scsi_queue queues[Q_REQUEST + MAX_QUEUES];
+	struct disk_queue queues[Q_REQUEST + MAX_QUEUES]; /* request queues from Q_REQUEST on */
 	unsigned busy;                    /* commands in flight, all queues */
 	bool draining;                    /* a TMF waits for them: take no new ones meanwhile */
 	struct vu_req ctl_req;
@@ -233,6 +222,8 @@ static int scsi_init(struct vu_dev *dev, struct vu_loop *loop)
 	s->target.io = blk_io_new(loop, SLOTS_PER_QUEUE * 2, scsi_complete, scsi_batch_end, s);
 	if (!s->target.io)
 		return -1;
+	for (unsigned i = Q_REQUEST; i < dev->num_queues; i++)
+		s->queues[i].io = s->target.io;
 	s->ctl_req.iov = s->ctl_iov;
 	s->ctl_req.max_iov = CTL_MAX_IOV;
 	default_config(s);
@@ -249,14 +240,8 @@ static void scsi_destroy(struct vu_dev *dev)
 		free(s->luns[i].spec);
 	}
 	for (unsigned i = 0; i < Q_REQUEST + MAX_QUEUES; i++)
-		free(s->queues[i].slots);
+		disk_queue_free(&s->queues[i]);
 	free(s);
-}
-
-/* Every completion, command or control, goes to the driver here. */
-static void push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
-{
-	vu_vring_push(vq, req->head, written);
 }
 
 /*
@@ -281,7 +266,6 @@ static bool address(const uint8_t f[8], unsigned *lun)
 /* Writes the response header and sense data, then completes the request. */
 static void finish(struct scsi *s, struct slot *sl)
 {
-	struct scsi_queue *q = sl->q;
 	struct scsi_cmd *c = &sl->cmd;
 	uint8_t resp[RESP_HDR + SENSE_MAX] = { 0 };
 	uint32_t resp_size = RESP_HDR + sl->sense_size;
@@ -301,14 +285,10 @@ static void finish(struct scsi *s, struct slot *sl)
 	resp[10] = sl->response == S_OK ? c->status : 0;
 	resp[11] = sl->response;
 	memcpy(resp + RESP_HDR, c->sense, sense_len);
-	vu_iov_from_buf(sl->req.iov + sl->req.out, sl->req.in, 0, resp, resp_size);
-	push(q->vq, &sl->req, resp_size + (uint32_t)c->in_done);
-	q->dirty = true;
+	vu_iov_from_buf(sl->base.req.iov + sl->base.req.out, sl->base.req.in, 0, resp, resp_size);
 	sl->active = false;
-	sl->next_free = q->free;
-	q->free = sl;
-	q->busy--;
 	s->busy--;
+	disk_queue_complete(sl->q, &sl->base, resp_size + (uint32_t)c->in_done);
 }
 
 /*
@@ -317,7 +297,7 @@ static void finish(struct scsi *s, struct slot *sl)
  */
 static bool start(struct scsi *s, struct slot *sl)
 {
-	struct vu_req *req = &sl->req;
+	struct vu_req *req = &sl->base.req;
 	struct scsi_cmd *c = &sl->cmd;
 	uint32_t cdb_size = s->config.cdb_size;
 	uint32_t req_size = REQ_HDR + cdb_size, resp_size = RESP_HDR + sl->sense_size;
@@ -376,33 +356,11 @@ static void scsi_batch_end(void *opaque)
 
 	blk_io_submit(s->target.io); /* what completions queued (WRITE SAME's next part) */
 	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++) {
-		struct scsi_queue *q = &s->queues[i];
-		if (q->dirty) {
-			q->dirty = false;
-			vu_vring_flush(q->vq);
-		}
-		if (q->starved && q->vq && q->free && !s->draining) {
-			q->starved = false;
+		struct disk_queue *q = &s->queues[i];
+		disk_queue_publish(q);
+		if (!s->draining && disk_queue_refill(q))
 			scsi_kick(&s->dev, q->vq);
-		}
 	}
-}
-
-static bool alloc_slots(struct scsi_queue *q)
-{
-	if (q->slots)
-		return true;
-	q->slots = calloc(SLOTS_PER_QUEUE, sizeof(*q->slots));
-	if (!q->slots)
-		return false;
-	for (unsigned i = 0; i < SLOTS_PER_QUEUE; i++) {
-		q->slots[i].q = q;
-		q->slots[i].req.iov = q->slots[i].iov;
-		q->slots[i].req.max_iov = SCSI_MAX_IOV;
-		q->slots[i].next_free = i + 1 < SLOTS_PER_QUEUE ? &q->slots[i + 1] : NULL;
-	}
-	q->free = q->slots;
-	return true;
 }
 
 /* Waits until every command in flight has completed (a TMF's promise). */
@@ -413,22 +371,18 @@ static void drain_all(struct scsi *s)
 	while (s->busy)
 		blk_io_wait(s->target.io);
 	s->draining = false;
-	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++) {
-		struct scsi_queue *q = &s->queues[i];
-		if (q->starved && q->vq) {
-			q->starved = false;
-			scsi_kick(&s->dev, q->vq);
-		}
-	}
+	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++)
+		if (disk_queue_refill(&s->queues[i]))
+			scsi_kick(&s->dev, s->queues[i].vq);
 }
 
 /* Whether a command of this LUN (and this tag, unless any) is in flight. */
 static bool in_flight(struct scsi *s, unsigned lun, bool any, uint64_t tag)
 {
 	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++) {
-		struct scsi_queue *q = &s->queues[i];
-		for (unsigned j = 0; q->busy && j < SLOTS_PER_QUEUE; j++) {
-			struct slot *sl = &q->slots[j];
+		struct disk_queue *q = &s->queues[i];
+		for (unsigned j = 0; q->busy && j < q->nslots; j++) {
+			struct slot *sl = (struct slot *)disk_queue_slot(q, j);
 			if (sl->active && sl->cmd.lun_id == lun && (any || sl->tag == tag))
 				return true;
 		}
@@ -520,74 +474,55 @@ static void control(struct scsi *s, struct vu_vring *vq)
 			int written = control_one(s, vq, &s->ctl_req);
 			if (written < 0)
 				break;
-			push(vq, &s->ctl_req, (uint32_t)written);
+			/* The control queue's completions; commands' are disk_queue_complete's. */
+			vu_vring_push(vq, s->ctl_req.head, (uint32_t)written);
 		}
 		vu_vring_flush(vq);
 	} while (!vq->broken && vu_vring_kicks(vq, true));
 }
 
+/* A command popped into a slot (disk_queue_kick): checked, then started. */
+static enum disk_start take(void *opaque, struct disk_queue *q, struct disk_slot *ds)
+{
+	struct scsi *s = opaque;
+	struct slot *sl = (struct slot *)ds;
+
+	sl->sense_size = s->config.sense_size;
+	if (ds->req.truncated || ds->req.in_bytes < RESP_HDR + sl->sense_size) {
+		vu_vring_fail(q->vq, ds->req.truncated ? "command request with more segments than seg_max" :
+							"command request without room for its response");
+		return DISK_BROKEN;
+	}
+	sl->q = q;
+	sl->active = true;
+	s->busy++;
+	if (!start(s, sl))
+		return DISK_QUEUED;
+	finish(s, sl);
+	return DISK_DONE;
+}
+
 static void scsi_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct scsi *s = (struct scsi *)dev;
-	struct scsi_queue *q = &s->queues[vq->index];
+	struct disk_queue *q = &s->queues[vq->index];
 
 	if (vq->index == Q_CONTROL)
 		return control(s, vq);
 	if (vq->index == Q_EVENT)
 		return; /* no events are offered: the driver's buffers stay on the ring */
 	q->vq = vq;
-	if (!alloc_slots(q)) {
+	if (!disk_queue_slots(q, SLOTS_PER_QUEUE, sizeof(struct slot), offsetof(struct slot, iov), SCSI_MAX_IOV)) {
 		vu_vring_fail(vq, "out of memory for request slots");
 		return;
 	}
-	do {
-		vu_vring_kicks(vq, false);
-		while (q->free && !s->draining) {
-			struct slot *sl = q->free;
-			if (vu_vring_pop(vq, &sl->req) <= 0)
-				break;
-			sl->sense_size = s->config.sense_size;
-			if (sl->req.truncated || sl->req.in_bytes < RESP_HDR + sl->sense_size) {
-				vu_vring_fail(vq, sl->req.truncated ? "command request with more segments than seg_max" :
-								      "command request without room for its response");
-				break;
-			}
-			q->free = sl->next_free;
-			sl->active = true;
-			q->busy++;
-			s->busy++;
-			if (start(s, sl))
-				finish(s, sl);
-		}
-		if (!q->free || s->draining) {
-			q->starved = true; /* completions will call us again */
-			break;
-		}
-		blk_io_submit(s->target.io);
-		if (q->dirty) {
-			q->dirty = false;
-			vu_vring_flush(vq);
-		}
-	} while (!vq->broken && vu_vring_kicks(vq, true));
-	blk_io_submit(s->target.io);
-	if (q->dirty) {
-		q->dirty = false;
-		vu_vring_flush(vq);
-	}
+	disk_queue_kick(q, take, s);
 }
 
 static void scsi_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
-	struct scsi *s = (struct scsi *)dev;
-	struct scsi_queue *q = &s->queues[vq->index];
-
-	if (vq->index < Q_REQUEST)
-		return; /* nothing is held across turns there */
-	blk_io_submit(s->target.io);
-	while (q->busy)
-		blk_io_wait(s->target.io);
-	q->starved = false;
-	q->vq = NULL;
+	if (vq->index >= Q_REQUEST) /* the others hold nothing across turns */
+		disk_queue_drain(&((struct scsi *)dev)->queues[vq->index]);
 }
 
 static int scsi_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
