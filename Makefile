@@ -88,7 +88,8 @@ DEV_LIBS   := $(if $(DEV_LINKED),$(shell $(PKG_CONFIG) --libs $(DEV_LINKED)))
 
 CORE_SRCS := proto/device.c proto/option.c proto/iov.c proto/loop.c proto/msg.c proto/mem.c proto/sigbus.c proto/vring.c proto/vring-split.c proto/vring-packed.c proto/inflight.c proto/session.c proto/session-rings.c proto/device-state.c \
              proto/listen.c proto/sandbox.c proto/backend.c proto/manual.c proto/log.c caps/caps.c json/describe.c json/discover.c
-DEV_SRCS  := $(foreach d,$(DEVICES),$(call dev_srcs,$(d)))
+# sorted: a file two devices share (blk-io.c) is built and linked once
+DEV_SRCS  := $(sort $(foreach d,$(DEVICES),$(call dev_srcs,$(d))))
 SRCS      := main.c $(CORE_SRCS) $(DEV_SRCS)
 
 B    := build

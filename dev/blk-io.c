@@ -39,6 +39,28 @@ bool blk_image_lock_busy(struct blk_image *img)
 	return fcntl(img->fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
 }
 
+int blk_image_extent(struct blk_image *img, uint64_t off, uint64_t len, bool *allocated, uint64_t *same)
+{
+	*allocated = true;
+	*same = len;
+	if (img->block_device)
+		return 0;
+	/* A hole starts at or after off; a data extent at or after the hole. */
+	off_t hole = lseek(img->fd, off, SEEK_HOLE);
+	if (hole < 0)
+		return -errno;
+	if ((uint64_t)hole == off) {
+		*allocated = false;
+		off_t data = lseek(img->fd, off, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		hole = data < 0 ? (off_t)img->size : data; /* ENXIO: a hole up to the end */
+	}
+	if ((uint64_t)hole - off < len)
+		*same = hole - off;
+	return 0;
+}
+
 int blk_image_open(struct blk_image *img, const char *path, bool read_only, bool direct,
 		   unsigned block_size, bool lock)
 {
@@ -249,6 +271,18 @@ int blk_io_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t
 	io_uring_prep_fallocate(sqe, fd, mode, off, len);
 	io_uring_sqe_set_data(sqe, op);
 	return 0;
+}
+
+int blk_io_zero(struct blk_io *io, struct blk_image *img, enum blk_zero how, uint64_t off, uint64_t len,
+		void *op)
+{
+	if (img->block_device) {
+		/* No io_uring operation for these on a block device: the ioctls are quick. */
+		uint64_t range[2] = { off, len };
+		return ioctl(img->fd, how == BLK_DISCARD ? BLKDISCARD : BLKZEROOUT, range) < 0 ? -errno : 1;
+	}
+	int mode = (how == BLK_ZERO ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE) | FALLOC_FL_KEEP_SIZE;
+	return blk_io_fallocate(io, img->fd, mode, off, len, op);
 }
 
 void blk_io_submit(struct blk_io *io)

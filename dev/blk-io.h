@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The block back-end's image and its asynchronous I/O: io_uring submissions
- * straight between the image and guest memory, completions read on the shared
- * loop through an eventfd. No thread, no copy.
+ * A disk image and its asynchronous I/O, shared by the disk back-ends (blk,
+ * scsi): io_uring submissions straight between the image and guest memory,
+ * completions read on the shared loop through an eventfd. No thread, no copy.
  */
 #ifndef VU_BLK_IO_H
 #define VU_BLK_IO_H
@@ -36,6 +36,12 @@ int blk_image_lock(struct blk_image *img);
 void blk_image_unlock(struct blk_image *img);
 /* Whether another open file holds a lock that keeps us from taking ours now. */
 bool blk_image_lock_busy(struct blk_image *img);
+/*
+ * Whether the bytes at off are allocated (false: a hole, reading as zeros), and
+ * how many bytes from off, at most len, are the same; a block device is all
+ * allocated. 0 or -errno.
+ */
+int blk_image_extent(struct blk_image *img, uint64_t off, uint64_t len, bool *allocated, uint64_t *same);
 
 /*
  * done() runs for every completed operation with its result (bytes, or -errno);
@@ -54,7 +60,20 @@ int blk_io_readv(struct blk_io *io, int fd, const struct iovec *iov, unsigned n,
 int blk_io_writev(struct blk_io *io, int fd, const struct iovec *iov, unsigned n, uint64_t off,
 		  bool dsync, void *op);
 int blk_io_fdatasync(struct blk_io *io, int fd, void *op);
-int blk_io_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len, void *op);
+/* How blk_io_zero clears a range. */
+enum blk_zero {
+	BLK_ZERO,         /* zeros, the space kept allocated */
+	BLK_ZERO_UNMAP,   /* zeros, the space may be deallocated */
+	BLK_DISCARD,      /* deallocated; what it reads back as is the medium's business */
+};
+/*
+ * Clears [off, off + len) of img. A block device takes its ioctl at once
+ * (returns 1: done); on a file a fallocate is queued (0: done() brings its
+ * result, 0 on success) that punches a hole where unmapping is allowed, a hole
+ * reading back as zeros. -errno when it failed or could not be queued.
+ */
+int blk_io_zero(struct blk_io *io, struct blk_image *img, enum blk_zero how, uint64_t off, uint64_t len,
+		void *op);
 void blk_io_submit(struct blk_io *io);
 /* Waits for at least one completion and delivers all that are ready. */
 void blk_io_wait(struct blk_io *io);

@@ -4,7 +4,7 @@
  * decoded here and handed to dev/blk-io.c, which moves the data between the
  * image and guest memory asynchronously; completions come back on the loop.
  *
- * build: blk.c blk-io.c
+ * build: blk.c blk-io.c disk-queue.c
  * pkg-config: liburing
  * debian: liburing-dev
  * systemd: ReadWritePaths=-/var/lib/vhostbox
@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "dev/blk-io.h"
+#include "dev/disk-queue.h"
 #include "proto/device.h"
 #include "proto/iov.h"
 #include "proto/log.h"
@@ -99,25 +100,19 @@ struct blk_thread {
 };
 
 struct slot {
+	struct disk_slot base;       /* the request as popped (into iov) */
 	struct blk_queue *q;
-	struct vu_req req;
-	struct iovec iov[MAX_IOV];   /* the request as popped */
+	struct iovec iov[MAX_IOV];
 	struct iovec data[MAX_IOV];  /* its data part */
 	uint8_t *status;
 	uint32_t written;            /* bytes of guest memory written, for used.len */
 	int64_t expect;              /* the I/O result that means success */
-	struct slot *next_free;
 };
 
 struct blk_queue {
 	struct blk *blk;
 	struct blk_thread *thread;
-	struct vu_vring *vq;
-	struct slot *slots;
-	struct slot *free;
-	unsigned busy;
-	bool starved;                /* requests were left on the ring for lack of a slot */
-	bool dirty;                  /* completions pushed but not flushed */
+	struct disk_queue dq;        /* its ring, slots and what they hold */
 	/* --lock=start: */
 	bool holds_lock;             /* started, and the image is locked for it */
 	bool lock_waiting;           /* started, waiting for another process to unlock the image */
@@ -242,6 +237,7 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		b->queues[i].blk = b;
 		b->queues[i].thread = &b->threads[i % b->nthreads];
+		b->queues[i].dq.io = b->queues[i].thread->io;
 	}
 	return 0;
 }
@@ -261,7 +257,7 @@ static void blk_destroy(struct vu_dev *dev)
 	}
 	blk_image_close(&b->img);
 	for (unsigned i = 0; i < MAX_QUEUES; i++)
-		free(b->queues[i].slots);
+		disk_queue_free(&b->queues[i].dq);
 	pthread_mutex_destroy(&b->lock_mu);
 	free(b);
 }
@@ -273,11 +269,7 @@ static void finish(struct slot *s, uint8_t status)
 	struct blk_queue *q = s->q;
 
 	*s->status = status;
-	vu_vring_push(q->vq, &s->req, s->written + 1);
-	q->dirty = true;
-	s->next_free = q->free;
-	q->free = s;
-	q->busy--;
+	disk_queue_complete(&q->dq, &s->base, s->written + 1);
 }
 
 /* Is [sector, sector + bytes/512) inside the disk and aligned to the block size? */
@@ -298,7 +290,7 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
 	if (b->read_only)
 		return S_IOERR;
 	if (out_bytes != sizeof(struct blk_req_hdr) + sizeof(r) ||
-	    vu_iov_to_buf(s->req.iov, s->req.out, sizeof(struct blk_req_hdr), &r, sizeof(r)) != sizeof(r))
+	    vu_iov_to_buf(s->base.req.iov, s->base.req.out, sizeof(struct blk_req_hdr), &r, sizeof(r)) != sizeof(r))
 		return S_IOERR; /* more segments than max_*_seg, or a torn one */
 	if (r.num_sectors > MAX_DISCARD_SECTORS || !in_range(b, r.sector, (uint64_t)r.num_sectors * SECTOR))
 		return S_IOERR;
@@ -306,18 +298,10 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
 		return S_UNSUPP;
 
 	uint64_t off = r.sector * SECTOR, len = (uint64_t)r.num_sectors * SECTOR;
-	bool unmap = type == T_DISCARD || (r.flags & WRITE_ZEROES_UNMAP);
-	if (b->img.block_device) {
-		/* No io_uring operation for these on a block device: the ioctls are quick. */
-		uint64_t range[2] = { off, len };
-		if (ioctl(b->img.fd, type == T_DISCARD ? BLKDISCARD : BLKZEROOUT, range) < 0)
-			return S_IOERR;
-		return S_OK;
-	}
-	/* A punched hole reads back as zeros, so it serves both when unmapping is allowed. */
-	int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+	enum blk_zero how = type == T_DISCARD ? BLK_DISCARD : (r.flags & WRITE_ZEROES_UNMAP) ? BLK_ZERO_UNMAP : BLK_ZERO;
 	s->expect = 0;
-	return blk_io_fallocate(s->q->thread->io, b->img.fd, mode, off, len, s) < 0 ? S_IOERR : 0xff;
+	int done = blk_io_zero(s->q->thread->io, &b->img, how, off, len, s);
+	return done < 0 ? S_IOERR : done ? S_OK : 0xff;
 }
 
 /*
@@ -326,7 +310,7 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
  */
 static uint8_t start(struct blk *b, struct slot *s)
 {
-	struct vu_req *req = &s->req;
+	struct vu_req *req = &s->base.req;
 	struct blk_req_hdr h;
 	size_t out_bytes = vu_iov_size(req->iov, req->out);
 	size_t in_data = req->in_bytes - 1; /* the last writable byte is the status */
@@ -385,33 +369,11 @@ static void blk_batch_end(void *opaque)
 	struct blk *b = t->blk;
 
 	for (unsigned i = t->index; i < b->dev.num_queues; i += b->nthreads) {
-		struct blk_queue *q = &b->queues[i];
-		if (q->dirty) {
-			q->dirty = false;
-			vu_vring_flush(q->vq);
-		}
-		if (q->starved && q->vq && q->free) {
-			q->starved = false;
-			b->dev.type->kick(&b->dev, q->vq);
-		}
+		struct disk_queue *dq = &b->queues[i].dq;
+		disk_queue_publish(dq);
+		if (disk_queue_refill(dq))
+			b->dev.type->kick(&b->dev, dq->vq);
 	}
-}
-
-static bool alloc_slots(struct blk_queue *q)
-{
-	if (q->slots)
-		return true;
-	q->slots = calloc(SLOTS_PER_QUEUE, sizeof(*q->slots));
-	if (!q->slots)
-		return false;
-	for (unsigned i = 0; i < SLOTS_PER_QUEUE; i++) {
-		q->slots[i].q = q;
-		q->slots[i].req.iov = q->slots[i].iov;
-		q->slots[i].req.max_iov = MAX_IOV;
-		q->slots[i].next_free = i + 1 < SLOTS_PER_QUEUE ? &q->slots[i + 1] : NULL;
-	}
-	q->free = q->slots;
-	return true;
 }
 
 /* ---- the image lock with --lock=start --------------------------------------- */
@@ -443,14 +405,14 @@ static bool lock_for_queue(struct blk *b, struct blk_queue *q)
 	pthread_mutex_unlock(&b->lock_mu);
 	if (q->holds_lock) {
 		if (q->lock_waiting)
-			vu_info("queue %u: got the lock after %lld ms", q->vq->index,
+			vu_info("queue %u: got the lock after %lld ms", q->dq.vq->index,
 				(long long)(now_ms() - q->lock_wait_since));
 		q->lock_waiting = false;
 		return true;
 	}
 	if (r != -EAGAIN) {
 		vu_err("%s: cannot lock: %s", b->path, strerror(-r));
-		vu_vring_fail(q->vq, "the image cannot be locked");
+		vu_vring_fail(q->dq.vq, "the image cannot be locked");
 		return false;
 	}
 	int64_t now = now_ms();
@@ -458,10 +420,10 @@ static bool lock_for_queue(struct blk *b, struct blk_queue *q)
 		q->lock_waiting = true;
 		q->lock_wait_since = now;
 		vu_info("queue %u: %s is locked by another process (a migration's source not stopped yet?): "
-			"waiting up to %u s", q->vq->index, b->path, b->lock_wait);
+			"waiting up to %u s", q->dq.vq->index, b->path, b->lock_wait);
 	} else if (now - q->lock_wait_since >= (int64_t)b->lock_wait * 1000) {
 		q->lock_waiting = false;
-		vu_vring_fail(q->vq, "the image stayed locked by another process (--lock-wait)");
+		vu_vring_fail(q->dq.vq, "the image stayed locked by another process (--lock-wait)");
 		return false;
 	}
 	vu_timer_arm(q->thread->lock_retry, LOCK_RETRY_NS, 0);
@@ -478,8 +440,8 @@ static void lock_retry(void *opaque)
 
 	for (unsigned i = t->index; i < b->dev.num_queues; i += b->nthreads) {
 		struct blk_queue *q = &b->queues[i];
-		if (q->lock_waiting && q->vq && !q->vq->broken)
-			blk_kick(&b->dev, q->vq);
+		if (q->lock_waiting && q->dq.vq && !q->dq.vq->broken)
+			blk_kick(&b->dev, q->dq.vq);
 	}
 }
 
@@ -515,54 +477,42 @@ static void blk_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
 	unlock_image(b, "the front-end stopped every queue");
 }
 
+/* A request popped into a slot of queue q (disk_queue_kick): checked, then started. */
+static enum disk_start take(void *opaque, struct disk_queue *dq, struct disk_slot *ds)
+{
+	struct blk_queue *q = opaque;
+	struct slot *s = (struct slot *)ds;
+	struct vu_req *req = &ds->req;
+
+	if (req->in == 0 || req->truncated) {
+		vu_vring_fail(dq->vq, req->in ? "block request with more segments than seg_max" :
+						"block request without a status byte");
+		return DISK_BROKEN;
+	}
+	const struct iovec *last = &req->iov[req->out + req->in - 1];
+	s->q = q;
+	s->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	s->written = 0;
+	uint8_t status = start(q->blk, s);
+	if (status == 0xff)
+		return DISK_QUEUED;
+	finish(s, status);
+	return DISK_DONE;
+}
+
 static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 {
 	struct blk *b = (struct blk *)dev;
 	struct blk_queue *q = &b->queues[vq->index];
 
-	q->vq = vq;
+	q->dq.vq = vq;
 	if (b->lock_mode == LOCK_START && !q->holds_lock && !lock_for_queue(b, q))
 		return;
-	if (!alloc_slots(q)) {
+	if (!disk_queue_slots(&q->dq, SLOTS_PER_QUEUE, sizeof(struct slot), offsetof(struct slot, iov), MAX_IOV)) {
 		vu_vring_fail(vq, "out of memory for request slots");
 		return;
 	}
-	do {
-		vu_vring_kicks(vq, false);
-		while (q->free) {
-			struct slot *s = q->free;
-			int r = vu_vring_pop(vq, &s->req);
-			if (r <= 0)
-				break;
-			if (s->req.in == 0 || s->req.truncated) {
-				vu_vring_fail(vq, s->req.in ? "block request with more segments than seg_max" :
-							      "block request without a status byte");
-				break;
-			}
-			const struct iovec *last = &s->req.iov[s->req.out + s->req.in - 1];
-			s->status = (uint8_t *)last->iov_base + last->iov_len - 1;
-			s->written = 0;
-			q->free = s->next_free;
-			q->busy++;
-			uint8_t status = start(b, s);
-			if (status != 0xff)
-				finish(s, status);
-		}
-		if (!q->free) {
-			q->starved = true; /* completions will call us again */
-			break;
-		}
-		blk_io_submit(q->thread->io);
-		if (q->dirty) {
-			q->dirty = false;
-			vu_vring_flush(vq);
-		}
-	} while (!vq->broken && vu_vring_kicks(vq, true));
-	blk_io_submit(q->thread->io);
-	if (q->dirty) {
-		q->dirty = false;
-		vu_vring_flush(vq);
-	}
+	disk_queue_kick(&q->dq, take, q);
 }
 
 /* Waits for everything this queue has in flight. */
@@ -571,11 +521,7 @@ static void blk_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 	struct blk *b = (struct blk *)dev;
 	struct blk_queue *q = &b->queues[vq->index];
 
-	blk_io_submit(q->thread->io);
-	while (q->busy)
-		blk_io_wait(q->thread->io);
-	q->starved = false;
-	q->vq = NULL;
+	disk_queue_drain(&q->dq);
 }
 
 static struct vu_loop *blk_queue_loop(struct vu_dev *dev, unsigned index)

@@ -142,6 +142,8 @@ int vu_option_set(struct vu_dev *dev, const struct vu_option *o, const char *arg
 			return bad_value(o, arg);
 		*(int *)to = (int)v;
 		return 0;
+	case VU_OPT_PARSE:
+		return o->parse(dev, arg);
 	}
 	return bad_value(o, arg);
 }

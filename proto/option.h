@@ -24,6 +24,7 @@ enum vu_option_kind {
 	VU_OPT_ENUM,    /* unsigned: the value of one of choices */
 	VU_OPT_MAC,     /* uint8_t[6], a unicast Ethernet address */
 	VU_OPT_FD,      /* int: an open file descriptor's number */
+	VU_OPT_PARSE,   /* the option's parse hook takes the value: repeatable options, sub-options */
 };
 
 /* flags */
@@ -46,6 +47,8 @@ struct vu_option {
 	uint64_t scale;         /* SIZE: bytes per unit */
 	const struct vu_choice *choices;   /* ENUM: NULL-name terminated */
 	unsigned flags;
+	/* PARSE: stores what arg says into dev; 0, or -1 after one line on stderr. */
+	int (*parse)(struct vu_dev *dev, const char *arg);
 };
 
 /* Parses arg for opt and stores it into dev; -1 after the one-line error on stderr. */

@@ -361,6 +361,17 @@ static const char *set_vring_signal_fd(struct session_ctx *c, bool call)
 	int *slot = call ? &q->vring.call_fd : &q->vring.err_fd;
 	session_close_fd(slot);
 	*slot = fd;
+	/*
+	 * A front-end that restarts a ring on a new back-end (QEMU after a reconnect) can
+	 * move its call to another eventfd only after the ring runs: a completion signalled
+	 * on the old one meanwhile (a resubmitted request's) is lost, and the guest waits
+	 * for it forever. A spurious call costs the driver a look at the used ring.
+	 */
+	if (call && fd >= 0 && q->started) {
+		uint64_t one = 1;
+		if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			vu_warn("queue %u: cannot signal the new call eventfd", q->vring.index);
+	}
 	return NULL;
 }
 

@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 
 # Each device declares the Debian packages it builds with (" * debian: ..." in dev/NAME.c).
 DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
+# sg3-utils: copied into the scsi guest test's initramfs (test/guest/t-scsi.sh).
 # libseccomp-dev: every personality confines itself (proto/sandbox.c); systemd gives
 # systemd-socket-activate and util-linux setpriv, for test/t-sandbox.sh.
 # musl-tools, dpkg-dev (dpkg-source), cmake (jansson) and gperf (libseccomp): make static (test/musl-libs.sh).
 PKGS="gcc make pkg-config libjansson-dev libseccomp-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
-      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux \
+      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux sg3-utils \
       musl-tools dpkg-dev cmake gperf xz-utils $DEVICE_PKGS"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.

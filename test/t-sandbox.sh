@@ -228,6 +228,8 @@ def image(owner=None):
 def device_args(pers, owner=None):
     if pers == "blk":
         return ["--blk-file=" + image(owner)]
+    if pers == "scsi":
+        return ["--lun=" + image(owner)]
     if pers == "input":
         return ["--evdev-path=/dev/input/event0"]
     if pers == "vsock":
@@ -290,6 +292,7 @@ def case_confined_blk(): return confined_case("blk")
 def case_confined_net(): return confined_case("net")
 def case_confined_gpu(): return confined_case("gpu")
 def case_confined_input(): return confined_case("input")
+def case_confined_scsi(): return confined_case("scsi")
 
 
 def case_confined_blk_threads():
@@ -332,6 +335,7 @@ def case_kill_blk(): return kill_case("blk", "socket")
 def case_kill_net(): return kill_case("net", "execve")
 def case_kill_gpu(): return kill_case("gpu", "socket")
 def case_kill_input(): return kill_case("input", "socket")
+def case_kill_scsi(): return kill_case("scsi", "socket")
 
 
 # ---- the other modes -------------------------------------------------------------
@@ -473,6 +477,7 @@ def case_unprivileged_rng(): return unprivileged_case("rng")
 def case_unprivileged_blk(): return unprivileged_case("blk")
 def case_unprivileged_net(): return unprivileged_case("net")
 def case_unprivileged_gpu(): return unprivileged_case("gpu")
+def case_unprivileged_scsi(): return unprivileged_case("scsi")
 
 
 def user_option_case(pers):
@@ -497,6 +502,7 @@ def case_user_rng(): return user_option_case("rng")
 def case_user_blk(): return user_option_case("blk")
 def case_user_net(): return user_option_case("net")
 def case_user_gpu(): return user_option_case("gpu")
+def case_user_scsi(): return user_option_case("scsi")
 
 
 # ---- where the socket comes from --------------------------------------------------

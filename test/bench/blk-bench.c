@@ -5,7 +5,11 @@
  * or writes at a fixed queue depth per queue, waiting on call eventfds like a
  * guest would, and prints "ios=N seconds=S".
  *
- *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log]
+ *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log] [scsi]
+ *
+ * With "scsi", the back-end is a vhost-user-scsi one: the same I/O as READ(10) and
+ * WRITE(10) commands to LUN 0 on its request queues, so blk and scsi compare with
+ * one driver.
  *
  * "packed" asks for packed virtqueues (VIRTIO_F_RING_PACKED): it fails if the
  * back-end does not offer them. With "log", the back-end runs as during a live
@@ -27,6 +31,8 @@
 #define SECTOR 512
 #define RAM (64ull << 20)
 #define LOG_SYNC_MS 100
+#define SCSI_REQ 51             /* virtio-scsi request header with a 32-byte CDB */
+#define SCSI_RESP 108           /* response header with 96 bytes of sense */
 
 struct slot {
 	uint64_t hdr, data, status;
@@ -41,6 +47,7 @@ struct bench_queue {
 
 static uint64_t capacity;   /* in 4 KiB blocks */
 static uint32_t type;       /* 0 read, 1 write */
+static bool scsi;
 
 static uint64_t rnd(void)
 {
@@ -51,9 +58,55 @@ static uint64_t rnd(void)
 	return x;
 }
 
+/* A READ(10) or WRITE(10) of one 4 KiB block (READ CAPACITY(16) when capacity is 0) to LUN 0. */
+static int submit_scsi(struct vuf *f, struct vuf_vq *vq, struct slot s)
+{
+	uint8_t h[SCSI_REQ] = { 1, 0, 0x40, 0 };
+	struct vuf_buf hdr = { s.hdr, SCSI_REQ }, data = { s.data, BS }, resp = { s.status, SCSI_RESP };
+	struct vuf_buf out[2] = { hdr, data }, in[2] = { resp, data };
+	uint8_t *cdb = h + 19;
+
+	if (!capacity) {
+		cdb[0] = 0x9e;
+		cdb[1] = 0x10;
+		cdb[13] = 32;
+		in[1].len = 32;
+	} else {
+		uint32_t lba = (uint32_t)(rnd() % capacity * (BS / SECTOR));
+		cdb[0] = type ? 0x2a : 0x28;
+		cdb[2] = lba >> 24;
+		cdb[3] = lba >> 16;
+		cdb[4] = lba >> 8;
+		cdb[5] = lba;
+		cdb[8] = BS / SECTOR;
+	}
+	vuf_gpa_write(f, s.hdr, h, sizeof(h));
+	return capacity && type ? vuf_vq_add(vq, out, 2, &resp, 1, false) : vuf_vq_add(vq, &hdr, 1, in, 2, false);
+}
+
+/* Completion status: 0 when the command (or block request) succeeded. */
+static int completion_status(struct vuf *f, struct slot s)
+{
+	uint8_t resp[SCSI_RESP] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+
+	if (!scsi) {
+		vuf_gpa_read(f, s.status, resp, 1);
+		return resp[0];
+	}
+	vuf_gpa_read(f, s.status, resp, 12);
+	return resp[10] | resp[11]; /* status, response */
+}
+
 static int submit(struct vuf *f, struct bench_queue *q)
 {
 	struct slot s = q->spare[--q->nspare];
+	if (scsi) {
+		int head = submit_scsi(f, q->vq, s);
+		if (head < 0)
+			return -1;
+		q->slots[head] = s;
+		return 0;
+	}
 	struct { uint32_t type, reserved; uint64_t sector; } h = { type, 0, rnd() % capacity * (BS / SECTOR) };
 	struct vuf_buf hdr = { s.hdr, sizeof(h) }, data = { s.data, BS }, status = { s.status, 1 };
 	struct vuf_buf out[2] = { hdr, data }, in[2] = { data, status };
@@ -87,11 +140,13 @@ int main(int argc, char **argv)
 			packed = true;
 		else if (!strcmp(argv[i], "log"))
 			logging = true;
+		else if (!strcmp(argv[i], "scsi"))
+			scsi = true;
 		else
 			usage = true;
 	}
 	if (usage) {
-		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log]\n");
+		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log] [scsi]\n");
 		return 2;
 	}
 	type = !strcmp(argv[2], "write");
@@ -99,7 +154,8 @@ int main(int argc, char **argv)
 	double seconds = atof(argv[5]);
 	struct vuf *f = vuf_connect(argv[1], 5000);
 	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_EVENT_IDX |
-			1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << 12 /* VIRTIO_BLK_F_MQ */;
+			1ull << VHOST_USER_F_PROTOCOL_FEATURES | (scsi ? 0 : 1ull << 12 /* VIRTIO_BLK_F_MQ */);
+	unsigned first = scsi ? 2 : 0; /* scsi: the control and event queues come first */
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG;
 	struct vuf_log log = { .fd = -1 };
 
@@ -109,7 +165,7 @@ int main(int argc, char **argv)
 		want |= 1ull << VHOST_F_LOG_ALL;
 		pf |= 1ull << VU_PF_LOG_SHMFD;
 	}
-	if (!f || qd < 1 || qd > 128 || nq < 1 || nq > VUF_MAX_QUEUES ||
+	if (!f || qd < 1 || qd > 128 || nq < 1 || first + nq > VUF_MAX_QUEUES ||
 	    vuf_mem_init(f, 1, RAM, 0) < 0 || vuf_negotiate(f, want, pf) < 0) {
 		fprintf(stderr, "blk-bench: %s\n", f ? vuf_error(f) : "cannot connect");
 		return 1;
@@ -126,17 +182,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uint8_t cfg[8];
-	if (vuf_get_config(f, 0, 8, cfg) != 8 + VU_CONFIG_HDR_SIZE) {
-		fprintf(stderr, "blk-bench: no config space\n");
-		return 1;
+	if (!scsi) {
+		if (vuf_get_config(f, 0, 8, cfg) != 8 + VU_CONFIG_HDR_SIZE) {
+			fprintf(stderr, "blk-bench: no config space\n");
+			return 1;
+		}
+		memcpy(&capacity, cfg, 8);
+		capacity = capacity * SECTOR / BS;
 	}
-	memcpy(&capacity, cfg, 8);
-	capacity = capacity * SECTOR / BS;
+	for (unsigned i = 0; i < first; i++)
+		if (!vuf_vq_setup(f, i, 256, 0)) {
+			fprintf(stderr, "blk-bench: queue %u: %s\n", i, vuf_error(f));
+			return 1;
+		}
 
 	struct bench_queue q[VUF_MAX_QUEUES];
 	struct pollfd pfd[VUF_MAX_QUEUES];
 	for (unsigned i = 0; i < nq; i++) {
-		q[i].vq = vuf_vq_setup(f, i, 256, 0);
+		q[i].vq = vuf_vq_setup(f, first + i, 256, 0);
 		q[i].slots = calloc(256, sizeof(struct slot));
 		q[i].spare = calloc(qd, sizeof(struct slot));
 		if (!q[i].vq || !q[i].slots || !q[i].spare || (logging && vuf_log_ring(q[i].vq) < 0)) {
@@ -145,11 +208,25 @@ int main(int argc, char **argv)
 		}
 		for (q[i].nspare = 0; q[i].nspare < qd; q[i].nspare++) {
 			struct slot *s = &q[i].spare[q[i].nspare];
-			s->hdr = vuf_alloc(f, 16, 16);
+			s->hdr = vuf_alloc(f, 64, 64);
 			s->data = vuf_alloc(f, BS, BS);
-			s->status = vuf_alloc(f, 1, 1);
+			s->status = vuf_alloc(f, SCSI_RESP, 64);
 		}
 		pfd[i] = (struct pollfd){ .fd = q[i].vq->call_fd, .events = POLLIN };
+	}
+	if (scsi) { /* READ CAPACITY(16) first: the last LBA, in 512-byte blocks */
+		struct slot s = q[0].spare[0];
+		uint8_t rc[8];
+		uint32_t id, len;
+		if (submit_scsi(f, q[0].vq, s) < 0 || vuf_vq_kick(q[0].vq) < 0 ||
+		    vuf_vq_wait_used(q[0].vq, &id, &len, 5000) < 0 || completion_status(f, s) ||
+		    vuf_gpa_read(f, s.data, rc, 8) < 0) {
+			fprintf(stderr, "blk-bench: READ CAPACITY failed\n");
+			return 1;
+		}
+		for (int i = 0; i < 8; i++)
+			capacity = capacity << 8 | rc[i];
+		capacity = (capacity + 1) * SECTOR / BS;
 	}
 
 	uint64_t ios = 0, errors = 0, marked = 0;
@@ -170,9 +247,7 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < nq; i++) {
 			uint32_t id, len;
 			while (vuf_vq_used_pending(q[i].vq) && vuf_vq_wait_used(q[i].vq, &id, &len, 0) == 0) {
-				uint8_t st = 1;
-				vuf_gpa_read(f, q[i].slots[id].status, &st, 1);
-				errors += st != 0;
+				errors += completion_status(f, q[i].slots[id]) != 0;
 				q[i].spare[q[i].nspare++] = q[i].slots[id];
 				ios++;
 				any = true;

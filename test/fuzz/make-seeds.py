@@ -157,6 +157,60 @@ def blk_seeds():
                      op(OP_CONFIG, 1, 32, 1, 0) + op(OP_CONFIG, 0, 0, 60),
     }
 
+# -- scsi: queue 0 control, 1 event, 2 and 3 requests; LUN 0 and 1 --
+
+SCSI_RESP = 108
+
+def scsi_cmd(cdb, lun=0, target=0):
+    return bytes([1, target, 0x40, lun]) + bytes(4) + u64(0x42) + bytes(3) + cdb.ljust(32, b"\0")
+
+def be(v, n):
+    return v.to_bytes(n, "big")
+
+def scsi_requests(q, indirect=0):
+    f = REQ_KICK | indirect
+    rw10 = lambda op, lba, n: bytes([op, 0]) + be(lba, 4) + bytes([0]) + be(n, 2) + bytes([0])
+    rw16 = lambda op, lba, n, b1=0: bytes([op, b1]) + be(lba, 8) + be(n, 4) + bytes(2)
+    unmap_list = be(22, 2) + be(16, 2) + bytes(4) + be(64, 8) + be(8, 4) + bytes(4)
+    caching = bytes([0, 0, 0, 0, 0x08, 18, 0x04]) + bytes(17)
+    return (req(q, [scsi_cmd(bytes(6))], [SCSI_RESP], f) +                                  # TEST UNIT READY
+            req(q, [scsi_cmd(bytes([0x12, 0, 0, 0, 96, 0]))], [SCSI_RESP, 96], f) +          # INQUIRY
+            req(q, [scsi_cmd(bytes([0x12, 1, 0xb0, 0, 255, 0]))], [SCSI_RESP, 255], f) +     # VPD block limits
+            req(q, [scsi_cmd(bytes([0x12, 1, 0x80, 0, 255, 0]), lun=5)], [SCSI_RESP, 255], f) +  # a bad LUN
+            req(q, [scsi_cmd(bytes([0x03, 0, 0, 0, 18, 0]))], [SCSI_RESP, 18], f) +          # REQUEST SENSE
+            req(q, [scsi_cmd(bytes([0x9e, 0x10]) + bytes(8) + be(32, 4) + bytes(2))], [SCSI_RESP, 32], f) +
+            req(q, [scsi_cmd(rw10(0x2a, 8, 2)), bytes(range(256)) * 4], [SCSI_RESP], f) +    # WRITE(10)
+            req(q, [scsi_cmd(rw10(0x28, 8, 2))], [SCSI_RESP, 512, 512], f) +                  # READ(10)
+            req(q, [scsi_cmd(rw16(0x8a, 16, 1, 0x08)), bytes(512)], [SCSI_RESP], f) +         # WRITE(16) FUA
+            req(q, [scsi_cmd(rw16(0x93, 32, 8, 0x08)), bytes(512)], [SCSI_RESP], f) +         # WRITE SAME(16) UNMAP
+            req(q, [scsi_cmd(bytes([0x41, 0]) + be(48, 4) + bytes([0]) + be(4, 2) + bytes([0])),
+                    bytes(range(256)) * 2], [SCSI_RESP], f) +                                # WRITE SAME(10) pattern
+            req(q, [scsi_cmd(bytes([0x42]) + bytes(6) + be(24, 2) + bytes([0])), unmap_list], [SCSI_RESP], f) +
+            req(q, [scsi_cmd(bytes([0x9e, 0x12]) + be(0, 8) + be(64, 4) + bytes(2))], [SCSI_RESP, 64], f) +
+            req(q, [scsi_cmd(bytes([0x1a, 0, 0x3f, 0, 255, 0]))], [SCSI_RESP, 255], f) +     # MODE SENSE(6)
+            req(q, [scsi_cmd(bytes([0x15, 0x10, 0, 0, 24, 0])), caching], [SCSI_RESP], f) +  # MODE SELECT(6)
+            req(q, [scsi_cmd(bytes([0x35]) + bytes(9))], [SCSI_RESP], f) +                   # SYNCHRONIZE CACHE
+            req(q, [scsi_cmd(bytes([0xa0, 0, 0, 0, 0, 0]) + be(256, 4) + bytes(2))], [SCSI_RESP, 256], f) +
+            req(q, [scsi_cmd(bytes([0xa3, 0x0c, 0x80, 0, 0, 0]) + be(1024, 4) + bytes(2))], [SCSI_RESP, 1024], f))
+
+def scsi_control():
+    tmf = lambda sub, lun: u32(0) + u32(sub) + bytes([1, 0, 0x40, lun]) + bytes(4) + u64(0x42)
+    return (req(0, [tmf(5, 0)], [1]) + req(0, [tmf(0, 1)], [1]) + req(0, [tmf(6, 0)], [1]) +
+            req(0, [u32(1) + bytes([1, 0, 0x40, 0]) + bytes(4) + u32(0xff)], [5]))
+
+def scsi_seeds():
+    return {
+        "requests": header() + scsi_requests(2) + scsi_requests(3) + scsi_control(),
+        "device-settings": header(device=15) + scsi_requests(2) + scsi_control() + scsi_requests(3),
+        "in-flight-tmf": header(flags=F_EVENT_IDX | F_REPLY_ACK | F_INFLIGHT) +
+                         bytes([OP_REQ | NO_SETTLE]) + scsi_requests(2)[1:] + scsi_control() + op(OP_RECONNECT) +
+                         scsi_requests(3),
+        "indirect": header(flags=F_INDIRECT | F_REPLY_ACK | F_OFFSET, ring_log2=3) + scsi_requests(2, REQ_INDIRECT),
+        "lifecycle": header(flags=F_REPLY_ACK | F_INFLIGHT | F_INBAND | F_KICK_NOFD | F_CALL_NOFD) +
+                     scsi_requests(2) + lifecycle(2) + scsi_requests(3) + op(OP_DEVICE, u16(64)) + scsi_requests(2) +
+                     op(OP_CONFIG, 1, 20, 4, u32(18)) + op(OP_CONFIG, 0, 0, 36),
+    }
+
 # -- gpu: queue 0 control, 1 cursor --
 
 def gpu_hdr(t, flags=0, fence=0, ctx=0):
@@ -310,7 +364,7 @@ def input_seeds():
                       req(1, [struct.pack("<HHI", EV_LED, 1, 1)], addrs=[RAM1_GPA - 3]),
     }
 
-TARGETS = {"session": session_seeds, "blk": blk_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
+TARGETS = {"session": session_seeds, "blk": blk_seeds, "scsi": scsi_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
            "net": net_seeds, "input": input_seeds}
 
 def main():
