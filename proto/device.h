@@ -21,9 +21,11 @@ struct vu_session;
  * Confinement (proto/sandbox.c, --sandbox): each mode includes the ones before it.
  *   none       nothing beyond --user/--group/--rlimit-nofile
  *   seccomp    no_new_privs, capabilities dropped, a system call allowlist
- *   namespace  and new mount, ipc, uts (and net) namespaces with an empty root
+ *   chroot     and chroot(2) into the directory the device names (needs root; only
+ *              for devices that name one, and never chosen by default)
+ *   namespace  seccomp, and new mount, ipc, uts (and net) namespaces with an empty root
  */
-enum vu_sandbox_mode { VU_SANDBOX_NONE, VU_SANDBOX_SECCOMP, VU_SANDBOX_NAMESPACE };
+enum vu_sandbox_mode { VU_SANDBOX_NONE, VU_SANDBOX_SECCOMP, VU_SANDBOX_CHROOT, VU_SANDBOX_NAMESPACE };
 
 /*
  * A system call a device makes once it serves. arg < 0: with any arguments;
@@ -46,6 +48,7 @@ struct vu_sandbox_needs {
 	const char *why;                     /* set with strictest: what a stricter mode would break */
 	const struct vu_syscall *syscalls;   /* a list beyond the type's own (e.g. a library's), or NULL */
 	bool host_net;                       /* stays in the host's network namespace (a tap) */
+	const char *chroot_dir;              /* where --sandbox=chroot confines it, or NULL: no chroot */
 };
 
 struct vu_device_type {
@@ -75,6 +78,8 @@ struct vu_device_type {
 	 */
 	const struct vu_option *options;
 	bool (*cap_available)(const char *feature);
+	/* Features of the schema type that are not options (fs: "separate-options"), NULL-terminated, or NULL. */
+	const char *const *schema_features;
 
 	/* Creates the device with its defaults. */
 	struct vu_dev *(*create)(void);
