@@ -448,7 +448,7 @@ static void fs_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
 static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL(openat2), VU_SYSCALL(openat), VU_SYSCALL(newfstatat), VU_SYSCALL(statx), VU_SYSCALL(fstatfs),
 	VU_SYSCALL(readlinkat), VU_SYSCALL(symlinkat), VU_SYSCALL(mknodat), VU_SYSCALL(mkdirat),
-	VU_SYSCALL(unlinkat), VU_SYSCALL(renameat2), VU_SYSCALL(linkat), VU_SYSCALL(fchmodat),
+	VU_SYSCALL(unlinkat), VU_SYSCALL(renameat), VU_SYSCALL(renameat2), VU_SYSCALL(linkat), VU_SYSCALL(fchmodat),
 	VU_SYSCALL(fchownat), VU_SYSCALL(utimensat), VU_SYSCALL(faccessat2),
 	VU_SYSCALL(preadv), VU_SYSCALL(pwritev), VU_SYSCALL(lseek), VU_SYSCALL(getdents64),
 	VU_SYSCALL(fsync), VU_SYSCALL(fdatasync), VU_SYSCALL(syncfs), VU_SYSCALL(fallocate),
