@@ -82,15 +82,15 @@ static struct vu_dev *fs_create(void)
 /* -o source=DIR,cache=MODE,xattr,no_xattr: 0, or -1 after the error line. */
 static int parse_legacy(struct fs *fs)
 {
-	char *list = strdup(fs->legacy), *save = NULL;
-	int r = 0;
+	char *list = fs->legacy_items = strdup(fs->legacy), *save = NULL;
+	int r = list ? 0 : -1;
 
 	for (char *item = strtok_r(list, ",", &save); item && !r; item = strtok_r(NULL, ",", &save)) {
 		char *value = strchr(item, '=');
 		if (value)
 			*value++ = '\0';
 		if (!strcmp(item, "source") && value && *value) {
-			fs->shared_dir = fs->legacy + (value - list); /* stays valid: points into the argument */
+			fs->shared_dir = value;
 		} else if (!strcmp(item, "cache") && value) {
 			unsigned i;
 			const char *mode = strcmp(value, "none") ? value : "never";
@@ -111,7 +111,6 @@ static int parse_legacy(struct fs *fs)
 			vu_err("-o: '%s%s%s' is not one of source=DIR, cache=auto|always|none|metadata, xattr, no_xattr",
 			       item, value ? "=" : "", value ? value : "");
 	}
-	free(list);
 	return r;
 }
 
@@ -123,10 +122,10 @@ static int fs_init(struct vu_dev *dev, struct vu_loop *loop)
 	struct fs *fs = (struct fs *)dev;
 
 	if (fs->legacy && parse_legacy(fs) < 0)
-		return -1;
+		return VU_INIT_USAGE;
 	if (!fs->shared_dir) {
-		vu_err("--shared-dir is required");
-		return -1;
+		vu_err("--shared-dir is required (see --help)");
+		return VU_INIT_USAGE;
 	}
 	fs->xattr &= !fs->no_xattr;
 	if (fs->log_level == LOG_DEBUG)
@@ -184,6 +183,7 @@ static void fs_destroy(struct vu_dev *dev)
 			close(*fd);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->done_lock);
+	free(fs->legacy_items);
 	free(fs);
 }
 

@@ -75,6 +75,7 @@ struct fs {
 	/* options */
 	const char *shared_dir;
 	const char *legacy;         /* -o source=DIR,cache=...,xattr,... */
+	char *legacy_items;         /* its copy, cut into items: source= points here */
 	unsigned cache;
 	bool xattr, no_xattr, readonly, announce_submounts;
 	unsigned threads;           /* --thread-pool-size: 0 runs every request on the loop */

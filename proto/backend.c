@@ -297,8 +297,9 @@ static int serve(struct backend *b)
 	vu_loop_hold_threads();
 	for (unsigned i = 0; i < b->nports; i++) {
 		struct port *p = &b->ports[i];
-		if (b->type->init && b->type->init(p->dev, b->loop) < 0)
-			return 1; /* the device said why */
+		int r = b->type->init ? b->type->init(p->dev, b->loop) : 0;
+		if (r < 0)
+			return r == VU_INIT_USAGE ? VU_EXIT_USAGE : 1; /* the device said why */
 	}
 	for (unsigned i = 0; i < b->nports; i++)
 		if (open_socket(&b->ports[i]))

@@ -51,6 +51,8 @@ struct vu_sandbox_needs {
 	const char *chroot_dir;              /* where --sandbox=chroot confines it, or NULL: no chroot */
 };
 
+#define VU_INIT_USAGE (-2)
+
 struct vu_device_type {
 	const char *name;             /* personality: vhost-user-<name>, vhostbox <name> */
 	const char *const *aliases;   /* more argv[0] names, NULL-terminated, or NULL */
@@ -83,7 +85,11 @@ struct vu_device_type {
 
 	/* Creates the device with its defaults. */
 	struct vu_dev *(*create)(void);
-	/* Acts on the options (checks what a table cannot); failure ends the program before serving. */
+	/*
+	 * Acts on the options (checks what a table cannot); failure ends the program before
+	 * serving: -1 (status 1), or VU_INIT_USAGE after the one line (the options do not
+	 * go together, or a value is wrong in a way the table cannot say: status 2).
+	 */
 	int (*init)(struct vu_dev *dev, struct vu_loop *loop);
 
 	/* The ring has (maybe) new requests; it is started, enabled and mapped. */
