@@ -418,7 +418,7 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	if (!fs->xattr)
 		return reply_err(r, -ENOSYS); /* the kernel stops asking */
 	if (op == FUSE_SETXATTR)
-		set = fs_take(a, sizeof(*set)); /* without FUSE_SETXATTR_EXT: the 8-byte form */
+		set = fs_take(a, FUSE_COMPAT_SETXATTR_IN_SIZE); /* without FUSE_SETXATTR_EXT: the 8-byte form */
 	else if (op == FUSE_GETXATTR || op == FUSE_LISTXATTR)
 		get = fs_take(a, sizeof(*get));
 	if (op != FUSE_LISTXATTR)
