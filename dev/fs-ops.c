@@ -309,11 +309,11 @@ static int set_times(struct fs *fs, struct fs_node *n, const struct fuse_setattr
 static int set_size(struct fs *fs, struct fs_node *n, const struct fuse_setattr_in *in)
 {
 	struct fs_file *f = in->valid & FATTR_FH ? fs_file_get(fs, in->fh) : NULL;
-	int fd = f ? f->fd : fs_node_open(fs, n, O_WRONLY);
 	int err = 0;
 
 	if (in->valid & FATTR_FH && !f)
 		return -EBADF;
+	int fd = f ? f->fd : fs_node_open(fs, n, O_WRONLY);
 	if (fd < 0)
 		return fd;
 	if (n->type != S_IFREG)

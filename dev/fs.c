@@ -441,7 +441,7 @@ static void fs_reset(struct vu_dev *dev)
 /* chroot mode confines the process to the shared directory itself. */
 static void fs_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
 {
-	needs->chroot_dir = ((const struct fs *)dev)->shared_dir;
+	needs->chroot_dir = &((const struct fs *)dev)->shared_dir; /* -o source= sets it in init */
 }
 
 /* What serving a directory calls, beyond proto: every one on handles we hold. */

@@ -48,7 +48,11 @@ struct vu_sandbox_needs {
 	const char *why;                     /* set with strictest: what a stricter mode would break */
 	const struct vu_syscall *syscalls;   /* a list beyond the type's own (e.g. a library's), or NULL */
 	bool host_net;                       /* stays in the host's network namespace (a tap) */
-	const char *chroot_dir;              /* where --sandbox=chroot confines it, or NULL: no chroot */
+	/*
+	 * Where the device keeps the directory --sandbox=chroot confines it to (read at
+	 * confinement, after init: an option may name it indirectly), or NULL: no chroot.
+	 */
+	const char *const *chroot_dir;
 };
 
 #define VU_INIT_USAGE (-2)

@@ -157,8 +157,8 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 		sb->host_net |= needs.host_net;
 		if (!needs.chroot_dir)
 			no_chroot = "the device has no directory to be confined to";
-		else if (sb->chroot_dir && strcmp(sb->chroot_dir, needs.chroot_dir))
-			no_chroot = "the devices have different directories";
+		else if (n > 1)
+			no_chroot = "one process serves several devices, chroot confines it to one directory";
 		else
 			sb->chroot_dir = needs.chroot_dir;
 		const struct vu_syscall *add[2] = { t->syscalls, needs.syscalls };
@@ -677,8 +677,8 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 			mode = VU_SANDBOX_SECCOMP;
 		}
 	}
-	if (mode == VU_SANDBOX_CHROOT && (chroot(sb->chroot_dir) < 0 || chdir("/") < 0)) {
-		vu_err("--sandbox=chroot: cannot enter %s: %s", sb->chroot_dir, strerror(errno));
+	if (mode == VU_SANDBOX_CHROOT && (chroot(*sb->chroot_dir) < 0 || chdir("/") < 0)) {
+		vu_err("--sandbox=chroot: cannot enter %s: %s", *sb->chroot_dir, strerror(errno));
 		return -1;
 	}
 	if (change_ids(sb) < 0)

@@ -27,7 +27,7 @@ struct vu_sandbox {
 	const struct vu_syscall *lists[4];   /* the devices' own lists, then instances' wider ones */
 	unsigned nlists;
 	bool host_net;
-	const char *chroot_dir;    /* the devices' directory for chroot mode (all must name the same) */
+	const char *const *chroot_dir;  /* the device's directory for chroot mode (one device) */
 	int strictest;             /* what every device allows */
 	const char *why;           /* what limited strictest */
 };
