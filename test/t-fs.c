@@ -48,7 +48,7 @@ struct reply {
 	int error;              /* the header's (a -errno), or 1 when no proper reply came */
 	uint32_t len;           /* body bytes */
 	uint32_t used;          /* what the device said it wrote */
-	uint8_t body[65536 + 4096];
+	uint8_t body[65536 + 4096] __attribute__((aligned(8)));
 };
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
@@ -149,7 +149,8 @@ static size_t with_names(uint8_t *buf, const void *args, size_t alen, const char
 {
 	size_t n = alen;
 
-	memcpy(buf, args, alen);
+	if (alen)
+		memcpy(buf, args, alen);
 	memcpy(buf + n, a, strlen(a) + 1);
 	n += strlen(a) + 1;
 	if (b) {
