@@ -7,8 +7,9 @@
 #   write     a 64 MiB file written sequentially (1 MiB blocks, fsync at the end)
 #   read      the same file read back after the guest dropped its caches
 # Each is timed in the guest (/proc/uptime, 10 ms) and shown with the vhostbox/9p
-# ratio (higher is better for vhostbox); the target is 2x on each. vhostbox runs with
-# its defaults (--cache=auto, 4 worker threads). BENCH_ROUNDS (default 1) boots of
+# ratio (higher is better for vhostbox); the target is 2x on each. vhostbox runs twice:
+# with its defaults (--cache=auto, 4 worker threads) and with --cache=never (no guest
+# page cache, as 9p's default cache=none), plus BENCH_FS_ARGS. BENCH_ROUNDS (default 1) boots of
 # each, the median shown. TCG makes the guest's own work a large part of every
 # number: the ratios understate what a KVM guest would see.
 set -u
@@ -55,8 +56,12 @@ EOF
 one() {
 	local share=$VU_TMP/share-$1 dev
 	rm -rf "$share" && mkdir -p "$share"
-	if [ "$1" = vhostbox ]; then
-		vu_start_backend fsb fs --shared-dir="$share" || { echo "0 0 0"; return; }
+	if [ "$1" != 9p ]; then
+		local cache=auto
+		[ "$1" = vhostbox-never ] && cache=never
+		# shellcheck disable=SC2086 # BENCH_FS_ARGS is split on purpose
+		vu_start_backend fsb fs --shared-dir="$share" --cache=$cache ${BENCH_FS_ARGS:-} ||
+			{ echo "0 0 0"; return; }
 		# shellcheck disable=SC2054 # the commas are inside one QEMU argument
 		dev=(-chardev "$(vu_chardev fsb)" -device vhost-user-fs-pci,chardev=fsb,tag=share)
 		VU_KERNEL_ARGS=virtiofs
@@ -71,13 +76,13 @@ one() {
 		echo "0 0 0"
 	fi
 	vu_stop_qemu 5
-	[ "$1" = vhostbox ] && vu_kill "${VU_BACKEND_PID[fsb]}"
+	[ "$1" != 9p ] && vu_kill "${VU_BACKEND_PID[fsb]}"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
 declare -A m w r
-for kind in vhostbox 9p; do
+for kind in vhostbox vhostbox-never 9p; do
 	ms=() ws=() rs=()
 	for ((i = 0; i < ROUNDS; i++)); do
 		read -r a b c <<< "$(one $kind)"
@@ -86,16 +91,20 @@ for kind in vhostbox 9p; do
 	m[$kind]=$(printf '%s\n' "${ms[@]}" | median)
 	w[$kind]=$(printf '%s\n' "${ws[@]}" | median)
 	r[$kind]=$(printf '%s\n' "${rs[@]}" | median)
+	echo "# $kind: metadata ${m[$kind]} s, write ${w[$kind]} s, read ${r[$kind]} s (guest-timed medians)"
 done
 
 awk -v files="$FILES" -v vm="${m[vhostbox]}" -v vw="${w[vhostbox]}" -v vr="${r[vhostbox]}" \
+	-v nm="${m[vhostbox-never]}" -v nw="${w[vhostbox-never]}" -v nr="${r[vhostbox-never]}" \
 	-v pm="${m[9p]}" -v pw="${w[9p]}" -v pr="${r[9p]}" 'BEGIN {
-	printf "%-34s %12s %12s %8s\n", "guest (TCG), same host directory", "vhostbox", "virtio-9p", "ratio"
-	row("metadata: create+stat+unlink/s", files * 3, vm, pm)
-	row("sequential write 64 MiB, MB/s", 67.108864, vw, pw)
-	row("sequential read 64 MiB, MB/s", 67.108864, vr, pr)
+	printf "%-32s %10s %7s %14s %7s %10s\n", "guest (TCG), same directory", "vhostbox", "ratio",
+	       "--cache=never", "ratio", "virtio-9p"
+	row("metadata: create+stat+unlink/s", files * 3, vm, nm, pm)
+	row("sequential write 64 MiB, MB/s", 67.108864, vw, nw, pw)
+	row("sequential read 64 MiB, MB/s", 67.108864, vr, nr, pr)
 }
-function row(name, work, tv, tp,   a, b) {
-	a = tv > 0 ? work / tv : 0; b = tp > 0 ? work / tp : 0
-	printf "%-34s %12.1f %12.1f %7.2fx\n", name, a, b, b > 0 ? a / b : 0
+function rate(work, t) { return t > 0 ? work / t : 0 }
+function row(name, work, tv, tn, tp,   a, n, b) {
+	a = rate(work, tv); n = rate(work, tn); b = rate(work, tp)
+	printf "%-32s %10.1f %6.2fx %14.1f %6.2fx %10.1f\n", name, a, (b > 0 ? a / b : 0), n, (b > 0 ? n / b : 0), b
 }'
