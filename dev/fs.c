@@ -7,7 +7,11 @@
  * (dev/fs-pool.c) since file-system calls block; dev/fs.h says what the other files
  * hold.
  *
+ * Its service runs as the user the shared files belong to (no DynamicUser); a shared
+ * directory outside these ReadWritePaths needs a drop-in that adds it.
+ *
  * build: fs.c fs-pool.c fs-node.c fs-ops.c fs-io.c
+ * systemd: ReadWritePaths=-/srv -/var/lib/vhostbox
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes
  * systemd: SystemCallFilter=@system-service
