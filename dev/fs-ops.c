@@ -170,6 +170,9 @@ static void op_mknod(struct fs *fs, struct fs_req *r, struct fs_node *n, struct 
 
 	if (!in || !name)
 		return reply_err(r, -EINVAL);
+	/* A device node in the share would reach a host device, for the host's users at least. */
+	if (S_ISCHR(in->mode) || S_ISBLK(in->mode))
+		return reply_err(r, -EPERM);
 	reply_entry(fs, r, n, name, mknodat(n->fd, name, in->mode, in->rdev) < 0 ? -errno : 0);
 }
 

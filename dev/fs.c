@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dev/fs.h"
@@ -247,10 +248,34 @@ static void finished(struct fs *fs, struct fs_req *r)
 		vu_err("fs: cannot wake the loop: %s", strerror(errno));
 }
 
+/*
+ * Whether requests can run with the guest's ids: root that kept its capabilities
+ * (--sandbox=none). Confined, every capability is gone and requests run as the
+ * process. setfsuid() says nothing on failure: the id it leaves shows.
+ */
+static bool may_switch_ids(void)
+{
+	if (geteuid() != 0)
+		return false;
+	syscall(SYS_setfsuid, 1);
+	bool switched = syscall(SYS_setfsuid, -1) == 1; /* -1 changes nothing: it reports the id */
+	syscall(SYS_setfsuid, 0);
+	return switched;
+}
+
 static void run(struct fs *fs, struct fs_req *r)
 {
 	r->again = false;
+	/* Per thread (the raw calls: the ids of this thread alone), back to root after. */
+	if (fs->switch_ids) {
+		syscall(SYS_setfsgid, r->in.gid);
+		syscall(SYS_setfsuid, r->in.uid);
+	}
 	fs_op_run(fs, r);
+	if (fs->switch_ids) {
+		syscall(SYS_setfsuid, 0);
+		syscall(SYS_setfsgid, 0);
+	}
 }
 
 /* The request is ready to run: on a worker, or here (FORGETs, no pool). */
@@ -336,6 +361,9 @@ static void fs_kick(struct vu_dev *dev, struct vu_vring *vq)
 			return;
 		}
 		fs->cwd_set = true;
+		fs->switch_ids = may_switch_ids();
+		if (fs->switch_ids)
+			vu_info("fs: requests run with the guest's uid and gid");
 	}
 	if (fs->threads && !fs->pool && !(fs->pool = fs_pool_new(fs, fs->threads, run, finished))) {
 		vu_vring_fail(vq, "fs: cannot start the worker threads");
@@ -459,6 +487,7 @@ static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL(copy_file_range), VU_SYSCALL(flock), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
 	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL(fchdir), VU_SYSCALL(setxattr), VU_SYSCALL(getxattr),
 	VU_SYSCALL(listxattr), VU_SYSCALL(removexattr), VU_SYSCALL(umask),
+	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(geteuid),
 	VU_SYSCALL_END,
 };
 

@@ -87,6 +87,7 @@ struct fs {
 	int root_dir_fd;            /* the same, opened for reading (syncfs) */
 	int proc_fd;                /* /proc/self/fd: reopens an O_PATH handle with real access */
 	bool cwd_set;               /* the working directory is proc_fd (xattr calls by "N") */
+	bool switch_ids;            /* requests run with the guest's uid and gid (fsuid, fsgid) */
 	dev_t root_dev;
 
 	pthread_mutex_t lock;       /* the tables and every node's and file's counters */

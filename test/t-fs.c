@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -50,6 +51,8 @@ struct reply {
 	uint32_t used;          /* what the device said it wrote */
 	uint8_t body[65536 + 4096] __attribute__((aligned(8)));
 };
+
+static uint32_t req_uid, req_gid;     /* the ids requests carry */
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				 1ull << VIRTIO_RING_F_INDIRECT_DESC;
@@ -91,7 +94,7 @@ static int post(struct conn *c, struct vuf_vq *q, uint32_t opcode, uint64_t node
 		const void *data, size_t dlen, uint32_t out_room, uint32_t raw_len)
 {
 	struct fuse_in_header h = { .len = (uint32_t)(sizeof(h) + alen + dlen), .opcode = opcode,
-				    .unique = ++c->unique, .nodeid = nodeid };
+				    .unique = ++c->unique, .nodeid = nodeid, .uid = req_uid, .gid = req_gid };
 	struct vuf_buf out[2] = { { c->in_gpa, (uint32_t)(sizeof(h) + alen) }, { c->data_gpa, (uint32_t)dlen } };
 	struct vuf_buf in[2] = { { c->out_gpa, 40 }, { c->out_gpa + 40, out_room > 40 ? out_room - 40 : 0 } };
 
@@ -322,6 +325,11 @@ static void test_names(void)
 	      "mknod-fifo");
 	uint64_t fifo = ((struct fuse_entry_out *)rep.body)->nodeid;
 	CHECK_EQ(open_file(fifo, O_RDONLY), 0, "open-fifo-refused");
+	mn.mode = S_IFBLK | 0600;
+	mn.rdev = makedev(8, 0);
+	n = with_names(buf, &mn, sizeof(mn), "disk", NULL);
+	CHECK(call(&cn, FUSE_MKNOD, d, buf, n, &rep) == -EPERM && access(host("newdir/disk"), F_OK) < 0,
+	      "mknod-device-refused");
 
 	n = with_names(buf, NULL, 0, "link-out", "/etc/passwd");
 	CHECK(call(&cn, FUSE_SYMLINK, d, buf, n, &rep) == 0, "symlink");
@@ -744,6 +752,64 @@ static void test_readonly(void)
 	CHECK_EQ(vuf_backend_stop(ro, 5000), 0, "readonly-clean-exit");
 }
 
+/* The file CREATE makes as uid 4321, gid 4322; its owner on the host as "uid:gid". */
+static void create_as_guest_ids(const char *name, char *owner, size_t size)
+{
+	uint8_t buf[100];
+	struct fuse_create_in cr = { .flags = O_RDWR, .mode = S_IFREG | 0644 };
+	size_t n = with_names(buf, &cr, sizeof(cr), name, NULL);
+	struct stat st;
+
+	req_uid = 4321;
+	req_gid = 4322;
+	int err = call(&cn, FUSE_CREATE, FUSE_ROOT_ID, buf, n, &rep);
+	req_uid = req_gid = 0;
+	if (err || stat(host(name), &st) < 0)
+		snprintf(owner, size, "error %d", err);
+	else
+		snprintf(owner, size, "%u:%u", (unsigned)st.st_uid, (unsigned)st.st_gid);
+}
+
+/*
+ * Unconfined root (--sandbox=none) takes the guest's ids per request; confined, the
+ * capabilities that would need are gone and requests run as the process.
+ */
+static void test_ids(void)
+{
+	char owner[64], sock4[100], sd[100];
+
+	if (geteuid() != 0) {
+		SKIP("guest-ids", "needs root");
+		return;
+	}
+	create_as_guest_ids("confined-create", owner, sizeof(owner));
+	CHECK(!strcmp(owner, "0:0"), "confined-runs-as-process");
+	snprintf(sock4, sizeof(sock4), "%s/ids.sock", dir);
+	snprintf(sd, sizeof(sd), "--shared-dir=%s", share);
+	const char *args[] = { sd, "--sandbox=none", NULL };
+	struct vuf_backend *b = vuf_backend_start("fs", args, sock4);
+	struct conn c;
+	if (!CHECK(b && conn_open(&c, sock4), "ids-start"))
+		return;
+	struct conn keep = cn;
+	cn = c;
+	init_conn(&cn);
+	chmod(share, 0777); /* the guest's uid may create here */
+	create_as_guest_ids("guest-owned", owner, sizeof(owner));
+	chmod(share, 0755);
+	CHECK(!strcmp(owner, "4321:4322"), "unconfined-root-takes-guest-ids");
+	/* As that uid, a root-only file is out of reach. */
+	int fd = open(host("root-only"), O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	uint64_t n = lookup(FUSE_ROOT_ID, "root-only", NULL);
+	req_uid = req_gid = 4321;
+	CHECK(n && open_file(n, O_RDONLY) == 0 && rep.error == -EACCES, "guest-ids-permissions");
+	req_uid = req_gid = 0;
+	cn = keep;
+	conn_close(&c);
+	CHECK_EQ(vuf_backend_stop(b, 5000), 0, "ids-clean-exit");
+}
+
 /* The back-end's exit status for a command line (stderr kept for the note). */
 static int run_cli(const char *const *argv)
 {
@@ -858,6 +924,7 @@ int main(void)
 			check_note("cannot list the fds");
 	}
 	test_readonly();
+	test_ids();
 	test_cli();
 
 	conn_close(&cn);
