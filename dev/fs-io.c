@@ -401,9 +401,10 @@ void fs_op_copy_file_range(struct fs *fs, struct fs_req *r, struct fs_node *n, s
 /* ---- xattrs ------------------------------------------------------------------------------------- */
 
 /*
- * By "N": the working directory is /proc/self/fd (dev/fs.c), so each call reaches
- * our own handle's inode through its magic link, whatever its permissions. Symlinks
- * and special files are left out: the magic link would be followed past them.
+ * On the inode reopened for reading (fs_node_open: regular files and directories;
+ * the xattrs of symlinks and special files are not served). For user.* attributes
+ * the kernel asks read permission to get them too; setting one on a file its owner
+ * may write but not read is refused here where the kernel would allow it.
  */
 void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
 {
@@ -412,7 +413,6 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	const struct fuse_setxattr_in *set = NULL;
 	const char *name = NULL;
 	const void *value = NULL;
-	char path[16];
 	ssize_t ret;
 
 	if (!fs->xattr)
@@ -430,16 +430,20 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 		return reply_err(r, op == FUSE_SETXATTR && set && set->size > XATTR_SIZE_MAX ? -E2BIG : -EINVAL);
 	if (n->type != S_IFREG && n->type != S_IFDIR)
 		return reply_err(r, -EOPNOTSUPP);
-	fs_node_procname(n, path);
+	int fd = fs_node_open(fs, n, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return reply_err(r, fd);
 	size_t size = get ? (get->size < FS_REPLY_MAX ? get->size : FS_REPLY_MAX) : 0;
 	switch (op) {
-	case FUSE_SETXATTR: ret = setxattr(path, name, value, set->size, (int)set->flags); break;
-	case FUSE_REMOVEXATTR: ret = removexattr(path, name); break;
-	case FUSE_GETXATTR: ret = getxattr(path, name, size ? r->reply : NULL, size); break;
-	default: ret = listxattr(path, size ? (char *)r->reply : NULL, size); break;
+	case FUSE_SETXATTR: ret = fsetxattr(fd, name, value, set->size, (int)set->flags); break;
+	case FUSE_REMOVEXATTR: ret = fremovexattr(fd, name); break;
+	case FUSE_GETXATTR: ret = fgetxattr(fd, name, size ? r->reply : NULL, size); break;
+	default: ret = flistxattr(fd, size ? (char *)r->reply : NULL, size); break;
 	}
-	if (ret < 0)
-		return reply_err(r, -errno);
+	int err = ret < 0 ? -errno : 0;
+	close(fd);
+	if (err)
+		return reply_err(r, err);
 	if (!get)
 		return reply_err(r, 0);
 	if (!get->size) {

@@ -354,13 +354,9 @@ static void fs_kick(struct vu_dev *dev, struct vu_vring *vq)
 	struct fs *fs = (struct fs *)dev;
 	struct fs_queue *q = &fs->q[vq->index];
 
-	if (!fs->cwd_set) {
-		/* Confined by now; xattr calls name our handles as "N" here (dev/fs-io.c). */
-		if (fchdir(fs->proc_fd) < 0) {
-			vu_vring_fail(vq, "fs: cannot enter /proc/self/fd");
-			return;
-		}
-		fs->cwd_set = true;
+	if (!fs->ids_known) {
+		/* Confined by now: whether the ids may change is known. */
+		fs->ids_known = true;
 		fs->switch_ids = may_switch_ids();
 		if (fs->switch_ids)
 			vu_info("fs: requests run with the guest's uid and gid");
@@ -485,8 +481,8 @@ static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL(preadv), VU_SYSCALL(pwritev), VU_SYSCALL(lseek), VU_SYSCALL(getdents64),
 	VU_SYSCALL(fsync), VU_SYSCALL(fdatasync), VU_SYSCALL(syncfs), VU_SYSCALL(fallocate),
 	VU_SYSCALL(copy_file_range), VU_SYSCALL(flock), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
-	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL(fchdir), VU_SYSCALL(setxattr), VU_SYSCALL(getxattr),
-	VU_SYSCALL(listxattr), VU_SYSCALL(removexattr), VU_SYSCALL(umask),
+	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL(fsetxattr), VU_SYSCALL(fgetxattr),
+	VU_SYSCALL(flistxattr), VU_SYSCALL(fremovexattr), VU_SYSCALL(umask),
 	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(geteuid),
 	VU_SYSCALL_END,
 };

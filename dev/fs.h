@@ -86,7 +86,7 @@ struct fs {
 	int root_fd;                /* O_PATH, the shared directory */
 	int root_dir_fd;            /* the same, opened for reading (syncfs) */
 	int proc_fd;                /* /proc/self/fd: reopens an O_PATH handle with real access */
-	bool cwd_set;               /* the working directory is proc_fd (xattr calls by "N") */
+	bool ids_known;             /* switch_ids was found out (on the first kick, confined) */
 	bool switch_ids;            /* requests run with the guest's uid and gid (fsuid, fsgid) */
 	dev_t root_dev;
 
@@ -146,7 +146,7 @@ void fs_node_forget(struct fs *fs, uint64_t id, uint64_t n);
 int fs_node_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fuse_entry_out *e);
 /* A single path component: not empty, no '/', not "." or "..", at most NAME_MAX bytes. */
 bool fs_name_ok(const char *name);
-/* "N" of n's fd for *at(proc_fd, ...) and, relative to the working directory, for xattr calls. */
+/* "N" of n's fd, for *at(proc_fd, "N", ...): the inode through our handle's magic link. */
 void fs_node_procname(const struct fs_node *n, char buf[16]);
 /* Opens n for real I/O (regular files and directories only); fd or -errno. */
 int fs_node_open(struct fs *fs, const struct fs_node *n, int flags);
