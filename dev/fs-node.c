@@ -136,7 +136,6 @@ int fs_nodes_init(struct fs *fs)
 		free(root);
 		return -ENOMEM;
 	}
-	fs->root_dev = st.st_dev;
 	fs->hash[hash_of(root->dev, root->ino)] = root;
 	return 0;
 }
@@ -227,7 +226,7 @@ uint64_t fs_cache_timeout(const struct fs *fs)
 	}
 }
 
-void fs_attr_fill(struct fuse_attr *a, const struct stat *st)
+static void attr_fill(struct fuse_attr *a, const struct stat *st)
 {
 	*a = (struct fuse_attr){
 		.ino = st->st_ino, .size = st->st_size, .blocks = st->st_blocks,
@@ -244,7 +243,7 @@ int fs_node_stat(struct fs *fs, const struct fs_node *n, struct fuse_attr *a)
 
 	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	fs_attr_fill(a, &st);
+	attr_fill(a, &st);
 	return 0;
 }
 
@@ -303,7 +302,7 @@ int fs_node_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct 
 
 	uint64_t t = fs_cache_timeout(fs);
 	*e = (struct fuse_entry_out){ .nodeid = id, .entry_valid = t, .attr_valid = t };
-	fs_attr_fill(&e->attr, &st);
+	attr_fill(&e->attr, &st);
 	if (fs->announce_submounts && st.st_dev != dir->dev && S_ISDIR(st.st_mode))
 		e->attr.flags |= FUSE_ATTR_SUBMOUNT;
 	return 0;

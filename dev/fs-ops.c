@@ -91,10 +91,8 @@ static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 	if (__atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
 		return reply_err(r, -EPROTO); /* a second INIT without DESTROY */
 	uint32_t want = FS_INIT_FLAGS | (fs->announce_submounts ? FUSE_SUBMOUNTS : 0);
-	fs->flags = in->flags & want;
-	fs->minor = in->minor < FS_MINOR ? in->minor : FS_MINOR;
-	out.minor = fs->minor;
-	out.flags = fs->flags;
+	out.minor = in->minor < FS_MINOR ? in->minor : FS_MINOR;
+	out.flags = in->flags & want;
 	out.max_readahead = in->max_readahead;
 	out.max_background = 64;
 	out.congestion_threshold = 48;

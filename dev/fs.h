@@ -88,14 +88,11 @@ struct fs {
 	int proc_fd;                /* /proc/self/fd: reopens an O_PATH handle with real access */
 	bool ids_known;             /* switch_ids was found out (on the first kick, confined) */
 	bool switch_ids;            /* requests run with the guest's uid and gid (fsuid, fsgid) */
-	dev_t root_dev;
 
 	pthread_mutex_t lock;       /* the tables and every node's and file's counters */
 	struct fs_table nodes, files;
 	struct fs_node **hash;      /* nodes by (dev, ino) */
 	bool initialized;           /* INIT answered */
-	uint32_t minor;             /* the protocol minor agreed */
-	uint32_t flags;             /* INIT flags agreed */
 
 	struct fs_pool *pool;
 	int done_fd;                /* eventfd: the pool finished requests */
@@ -152,7 +149,6 @@ void fs_node_procname(const struct fs_node *n, char buf[16]);
 int fs_node_open(struct fs *fs, const struct fs_node *n, int flags);
 /* Attributes into a, with the cache's timeouts. */
 int fs_node_stat(struct fs *fs, const struct fs_node *n, struct fuse_attr *a);
-void fs_attr_fill(struct fuse_attr *a, const struct stat *st);
 /* The timeouts (seconds) the cache mode gives entries and attributes. */
 uint64_t fs_cache_timeout(const struct fs *fs);
 
