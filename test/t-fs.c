@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -786,14 +787,34 @@ static void test_ids(void)
 	CHECK(!strcmp(owner, "0:0"), "confined-runs-as-process");
 	snprintf(sock4, sizeof(sock4), "%s/ids.sock", dir);
 	snprintf(sd, sizeof(sd), "--shared-dir=%s", share);
-	const char *args[] = { sd, "--sandbox=none", NULL };
+	const char *args[] = { sd, "--sandbox=none", "--announce-submounts", "--queues=2", NULL };
+	/* A file system mounted beneath the share, for --announce-submounts. */
+	bool mounted = mkdir(host("mnt"), 0755) == 0 && mount("t-fs", host("mnt"), "tmpfs", 0, "size=64k") == 0;
 	struct vuf_backend *b = vuf_backend_start("fs", args, sock4);
 	struct conn c;
 	if (!CHECK(b && conn_open(&c, sock4), "ids-start"))
 		return;
 	struct conn keep = cn;
 	cn = c;
-	init_conn(&cn);
+	struct fuse_init_in in = { .major = 7, .minor = 37, .flags = FUSE_SUBMOUNTS };
+	CHECK(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep) == 0 &&
+	      ((struct fuse_init_out *)rep.body)->flags == FUSE_SUBMOUNTS, "init-submounts");
+	if (mounted) {
+		CHECK(lookup(FUSE_ROOT_ID, "mnt", NULL) && ((struct fuse_entry_out *)rep.body)->attr.flags & FUSE_ATTR_SUBMOUNT,
+		      "announce-submount");
+		CHECK(lookup(FUSE_ROOT_ID, "sub", NULL) && !(((struct fuse_entry_out *)rep.body)->attr.flags & FUSE_ATTR_SUBMOUNT),
+		      "same-fs-not-a-submount");
+	} else {
+		SKIP("announce-submount", "cannot mount a tmpfs beneath the share");
+	}
+	/* A second request queue. */
+	struct vuf_vq *q2 = vuf_vq_setup(cn.f, 2, RING, 0);
+	struct fuse_getattr_in ga = { 0 };
+	CHECK(q2 && post(&cn, q2, FUSE_GETATTR, FUSE_ROOT_ID, &ga, sizeof(ga), NULL, 0, 256, 0) == 0, "queue-2-posted");
+	if (q2) {
+		collect(&cn, q2, &rep, 3000);
+		CHECK_EQ(rep.error, 0, "queue-2-served");
+	}
 	chmod(share, 0777); /* the guest's uid may create here */
 	create_as_guest_ids("guest-owned", owner, sizeof(owner));
 	chmod(share, 0755);
@@ -808,6 +829,9 @@ static void test_ids(void)
 	cn = keep;
 	conn_close(&c);
 	CHECK_EQ(vuf_backend_stop(b, 5000), 0, "ids-clean-exit");
+	if (mounted)
+		umount(host("mnt"));
+	rmdir(host("mnt"));
 }
 
 /* The back-end's exit status for a command line (stderr kept for the note). */
