@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -272,7 +273,7 @@ static void finish(struct slot *s, uint8_t status)
 	struct blk_queue *q = s->q;
 
 	*s->status = status;
-	vu_vring_push(q->vq, s->req.head, s->written + 1);
+	vu_vring_push(q->vq, &s->req, s->written + 1);
 	q->dirty = true;
 	s->next_free = q->free;
 	q->free = s;

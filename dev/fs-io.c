@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/limits.h>      /* XATTR_*: musl's limits.h does not bring them */
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>          /* RENAME_*, which musl does not define */
 #include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
@@ -254,7 +255,8 @@ static void op_rename(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	if (!to)
 		return reply_err(r, -ESTALE);
 	/* Both directories are handles beneath the shared directory: nothing crosses it. */
-	int err = renameat2(n->fd, old, to->fd, new, flags) < 0 ? -errno : 0;
+	/* The system call itself: musl has no renameat2() (make static). */
+	int err = syscall(SYS_renameat2, n->fd, old, to->fd, new, flags) < 0 ? -errno : 0;
 	fs_node_put(fs, to);
 	reply_err(r, err);
 }

@@ -217,7 +217,7 @@ static void complete(struct fs_req *r)
 {
 	struct fs_queue *q = r->q;
 
-	vu_vring_push(q->vq, r->vr.head, r->written);
+	vu_vring_push(q->vq, &r->vr, r->written);
 	q->flush = true;
 	q->busy--;
 	r->next = q->free;

@@ -29,7 +29,7 @@ void gpu_respond(struct gpu *g, struct gpu_cmd *cmd, void *resp, size_t size)
 		h->ring_idx = cmd->hdr.ring_idx;
 	}
 	size_t written = vu_iov_from_buf(cmd->req.iov + cmd->req.out, cmd->req.in, 0, resp, size);
-	vu_vring_push(cmd->vq, cmd->req.head, written);
+	vu_vring_push(cmd->vq, &cmd->req, written);
 	g->ctrl_dirty = true;
 	cmd->next = g->free;
 	g->free = cmd;

@@ -16,11 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <virgl/virglrenderer.h>
-#include <xf86drm.h>
 
 #include "dev/gpu.h"
 #include "dev/gpu-chan.h"
+#include "dev/gpu-virgl-lib.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 
@@ -64,6 +63,10 @@ static struct virgl_renderer_callbacks callbacks = {
 /* Opens path if it is a DRM render node: -1 (errno set) otherwise. */
 static int open_render_node(const char *path)
 {
+	if (!gpu_virgl_lib_load(NULL)) {
+		errno = ENOSYS;
+		return -1;
+	}
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 
 	if (fd >= 0 && drmGetNodeTypeFromFd(fd) != DRM_NODE_RENDER) {
@@ -139,6 +142,8 @@ bool gpu_virgl_probe(const char *node, bool need_node)
 	struct gpu probe = { 0 };
 	struct gpu_virgl v = { .drm_fd = -1 };
 
+	if (!gpu_virgl_lib_load(NULL))
+		return false;
 	if (!node && !need_node)
 		node = gpu_default_render_node();
 	if (node)
@@ -175,6 +180,12 @@ static void on_fence_timer(void *opaque)
 
 int gpu_virgl_init(struct gpu *g)
 {
+	const char *why;
+
+	if (!gpu_virgl_lib_load(&why)) {
+		vu_err("--virgl: cannot load %s: %s", GPU_VIRGL_LIB, why);
+		return -1;
+	}
 	struct gpu_virgl *v = calloc(1, sizeof(*v));
 	const char *node = g->render_node ? g->render_node : gpu_default_render_node();
 

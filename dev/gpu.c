@@ -7,8 +7,10 @@
  * the socket of GPU_SET_SOCKET (gpu-chan.c). gpu.h says what the other files
  * hold and how they layer, this one on top.
  *
- * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-cursor.c
+ * build: gpu.c gpu-cmd.c gpu-chan.c gpu-format.c gpu-pixels.c gpu-backing.c gpu-res.c gpu-scanout.c gpu-2d.c gpu-virgl.c gpu-virgl-lib.c gpu-cursor.c
  * pkg-config: virglrenderer epoxy gbm libdrm
+ * dlopen: virglrenderer epoxy gbm libdrm
+ * fallback: gpu-virgl.c gpu-virgl-lib.c -> gpu-novirgl.c
  * debian: libvirglrenderer-dev libepoxy-dev libgbm-dev libdrm-dev
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes
@@ -251,7 +253,7 @@ static void cursor_kick(struct gpu *g, struct vu_vring *vq)
 		while (!gpu_chan_busy(g) && vu_vring_pop(vq, &cmd.req) > 0) {
 			cmd.out_bytes = vu_iov_size(cmd.req.iov, cmd.req.out);
 			gpu_cursor_command(g, &cmd);
-			vu_vring_push(vq, cmd.req.head, 0);
+			vu_vring_push(vq, &cmd.req, 0);
 		}
 		gpu_chan_flush(g);
 		vu_vring_flush(vq);

@@ -58,9 +58,9 @@ struct virtio_input_event {
 #define HELD_IOV 4               /* segments of one 8-byte buffer */
 
 /* A guest buffer taken from the eventq, waiting for an event. */
+/* A guest buffer taken for an event: the request as popped, and its iovecs. */
 struct held {
-	uint16_t head;
-	unsigned n;
+	struct vu_req req;
 	struct iovec iov[HELD_IOV];
 };
 
@@ -111,15 +111,13 @@ static void refill(struct input *in)
 		vu_vring_kicks(vq, false);
 		while (in->nheld < HELD_MAX) {
 			struct held *h = &in->held[(in->held_first + in->nheld) % HELD_MAX];
-			struct vu_req req = { .iov = h->iov, .max_iov = HELD_IOV };
-			if (vu_vring_pop(vq, &req) <= 0)
+			h->req = (struct vu_req){ .iov = h->iov, .max_iov = HELD_IOV };
+			if (vu_vring_pop(vq, &h->req) <= 0)
 				break;
-			if (req.out || req.truncated || req.in_bytes < sizeof(struct virtio_input_event)) {
+			if (h->req.out || h->req.truncated || h->req.in_bytes < sizeof(struct virtio_input_event)) {
 				vu_vring_fail(vq, "event buffer is not 8 device-writable bytes");
 				return;
 			}
-			h->head = req.head;
-			h->n = req.in;
 			in->nheld++;
 		}
 	} while (!vq->broken && in->nheld < HELD_MAX && vu_vring_kicks(vq, true));
@@ -132,8 +130,8 @@ static void put_event(struct input *in, const struct input_ev *e)
 		.type = htole16(e->type), .code = htole16(e->code), .value = htole32((uint32_t)e->value),
 	};
 
-	vu_iov_from_buf(h->iov, h->n, 0, &v, sizeof(v));
-	vu_vring_push(in->eventq, h->head, sizeof(v));
+	vu_iov_from_buf(h->req.iov, h->req.in, 0, &v, sizeof(v));
+	vu_vring_push(in->eventq, &h->req, sizeof(v));
 	in->held_first = (in->held_first + 1) % HELD_MAX;
 	in->nheld--;
 }
@@ -249,7 +247,7 @@ static void status_kick(struct input *in, struct vu_vring *vq)
 				return;
 			}
 			status_event(in, &v);
-			vu_vring_push(vq, req.head, 0);
+			vu_vring_push(vq, &req, 0);
 		}
 		vu_vring_flush(vq);
 	} while (!vq->broken && vu_vring_kicks(vq, true));

@@ -201,7 +201,7 @@ static void fill(struct net_rings *r, const struct net_rx_slot *s)
 	}
 	for (unsigned i = 0; i < s->nbufs; i++) {
 		uint32_t n = total < req[i].in_bytes ? total : req[i].in_bytes;
-		vu_vring_push(s->vq, req[i].head, n);
+		vu_vring_push(s->vq, &req[i], n);
 		total -= n;
 	}
 	r->port.stats.rx++;
@@ -333,7 +333,7 @@ unsigned net_ring_tx(struct net_rings *r, struct vu_vring *vq, unsigned budget)
 		/* The frames are copied: the requests go back, in one used-ring update, and the
 		 * receivers publish theirs. */
 		for (unsigned i = 0; i < n; i++)
-			vu_vring_push(vq, r->tx_req[i].head, 0);
+			vu_vring_push(vq, &r->tx_req[i], 0);
 		vu_vring_flush(vq);
 		net_switch_flush();
 		done += n;

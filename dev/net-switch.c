@@ -27,9 +27,10 @@ static struct {
 	unsigned nports;                     /* highest id in use */
 	struct net_port *dirty;
 	uint32_t now;
-	uint32_t ageing;
 	struct fdb_entry fdb[BUCKETS][WAYS];
-} sw = { .ageing = NET_DEFAULT_AGEING };
+} sw;
+/* Apart from sw: initialized, it would put all of sw (50 KiB) into the binary's data. */
+static uint32_t ageing = NET_DEFAULT_AGEING;
 
 static void tick(void)
 {
@@ -41,7 +42,7 @@ static void tick(void)
 
 void net_switch_set_ageing(unsigned seconds)
 {
-	sw.ageing = seconds;
+	ageing = seconds;
 }
 
 int net_switch_attach(struct net_port *p)
@@ -115,7 +116,7 @@ static struct fdb_entry *bucket(const uint8_t *mac)
 
 static bool fresh(const struct fdb_entry *e)
 {
-	return e->port && sw.now - e->seen < sw.ageing;
+	return e->port && sw.now - e->seen < ageing;
 }
 
 /* Which slot a new MAC takes: an empty one, else an aged-out one, else the least recently seen. */

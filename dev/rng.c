@@ -72,7 +72,7 @@ static void rng_kick(struct vu_dev *dev, struct vu_vring *vq)
 				vu_vring_fail(vq, "rng request with a device-readable buffer");
 				return;
 			}
-			vu_vring_push(vq, req.head, fill(req.iov, req.in));
+			vu_vring_push(vq, &req, fill(req.iov, req.in));
 		}
 		vu_vring_flush(vq);
 	} while (!vq->broken && vu_vring_kicks(vq, true));

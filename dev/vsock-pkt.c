@@ -27,12 +27,6 @@
 #include "proto/iov.h"
 #include "proto/log.h"
 
-/* The one place used entries are pushed: vu_vring_push is about to take the request. */
-static void push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
-{
-	vu_vring_push(vq, req->head, written);
-}
-
 uint32_t vsock_peer_free(const struct vsock_conn *c)
 {
 	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
@@ -68,7 +62,7 @@ bool vsock_rx_get(struct vsock *v, unsigned i, size_t *room)
 void vsock_rx_put(struct vsock *v, unsigned i, const struct vsock_hdr *h, uint32_t len)
 {
 	vu_iov_from_buf(v->rx_req[i].iov, v->rx_req[i].in, 0, h, VSOCK_HDR_LEN);
-	push(v->rx, &v->rx_req[i], VSOCK_HDR_LEN + len);
+	vu_vring_push(v->rx, &v->rx_req[i], VSOCK_HDR_LEN + len);
 	v->rx_pushed = true;
 }
 
@@ -376,7 +370,7 @@ static void run_flush(struct vsock *v)
 		p[i] = (struct vsock_piece){ v->tx_req[i].iov, v->tx_req[i].out, VSOCK_HDR_LEN, v->run_len[i] };
 	bool ok = vsock_host_write(c, p, v->run_n);
 	for (unsigned i = 0; i < v->run_n; i++)
-		push(v->tx, &v->tx_req[i], 0);
+		vu_vring_push(v->tx, &v->tx_req[i], 0);
 	v->run_n = 0;
 	v->run_c = NULL;
 	if (ok) {
@@ -473,7 +467,7 @@ void vsock_pkt_tx(struct vsock *v)
 				break;
 			}
 			if (r == TX_DONE) {
-				push(tx, req, 0);
+				vu_vring_push(tx, req, 0);
 				continue;
 			}
 			/* It joined the run (its length is in run_len[run_n]), which a flush may have emptied: it goes in the next slot. */
@@ -551,7 +545,7 @@ void vsock_pkt_event(struct vsock *v)
 		vu_vring_fail(v->evq, "event buffer not a writable 4 bytes");
 		return;
 	}
-	push(v->evq, req, sizeof(id));
+	vu_vring_push(v->evq, req, sizeof(id));
 	vu_vring_flush(v->evq);
 	v->evq_reset_owed = false;
 	vu_info("vsock: guest CID %u: transport reset posted", v->guest_cid);

@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "proto/libc-compat.h"
 #include "proto/log.h"
 #include "proto/loop.h"
 

@@ -132,6 +132,11 @@ void vu_mem_clear(struct vu_mem *mem)
 	mem->n = 0;
 }
 
+int vu_mem_region_of(const struct vu_mem *mem, uint64_t gpa)
+{
+	return find_gpa(mem, gpa);
+}
+
 void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
 {
 	int i = find_gpa(mem, gpa);
@@ -194,12 +199,31 @@ int vu_mem_gpa_iov(const struct vu_mem *mem, uint64_t gpa, uint64_t len, struct 
 	return (int)n;
 }
 
+bool vu_mem_host_gpa(const struct vu_mem *mem, const void *p, uint64_t *gpa)
+{
+	const uint8_t *h = p;
+
+	for (unsigned i = 0; i < mem->n; i++) {
+		const struct vu_region *r = &mem->r[i];
+		if (h >= r->host && (uint64_t)(h - r->host) < r->size) {
+			*gpa = r->gpa + (uint64_t)(h - r->host);
+			return true;
+		}
+	}
+	return false;
+}
+
 void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = gpa / VU_LOG_PAGE, last = (gpa + len - 1) / VU_LOG_PAGE;
 
 	if (gpa + len - 1 < gpa)
 		last = UINT64_MAX / VU_LOG_PAGE;
+	/*
+	 * Always the locked OR, even on a bit already set: testing first would let our
+	 * writes to the page still sit in the store buffer while the front-end clears the
+	 * bit and reads the page (a load may pass earlier stores), losing the change.
+	 */
 	for (uint64_t page = first; page <= last && page / 8 < log->size; page++)
 		__atomic_fetch_or(&log->bits[page / 8], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
 }

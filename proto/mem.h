@@ -66,6 +66,9 @@ void *vu_mem_gpa(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 /* Same for a front-end (user) address, used for ring addresses. */
 void *vu_mem_uva(const struct vu_mem *mem, uint64_t uva, uint64_t len);
 
+/* The index in mem->r of the region holding gpa, or -1. */
+int vu_mem_region_of(const struct vu_mem *mem, uint64_t gpa);
+
 /* True if every byte of [gpa, gpa+len) is mapped (possibly across regions). */
 bool vu_mem_gpa_valid(const struct vu_mem *mem, uint64_t gpa, uint64_t len);
 
@@ -83,6 +86,13 @@ void vu_mem_clear_log(struct vu_mem *mem);
 /* VHOST_F_LOG_ALL acked or not: logging is on while it is and a log is mapped. */
 void vu_mem_want_log(struct vu_mem *mem, bool wanted);
 
+/*
+ * The guest-physical address of host pointer p, which lies in a mapped region (the
+ * back-end's view of guest memory, as translations hand out). False if it does not.
+ * A walk over the regions: for the dirty log, not for every request.
+ */
+bool vu_mem_host_gpa(const struct vu_mem *mem, const void *p, uint64_t *gpa);
+
 /* The slow path of vu_mem_log. */
 void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len);
 /*
@@ -93,6 +103,18 @@ void vu_mem_log_range(const struct vu_dirty_log *log, uint64_t gpa, uint64_t len
 static inline void vu_mem_log(const struct vu_mem *mem, uint64_t gpa, uint64_t len)
 {
 	if (__builtin_expect(mem->log.on, 0) && len)
+		vu_mem_log_range(&mem->log, gpa, len);
+}
+
+/*
+ * Marks host bytes [p, p + len), which lie in one region (an iovec a translation
+ * handed out), as written, when logging is on.
+ */
+static inline void vu_mem_log_host(const struct vu_mem *mem, const void *p, uint64_t len)
+{
+	uint64_t gpa;
+
+	if (__builtin_expect(mem->log.on, 0) && len && vu_mem_host_gpa(mem, p, &gpa))
 		vu_mem_log_range(&mem->log, gpa, len);
 }
 

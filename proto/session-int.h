@@ -45,6 +45,7 @@ struct vu_session {
 	/* The inflight buffer (INFLIGHT_SHMFD): one region per queue, for the first inflight_nq. */
 	uint8_t *inflight;
 	size_t inflight_size;
+	size_t inflight_stride;  /* bytes from one queue's region to the next */
 	int inflight_guard;     /* its SIGBUS guard (the front-end holds its fd) */
 	uint16_t inflight_qsize;
 	unsigned inflight_nq;

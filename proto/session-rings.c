@@ -141,6 +141,7 @@ static void stop_queue(struct session_queue *q)
 	q->polled = false;
 	q->started = false;
 	q->vring.inflight = NULL;
+	q->vring.inflight_packed = NULL;
 }
 
 void session_reset_ring(struct vu_session *s, struct session_queue *q)
@@ -148,7 +149,7 @@ void session_reset_ring(struct vu_session *s, struct session_queue *q)
 	stop_queue(q);
 	session_close_fd(&q->vring.call_fd);
 	session_close_fd(&q->vring.err_fd);
-	free(q->vring.resubmit);
+	vu_vring_free(&q->vring);
 	vu_vring_init(&q->vring);
 	q->vring.owner = s;
 	q->vring.signal_inband = signal_inband;
@@ -193,7 +194,10 @@ const char *session_set_vring_num(struct session_ctx *c)
 	uint32_t num = c->m->p.state.num;
 	NEED_QUEUE(c, q, c->m->p.state.index);
 
-	if (num == 0 || num > VU_VRING_MAX_SIZE || (num & (num - 1)))
+	/* Packed rings may have any size (the split layout's indices need a power of 2). */
+	if (num == 0 || num > VU_VRING_MAX_SIZE)
+		return "queue size is not between 1 and 32768";
+	if (!q->vring.packed && (num & (num - 1)))
 		return "queue size is not a power of 2 between 1 and 32768";
 	if (num > c->s->dev->max_queue_size)
 		return "queue size larger than the device accepts";
@@ -224,7 +228,9 @@ const char *session_set_vring_addr(struct session_ctx *c)
 		vq->desc_uva = 0;
 		return "ring addresses are not in guest memory";
 	}
-	vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+	/* A packed ring's used position comes with SET_VRING_BASE, a split one's from the ring. */
+	if (!vq->packed)
+		vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
 	vq->signalled_valid = false;
 	return NULL;
 }
@@ -232,12 +238,27 @@ const char *session_set_vring_addr(struct session_ctx *c)
 const char *session_set_vring_base(struct session_ctx *c)
 {
 	NEED_QUEUE(c, q, c->m->p.state.index);
+	struct vu_vring *vq = &q->vring;
+	uint32_t base = c->m->p.state.num;
 
-	if (c->m->p.state.num > 0xffff)
-		return "ring base beyond 16 bits";
 	if (q->started)
 		return "ring base changed while the ring runs";
-	vu_vring_set_base(&q->vring, c->m->p.state.num);
+	if (!vq->packed) {
+		if (base > 0xffff)
+			return "ring base beyond 16 bits";
+		vu_vring_set_base(vq, base);
+		return NULL;
+	}
+	/*
+	 * Packed: avail position and wrap counter in the low half, used in the high
+	 * half. DPDK's virtio-user sends only the low half: nothing is in flight then,
+	 * used is where avail is.
+	 */
+	if (!(base >> 16))
+		base |= base << 16;
+	if (vq->num && ((base & 0x7fff) >= vq->num || ((base >> 16) & 0x7fff) >= vq->num))
+		return "ring base beyond the queue size";
+	vu_vring_set_base(vq, base);
 	return NULL;
 }
 
@@ -247,7 +268,7 @@ const char *session_get_vring_base(struct session_ctx *c)
 
 	stop_queue(q);
 	session_update_polling(c->s);
-	struct vu_vring_state st = { .index = q->vring.index, .num = q->vring.last_avail };
+	struct vu_vring_state st = { .index = q->vring.index, .num = vu_vring_get_base(&q->vring) };
 	return session_answer(c, &st, sizeof(st));
 }
 
@@ -275,19 +296,30 @@ static const char *start_inflight(struct vu_session *s, struct session_queue *q)
 	struct vu_vring *vq = &q->vring;
 
 	vq->inflight = NULL;
+	vq->inflight_packed = NULL;
 	if (!s->inflight || !vu_vring_ready(vq))
 		return NULL;
 	if (vq->index >= s->inflight_nq)
 		return "queue has no region in the inflight buffer";
 	if (vq->num != s->inflight_qsize)
 		return "queue size differs from the inflight buffer's";
+	if (s->inflight_stride < vu_inflight_layout_size(vq->num, vq->packed))
+		return "inflight buffer too small for the ring's layout";
 	uint16_t *resubmit = realloc(vq->resubmit, vq->num * sizeof(*resubmit));
 	if (!resubmit)
 		return "out of memory";
 	vq->resubmit = resubmit;
-	vq->inflight = (struct vu_inflight_queue *)(s->inflight +
-						    vq->index * vu_inflight_queue_size(vq->num));
-	return vu_inflight_start(vq);
+	void *region = s->inflight + vq->index * s->inflight_stride;
+	if (vq->packed)
+		vq->inflight_packed = region;
+	else
+		vq->inflight = region;
+	const char *why = vu_inflight_start(vq);
+	if (why) {
+		vq->inflight = NULL;
+		vq->inflight_packed = NULL;
+	}
+	return why;
 }
 
 const char *session_set_vring_kick(struct session_ctx *c)
@@ -378,8 +410,10 @@ void session_unmap_inflight(struct vu_session *s)
 		munmap(s->inflight, s->inflight_size);
 	s->inflight = NULL;
 	s->inflight_nq = 0;
-	for (unsigned i = 0; i < s->nq; i++)
+	for (unsigned i = 0; i < s->nq; i++) {
 		s->q[i].vring.inflight = NULL;
+		s->q[i].vring.inflight_packed = NULL;
+	}
 }
 
 static const char *check_inflight_geometry(struct vu_session *s, const struct vu_inflight *in)
@@ -388,9 +422,9 @@ static const char *check_inflight_geometry(struct vu_session *s, const struct vu
 		return "inflight buffer without INFLIGHT_SHMFD";
 	if (in->num_queues == 0 || in->num_queues > s->nq)
 		return "inflight queue count out of range";
-	if (in->queue_size == 0 || in->queue_size > VU_VRING_MAX_SIZE ||
-	    (in->queue_size & (in->queue_size - 1)))
-		return "inflight queue size is not a power of 2";
+	/* Any size a ring may have (packed rings need not be a power of 2); each ring checks its own. */
+	if (in->queue_size == 0 || in->queue_size > VU_VRING_MAX_SIZE)
+		return "inflight queue size is not between 1 and 32768";
 	return NULL;
 }
 
@@ -413,6 +447,7 @@ const char *session_get_inflight_fd(struct session_ctx *c)
 		return "cannot create the inflight buffer";
 	}
 	s->inflight_size = size;
+	s->inflight_stride = vu_inflight_queue_size(in.queue_size);
 	s->inflight_qsize = in.queue_size;
 	s->inflight_nq = in.num_queues;
 	s->inflight_guard = vu_sigbus_guard(s->inflight, size, s->mem.on_lost, s->mem.lost_opaque);
@@ -430,7 +465,13 @@ const char *session_set_inflight_fd(struct session_ctx *c)
 	const char *why = check_inflight_geometry(s, in);
 	struct stat st;
 
-	if (!why && (in->mmap_size < in->num_queues * vu_inflight_queue_size(in->queue_size) ||
+	/*
+	 * Regions follow each other every mmap_size / num_queues bytes (what GET_INFLIGHT_FD
+	 * gave, or an older vhostbox's smaller split-only regions); each ring checks that
+	 * its region is big enough for its layout when it starts.
+	 */
+	size_t stride = (size_t)(in->mmap_size / (in->num_queues ? in->num_queues : 1)) & ~(size_t)63;
+	if (!why && (stride < vu_inflight_layout_size(in->queue_size, 0) ||
 		     in->mmap_offset + in->mmap_size < in->mmap_offset || fstat(fd, &st) < 0 ||
 		     in->mmap_offset + in->mmap_size > (uint64_t)st.st_size ||
 		     in->mmap_offset % sysconf(_SC_PAGESIZE)))
@@ -443,6 +484,7 @@ const char *session_set_inflight_fd(struct session_ctx *c)
 		else {
 			s->inflight = p;
 			s->inflight_size = in->mmap_size;
+			s->inflight_stride = stride;
 			s->inflight_qsize = in->queue_size;
 			s->inflight_nq = in->num_queues;
 			s->inflight_guard = vu_sigbus_guard(p, in->mmap_size, s->mem.on_lost, s->mem.lost_opaque);

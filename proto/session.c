@@ -19,6 +19,7 @@
 static const uint64_t core_features = 1ull << VIRTIO_F_VERSION_1 |
 				      1ull << VIRTIO_RING_F_INDIRECT_DESC |
 				      1ull << VIRTIO_RING_F_EVENT_IDX |
+				      1ull << VIRTIO_F_RING_PACKED |
 				      1ull << VHOST_F_LOG_ALL |
 				      1ull << VHOST_USER_F_PROTOCOL_FEATURES;
 
@@ -82,7 +83,13 @@ static const char *set_features(struct session_ctx *c)
 
 	if (f & ~(offered_features(s) | honoured_unoffered))
 		return "front-end acked features that were neither offered nor supported";
+	/* The ring layout is the rings' own business, fixed while they run. */
+	bool packed = f & (1ull << VIRTIO_F_RING_PACKED);
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].vring.packed != packed && (s->q[i].started || s->q[i].kick_fd >= 0 || s->q[i].polled))
+			return "ring layout changed while a ring runs";
 	s->features = f;
+	vu_debug("features %#llx: %s rings", (unsigned long long)f, packed ? "packed" : "split");
 	vu_mem_want_log(&s->mem, f & (1ull << VHOST_F_LOG_ALL));
 	if (s->dev->type->set_features)
 		s->dev->type->set_features(s->dev, f);
@@ -90,6 +97,13 @@ static const char *set_features(struct session_ctx *c)
 		struct session_queue *q = &s->q[i];
 		q->vring.event_idx = f & (1ull << VIRTIO_RING_F_EVENT_IDX);
 		q->vring.indirect = f & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+		q->vring.in_order = f & (1ull << VIRTIO_F_IN_ORDER);
+		if (q->vring.packed != packed) {
+			/* Addresses already set are looked at again with the new layout. */
+			q->vring.packed = packed;
+			if (q->vring.desc_uva && !vu_vring_map(&q->vring, &s->mem))
+				q->vring.desc_uva = 0;
+		}
 		/* Without protocol features rings are enabled from the start. */
 		if (!(f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
 			q->enabled = true;

@@ -82,6 +82,7 @@ enum vu_backend_request {
 #define VIRTIO_F_VERSION_1              32
 #define VIRTIO_F_ACCESS_PLATFORM        33
 #define VIRTIO_F_RING_PACKED            34
+#define VIRTIO_F_IN_ORDER               35
 #define VIRTIO_F_RING_RESET             40
 
 /* Protocol feature bits (GET/SET_PROTOCOL_FEATURES). */
@@ -229,6 +230,40 @@ struct vring_used {
 };
 
 #define VU_VRING_MAX_SIZE 32768u
+
+/*
+ * Packed virtqueue layout (virtio 1.1+, "Packed Virtqueues"): one descriptor ring
+ * the driver and the device both write (SET_VRING_ADDR's desc), the driver's event
+ * suppression structure (its avail address) and the device's (its used address).
+ * The flags of the split layout (NEXT, WRITE, INDIRECT) keep their values.
+ */
+#define VRING_PACKED_DESC_F_AVAIL (1u << 7)
+#define VRING_PACKED_DESC_F_USED  (1u << 15)
+#define VRING_PACKED_EVENT_ENABLE  0u   /* event suppression flags */
+#define VRING_PACKED_EVENT_DISABLE 1u
+#define VRING_PACKED_EVENT_DESC    2u   /* at the descriptor off_wrap names (EVENT_IDX) */
+#define VRING_PACKED_EVENT_WRAP    (1u << 15) /* off_wrap: the wrap counter bit */
+
+struct vring_packed_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+
+struct vring_packed_event {
+	uint16_t off_wrap;
+	uint16_t flags;
+};
+
+/*
+ * SET/GET_VRING_BASE of a packed ring: bits 0-14 the next available descriptor,
+ * bit 15 the driver's wrap counter there, bits 16-30 the next used descriptor and
+ * bit 31 the device's wrap counter there.
+ */
+#define VU_PACKED_BASE(avail, avail_wrap, used, used_wrap)                        \
+	((uint32_t)(avail) | (uint32_t)!!(avail_wrap) << 15 | (uint32_t)(used) << 16 | \
+	 (uint32_t)!!(used_wrap) << 31)
 
 /* Virtio device status bits (SET_STATUS / GET_STATUS). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 1

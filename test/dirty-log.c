@@ -44,9 +44,11 @@ int vuf_log_send(struct vuf *f, const struct vuf_log *log)
 int vuf_log_ring(struct vuf_vq *vq)
 {
 	struct vu_vring_addr a = {
-		.index = vq->index, .flags = VU_VRING_F_LOG, .desc_user_addr = (uintptr_t)vq->desc,
-		.used_user_addr = (uintptr_t)vq->used, .avail_user_addr = (uintptr_t)vq->avail,
-		.log_guest_addr = vq->used_gpa,
+		.index = vq->index, .flags = VU_VRING_F_LOG,
+		.desc_user_addr = (uintptr_t)vuf_gpa(vq->f, vq->desc_gpa, 1),
+		.used_user_addr = (uintptr_t)vuf_gpa(vq->f, vq->used_gpa, 1),
+		.avail_user_addr = (uintptr_t)vuf_gpa(vq->f, vq->avail_gpa, 1),
+		.log_guest_addr = vq->used_gpa, /* packed: the device area, as QEMU sends it */
 	};
 	return vuf_request(vq->f, VU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
 }

@@ -772,7 +772,7 @@ int vuf_negotiate(struct vuf *f, uint64_t features, uint64_t protocol_features)
 	return 0;
 }
 
-/* ---- split virtqueue driver --------------------------------------------- */
+/* ---- virtqueue driver: split, or packed -------------------------------- */
 
 static uint16_t *used_event_of(struct vuf_vq *vq)
 {
@@ -807,9 +807,11 @@ struct vuf_vq *vuf_vq_alloc(struct vuf *f, unsigned index, unsigned num)
 	vq->index = index;
 	vq->num = (uint16_t)num; /* 32768 fits */
 	vq->kick_fd = vq->call_fd = vq->err_fd = -1;
+	vq->packed = f->features & (1ull << VIRTIO_F_RING_PACKED);
 	vq->desc_gpa = vuf_alloc(f, 16ull * num, 4096);
-	vq->avail_gpa = vuf_alloc(f, 6 + 2ull * num, 64);
-	vq->used_gpa = vuf_alloc(f, 6 + 8ull * num, 4096);
+	/* Packed: the driver and device areas (event suppression), 4 bytes each. */
+	vq->avail_gpa = vuf_alloc(f, vq->packed ? 4 : 6 + 2ull * num, 64);
+	vq->used_gpa = vuf_alloc(f, vq->packed ? 4 : 6 + 8ull * num, vq->packed ? 64 : 4096);
 	vq->link = calloc(num, sizeof(*vq->link));
 	vq->chain_len = calloc(num, sizeof(*vq->chain_len));
 	vq->indirect_gpa = calloc(num, sizeof(*vq->indirect_gpa));
@@ -822,9 +824,16 @@ struct vuf_vq *vuf_vq_alloc(struct vuf *f, unsigned index, unsigned num)
 		free(vq);
 		return NULL;
 	}
-	vq->desc = vuf_gpa(f, vq->desc_gpa, 16ull * num);
-	vq->avail = vuf_gpa(f, vq->avail_gpa, 6 + 2ull * num);
-	vq->used = vuf_gpa(f, vq->used_gpa, 6 + 8ull * num);
+	if (vq->packed) {
+		vq->pdesc = vuf_gpa(f, vq->desc_gpa, 16ull * num);
+		vq->driver_event = vuf_gpa(f, vq->avail_gpa, 4);
+		vq->device_event = vuf_gpa(f, vq->used_gpa, 4);
+		vq->avail_wrap = vq->used_wrap = true;
+	} else {
+		vq->desc = vuf_gpa(f, vq->desc_gpa, 16ull * num);
+		vq->avail = vuf_gpa(f, vq->avail_gpa, 6 + 2ull * num);
+		vq->used = vuf_gpa(f, vq->used_gpa, 6 + 8ull * num);
+	}
 	vuf_vq_reset_driver(vq);
 	f->vq[index] = vq;
 	return vq;
@@ -843,11 +852,18 @@ int vuf_vq_start(struct vuf_vq *vq, uint16_t base, unsigned flags)
 	int r;
 
 	vq->event_idx = f->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
-	__atomic_store_n(&vq->avail->idx, base, __ATOMIC_RELEASE);
-	__atomic_store_n(&vq->used->idx, base, __ATOMIC_RELEASE);
-	vq->avail_idx = base;
-	vq->last_used = base;
-	*used_event_of(vq) = base;
+	uint32_t ring_base = base;
+	if (vq->packed) {
+		ring_base = VU_PACKED_BASE(vq->next_used, vq->used_wrap, vq->next_used, vq->used_wrap);
+		if (vq->event_idx && !vq->manual_used_event)
+			vuf_vq_set_used_event(vq, (uint16_t)(vq->next_used | (vq->used_wrap ? VRING_PACKED_EVENT_WRAP : 0)));
+	} else {
+		__atomic_store_n(&vq->avail->idx, base, __ATOMIC_RELEASE);
+		__atomic_store_n(&vq->used->idx, base, __ATOMIC_RELEASE);
+		vq->avail_idx = base;
+		vq->last_used = base;
+		*used_event_of(vq) = base;
+	}
 
 	if (!(flags & VUF_VQ_CALL_NOFD) && (r = new_eventfd(f, &vq->call_fd)) < 0)
 		return r;
@@ -856,9 +872,10 @@ int vuf_vq_start(struct vuf_vq *vq, uint16_t base, unsigned flags)
 	if (!(flags & (VUF_VQ_KICK_NOFD | VUF_VQ_NO_KICK)) && (r = new_eventfd(f, &vq->kick_fd)) < 0)
 		return r;
 	if ((r = vuf_set_vring_num(f, vq->index, vq->num)) < 0 ||
-	    (r = vuf_set_vring_base(f, vq->index, base)) < 0 ||
-	    (r = vuf_set_vring_addr(f, vq->index, (uintptr_t)vq->desc, (uintptr_t)vq->avail,
-				    (uintptr_t)vq->used)) < 0)
+	    (r = vuf_set_vring_base(f, vq->index, ring_base)) < 0 ||
+	    (r = vuf_set_vring_addr(f, vq->index, (uintptr_t)vuf_gpa(f, vq->desc_gpa, 1),
+				    (uintptr_t)vuf_gpa(f, vq->avail_gpa, 1),
+				    (uintptr_t)vuf_gpa(f, vq->used_gpa, 1))) < 0)
 		return r;
 	if (!(flags & VUF_VQ_NO_ERR) && (r = vuf_set_vring_err(f, vq->index, vq->err_fd)) < 0)
 		return r;
@@ -925,6 +942,65 @@ void vuf_vq_set_avail_idx(struct vuf_vq *vq, uint16_t idx)
 	__atomic_store_n(&vq->avail->idx, idx, __ATOMIC_RELEASE);
 }
 
+/* The flags that make a packed descriptor available in the lap of wrap counter wrap. */
+static uint16_t avail_flags(bool wrap)
+{
+	return wrap ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED;
+}
+
+/* A packed ring: buffer id from the free list, descriptors at next_avail, the head's flags last. */
+static int add_packed(struct vuf_vq *vq, const struct vuf_buf *out, unsigned nout, const struct vuf_buf *in,
+		      unsigned nin, bool indirect)
+{
+	struct vuf *f = vq->f;
+	unsigned total = nout + nin, ndesc = indirect ? 1 : total;
+
+	if ((indirect && total > VUF_INDIRECT_MAX) || ndesc > vq->num_free)
+		return fail(f, -ENOSPC, "vuf_vq_add: %u descriptors wanted, %u free", ndesc, vq->num_free);
+	uint16_t id = vq->free_head;
+	struct vring_packed_desc one = { 0 };
+	const struct vuf_buf *b;
+	if (indirect) {
+		if (!vq->indirect_gpa[id] && !(vq->indirect_gpa[id] = vuf_alloc(f, 16 * VUF_INDIRECT_MAX, 16)))
+			return fail(f, -ENOMEM, "vuf_vq_add: no guest RAM for an indirect table");
+		struct vring_packed_desc *t = vuf_gpa(f, vq->indirect_gpa[id], 16 * VUF_INDIRECT_MAX);
+		for (unsigned i = 0; i < total; i++) {
+			b = i < nout ? &out[i] : &in[i - nout];
+			t[i] = (struct vring_packed_desc){ .addr = b->gpa, .len = b->len,
+							   .flags = i < nout ? 0 : VRING_DESC_F_WRITE };
+		}
+		one = (struct vring_packed_desc){ .addr = vq->indirect_gpa[id], .len = 16 * total,
+						  .flags = VRING_DESC_F_INDIRECT };
+	}
+	vq->free_head = vq->link[id];
+	uint16_t head = vq->next_avail, head_flags = 0;
+	for (unsigned k = 0; k < ndesc; k++) {
+		struct vring_packed_desc *d = &vq->pdesc[vq->next_avail];
+		if (!indirect) {
+			b = k < nout ? &out[k] : &in[k - nout];
+			one = (struct vring_packed_desc){ .addr = b->gpa, .len = b->len,
+							  .flags = k < nout ? 0 : VRING_DESC_F_WRITE };
+		}
+		uint16_t flags = one.flags | (k + 1 < ndesc ? VRING_DESC_F_NEXT : 0) | avail_flags(vq->avail_wrap);
+		d->addr = one.addr;
+		d->len = one.len;
+		d->id = id;
+		if (k == 0)
+			head_flags = flags;
+		else
+			d->flags = flags;
+		if (++vq->next_avail == vq->num) {
+			vq->next_avail = 0;
+			vq->avail_wrap = !vq->avail_wrap;
+		}
+	}
+	vq->chain_len[id] = (uint16_t)ndesc;
+	vq->num_free -= ndesc;
+	vq->avail_idx += ndesc;
+	__atomic_store_n(&vq->pdesc[head].flags, head_flags, __ATOMIC_RELEASE);
+	return id;
+}
+
 int vuf_vq_add(struct vuf_vq *vq, const struct vuf_buf *out, unsigned nout,
 	       const struct vuf_buf *in, unsigned nin, bool indirect)
 {
@@ -933,6 +1009,8 @@ int vuf_vq_add(struct vuf_vq *vq, const struct vuf_buf *out, unsigned nout,
 
 	if (total == 0)
 		return fail(f, -EINVAL, "vuf_vq_add: empty request");
+	if (vq->packed)
+		return add_packed(vq, out, nout, in, nin, indirect);
 	if (indirect) {
 		if (total > VUF_INDIRECT_MAX || vq->num_free < 1)
 			return fail(f, -ENOSPC, "vuf_vq_add: no room");
@@ -1007,6 +1085,8 @@ int vuf_vq_kick(struct vuf_vq *vq)
 bool vuf_vq_kick_needed(const struct vuf_vq *vq, uint16_t old_avail)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq->packed)
+		return __atomic_load_n(&vq->device_event->flags, __ATOMIC_RELAXED) != VRING_PACKED_EVENT_DISABLE;
 	if (vq->event_idx) {
 		uint16_t event = __atomic_load_n(avail_event_of(vq), __ATOMIC_RELAXED);
 		return (uint16_t)(vq->avail_idx - event - 1) < (uint16_t)(vq->avail_idx - old_avail);
@@ -1014,8 +1094,43 @@ bool vuf_vq_kick_needed(const struct vuf_vq *vq, uint16_t old_avail)
 	return !(__atomic_load_n(&vq->used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
 }
 
+/* Packed: the descriptor at next_used is a used one of the device's current lap. */
+static bool packed_used(const struct vuf_vq *vq)
+{
+	uint16_t f = __atomic_load_n(&vq->pdesc[vq->next_used].flags, __ATOMIC_ACQUIRE);
+
+	return !(f & VRING_PACKED_DESC_F_USED) == !vq->used_wrap && !(f & VRING_PACKED_DESC_F_AVAIL) == !vq->used_wrap;
+}
+
+/* Packed: takes the used descriptor at next_used, frees its id and skips its chain. */
+static void take_packed(struct vuf_vq *vq, uint32_t *id, uint32_t *len)
+{
+	const struct vring_packed_desc *d = &vq->pdesc[vq->next_used];
+	uint16_t eid = d->id;
+	unsigned skip = eid < vq->num && vq->chain_len[eid] ? vq->chain_len[eid] : 1;
+
+	*id = eid;
+	*len = d->len;
+	if (eid < vq->num && vq->chain_len[eid]) {
+		vq->num_free += vq->chain_len[eid];
+		vq->chain_len[eid] = 0;
+		vq->link[eid] = vq->free_head;
+		vq->free_head = eid;
+	}
+	vq->next_used += skip;
+	if (vq->next_used >= vq->num) {
+		vq->next_used -= vq->num;
+		vq->used_wrap = !vq->used_wrap;
+	}
+	vq->last_used++;
+	if (vq->event_idx && !vq->manual_used_event)
+		vuf_vq_set_used_event(vq, (uint16_t)(vq->next_used | (vq->used_wrap ? VRING_PACKED_EVENT_WRAP : 0)));
+}
+
 uint16_t vuf_vq_used_pending(const struct vuf_vq *vq)
 {
+	if (vq->packed)
+		return packed_used(vq);
 	return (uint16_t)(__atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE) - vq->last_used);
 }
 
@@ -1024,7 +1139,16 @@ int vuf_vq_wait_used(struct vuf_vq *vq, uint32_t *id, uint32_t *len, int timeout
 	int64_t deadline = vuf_now_ms() + timeout_ms;
 
 	for (unsigned spin = 0;; spin++) {
-		if (vuf_vq_used_pending(vq)) {
+		if (vq->packed && packed_used(vq)) {
+			uint32_t eid, elen;
+			take_packed(vq, &eid, &elen);
+			if (id)
+				*id = eid;
+			if (len)
+				*len = elen;
+			return 0;
+		}
+		if (!vq->packed && vuf_vq_used_pending(vq)) {
 			const struct vring_used_elem *e = &vq->used->ring[vq->last_used % vq->num];
 			uint32_t eid = __atomic_load_n(&e->id, __ATOMIC_RELAXED);
 			uint32_t elen = __atomic_load_n(&e->len, __ATOMIC_RELAXED);
@@ -1081,13 +1205,19 @@ int vuf_vq_wait_err(struct vuf_vq *vq, int timeout_ms)
 
 void vuf_vq_set_used_event(struct vuf_vq *vq, uint16_t idx)
 {
+	if (vq->packed) {
+		__atomic_store_n(&vq->driver_event->off_wrap, idx, __ATOMIC_RELEASE);
+		__atomic_store_n(&vq->driver_event->flags, VRING_PACKED_EVENT_DESC, __ATOMIC_RELEASE);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		return;
+	}
 	__atomic_store_n(used_event_of(vq), idx, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void vuf_vq_set_avail_flags(struct vuf_vq *vq, uint16_t flags)
 {
-	__atomic_store_n(&vq->avail->flags, flags, __ATOMIC_RELEASE);
+	__atomic_store_n(vq->packed ? &vq->driver_event->flags : &vq->avail->flags, flags, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 

@@ -6,7 +6,8 @@
  *     convenience call per front-end request;
  *   - guest RAM: memfd-backed shared regions with their own guest-physical
  *     addresses, as QEMU sends them (userspace_addr = our own mapping);
- *   - a split virtqueue driver (vuf_vq_*) living in that guest RAM;
+ *   - a virtqueue driver (vuf_vq_*) living in that guest RAM: split, or packed
+ *     when VIRTIO_F_RING_PACKED was negotiated before the queue is allocated;
  *   - starting and stopping the back-end process (vuf_backend_*).
  *
  * Every wait is bounded. Functions returning int give 0 (or a count/size) on
@@ -177,7 +178,13 @@ int vuf_backend_recv(struct vuf *f, struct vu_hdr *hdr, void *payload, size_t ma
  */
 int vuf_negotiate(struct vuf *f, uint64_t features, uint64_t protocol_features);
 
-/* ---- split virtqueue driver ---- */
+/*
+ * ---- virtqueue driver ----
+ * The layout is the negotiated one (f->features) when the queue is allocated. The
+ * calls below work for both unless they say "split"; for a packed ring a request's
+ * id is its buffer id, desc_gpa/avail_gpa/used_gpa are the descriptor ring, the
+ * driver area and the device area.
+ */
 
 struct vuf_buf {
 	uint64_t gpa;
@@ -201,6 +208,16 @@ struct vuf_vq {
 	uint16_t *link;             /* our copy of chain links / the free list */
 	uint16_t *chain_len;        /* descriptors of each in-flight head (0: free) */
 	uint64_t *indirect_gpa;     /* per-head indirect table, allocated on first use */
+
+	/* Packed rings (desc, avail and used are NULL). link/chain_len/indirect_gpa are per id. */
+	bool packed;
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_event *driver_event;  /* ours: notify us or not */
+	struct vring_packed_event *device_event;  /* the device's: kick it or not */
+	uint16_t next_avail;        /* where the next descriptor goes ... */
+	bool avail_wrap;            /* ... and our wrap counter there */
+	uint16_t next_used;         /* where the next used descriptor will be ... */
+	bool used_wrap;             /* ... and the device's wrap counter there */
 };
 #define VUF_INDIRECT_MAX 64         /* entries of one indirect table */
 
@@ -216,6 +233,8 @@ struct vuf_vq *vuf_vq_alloc(struct vuf *f, unsigned index, unsigned num);
 /*
  * Sends SET_VRING_NUM, ADDR, BASE (base; avail/used idx are set to it), CALL, ERR,
  * KICK and, when F_PROTOCOL_FEATURES was negotiated, SET_VRING_ENABLE 1.
+ * Packed: base is ignored; SET_VRING_BASE says avail and used are where the driver
+ * expects its next used descriptor (as QEMU does after a back-end restart).
  */
 int vuf_vq_start(struct vuf_vq *vq, uint16_t base, unsigned flags);
 /* vuf_vq_alloc + vuf_vq_start(base 0); NULL on failure (vuf_error says why). */
@@ -230,27 +249,35 @@ int vuf_vq_add(struct vuf_vq *vq, const struct vuf_buf *out, unsigned nout,
 	       const struct vuf_buf *in, unsigned nin, bool indirect);
 /* Kicks: the eventfd, or VRING_KICK in-band if the kick was set with NOFD. */
 int vuf_vq_kick(struct vuf_vq *vq);
-/* Whether the device wants a kick after what we added since old_avail (EVENT_IDX or NO_NOTIFY). */
+/*
+ * Whether the device wants a kick after what we added since old_avail (EVENT_IDX or
+ * NO_NOTIFY; packed: the device's event suppression flags).
+ */
 bool vuf_vq_kick_needed(const struct vuf_vq *vq, uint16_t old_avail);
 /*
  * Waits (polling used->idx) for the next used element: 0 with *id and *len, or
- * -ETIMEDOUT. Frees the chain; with EVENT_IDX, moves used_event to the new last_used.
+ * -ETIMEDOUT. Frees the chain; with EVENT_IDX, moves used_event to the new last_used
+ * (packed: the driver event structure to DESC mode at the next used descriptor).
  */
 int vuf_vq_wait_used(struct vuf_vq *vq, uint32_t *id, uint32_t *len, int timeout_ms);
-/* Used elements not consumed yet. */
+/* Used elements not consumed yet (packed: 1 if the next one is there, else 0). */
 uint16_t vuf_vq_used_pending(const struct vuf_vq *vq);
 /* 1 if the call eventfd fired within timeout_ms (it is drained), else 0. */
 int vuf_vq_wait_call(struct vuf_vq *vq, int timeout_ms);
 /* 1 if the err eventfd fired within timeout_ms (it is drained), else 0. */
 int vuf_vq_wait_err(struct vuf_vq *vq, int timeout_ms);
-/* used_event (EVENT_IDX): the driver wants a call once the used idx passes it. */
+/*
+ * used_event (EVENT_IDX): the driver wants a call once the used idx passes it.
+ * Packed: idx is the driver event's off_wrap (position | wrap << 15), in DESC mode.
+ */
 void vuf_vq_set_used_event(struct vuf_vq *vq, uint16_t idx);
+/* avail->flags (packed: the driver event's flags, VRING_PACKED_EVENT_*). */
 void vuf_vq_set_avail_flags(struct vuf_vq *vq, uint16_t flags);
-/* Raw: puts head into the next avail slot and publishes avail->idx += 1. */
+/* Raw, split: puts head into the next avail slot and publishes avail->idx += 1. */
 void vuf_vq_push_avail(struct vuf_vq *vq, uint16_t head);
-/* Raw: stores avail->idx (and our shadow). */
+/* Raw, split: stores avail->idx (and our shadow). */
 void vuf_vq_set_avail_idx(struct vuf_vq *vq, uint16_t idx);
-/* Raw: writes descriptor i of the ring's table. */
+/* Raw, split: writes descriptor i of the ring's table. */
 void vuf_vq_write_desc(struct vuf_vq *vq, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 		       uint16_t next);
 /* Forgets the driver state (chains in flight); the rings' memory stays. */

@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
 # libseccomp-dev: every personality confines itself (proto/sandbox.c); systemd gives
 # systemd-socket-activate and util-linux setpriv, for test/t-sandbox.sh.
+# musl-tools, dpkg-dev (dpkg-source), cmake (jansson) and gperf (libseccomp): make static (test/musl-libs.sh).
 PKGS="gcc make pkg-config libjansson-dev libseccomp-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
-      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux $DEVICE_PKGS"
+      umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux \
+      musl-tools dpkg-dev cmake gperf xz-utils $DEVICE_PKGS"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
 GUI_PKG="qemu-system-gui"
@@ -37,13 +39,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 # Derive the mirror from the configured sources instead of naming one.
-mirror=""
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
-	[ -f "$f" ] || continue
-	mirror=$(sed -n -e 's/^URIs: *\([^ ]*debian\)\/* *$/\1/p' \
-	                -e 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*debian\)\/* bookworm .*/\2/p' "$f" | head -n 1)
-	[ -n "$mirror" ] && break
-done
+mirror=$(sh test/apt-mirror.sh || true)
 bp=/etc/apt/sources.list.d/vhostbox-backports.list
 if [ -n "$mirror" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
 	echo "deb $mirror bookworm-backports main" > "$bp"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -59,13 +60,37 @@ static int add_region(struct rb *rb, unsigned i)
 	return 0;
 }
 
+/* A packed ring: the descriptor ring, the driver's event structure, the device's. */
+static void lay_out_packed(struct rb *rb, unsigned num)
+{
+	uint64_t desc = RB_GPA, driver = desc + 16ull * num, device = driver + 4;
+
+	rb->next = align_up(device + 4, 4096);
+	rb->pdesc_gpa = desc;
+	rb->pdesc = rb_host(rb, desc);
+	rb->driver_event = rb_host(rb, driver);
+	rb->device_event = rb_host(rb, device);
+	rb->avail_wrap = rb->used_wrap = true;
+	rb->vq.packed = true;
+	rb->vq.desc_uva = desc + RB_UVA_DELTA;
+	rb->vq.avail_uva = driver + RB_UVA_DELTA;
+	rb->vq.used_uva = device + RB_UVA_DELTA;
+	vu_vring_set_base(&rb->vq, VU_PACKED_BASE(0, 1, 0, 1));
+}
+
 int rb_init(struct rb *rb, unsigned num, unsigned flags)
 {
 	memset(rb, 0, sizeof(*rb));
+	rb->mem.log.notify_fd = -1;
 	vu_vring_init(&rb->vq);
 	if (add_region(rb, 0) < 0 || add_region(rb, 1) < 0) {
 		rb_fini(rb);
 		return -1;
+	}
+	if (flags & RB_PACKED) {
+		rb->chain = calloc(num ? num : 1, sizeof(*rb->chain));
+		lay_out_packed(rb, num);
+		goto common;
 	}
 
 	/* Descriptor table, avail ring, used ring, as a legacy driver lays them out. */
@@ -79,11 +104,12 @@ int rb_init(struct rb *rb, unsigned num, unsigned flags)
 	rb->used_event = &rb->avail->ring[num];
 	rb->avail_event = (uint16_t *)&rb->used->ring[num];
 
+	rb->vq.desc_uva = desc + RB_UVA_DELTA;
+	rb->vq.avail_uva = avail + RB_UVA_DELTA;
+	rb->vq.used_uva = used + RB_UVA_DELTA;
+common:;
 	struct vu_vring *vq = &rb->vq;
 	vq->num = num;
-	vq->desc_uva = desc + RB_UVA_DELTA;
-	vq->avail_uva = avail + RB_UVA_DELTA;
-	vq->used_uva = used + RB_UVA_DELTA;
 	vq->event_idx = flags & RB_EVENT_IDX;
 	vq->indirect = flags & RB_INDIRECT;
 	vq->owner = rb;
@@ -100,7 +126,10 @@ int rb_init(struct rb *rb, unsigned num, unsigned flags)
 
 void rb_fini(struct rb *rb)
 {
+	vu_vring_free(&rb->vq);
 	vu_mem_clear(&rb->mem);
+	free(rb->chain);
+	rb->chain = NULL;
 	for (unsigned i = 0; i < 2; i++) {
 		if (rb->ram[i])
 			munmap(rb->ram[i], ram_size[i]);
@@ -167,6 +196,76 @@ void rb_offer(struct rb *rb, uint16_t head)
 	rb->avail->ring[rb->avail_idx & (rb->vq.num - 1)] = head;
 	rb->avail_idx++;
 	__atomic_store_n(&rb->avail->idx, rb->avail_idx, __ATOMIC_RELEASE);
+}
+
+/* ---- packed rings -------------------------------------------------------------- */
+
+uint16_t rb_avail_flags(bool wrap)
+{
+	return wrap ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED;
+}
+
+uint16_t rb_packed_add(struct rb *rb, uint16_t id, const struct vring_packed_desc *d, unsigned n)
+{
+	uint16_t head = rb->next_avail, head_flags = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_packed_desc *r = &rb->pdesc[rb->next_avail];
+		uint16_t flags = (d[i].flags & ~(VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED)) |
+				 (i + 1 < n ? VRING_DESC_F_NEXT : 0) | rb_avail_flags(rb->avail_wrap);
+		r->addr = d[i].addr;
+		r->len = d[i].len;
+		r->id = id;
+		if (i == 0)
+			head_flags = flags;
+		else
+			r->flags = flags;
+		if (++rb->next_avail == rb->vq.num) {
+			rb->next_avail = 0;
+			rb->avail_wrap = !rb->avail_wrap;
+		}
+	}
+	if (id < rb->vq.num)
+		rb->chain[id] = (uint16_t)n;
+	__atomic_store_n(&rb->pdesc[head].flags, head_flags, __ATOMIC_RELEASE);
+	return head;
+}
+
+uint16_t rb_packed_chain(struct rb *rb, uint16_t id, unsigned n_out, unsigned n_in, uint32_t len)
+{
+	struct vring_packed_desc d[64];
+	unsigned n = n_out + n_in;
+
+	if (n > 64)
+		n = 64;
+	for (unsigned i = 0; i < n; i++)
+		d[i] = (struct vring_packed_desc){ .addr = rb_alloc(rb, len, 8), .len = len,
+						   .flags = i >= n_out ? VRING_DESC_F_WRITE : 0 };
+	return rb_packed_add(rb, id, d, n);
+}
+
+int rb_packed_used(struct rb *rb, uint16_t *id, uint32_t *len, uint16_t *flags)
+{
+	const struct vring_packed_desc *d = &rb->pdesc[rb->next_used];
+	uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+
+	if (!(f & VRING_PACKED_DESC_F_USED) != !rb->used_wrap || !(f & VRING_PACKED_DESC_F_AVAIL) != !rb->used_wrap)
+		return 0;
+	uint16_t i = d->id;
+	if (id)
+		*id = i;
+	if (len)
+		*len = d->len;
+	if (flags)
+		*flags = f;
+	unsigned skip = i < rb->vq.num && rb->chain[i] ? rb->chain[i] : 1;
+	unsigned p = rb->next_used + skip;
+	if (p >= rb->vq.num) {
+		p -= rb->vq.num;
+		rb->used_wrap = !rb->used_wrap;
+	}
+	rb->next_used = (uint16_t)p;
+	return 1;
 }
 
 /*

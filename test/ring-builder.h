@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * rb: a split virtqueue laid out by hand in guest memory, so unit tests drive
- * proto/vring.c (and proto/mem.c) directly: no back-end process, no socket.
+ * rb: a virtqueue laid out by hand in guest memory, split or packed (RB_PACKED),
+ * so unit tests drive proto/vring*.c (and proto/mem.c) directly: no back-end
+ * process, no socket.
  *
  * Guest RAM is two memfd-backed regions registered in rb->mem with vu_mem_add,
  * each mapped twice: by vu_mem_add (the back-end's view, what the walker reads)
  * and here (the driver's view, what the test writes). Region 1 starts in guest-
  * physical space where region 0 ends, but the two are apart in both views, so a
  * buffer may cross from one region into the other. Region 0 holds the descriptor
- * table, the avail ring, the used ring, then what rb_alloc hands out; region 1 is
+ * table, the avail ring, the used ring (packed: the descriptor ring and the driver's
+and the device's event suppression structures), then what rb_alloc hands out; region 1 is
  * left for buffers placed by hand. Front-end (user) addresses are the guest-
  * physical ones plus RB_UVA_DELTA, so a walker mixing the two up fails.
  *
@@ -30,8 +32,8 @@
 #define RB_END (RB_GPA + RB_RAM0 + RB_RAM1) /* the first byte after guest RAM */
 #define RB_UVA_DELTA 0x7e0000000000ull   /* front-end address = gpa + this */
 
-/* rb_init flags: the ring's negotiated features. */
-enum { RB_EVENT_IDX = 1, RB_INDIRECT = 2 };
+/* rb_init flags: the ring's negotiated features, and its layout. */
+enum { RB_EVENT_IDX = 1, RB_INDIRECT = 2, RB_PACKED = 4 };
 
 struct rb {
 	struct vu_mem mem;
@@ -47,6 +49,17 @@ struct rb {
 	uint16_t avail_idx;       /* the driver's next avail index (rb_offer publishes it) */
 	uint64_t next;            /* rb_alloc's next free guest-physical address */
 
+	/* The driver's view of a packed ring (RB_PACKED). */
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_event *driver_event; /* the driver's wishes: notify me or not */
+	struct vring_packed_event *device_event; /* the device's: kick me or not */
+	uint64_t pdesc_gpa;
+	uint16_t next_avail;      /* where the driver makes the next descriptor available */
+	bool avail_wrap;          /* the driver's wrap counter there */
+	uint16_t next_used;       /* where the driver looks for the next used descriptor */
+	bool used_wrap;           /* the wrap counter a used descriptor there has */
+	uint16_t *chain;          /* per buffer id: ring descriptors of its chain (to skip) */
+
 	/* What the ring did. */
 	unsigned signals;         /* notifications sent (no call fd: signal_inband) */
 	unsigned defers;          /* calls of the defer hook (ring over its turn budget) */
@@ -56,7 +69,10 @@ struct rb {
 /* A memfd of size bytes (zeros), or -1. */
 int rb_memfd(uint64_t size);
 
-/* Lays out a ring of num entries (a power of two, at most 32768). 0, or -1 with a note. */
+/*
+ * Lays out a ring of num entries (split: a power of two; at most 32768). 0, or -1
+ * with a note. A packed ring starts at position 0 with both wrap counters 1.
+ */
 int rb_init(struct rb *rb, unsigned num, unsigned flags);
 void rb_fini(struct rb *rb);
 
@@ -84,6 +100,25 @@ struct vring_desc *rb_table(struct rb *rb, unsigned n, uint64_t *gpa);
 
 /* Makes head available: the next avail entry, then avail->idx (release). */
 void rb_offer(struct rb *rb, uint16_t head);
+/* ---- packed rings ---- */
+
+/* The flags that make a descriptor available in the lap whose driver wrap counter is wrap. */
+uint16_t rb_avail_flags(bool wrap);
+/*
+ * Makes a chain of n descriptors available with buffer id in each: their addr, len
+ * and flags (WRITE, INDIRECT; NEXT is set here on all but the last) from d; the
+ * AVAIL/USED bits are those of each position; the head's flags are written last.
+ * Returns the head's position.
+ */
+uint16_t rb_packed_add(struct rb *rb, uint16_t id, const struct vring_packed_desc *d, unsigned n);
+/* n_out device-readable then n_in device-writable buffers of len bytes, freshly allocated. */
+uint16_t rb_packed_chain(struct rb *rb, uint16_t id, unsigned n_out, unsigned n_in, uint32_t len);
+/*
+ * The next used descriptor, if the device wrote it: 1 with its id, len and flags
+ * (NULL: not wanted), the driver then skips the buffer's chain; else 0.
+ */
+int rb_packed_used(struct rb *rb, uint16_t *id, uint32_t *len, uint16_t *flags);
+
 /* vu_vring_pop, with what it logs (the reason a ring broke) caught in rb->log. */
 int rb_pop(struct rb *rb, struct vu_req *req);
 /* How often the error eventfd was signalled since the last call. */

@@ -6,7 +6,8 @@
 # Tests are found by name: build/test/t-* (C programs, test/t-*.c) and test/t-*.sh.
 # Guest tests (test/guest/t-*.sh) boot QEMU and are slower; VU_SKIP_GUEST=1 leaves them out.
 # VHOSTBOX names the binary under test (default ./vhostbox). `run.sh --check` (make check)
-# runs the fast tests with the plain build, then all tests with the ASan+UBSan build.
+# runs the fast tests with the plain build, the front-end and guest tests of the static
+# build (vhostbox-static), then all tests with the ASan+UBSan build.
 # `run.sh TEST...` runs just those.
 set -u
 cd "$(dirname "$0")/.."
@@ -40,13 +41,30 @@ run_suite() {
 	export VHOSTBOX=$2 VU_RUN_TAG=$3
 	for t in "$1"/test/t-* test/t-*.sh; do [ -x "$t" ] && run_one "$t"; done
 	if [ "$4" = 1 ] && [ "${VU_SKIP_GUEST:-0}" != 1 ]; then
-		for t in test/guest/t-*.sh; do [ -x "$t" ] && run_one "$t"; done
+		for t in test/guest/t-*.sh; do
+			case $t in */t-static*) continue ;; esac   # run_static's
+			[ -x "$t" ] && run_one "$t"
+		done
+	fi
+}
+
+# The static build (make static): the front-end tests (those that start a back-end)
+# against vhostbox-static, and its guest tests (an empty root).
+run_static() {
+	export VHOSTBOX=$PWD/vhostbox-static VU_RUN_TAG="[static]"
+	for t in $(grep -l 'vuf_backend_start\|VHOSTBOX' test/t-*.c); do
+		t=build/test/$(basename "$t" .c)
+		[ -x "$t" ] && run_one "$t"
+	done
+	if [ "${VU_SKIP_GUEST:-0}" != 1 ]; then
+		for t in test/guest/t-static*.sh; do [ -x "$t" ] && run_one "$t"; done
 	fi
 }
 
 if [ "${1:-}" = --check ]; then
 	# Fast tests with the plain build, then everything with the sanitized one.
 	run_suite build "$PWD/vhostbox" "" 0
+	run_static
 	run_suite build/asan "$PWD/build/asan/vhostbox-asan" "[asan]" 1
 elif [ $# -gt 0 ]; then
 	for t in "$@"; do run_one "$t"; done

@@ -8,6 +8,7 @@
  * or wait and reopen) and paths that are not devices.
  */
 #include <endian.h>
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,10 +540,33 @@ static bool built_with_input(void)
 	return system(line) == 0;
 }
 
+/* umockdev emulates the devices through LD_PRELOAD: no use on a binary without a dynamic loader. */
+static bool dynamically_linked(void)
+{
+	const char *bin = getenv("VHOSTBOX") ? getenv("VHOSTBOX") : "./vhostbox";
+	FILE *f = fopen(bin, "rb");
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	bool interp = false;
+
+	if (f && fread(&eh, sizeof(eh), 1, f) == 1)
+		for (unsigned i = 0; i < eh.e_phnum && !interp; i++)
+			interp = fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET) == 0 &&
+				 fread(&ph, sizeof(ph), 1, f) == 1 && ph.p_type == PT_INTERP;
+	if (f)
+		fclose(f);
+	return interp;
+}
+
 int main(void)
 {
 	if (!built_with_input()) {
 		SKIP("input", "the binary was built without the input personality (libevdev missing)");
+		return 0;
+	}
+	if (!dynamically_linked()) {
+		SKIP("input", "the binary is statically linked: umockdev's LD_PRELOAD cannot reach it "
+		     "(test/guest/t-static-input.sh tests it)");
 		return 0;
 	}
 	if (!mkdtemp(dir))

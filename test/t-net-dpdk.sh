@@ -6,6 +6,8 @@
 # the other receives (rxonly). Then both swap MACs and send every frame back
 # (macswap, a starting with a burst): frames bounce between them through the
 # learned MACs. The switch's counters (logged at exit) must agree with testpmd's.
+# VU_PACKED=1 (t-net-dpdk-packed.sh): the same with packed virtqueues (packed_vq=1),
+# result names ending in -packed; the switch's log must say the rings were packed.
 set -u
 cd "$(dirname "$0")/.."
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -27,10 +29,12 @@ fi
 dpdk_usable || { echo "SKIP: net-dpdk: $DPDK_WHY"; exit 0; }
 
 MAC_A=02:00:00:00:00:0a MAC_B=02:00:00:00:00:0b
+packed_vq="" layout=split sfx=""
+[ "${VU_PACKED:-0}" = 1 ] && packed_vq=,packed_vq=1 layout=packed sfx=-packed
 
 # start_switch: the back-end with ports a and b.
 start_switch() {
-	"$VHOSTBOX" net --socket-path="$DPDK_DIR/a.sock" --mac=$MAC_A \
+	"$VHOSTBOX" net --verbose --socket-path="$DPDK_DIR/a.sock" --mac=$MAC_A \
 		--socket-path="$DPDK_DIR/b.sock" --mac=$MAC_B > "$DPDK_DIR/switch.log" 2>&1 &
 	be_pid=$!
 	for _ in $(seq 50); do [ -S "$DPDK_DIR/b.sock" ] && return 0; sleep 0.1; done
@@ -52,11 +56,11 @@ port_count() {
 		"$DPDK_DIR/switch.log" | awk -v f="$2" '{ print f == "sent" ? $1 : f == "received" ? $2 : f == "dropped" ? $3 : $4 }'
 }
 
-vdev() { echo "net_virtio_user0,path=$DPDK_DIR/$1.sock,queues=1,queue_size=256"; }
+vdev() { echo "net_virtio_user0,path=$DPDK_DIR/$1.sock,queues=1,queue_size=256$packed_vq"; }
 
 # run_case NAME A_MODE B_MODE [A_ARG...]: b receives (started first), a sends for 3 s.
 run_case() {
-	local name=$1 a_mode=$2 b_mode=$3
+	local name=$1$sfx a_mode=$2 b_mode=$3
 	shift 3
 	start_switch || { echo "FAIL: $name: the switch did not start"; return; }
 	dpdk_start b 0,1 "$(vdev b)" -- --forward-mode="$b_mode" --eth-peer=0,$MAC_A
@@ -76,8 +80,12 @@ run_case() {
 	bad=$(($(port_count $MAC_A bad) + $(port_count $MAC_B bad)))
 	echo "# $name: testpmd a tx $a_tx rx $a_rx, b rx $b_rx tx $b_tx;" \
 		"switch a sent $sent_a received $recv_a dropped $drop_a, b sent $sent_b received $recv_b dropped $drop_b, bad $bad"
+	local rings
+	rings=$(grep -c "features .*: $layout rings" "$DPDK_DIR/switch.log")
 	if [ -z "$b_rx" ] || [ -z "$sent_a" ] || [ -z "$recv_b" ]; then
 		echo "FAIL: $name: missing counts (see the logs)"
+	elif [ "$rings" -lt 2 ]; then
+		echo "FAIL: $name: the switch did not log $layout rings for both ports: $(grep -m2 'features' "$DPDK_DIR/switch.log" | tr '\n' ' ')"
 	elif [ "$b_rx" -lt 1000 ]; then
 		echo "FAIL: $name: b received only $b_rx frames"
 	elif [ "$recv_b" != "$b_rx" ]; then

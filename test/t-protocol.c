@@ -222,7 +222,7 @@ static void test_features(void)
 	CHECK(f->need_reply, "REPLY_ACK negotiated");
 	CHECK(vuf_send_ack(f, VU_REQ_SET_OWNER, NULL, 0, NULL, 0, &ack) == 0 && ack == 0,
 	      "SET_OWNER with NEED_REPLY acked 0");
-	v = F(VIRTIO_F_RING_PACKED) | F(VIRTIO_F_VERSION_1);
+	v = F(VIRTIO_F_ACCESS_PLATFORM) | F(VIRTIO_F_VERSION_1);
 	ack = 0;
 	CHECK(vuf_send_ack(f, VU_REQ_SET_FEATURES, &v, 8, NULL, 0, &ack) == 0 && ack != 0,
 	      "SET_FEATURES with a feature not offered gets a failure ack");
@@ -1230,8 +1230,8 @@ static const struct mal_case mal_cases[] = {
 	     0, 0),
 	NACK("SET_PROTOCOL_FEATURES with CONFIG (not offered)", STD_PF, VU_REQ_SET_PROTOCOL_FEATURES, 8, 0,
 	     .u64 = PF(CONFIG) | PF(REPLY_ACK)),
-	NACK("SET_FEATURES with RING_PACKED (not offered)", STD_PF, VU_REQ_SET_FEATURES, 8, 0,
-	     .u64 = F(VIRTIO_F_RING_PACKED) | ALL_F),
+	NACK("SET_FEATURES with ACCESS_PLATFORM (not offered)", STD_PF, VU_REQ_SET_FEATURES, 8, 0,
+	     .u64 = F(VIRTIO_F_ACCESS_PLATFORM) | ALL_F),
 	NACK("SET_VRING_ENABLE with 2", STD_PF, VU_REQ_SET_VRING_ENABLE, 8, 0, .st = { 0, 2 }),
 	NACK("SET_VRING_NUM 0", STD_PF, VU_REQ_SET_VRING_NUM, 8, 0, .st = { 0, 0 }),
 	NACK("SET_VRING_NUM 3", STD_PF, VU_REQ_SET_VRING_NUM, 8, 0, .st = { 0, 3 }),
@@ -1855,6 +1855,106 @@ out:
 }
 
 /*
+ * The same with a packed ring: the buffer's pages and the descriptor ring's page
+ * (the used descriptor written there) are marked, the driver's area is not.
+ */
+static void test_dirty_log_packed(void)
+{
+	struct vuf *f = ready(ALL_F | F(VIRTIO_F_RING_PACKED) | F(VHOST_F_LOG_ALL), STD_PF | PF(LOG_SHMFD));
+	struct vuf_vq *vq = f ? vuf_vq_setup(f, 0, 64, 0) : NULL;
+	uint64_t buf = f ? vuf_alloc(f, 2 * VU_LOG_PAGE, VU_LOG_PAGE) : 0;
+	struct vuf_log a = { .fd = -1 };
+
+	if (!CHECK(vq && vq->packed && buf && vuf_log_init(&a, 4096) && vuf_log_send(f, &a) == 0 &&
+		   vuf_log_ring(vq) == 0, "dirty log packed: a logged packed ring"))
+		goto out;
+	vuf_log_clear(&a);
+	CHECK(rng_at(vq, buf), "dirty log packed: request completes");
+	CHECK_EQ(vuf_log_count_range(&a, buf, 2 * VU_LOG_PAGE), 2, "dirty log packed: both pages of the buffer marked");
+	CHECK(vuf_log_marked(&a, vq->desc_gpa), "dirty log packed: the descriptor ring's page marked");
+	CHECK(!vuf_log_marked(&a, vq->avail_gpa) || vq->avail_gpa / VU_LOG_PAGE == vq->desc_gpa / VU_LOG_PAGE,
+	      "dirty log packed: the driver area (read only) not marked");
+out:
+	vuf_log_free(&a);
+	vuf_close(f);
+}
+
+/*
+ * Packed rings end to end (rng): offered and negotiated; a ring of 100 entries (not
+ * a power of 2); requests direct and indirect, 1 to 3 buffers, around the ring
+ * several times; a notification for each with EVENT_IDX's descriptor mode; GET/
+ * SET_VRING_BASE with the wrap bits, and the ring going on from the base it is
+ * given back; bases past the queue size and a layout change under a running ring
+ * refused; DPDK's base (the avail half only).
+ */
+static void test_packed(void)
+{
+	struct vuf *f = ready(ALL_F | F(VIRTIO_F_RING_PACKED), STD_PF);
+	struct vuf_vq *vq = NULL;
+	uint64_t ack = 0;
+
+	if (!CHECK(f && (f->offered_features & F(VIRTIO_F_RING_PACKED)) && (f->features & F(VIRTIO_F_RING_PACKED)),
+		   "packed: offered and negotiated"))
+		goto out;
+	vq = vuf_vq_setup(f, 0, 100, 0);
+	if (!CHECK(vq && vq->packed, "packed: a ring of 100 entries (SET_VRING_NUM 100 accepted)"))
+		goto out;
+	uint64_t bufs = vuf_alloc(f, 3 * 256, 16);
+	unsigned ok = 0, calls = 0, n = 300;
+	for (unsigned i = 0; i < n && bufs; i++) {
+		unsigned nb = 1 + i % 3;
+		struct vuf_buf b[3];
+		for (unsigned k = 0; k < nb; k++) {
+			b[k] = (struct vuf_buf){ bufs + 256 * k, 16 + 8 * k };
+			memset(vuf_gpa(f, b[k].gpa, b[k].len), PATTERN, b[k].len);
+		}
+		uint32_t id, len, want = nb * 16 + 8 * (nb * (nb - 1) / 2);
+		int head = vuf_vq_add(vq, NULL, 0, b, nb, i % 4 == 1);
+		if (head >= 0 && vuf_vq_kick(vq) == 0 && vuf_vq_wait_used(vq, &id, &len, WAIT_MS) == 0 &&
+		    id == (uint32_t)head && len == want && varied(vuf_gpa(f, b[nb - 1].gpa, b[nb - 1].len), b[nb - 1].len))
+			ok++;
+		calls += vuf_vq_wait_call(vq, 0) == 1 || vuf_vq_wait_call(vq, WAIT_MS) == 1;
+	}
+	CHECK_EQ(ok, n, "packed: %u requests of 1-3 buffers, direct and indirect, around the ring", n);
+	CHECK_EQ(calls, n, "packed: EVENT_IDX descriptor mode: a notification for each");
+	check_note("packed: the driver is at avail %u/%d, used %u/%d", vq->next_avail, vq->avail_wrap, vq->next_used,
+		   vq->used_wrap);
+
+	unsigned base = 0;
+	uint32_t want = VU_PACKED_BASE(vq->next_avail, vq->avail_wrap, vq->next_used, vq->used_wrap);
+	CHECK(vuf_get_vring_base(f, 0, &base) == 0 && base == want && (want & 0x80008000) != 0x80008000,
+	      "packed: GET_VRING_BASE: positions and wrap counters (one of them 0 by now)");
+	struct vu_vring_state st = { 0, want | 100 };
+	CHECK(vuf_send_ack(f, VU_REQ_SET_VRING_BASE, &st, sizeof(st), NULL, 0, &ack) == 0 && ack != 0,
+	      "packed: SET_VRING_BASE with the avail position past the queue size refused");
+	st.num = want + (100u << 16);
+	CHECK(vuf_send_ack(f, VU_REQ_SET_VRING_BASE, &st, sizeof(st), NULL, 0, &ack) == 0 && ack != 0,
+	      "packed: SET_VRING_BASE with the used position past the queue size refused");
+	CHECK(vuf_set_vring_base(f, 0, want) == 0 && vuf_set_vring_kick(f, 0, vq->kick_fd) == 0 &&
+	      rng_once(f, vq, 64) == 64, "packed: the ring goes on from the base it was given back");
+	CHECK(vuf_send_ack(f, VU_REQ_SET_FEATURES, &(uint64_t){ f->features & ~F(VIRTIO_F_RING_PACKED) }, 8, NULL, 0,
+			   &ack) == 0 && ack != 0, "packed: the layout cannot change while the ring runs");
+	CHECK(rng_once(f, vq, 64) == 64, "packed: the ring runs on");
+	vuf_close(f);
+
+	/* DPDK's virtio-user sends the avail half only: avail 0, wrap 1; used is taken to be there. */
+	f = ready(ALL_F | F(VIRTIO_F_RING_PACKED), STD_PF);
+	vq = f ? vuf_vq_alloc(f, 0, 64) : NULL;
+	if (CHECK(vq && vuf_vq_start(vq, 0, VUF_VQ_NO_KICK) == 0 && vuf_set_vring_base(f, 0, 0x8000) == 0,
+		  "packed: a ring started with base 0x8000") &&
+	    CHECK(vuf_set_vring_kick(f, 0, vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == 0,
+		  "packed: base 0x8000: kick set")) {
+		unsigned done = 0;
+		for (unsigned i = 0; i < 70; i++)
+			done += rng_once(f, vq, 32) == 32;
+		CHECK(done == 70 && vuf_get_vring_base(f, 0, &base) == 0 && base == VU_PACKED_BASE(6, 0, 6, 0),
+		      "packed: base 0x8000: 70 requests, then base 6/0, 6/0");
+	}
+out:
+	vuf_close(f);
+}
+
+/*
  * More work than one turn of the loop may take (VU_VRING_TURN_BUDGET descriptors):
  * 256 requests of 64 descriptors each, kicked once. The ring goes on in later
  * turns by itself, and every request completes without another kick.
@@ -1974,6 +2074,10 @@ int main(void)
 	test_hostile();
 	ensure_backend("dirty log");
 	test_dirty_log();
+	ensure_backend("dirty log packed");
+	test_dirty_log_packed();
+	ensure_backend("packed");
+	test_packed();
 	ensure_backend("turn budget");
 	test_turn_budget();
 	ensure_backend("shrunk memory");

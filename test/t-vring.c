@@ -29,6 +29,14 @@ static struct vu_req new_req(unsigned max_iov)
 	return (struct vu_req){ .iov = iov, .max_iov = max_iov };
 }
 
+/* A completion of head with nothing described (split rings take any head). */
+static void push_head(struct vu_vring *vq, uint16_t head, uint32_t len)
+{
+	struct vu_req req = { .head = head, .iov = iov };
+
+	vu_vring_push(vq, &req, len);
+}
+
 /* True when iov[i] is the back-end's view of guest bytes [gpa, gpa + len). */
 static bool iov_at(struct rb *rb, unsigned i, uint64_t gpa, size_t len)
 {
@@ -618,7 +626,7 @@ static void test_used(void)
 		rb_offer(&rb, rb_chain(&rb, rb.desc, 3 * i, 1, 1, LEN));
 	for (uint32_t i = 0; i < 3; i++)
 		if (rb_pop(&rb, &req) == 1)
-			vu_vring_push(&rb.vq, req.head, 100 + i);
+			vu_vring_push(&rb.vq, &req, 100 + i);
 	CHECK(rb.used->idx == 0 && rb.signals == 0, "used: pushed is not published before flush");
 	vu_vring_flush(&rb.vq);
 	CHECK_EQ(rb.used->idx, 3, "used: flush publishes used idx");
@@ -631,7 +639,7 @@ static void test_used(void)
 	rb.vq.used_idx = 0xfffe;
 	rb.used->idx = 0xfffe;
 	for (uint32_t i = 0; i < 3; i++)
-		vu_vring_push(&rb.vq, (uint16_t)i, i);
+		push_head(&rb.vq, (uint16_t)i, i);
 	vu_vring_flush(&rb.vq);
 	CHECK(rb.used->idx == 1 && rb.used->ring[14].id == 0 && rb.used->ring[15].id == 1 &&
 	      rb.used->ring[0].id == 2, "used: across the 16-bit wrap");
@@ -640,7 +648,7 @@ static void test_used(void)
 	int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rb.vq.call_fd = call;
 	unsigned before = rb.signals;
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_flush(&rb.vq);
 	uint64_t v = 0;
 	CHECK(read(call, &v, sizeof(v)) == sizeof(v) && v == 1 && rb.signals == before,
@@ -651,16 +659,16 @@ static void test_used(void)
 	/* Without EVENT_IDX, NO_INTERRUPT is the driver's wish. */
 	rb.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	before = rb.signals;
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_flush(&rb.vq);
 	CHECK(rb.signals == before && rb.used->idx == 3, "used: NO_INTERRUPT: published, not notified");
 	rb.avail->flags = 0;
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_flush(&rb.vq);
 	CHECK_EQ(rb.signals, before + 1, "used: notified again once NO_INTERRUPT is cleared");
 
 	/* A broken ring publishes nothing more. */
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_fail(&rb.vq, "t-vring: on purpose");
 	vu_vring_fail(&rb.vq, "t-vring: twice");
 	before = rb.signals;
@@ -696,12 +704,12 @@ static void test_event_idx(void)
 			continue;
 		/* A first flush (always notified) ends at old. */
 		rb.vq.used_idx = (uint16_t)(cases[k].old - 1);
-		vu_vring_push(&rb.vq, 0, 0);
+		push_head(&rb.vq, 0, 0);
 		vu_vring_flush(&rb.vq);
 		unsigned before = rb.signals;
 		*rb.used_event = cases[k].event;
 		for (unsigned i = 0; i < cases[k].n; i++)
-			vu_vring_push(&rb.vq, 0, 0);
+			push_head(&rb.vq, 0, 0);
 		vu_vring_flush(&rb.vq);
 		CHECK_EQ(rb.signals - before, cases[k].notify,
 			 "event idx: used %#x -> %#x, used_event %#x: %s", cases[k].old,
@@ -714,13 +722,13 @@ static void test_event_idx(void)
 	if (!ring(&rb, NUM, RB_EVENT_IDX, "event idx"))
 		return;
 	*rb.used_event = 500;
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_flush(&rb.vq);
 	CHECK_EQ(rb.signals, 1, "event idx: the first flush notifies whatever used_event says");
 	/* With EVENT_IDX the flags field is not the driver's wish. */
 	rb.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	*rb.used_event = 1;
-	vu_vring_push(&rb.vq, 0, 0);
+	push_head(&rb.vq, 0, 0);
 	vu_vring_flush(&rb.vq);
 	CHECK_EQ(rb.signals, 2, "event idx: NO_INTERRUPT is ignored");
 	rb_fini(&rb);

@@ -2,7 +2,8 @@
 /*
  * vhost-user-vsock through the test front-end, which plays the guest's driver: its
  * packets are built in guest memory by hand and read back from the receive ring; the
- * host side is plain unix sockets. Two VMs in one process (two sockets).
+ * host side is plain unix sockets. Two VMs in one process (two sockets); a live
+ * migration between two more back-end processes.
  *
  * Config space, TRANSPORT_RESET, connections both ways ("CONNECT <port>" / "OK"),
  * refusals, credit both ways (the guest's credit bounds what it is sent; the credit we
@@ -11,7 +12,7 @@
  * thousand connections at once, a stalled connection beside a busy one, a host
  * listener whose backlog is full, the connection limit, pause/resume (the rings
  * stop and come back where they were), a new driver, the front-end leaving, a bad
- * receive buffer.
+ * receive buffer, a live migration (the dirty log, the hand-over between back-ends).
  */
 #include <endian.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "test/check.h"
+#include "test/dirty-log.h"
 #include "test/frontend.h"
 
 /* The wire, written down here again: the test does not trust the device's header. */
@@ -53,6 +55,7 @@ struct guest {
 	struct vuf *f;
 	struct vuf_vq *rx, *tx, *ev;
 	uint32_t cid;
+	const char *uds;                /* its host side (--uds-path) */
 	uint64_t rx_area, tx_area, ev_area;
 	uint64_t rx_gpa[RING];          /* by head */
 	unsigned events;                /* TRANSPORT_RESETs seen */
@@ -60,6 +63,7 @@ struct guest {
 
 struct pkt {
 	struct hdr h;
+	uint64_t gpa;           /* the receive buffer it came in */
 	uint32_t len;
 	uint8_t data[RXBUF];
 };
@@ -92,10 +96,11 @@ static bool post_event(struct guest *g, uint64_t gpa)
 	return vuf_vq_add(g->ev, NULL, 0, &in, 1, false) >= 0;
 }
 
-/* Sets up the rings (at base) and gives the receive and event rings their buffers. */
-static bool start_rings(struct guest *g, uint16_t base, bool fill)
+/* Sets up the rings (at base[queue], or 0) and gives the receive and event rings their buffers. */
+static bool start_rings(struct guest *g, const uint16_t *base, bool fill)
 {
-	if (vuf_vq_start(g->rx, base, 0) < 0 || vuf_vq_start(g->tx, base, 0) < 0 || vuf_vq_start(g->ev, base, 0) < 0)
+	if (vuf_vq_start(g->rx, base ? base[0] : 0, 0) < 0 || vuf_vq_start(g->tx, base ? base[1] : 0, 0) < 0 ||
+	    vuf_vq_start(g->ev, base ? base[2] : 0, 0) < 0)
 		return false;
 	if (fill) {
 		for (unsigned i = 0; i < NRX; i++)
@@ -108,12 +113,19 @@ static bool start_rings(struct guest *g, uint16_t base, bool fill)
 	return vuf_vq_kick(g->rx) == 0 && vuf_vq_kick(g->ev) == 0;
 }
 
-static bool guest_open(struct guest *g, unsigned vm, uint32_t cid)
+/*
+ * A guest of the back-end at path (its host side at uds), with features and protocol
+ * features besides the usual, its rings starting at base.
+ */
+static bool guest_connect(struct guest *g, const char *path, const char *uds_path, uint32_t cid, uint64_t more_f,
+			  uint64_t more_pf, const uint16_t *base)
 {
 	memset(g, 0, sizeof(*g));
 	g->cid = cid;
-	g->f = vuf_connect(sock[vm], 2000);
-	if (!g->f || vuf_mem_init(g->f, 1, 64 << 20, 0) < 0 || vuf_negotiate(g->f, features, pfs) < 0)
+	g->uds = uds_path;
+	g->f = vuf_connect(path, 2000);
+	if (!g->f || vuf_mem_init(g->f, 1, 64 << 20, 0) < 0 ||
+	    vuf_negotiate(g->f, features | more_f, pfs | more_pf) < 0)
 		goto fail;
 	g->rx = vuf_vq_alloc(g->f, 0, RING);
 	g->tx = vuf_vq_alloc(g->f, 1, RING);
@@ -121,13 +133,18 @@ static bool guest_open(struct guest *g, unsigned vm, uint32_t cid)
 	g->rx_area = vuf_alloc(g->f, NRX * (HDR + RXBUF), 64);
 	g->tx_area = vuf_alloc(g->f, TX_SLOTS * (HDR + 65536), 64);
 	g->ev_area = vuf_alloc(g->f, 64, 8);
-	if (!g->rx || !g->tx || !g->ev || !g->rx_area || !g->tx_area || !g->ev_area || !start_rings(g, 0, true) ||
+	if (!g->rx || !g->tx || !g->ev || !g->rx_area || !g->tx_area || !g->ev_area || !start_rings(g, base, true) ||
 	    vuf_set_status(g->f, 15) < 0)
 		goto fail;
 	return true;
 fail:
-	check_note("guest %u: %s", vm, g->f ? vuf_error(g->f) : "cannot connect");
+	check_note("guest at %s: %s", path, g->f ? vuf_error(g->f) : "cannot connect");
 	return false;
+}
+
+static bool guest_open(struct guest *g, unsigned vm, uint32_t cid)
+{
+	return guest_connect(g, sock[vm], uds[vm], cid, 0, 0, NULL);
 }
 
 static void guest_close(struct guest *g)
@@ -203,6 +220,7 @@ static bool recv_pkt(struct guest *g, struct pkt *p, int timeout_ms)
 		check_note("bad used element id %u len %u", id, used);
 		return false;
 	}
+	p->gpa = g->rx_gpa[id];
 	p->len = used - HDR;
 	if (vuf_gpa_read(g->f, g->rx_gpa[id] + HDR, p->data, p->len) < 0)
 		return false;
@@ -439,7 +457,7 @@ static uint32_t h2g_open(struct guest *g, int *fd_out, uint32_t gport, const cha
 	char want[32], line[32] = { 0 };
 
 	*fd_out = -1;
-	int fd = unix_connect(uds[g == &g0 ? 0 : 1]);
+	int fd = unix_connect(g->uds);
 	char cmd[64];
 	int n = snprintf(cmd, sizeof(cmd), "CONNECT %u\n%s", gport, extra);
 	if (fd < 0 || write(fd, cmd, n) != n || !recv_pkt(g, &p, 2000) || le16toh(p.h.op) != REQUEST ||
@@ -1252,7 +1270,7 @@ static void test_new_driver(void)
 		memset(vq->used, 0, 6 + 8 * vq->num);
 	}
 	g0.events = 0;
-	ok = ok && vuf_set_status(g0.f, 15) == 0 && start_rings(&g0, 0, true);
+	ok = ok && vuf_set_status(g0.f, 15) == 0 && start_rings(&g0, NULL, true);
 	CHECK(ok, "new-driver-started");
 	CHECK_EQ(eof_within(c.fd, 2000), 1, "new-driver-old-connection-closed");
 	CHECK_EQ(count_events(&g0, 2000), 1, "new-driver-transport-reset");
@@ -1286,6 +1304,114 @@ static void test_frontend_leaves(void)
 	close(c.fd);
 out:
 	close(lfd);
+	unlink(path);
+}
+
+/*
+ * A live migration as a front-end that migrates vsock runs it (QEMU 10 refuses to
+ * migrate vhost-user-vsock-pci: t-vsock.sh): a source back-end with a connection each
+ * way; the dirty log on: what the device writes into receive buffers is marked; the
+ * switch-over stops the source's rings, a second back-end (another process) takes
+ * them where they were. It tells the driver TRANSPORT_RESET, answers the old
+ * connections' packets with RST; the source keeps its connections until its
+ * front-end leaves (the migration might fail and the source resume), then its host
+ * ends read EOF. New connections work both ways on the destination.
+ */
+static void test_migration(void)
+{
+	char src_sock[100], dst_sock[100], src_uds[100], dst_uds[100], path[120], a0[120], a1[120], buf[16];
+	const uint64_t f_log = 1ull << VHOST_F_LOG_ALL, pf_log = 1ull << VU_PF_LOG_SHMFD;
+	struct vuf_backend *src = NULL, *dst = NULL;
+	struct vuf_log log = { .fd = -1 };
+	struct guest gs = { 0 }, gd = { 0 };
+	struct conn a = { .fd = -1 }, c = { .fd = -1 };
+	int lfd = -1, dlfd = -1, b = -1, d = -1;
+	struct pkt p;
+
+	snprintf(src_sock, sizeof(src_sock), "%s/src.sock", dir);
+	snprintf(dst_sock, sizeof(dst_sock), "%s/dst.sock", dir);
+	snprintf(src_uds, sizeof(src_uds), "%s/src.vsock", dir);
+	snprintf(dst_uds, sizeof(dst_uds), "%s/dst.vsock", dir);
+	snprintf(a0, sizeof(a0), "--uds-path=%s", src_uds);
+	snprintf(a1, sizeof(a1), "--uds-path=%s", dst_uds);
+	const char *src_args[] = { "--guest-cid=5", a0, NULL }, *dst_args[] = { "--guest-cid=5", a1, NULL };
+	src = vuf_backend_start("vsock", src_args, src_sock);
+	dst = vuf_backend_start("vsock", dst_args, dst_sock);
+	if (!CHECK(src && dst, "migrate-backends-start") ||
+	    !CHECK(guest_connect(&gs, src_sock, src_uds, 5, f_log, pf_log, NULL) && (gs.f->features & f_log) &&
+			   count_events(&gs, 2000) == 1, "migrate-source-offers-the-log"))
+		goto out;
+
+	/* A connection each way, then the log. */
+	snprintf(path, sizeof(path), "%s_2600", src_uds);
+	lfd = unix_listen(path, 16);
+	uint32_t hport = h2g_open(&gs, &b, 5100, "");
+	if (!CHECK(g2h_connect(&gs, lfd, &a, 51000, 2600) && hport, "migrate-connections-each-way"))
+		goto out;
+	bool ok = vuf_log_init(&log, 4096) && vuf_log_send(gs.f, &log) == 0 && vuf_log_ring(gs.rx) == 0 &&
+		  vuf_log_ring(gs.tx) == 0;
+	if (!CHECK(ok, "migrate-log-on"))
+		goto out;
+	CHECK(write(b, "logged", 6) == 6 && expect(&gs, &p, RW, hport, 5100, 2000) && p.len == 6 &&
+	      !memcmp(p.data, "logged", 6), "migrate-h2g-while-logging");
+	CHECK(vuf_log_marked(&log, p.gpa) && vuf_log_marked(&log, p.gpa + HDR + p.len - 1),
+	      "migrate-receive-buffer-marked");
+	CHECK(vuf_log_count_range(&log, gs.rx->used_gpa, 6 + 8 * gs.rx->num) >= 1, "migrate-receive-used-ring-marked");
+	CHECK(send_data(&gs, 51000, 2600, "under-log", 9, 0) && read_exact(a.fd, buf, 9, 2000) &&
+	      !memcmp(buf, "under-log", 9), "migrate-g2h-while-logging");
+
+	/* The switch-over: the source's rings stop where they are; the host's later bytes wait there. */
+	unsigned base[3];
+	uint16_t base16[3];
+	ok = true;
+	for (unsigned i = 0; i < 3; i++) {
+		ok &= vuf_get_vring_base(gs.f, i, &base[i]) == 0;
+		base16[i] = (uint16_t)base[i];
+	}
+	ok = ok && vuf_set_status(gs.f, 0) == 0;
+	CHECK(ok && base[0] > 0 && base[1] > 0, "migrate-source-stopped");
+	CHECK(write(b, "late", 4) == 4 && quiet(&gs, 200), "migrate-source-sends-nothing-stopped");
+	CHECK(eof_within(a.fd, 100) == 0 && eof_within(b, 0) == 0, "migrate-source-keeps-connections-stopped");
+
+	/* The destination: the rings where the source left them. */
+	if (!CHECK(guest_connect(&gd, dst_sock, dst_uds, 5, f_log, pf_log, base16), "migrate-destination-started"))
+		goto out;
+	CHECK_EQ(count_events(&gd, 2000), 1, "migrate-destination-transport-reset");
+	CHECK(send_data(&gd, 51000, 2600, "old", 3, 0) && expect(&gd, &p, RST, 2600, 51000, 2000),
+	      "migrate-old-g2h-connection-rst");
+	CHECK(send_data(&gd, 5100, hport, "old", 3, 6) && expect(&gd, &p, RST, hport, 5100, 2000),
+	      "migrate-old-h2g-connection-rst");
+	CHECK(eof_within(a.fd, 0) == 0 && eof_within(b, 0) == 0, "migrate-destination-leaves-source-alone");
+
+	/* The source's front-end goes (QEMU quits after the migration): its host ends read EOF. */
+	guest_close(&gs);
+	CHECK(eof_within(a.fd, 2000) == 1 && eof_within(b, 2000) == 1, "migrate-source-host-ends-eof");
+
+	/* New connections each way on the destination. */
+	snprintf(path, sizeof(path), "%s_2600", dst_uds);
+	dlfd = unix_listen(path, 16);
+	CHECK(g2h_connect(&gd, dlfd, &c, 51001, 2600) && send_data(&gd, 51001, 2600, "new", 3, 0) &&
+	      read_exact(c.fd, buf, 3, 2000) && !memcmp(buf, "new", 3), "migrate-destination-new-g2h");
+	hport = h2g_open(&gd, &d, 5101, "fresh");
+	CHECK(hport && expect(&gd, &p, RW, hport, 5101, 2000) && p.len == 5 && !memcmp(p.data, "fresh", 5),
+	      "migrate-destination-new-h2g");
+	guest_close(&gd);
+	CHECK(eof_within(c.fd, 2000) == 1 && eof_within(d, 2000) == 1, "migrate-destination-closes-on-leave");
+out:
+	if (gs.f)
+		guest_close(&gs);
+	if (gd.f)
+		guest_close(&gd);
+	vuf_log_free(&log);
+	int fds[] = { lfd, dlfd, a.fd, b, c.fd, d };
+	for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CHECK((!src || vuf_backend_stop(src, 5000) == 0) && (!dst || vuf_backend_stop(dst, 5000) == 0),
+	      "migrate-backends-exit-cleanly");
+	snprintf(path, sizeof(path), "%s_2600", src_uds);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s_2600", dst_uds);
 	unlink(path);
 }
 
@@ -1359,6 +1485,7 @@ int main(void)
 	test_pause_resume();
 	test_new_driver();
 	test_frontend_leaves();
+	test_migration();
 	guest_close(&g1);
 	struct pkt p;
 	struct hdr h = sib_hdr(&g0, 4, REQUEST, 60002, 9000, 0);

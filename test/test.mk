@@ -60,6 +60,7 @@ deps:
 check: deps
 	$(MAKE) --no-print-directory WERROR=1 tests
 	$(MAKE) --no-print-directory WERROR=1 asan
+	$(MAKE) --no-print-directory WERROR=1 static
 	@bash test/run.sh --check
 
 .PHONY: tests asan tests-asan deps
@@ -81,6 +82,7 @@ FUZZ_HARNESS := test/fuzz/fuzz-device.c test/frontend.c $(FUZZ_PROTO)
 fuzz-session_SRCS := test/fuzz/fuzz-session.c $(FUZZ_HARNESS) $(rng_SRCS) $(blk_SRCS)
 fuzz-session_PKGS := $(blk_PKGS)
 fuzz-vring_SRCS   := test/fuzz/fuzz-vring.c $(FUZZ_PROTO)
+fuzz-vring-packed_SRCS := test/fuzz/fuzz-vring-packed.c $(FUZZ_PROTO)
 fuzz-blk_SRCS     := test/fuzz/fuzz-blk.c $(FUZZ_HARNESS) $(blk_SRCS)
 fuzz-blk_PKGS     := $(blk_PKGS)
 fuzz-gpu_SRCS     := test/fuzz/fuzz-gpu.c test/fuzz/fuzz-display.c $(FUZZ_HARNESS) $(gpu_SRCS)
@@ -94,7 +96,7 @@ fuzz-input_PKGS   := $(input_PKGS) umockdev-1.0
 
 # A device's targets are built when its libraries are (the session fuzzer needs blk's).
 FUZZ_DEV_TARGETS := $(filter blk gpu net input fs,$(ALL_DEVICES)) $(if $(filter gpu,$(ALL_DEVICES)),virgl)
-FUZZ_ALL     := $(if $(filter blk,$(ALL_DEVICES)),session) vring \
+FUZZ_ALL     := $(if $(filter blk,$(ALL_DEVICES)),session) vring vring-packed \
                 $(foreach t,$(FUZZ_DEV_TARGETS),$(if $(fuzz-$(t)_PKGS),$(if $(call have_pkgs,$(fuzz-$(t)_PKGS)),$(t)),$(t)))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)

@@ -5,12 +5,14 @@
  * or writes at a fixed queue depth per queue, waiting on call eventfds like a
  * guest would, and prints "ios=N seconds=S".
  *
- *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [log]
+ *   blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log]
  *
- * With "log", the back-end runs as during a live migration's precopy: VHOST_F_LOG_ALL
- * and a dirty log (LOG_SHMFD) over all of guest memory, every ring logged, and the log
- * read and cleared every 100 ms as QEMU's sync does; "marked=N" counts the pages
- * found marked (a back-end that did not log would show 0).
+ * "packed" asks for packed virtqueues (VIRTIO_F_RING_PACKED): it fails if the
+ * back-end does not offer them. With "log", the back-end runs as during a live
+ * migration's precopy: VHOST_F_LOG_ALL and a dirty log (LOG_SHMFD) over all of guest
+ * memory, every ring logged, and the log read and cleared every 100 ms as QEMU's sync
+ * does; "marked=N" counts the pages found marked (a back-end that did not log would
+ * show 0).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -78,9 +80,18 @@ static uint64_t log_sync(struct vuf_log *log)
 
 int main(int argc, char **argv)
 {
-	bool logging = argc == 7 && !strcmp(argv[6], "log");
-	if (argc != 6 && !logging) {
-		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [log]\n");
+	bool packed = false, logging = false, usage = argc < 6;
+
+	for (int i = 6; i < argc; i++) {
+		if (!strcmp(argv[i], "packed"))
+			packed = true;
+		else if (!strcmp(argv[i], "log"))
+			logging = true;
+		else
+			usage = true;
+	}
+	if (usage) {
+		fprintf(stderr, "usage: blk-bench SOCKET read|write QUEUE_DEPTH QUEUES SECONDS [packed] [log]\n");
 		return 2;
 	}
 	type = !strcmp(argv[2], "write");
@@ -92,6 +103,8 @@ int main(int argc, char **argv)
 	uint64_t pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG;
 	struct vuf_log log = { .fd = -1 };
 
+	if (packed)
+		want |= 1ull << VIRTIO_F_RING_PACKED;
 	if (logging) {
 		want |= 1ull << VHOST_F_LOG_ALL;
 		pf |= 1ull << VU_PF_LOG_SHMFD;
@@ -99,6 +112,10 @@ int main(int argc, char **argv)
 	if (!f || qd < 1 || qd > 128 || nq < 1 || nq > VUF_MAX_QUEUES ||
 	    vuf_mem_init(f, 1, RAM, 0) < 0 || vuf_negotiate(f, want, pf) < 0) {
 		fprintf(stderr, "blk-bench: %s\n", f ? vuf_error(f) : "cannot connect");
+		return 1;
+	}
+	if (packed && !(f->features & (1ull << VIRTIO_F_RING_PACKED))) {
+		fprintf(stderr, "blk-bench: the back-end does not offer packed virtqueues\n");
 		return 1;
 	}
 	/* One bit per page of guest-physical memory up to the end of RAM, rounded to 8 bytes. */

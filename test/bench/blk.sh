@@ -3,7 +3,9 @@
 # vhost-user-blk: vhostbox against qemu-storage-daemon (its vhost-user-blk export)
 # on the same image with the same driver (build/bench/blk-bench): 4 KiB random
 # reads and writes, queue depth 1 and 32, 1 and 2 queues, on tmpfs and on disk.
-# Prints IOPS, MB/s, back-end CPU seconds and the vhostbox/QSD ratio of each.
+# vhostbox runs with split and with packed virtqueues; QSD has no packed rings, so
+# both are compared with its split ones. Prints IOPS (MB/s = IOPS * 4096 / 1e6),
+# back-end CPU seconds and the ratios.
 # Then the cost of a live migration's dirty log: 4 KiB random reads and writes at
 # queue depth 32 on one queue, vhostbox without and with the log (blk-bench ... log:
 # LOG_ALL, every ring logged, the log synced every 100 ms), QSD with the log; each
@@ -30,11 +32,12 @@ wait_socket() {
 	return 1
 }
 
-# run KIND IMAGE RW QD QUEUES [log] → "iops mbps cpu_seconds"
+# run KIND IMAGE RW QD QUEUES [log] → "iops mbps cpu_seconds"; KIND vhostbox, vhostbox-packed or qsd
 run() {
-	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 log=${6:-} sock=$tmp/$1.sock pid out t0 t1
+	local kind=$1 img=$2 rw=$3 qd=$4 nq=$5 log=${6:-} sock=$tmp/$1.sock pid out t0 t1 packed=""
 	rm -f "$sock"
-	if [ "$kind" = vhostbox ]; then
+	[ "$kind" = vhostbox-packed ] && packed=packed
+	if [ "$kind" != qsd ]; then
 		"$VHOSTBOX" blk --socket-path="$sock" --blk-file="$img" --num-queues="$nq" 2>"$tmp/$kind.log" &
 	else
 		"$QSD" --blockdev driver=file,node-name=file0,filename="$img",aio=io_uring,cache.direct=off \
@@ -45,8 +48,8 @@ run() {
 	pid=$!
 	wait_socket "$sock" || { echo "0 0 0"; kill "$pid"; return; }
 	t0=$(cpu_ticks "$pid")
-	# shellcheck disable=SC2086 # $log: nothing or "log"
-	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $log)
+	# shellcheck disable=SC2086 # $packed, $log: nothing or the word
+	out=$("$DRIVER" "$sock" "$rw" "$qd" "$nq" "$SECS" $packed $log)
 	if [ -n "$log" ] && [[ $out != *marked=[1-9]* ]]; then
 		echo "blk bench: $kind logged nothing: $out" >&2
 	fi
@@ -62,8 +65,9 @@ median() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }
 
 disk_dir=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/vhostbox-bench.XXXXXX")
 logged=""
-printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
-	where rw qd q "vhostbox" "MB/s" "cpu-s" "QSD" "MB/s" "cpu-s" "ratio" "cpu/io"
+printf '%-6s %-5s %3s %2s | %9s %6s | %9s %6s | %9s %6s | %6s %6s %6s %9s\n' \
+	where rw qd q "split" "cpu-s" "packed" "cpu-s" "QSD" "cpu-s" "s/QSD" "p/QSD" "p/s" "cpu/io"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 for where in tmpfs disk; do
 	if [ $where = tmpfs ]; then img=/dev/shm/vhostbox-bench-$$.img; else img=$disk_dir/disk.img; fi
 	# A written (not sparse) image, so reads hit real data.
@@ -71,14 +75,15 @@ for where in tmpfs disk; do
 	for rw in read write; do
 		for qd in 1 32; do
 			for nq in 1 2; do
-				read -r vi vm vc <<< "$(run vhostbox "$img" $rw $qd $nq)"
-				read -r qi qm qc <<< "$(run qsd "$img" $rw $qd $nq)"
-				ratio=$(awk -v a="$vi" -v b="$qi" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-				# CPU per I/O, vhostbox relative to QSD (< 1: vhostbox spends less).
+				read -r vi _ vc <<< "$(run vhostbox "$img" $rw $qd $nq)"
+				read -r pi _ pc <<< "$(run vhostbox-packed "$img" $rw $qd $nq)"
+				read -r qi _ qc <<< "$(run qsd "$img" $rw $qd $nq)"
+				# CPU per I/O, vhostbox (split) relative to QSD (< 1: vhostbox spends less).
 				cpu=$(awk -v a="$vc" -v ai="$vi" -v b="$qc" -v bi="$qi" \
 					'BEGIN { x = ai ? a / ai : 0; y = bi ? b / bi : 0; printf "%.2f", y ? x / y : 0 }')
-				printf '%-6s %-5s %3s %2s | %9s %8s %6s | %9s %8s %6s | %6s %9s\n' \
-					$where $rw $qd $nq "$vi" "$vm" "$vc" "$qi" "$qm" "$qc" "$ratio" "$cpu"
+				printf '%-6s %-5s %3s %2s | %9s %6s | %9s %6s | %9s %6s | %6s %6s %6s %9s\n' \
+					$where $rw $qd $nq "$vi" "$vc" "$pi" "$pc" "$qi" "$qc" \
+					"$(ratio "$vi" "$qi")" "$(ratio "$pi" "$qi")" "$(ratio "$pi" "$vi")" "$cpu"
 			done
 		done
 	done
@@ -99,7 +104,8 @@ for where in tmpfs disk; do
 	done
 	rm -f "$img"
 done
-echo "(IOPS; ratio = vhostbox/QSD IOPS; cpu/io = vhostbox CPU per I/O relative to QSD's; ${SECS}s per run)"
+echo "(IOPS; split/packed: vhostbox's ring layouts; s/QSD, p/QSD: vhostbox split/packed IOPS over QSD's (split);" \
+	"p/s: packed over split; cpu/io: vhostbox split's CPU per I/O relative to QSD's; ${SECS}s per run)"
 echo
 echo "dirty log (live migration's precopy): 4 KiB random I/O, queue depth 32, 1 queue"
 printf '%-6s %-5s | %9s %6s | %9s %6s | %9s %6s | %8s %9s\n' where rw "vb-off" cpu-s "vb-log" cpu-s "QSD-log" cpu-s \

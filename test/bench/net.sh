@@ -4,7 +4,9 @@
 # through the vhostbox switch, against the same through one DPDK testpmd whose two
 # net_vhost ports forward between them (io), in one run: 64- and 1500-byte frames,
 # Mpps and the vhostbox/DPDK ratio. vhostbox runs twice: woken by kicks (its default)
-# and busy-polling its transmit rings (--poll-us), as DPDK always does.
+# and busy-polling its transmit rings (--poll-us), as DPDK always does. Both ring
+# layouts: split, and packed (the front-ends' packed_vq=1; DPDK's vhost ports then
+# run packed too).
 #
 # Layouts:
 #  loop  (the headline; 2 busy processes, one core each) one front-end testpmd with
@@ -14,16 +16,23 @@
 #  pair  (3 busy processes: sender txonly, receiver rxonly, back-end) run only with
 #        4 cores or more: on fewer, two of the three busy pollers share a core and
 #        the figures measure the scheduler, not the back-end.
-# Each figure is the median of BENCH_ROUNDS runs (default 3), the back-ends taking
-# turns, since the rate of a small machine (a VM) moves from run to run.
+# Each figure is the median of BENCH_ROUNDS runs (default 5), the back-ends taking
+# turns, since the rate of a small machine (a VM) moves from run to run; the spread
+# is (max - min) / median of those runs. The ratios are the medians of each round's
+# ratio (the back-ends ran minutes apart at most there), not ratios of medians.
 # BENCH_SECONDS sets the length of each run (default 6); VHOSTBOX_ARGS adds switch
-# options; POLL_US the busy-poll time of the polled runs (default 1000).
+# options; POLL_US the busy-poll time of the polled runs (default 1000);
+# BENCH_RINGS the layouts (default "split packed"), BENCH_SIZES the frame sizes
+# (default "64 1500").
 # Benchmarks on a shared machine take turns: each run holds BENCH_LOCK.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
 SECS=${BENCH_SECONDS:-6}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
+RINGS=${BENCH_RINGS:-split packed}
+SIZES=${BENCH_SIZES:-64 1500}
+PACKED_VQ=""     # ,packed_vq=1 while the packed layout is measured
 POLL_US=${POLL_US:-1000}
 BENCH_LOCK=${BENCH_LOCK:-/tmp/vhostbox-bench.lock}
 . test/dpdk.sh
@@ -69,7 +78,7 @@ stop_backend() {
 	dpdk_stop sw
 }
 
-vdev() { echo "net_virtio_user$1,path=$DPDK_DIR/$2.sock,queues=1,mac=$3"; }
+vdev() { echo "net_virtio_user$1,path=$DPDK_DIR/$2.sock,queues=1,mac=$3$PACKED_VQ"; }
 
 # measure_loop SIZE: the front-end's Rx pps over both ports.
 measure_loop() {
@@ -109,6 +118,16 @@ run() {
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+# ratios A B: the median of the per-round ratios of two lists of rates (same order).
+ratios() {
+	paste -d' ' <(tr ' ' '\n' <<< "$1" | grep .) <(tr ' ' '\n' <<< "$2" | grep .) |
+		awk '{ if ($2 > 0) print $1 / $2 }' | median
+}
+# spread: (max - min) / median of the numbers on stdin, in percent.
+spread() {
+	sort -n | awk '{ v[NR] = $1 } END { m = NR ? v[int((NR + 1) / 2)] : 0
+		printf "%.0f%%\n", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'
+}
 
 layouts=(loop)
 pair_skipped=""
@@ -118,20 +137,32 @@ else
 	pair_skipped="(pair layout, txonly -> rxonly, not run: it needs 4 cores, this machine has $ncpu)"
 fi
 kinds=(vhostbox vhostbox-poll dpdk)
-printf '%-6s %-5s | %9s %9s %9s | %6s %10s\n' layout frame vhostbox "vb-poll" DPDK ratio "ratio-poll"
-for layout in "${layouts[@]}"; do
-	for size in 64 1500; do
-		declare -A got=()
-		for ((i = 0; i < ROUNDS; i++)); do
-			for kind in "${kinds[@]}"; do got[$kind]+="$(run "$layout" "$kind" "$size") "; done
+printf '%-6s %-6s %-5s | %9s %9s %9s | %6s %10s | %s\n' rings layout frame vhostbox "vb-poll" DPDK ratio \
+	"ratio-poll" "spread vb/vb-poll/DPDK"
+for rings in $RINGS; do
+	PACKED_VQ=""
+	[ "$rings" = packed ] && PACKED_VQ=,packed_vq=1
+	for layout in "${layouts[@]}"; do
+		for size in $SIZES; do
+			declare -A got=() med=() spr=()
+			for ((i = 0; i < ROUNDS; i++)); do
+				for kind in "${kinds[@]}"; do got[$kind]+="$(run "$layout" "$kind" "$size") "; done
+			done
+			for kind in "${kinds[@]}"; do
+				med[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep . | median)
+				spr[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep . | spread)
+			done
+			rv=$(ratios "${got[vhostbox]}" "${got[dpdk]}")
+			rp=$(ratios "${got[vhostbox-poll]}" "${got[dpdk]}")
+			awk -v r="$rings" -v l="$layout" -v s="$size" -v v="${med[vhostbox]}" -v p="${med[vhostbox-poll]}" \
+				-v d="${med[dpdk]}" -v rv="$rv" -v rp="$rp" \
+				-v sp="${spr[vhostbox]}/${spr[vhostbox-poll]}/${spr[dpdk]}" 'BEGIN {
+				printf "%-6s %-6s %-5s | %9.3f %9.3f %9.3f | %6.2f %10.2f | %s\n", r, l, s, v, p, d, rv, rp, sp }'
+			[ -n "${BENCH_VERBOSE:-}" ] && for kind in "${kinds[@]}"; do echo "#   $kind: ${got[$kind]}"; done
+			unset got med spr
 		done
-		for kind in "${kinds[@]}"; do got[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep . | median); done
-		awk -v l="$layout" -v s="$size" -v v="${got[vhostbox]}" -v p="${got[vhostbox-poll]}" -v d="${got[dpdk]}" 'BEGIN {
-			printf "%-6s %-5s | %9.3f %9.3f %9.3f | %6s %10s\n", l, s, v, p, d,
-				(d > 0 ? sprintf("%.2f", v / d) : "-"), (d > 0 ? sprintf("%.2f", p / d) : "-") }'
-		unset got
 	done
 done
-echo "(Mpps the front-end received, median of $ROUNDS runs of ${SECS}s; vb-poll: vhostbox --poll-us=$POLL_US;" \
-	"loop: front-end on core 0, back-end on core 1)"
+echo "(Mpps the front-end received, median of $ROUNDS runs of ${SECS}s, the back-ends taking turns;" \
+	"vb-poll: vhostbox --poll-us=$POLL_US; loop: front-end on core 0, back-end on core 1)"
 [ -z "$pair_skipped" ] || echo "$pair_skipped"

@@ -174,8 +174,11 @@ static bool next_rx(struct hdr *h, uint32_t *len, int timeout_ms)
 		return false;
 	vuf_gpa_read(f, rx_gpa[id], h, HDR);
 	*len = used - HDR;
+	/* The buffer goes back; a kick only if the device asked for one, as Linux's driver does. */
+	uint16_t old = rx->avail_idx;
 	post_rx(rx_gpa[id]);
-	vuf_vq_kick(rx);
+	if (vuf_vq_kick_needed(rx, old))
+		vuf_vq_kick(rx);
 	return true;
 }
 

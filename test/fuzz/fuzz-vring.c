@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (req.in)
 				memset(iov[req.out].iov_base, 0xab, iov[req.out].iov_len);
-			vu_vring_push(&vq, req.head, (uint32_t)sum);
+			vu_vring_push(&vq, &req, (uint32_t)sum);
 			vu_vring_flush(&vq);
 			vu_vring_kicks(&vq, true);
 		}

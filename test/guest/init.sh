@@ -31,6 +31,13 @@ wait_for() {
 	done
 }
 
+# guest_features: one line with the feature bits every virtio device negotiated.
+guest_features() {
+	f=""
+	for d in /sys/bus/virtio/devices/*; do [ -r "$d/features" ] && f="$f $(cat "$d/features")"; done
+	echo "GUEST-RESULT: vfeatures$f"
+}
+
 echo "GUEST-START"
 if [ -f /guest.sh ]; then
 	(. /guest.sh)

@@ -41,10 +41,40 @@ VU_NADDED=0         # archives vu_initramfs_add made
 VU_NETNS_ADDED=()   # network namespaces to delete on exit
 declare -A VU_BACKEND_PID=()
 
+# ---- ring layout ----------------------------------------------------------------------
+# VU_PACKED=1 runs a test with packed virtqueues: its virtio devices get packed=on
+# (vu_packed_opt), its result names the suffix -packed, and vu_check_layout checks
+# that the guest drivers negotiated the layout asked for (the t-*-packed.sh tests).
+# QEMU's vhost-user-base devices (vhost-user-rng-pci, vhost-user-input-pci) give the
+# guest the back-end's features as offered, whatever packed= says: with vhostbox
+# offering VIRTIO_F_RING_PACKED they always run packed (their tests say so).
+VU_PACKED=${VU_PACKED:-0}
+VU_SUFFIX=""
+[ "$VU_PACKED" = 1 ] && VU_SUFFIX=-packed
+# vu_packed_opt: what to append to a -device argument for the layout.
+vu_packed_opt() { [ "$VU_PACKED" = 1 ] && echo ",packed=on"; }
+# vu_check_layout NAME [COUNT [packed]]: PASS NAME-layout if the guest's last
+# "GUEST-RESULT: vfeatures" line (guest_features in init.sh) shows COUNT (default 1)
+# virtio devices, all with VIRTIO_F_RING_PACKED (bit 34) when VU_PACKED=1 (or the
+# third argument is "packed"), all without otherwise. The string's character i is bit i.
+vu_check_layout() {
+	local f n=0 bad=0 want=0
+	{ [ "$VU_PACKED" = 1 ] || [ "${3:-}" = packed ]; } && want=1
+	for f in $(vu_guest_result vfeatures); do
+		n=$((n + 1))
+		[ "${f:34:1}" = "$want" ] || bad=$((bad + 1))
+	done
+	if [ "$n" -ge "${2:-1}" ] && [ "$bad" = 0 ]; then
+		vu_pass "$1-layout"
+	else
+		vu_fail "$1-layout" "the guest's virtio feature bits are '$(vu_guest_result vfeatures)': want bit 34 = $want on ${2:-1}"
+	fi
+}
+
 # ---- results: the lines test/run.sh counts ---------------------------------------
-vu_pass() { echo "PASS: $1"; }
-vu_fail() { echo "FAIL: $1: $2"; VU_FAILED=1; }
-vu_skip() { echo "SKIP: $1: $2"; }
+vu_pass() { echo "PASS: $1$VU_SUFFIX"; }
+vu_fail() { echo "FAIL: $1$VU_SUFFIX: $2"; VU_FAILED=1; }
+vu_skip() { echo "SKIP: $1$VU_SUFFIX: $2"; }
 # vu_skip_all NAME WHY: report the whole test as skipped and stop.
 vu_skip_all() { vu_skip "$1" "$2"; exit 0; }
 
@@ -257,17 +287,18 @@ vu_initramfs() {
 	VU_INITRAMFS=$out
 }
 
-# vu_static_program SRC: build the C file SRC as a static binary for the guest, cached
-# in $VU_CACHE by its source; sets VU_PROGRAM. Returns 1 with VU_WHY set when it cannot
-# (no compiler, no static libc).
+# vu_static_program SRC...: build the C files SRC... (the first names it; the tree's
+# headers reachable as "test/...", "proto/...") as one static binary for the guest,
+# cached in $VU_CACHE by their sources; sets VU_PROGRAM. Returns 1 with VU_WHY set when
+# it cannot (no compiler, no static libc).
 vu_static_program() {
-	local src=$1 out
-	out=$VU_CACHE/$(basename "$src" .c)-$(sha256sum < "$src" | cut -c1-16)
+	local out
+	out=$VU_CACHE/$(basename "$1" .c)-$(cat "$@" | sha256sum | cut -c1-16)
 	if [ ! -x "$out" ]; then
 		mkdir -p "$VU_CACHE"
-		if ! "${CC:-gcc}" -static -O2 -o "$out.tmp.$$" "$src" 2> "$VU_TMP/static-build.log"; then
+		if ! "${CC:-gcc}" -static -O2 -D_GNU_SOURCE -I"$REPO" -o "$out.tmp.$$" "$@" 2> "$VU_TMP/static-build.log"; then
 			rm -f "$out.tmp.$$"
-			VU_WHY="cannot build $src statically: $(head -c 300 "$VU_TMP/static-build.log")"
+			VU_WHY="cannot build $* statically: $(head -c 300 "$VU_TMP/static-build.log")"
 			return 1
 		fi
 		mv "$out.tmp.$$" "$out"
@@ -295,9 +326,9 @@ vu_netns_add() {
 }
 
 # ---- back-ends ------------------------------------------------------------------------
-# vu_socket NAME: the socket path for back-end NAME. vu_chardev NAME: the matching
-# QEMU -chardev value (id=NAME).
-vu_socket() { echo "$VU_TMP/$1.sock"; }
+# vu_socket NAME: the socket path for back-end NAME (in VU_SOCKET_DIR, default
+# $VU_TMP). vu_chardev NAME: the matching QEMU -chardev value (id=NAME).
+vu_socket() { echo "${VU_SOCKET_DIR:-$VU_TMP}/$1.sock"; }
 vu_chardev() { echo "socket,id=$1,path=$(vu_socket "$1")"; }
 
 # vu_start_backend NAME PERSONALITY [ARG...]: start

@@ -10,6 +10,8 @@
 #      SIGKILLed and restarted three times (QEMU reconnects, inflight requests are
 #      resubmitted); every block the guest saw acknowledged is on disk;
 #   4. SIGTERM during those writes: exit 0 within 1 s, nothing acknowledged lost.
+# VU_PACKED=1 (t-blk-packed.sh): the same with packed virtqueues (the restarts then
+# resubmit from the packed inflight layout).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -35,6 +37,7 @@ CRASH_BLOCKS=1500
 	echo "marker=$marker first=$CRASH_FIRST count=$CRASH_BLOCKS"
 	cat <<'EOF'
 wait_for /dev/vda || exit 1
+guest_features
 echo "GUEST-RESULT: queues $(ls /sys/block/vda/mq | wc -l)"
 echo "GUEST-RESULT: serial $(cat /sys/block/vda/serial)"
 # 1. the pattern (/pattern, from the host) at 32, 40 and 52 MiB; the file system
@@ -75,12 +78,13 @@ VU_INITRAMFS=$VU_TMP/base-with-pattern.cpio
 
 vu_start_qemu "$VU_TMP/guest.sh" \
 	-chardev "$(vu_chardev blk0),reconnect-ms=200" \
-	-device vhost-user-blk-pci,chardev=blk0,num-queues=2 -smp 2
+	-device "vhost-user-blk-pci,chardev=blk0,num-queues=2$(vu_packed_opt)" -smp 2
 vu_wait_serial 'GUEST-START' 30 || { vu_fail guest-blk "boot: $VU_WHY"; exit 1; }
 
 # ---- 1. pattern -------------------------------------------------------------------------
 if vu_wait_serial 'GUEST-RESULT: pattern ' 60; then
 	queues=$(vu_guest_result queues)
+	vu_check_layout guest-blk
 	[ "$queues" = 2 ] && vu_pass guest-blk-two-queues || vu_fail guest-blk-two-queues "guest sees $queues queues"
 	serial=$(vu_guest_result serial)
 	[ "$serial" = vhostbox-t-blk ] && vu_pass guest-blk-serial || vu_fail guest-blk-serial "guest sees serial '$serial'"

@@ -12,6 +12,7 @@
 #   a host-side change seen at once with --cache=never; escapes (symlinks out of the
 #   share, mknod of a device) that reach nothing outside it; --readonly refusing
 #   writes; SIGTERM while mounted: status 0, every write the guest had synced is there.
+# VU_PACKED=1 (t-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -43,6 +44,7 @@ r() { echo "GUEST-RESULT: $*"; }
 mkdir -p /rw /ro /nc
 mount -t virtiofs rw /rw && mount -t virtiofs ro /ro && mount -t virtiofs nc /nc || { r mount failed; exit 1; }
 r mount "$(cat /rw/from-host)"
+guest_features
 
 # Names and data.
 cd /rw
@@ -100,9 +102,9 @@ sleep 30
 EOF
 
 vu_start_qemu "$VU_TMP/guest.sh" \
-	-chardev "$(vu_chardev fs-rw)" -device vhost-user-fs-pci,chardev=fs-rw,tag=rw \
-	-chardev "$(vu_chardev fs-ro)" -device vhost-user-fs-pci,chardev=fs-ro,tag=ro \
-	-chardev "$(vu_chardev fs-nc)" -device vhost-user-fs-pci,chardev=fs-nc,tag=nc
+	-chardev "$(vu_chardev fs-rw)" -device "vhost-user-fs-pci,chardev=fs-rw,tag=rw$(vu_packed_opt)" \
+	-chardev "$(vu_chardev fs-ro)" -device "vhost-user-fs-pci,chardev=fs-ro,tag=ro$(vu_packed_opt)" \
+	-chardev "$(vu_chardev fs-nc)" -device "vhost-user-fs-pci,chardev=fs-nc,tag=nc$(vu_packed_opt)"
 vu_wait_serial 'GUEST-START' 30 || { vu_fail guest-fs-mount "boot: $VU_WHY"; exit 1; }
 
 # expect NAME KEY WANT: the guest's result KEY is WANT.
@@ -117,6 +119,7 @@ expect() {
 }
 
 expect guest-fs-mount mount "host file $$"
+vu_wait_serial 'GUEST-RESULT: vfeatures' 30 && vu_check_layout guest-fs 3
 if expect guest-fs-ops ops "one+two+|b|two|2|0123|f"; then
 	vu_wait_serial 'GUEST-RESULT: ops-done' 10
 	host="$(cat "$rw/c")|$(readlink "$rw/d")|$(stat -c %h "$rw/b")|$(cat "$rw/t")|$(cat "$rw/dir/sub/f")"

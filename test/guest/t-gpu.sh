@@ -10,6 +10,7 @@
 # QEMU 10 would migrate a vhost-user-gpu but never restart it on the destination
 # (and has no way to carry its resources), so the back-end offers no dirty log
 # and QEMU blocks the migration for that.
+# VU_PACKED=1 (t-gpu-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -32,6 +33,7 @@ vu_start_backend gpu0 gpu || { vu_fail guest-gpu-console "$VU_WHY"; exit 1; }
 
 cat > "$VU_TMP/guest.sh" <<EOF
 wait_for /dev/fb0 100 || exit 1
+guest_features
 echo "GUEST-RESULT: fb \$(cat /sys/class/graphics/fb0/virtual_size)"
 # Clear the console, hide the cursor, print the lines from the top-left corner.
 printf '\033[2J\033[H\033[?25l' > /dev/tty0
@@ -40,12 +42,13 @@ echo "GUEST-RESULT: printed 1"
 sleep 120
 EOF
 
-vu_start_qemu "$VU_TMP/guest.sh" -chardev "$(vu_chardev gpu0)" -device vhost-user-gpu-pci,chardev=gpu0
+vu_start_qemu "$VU_TMP/guest.sh" -chardev "$(vu_chardev gpu0)" -device "vhost-user-gpu-pci,chardev=gpu0$(vu_packed_opt)"
 if ! vu_wait_serial 'GUEST-RESULT: printed' 90; then
 	vu_fail guest-gpu-console "$VU_WHY"
 	exit 1
 fi
 vu_pass guest-gpu-console
+vu_check_layout guest-gpu
 fb=$(vu_guest_result fb)
 if [ "$fb" = 1280,800 ]; then
 	vu_pass guest-gpu-mode

@@ -8,6 +8,8 @@
 # and framed by SYN_REPORT, from its /dev/input/eventX nodes. A migration is
 # refused with QEMU's message (vhost-user-input is unmigratable), and the guest
 # then reads more key events.
+# The ring layout is packed: QEMU's vhost-user-input-pci takes the back-end's features
+# as offered (see vu_check_layout).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -38,6 +40,7 @@ fi
 
 cat > "$VU_TMP/guest.sh" <<'EOF'
 wait_for /sys/class/input/event1 || exit 1
+guest_features
 echo "GUEST-RESULT: names $(sed -n 's/^N: Name="\(.*\)"/\1/p' /proc/bus/input/devices | sort | tr '\n' ',')"
 # Feature bits the guest driver acked, one string per input device (id 18).
 for d in /sys/bus/virtio/devices/*; do
@@ -75,6 +78,7 @@ if ! vu_wait_serial 'GUEST-READY' 90; then
 	exit 1
 fi
 names=$(vu_guest_result names)
+vu_check_layout guest-input 2 packed
 if [[ $names == *"vhostbox test keyboard"* && $names == *"vhostbox test tablet"* ]]; then
 	vu_pass guest-input-names
 else

@@ -24,6 +24,7 @@
 # 2. save/restore: the destination VM migrated to a file, QEMU quit, a third
 #    back-end, and a new QEMU restoring with -incoming file:.
 # A back-end with the default --lock=open is refused while a device holds the lock.
+# VU_PACKED=1 (t-migrate-blk-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -54,7 +55,7 @@ done
 rm -f "$VU_TMP/pattern"
 blk_args=(--blk-file="$img" --lock=start --num-queues=2 --threads=2)
 # shellcheck disable=SC2054 # commas inside QEMU arguments
-qemu_args() { echo -smp 2 -chardev "socket,id=blk0,path=$(vu_socket "$1")" -device vhost-user-blk-pci,chardev=blk0,num-queues=2; }
+qemu_args() { echo -smp 2 -chardev "socket,id=blk0,path=$(vu_socket "$1")" -device "vhost-user-blk-pci,chardev=blk0,num-queues=2$(vu_packed_opt)"; }
 
 {
 	echo "pfirst=$PFIRST pcount=$PCOUNT flag=$FLAG wfirst=$WFIRST wcount=$WCOUNT"
@@ -88,6 +89,7 @@ writer() {
 	done
 }
 echo "GUEST-RESULT: queues $(ls /sys/block/vda/mq | wc -l)"
+guest_features
 reader &
 writer &
 wait
@@ -134,6 +136,7 @@ if ! wait_count reads "$src_serial" 2 120 || ! wait_count acks "$src_serial" 20 
 	exit 1
 fi
 echo "# guest queues: $(vu_guest_result queues)"
+vu_check_layout guest-migrate-blk
 
 # The default lock refuses a second back-end while a device holds the image.
 if "$VHOSTBOX" blk --socket-path="$VU_TMP/refused.sock" --blk-file="$img" > "$VU_TMP/refused.log" 2>&1; then

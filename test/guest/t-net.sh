@@ -6,6 +6,7 @@
 #     guest gets its address by DHCP (busybox udhcpd on the tap), pings the host's
 #     end and downloads a 4 MiB file over HTTP (TCP with the offloads passed through);
 #  2. switch: two guests on two ports of one vhostbox ping each other.
+# VU_PACKED=1 (t-net-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +21,7 @@ guest_net_setup='
 wait_for /sys/class/net/eth0 || exit 1
 ip link set lo up
 ip link set eth0 up
+guest_features
 echo "GUEST-RESULT: features $(cat /sys/class/net/eth0/device/features 2>/dev/null)"
 if [ -n "${ADDR:-}" ]; then
 	ip addr add "$ADDR/24" dev eth0
@@ -72,11 +74,12 @@ else
 		} > "$VU_TMP/guest-tap.sh"
 		# shellcheck disable=SC2054 # commas inside QEMU arguments
 		vu_start_qemu "$VU_TMP/guest-tap.sh" -chardev "$(vu_chardev net0)" \
-			-netdev vhost-user,id=n0,chardev=net0 -device virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f
+			-netdev vhost-user,id=n0,chardev=net0 -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f$(vu_packed_opt)"
 		if ! vu_wait_serial 'GUEST-RESULT: http ' 90; then
 			vu_fail guest-net-tap "$VU_WHY"
 		else
 			addr=$(vu_guest_result addr)
+			vu_check_layout guest-net-tap
 			read -r md5 size t0 t1 <<< "$(vu_guest_result http)"
 			echo "# guest features $(vu_guest_result features); address '$addr'; 4 MiB over HTTP in $(awk "BEGIN { print $t1 - $t0 }") s"
 			case $addr in
@@ -115,13 +118,14 @@ EOF
 
 # shellcheck disable=SC2054
 vu_start_qemu "$VU_TMP/guest-b.sh" -chardev "socket,id=c1,path=$(vu_socket sw2)" \
-	-netdev vhost-user,id=n1,chardev=c1 -device virtio-net-pci,netdev=n1,mac=52:54:00:00:03:02
+	-netdev vhost-user,id=n1,chardev=c1 -device "virtio-net-pci,netdev=n1,mac=52:54:00:00:03:02$(vu_packed_opt)"
 b_pid=$VU_QEMU_PID b_serial=$VU_SERIAL
 # shellcheck disable=SC2054
 vu_start_qemu "$VU_TMP/guest-a.sh" -chardev "$(vu_chardev sw)" \
-	-netdev vhost-user,id=n0,chardev=sw -device virtio-net-pci,netdev=n0,mac=52:54:00:00:03:01
+	-netdev vhost-user,id=n0,chardev=sw -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:03:01$(vu_packed_opt)"
 if VU_SERIAL=$b_serial VU_QEMU_PID=$b_pid vu_wait_serial 'GUEST-RESULT: addr ' 60 &&
    vu_wait_serial 'GUEST-RESULT: ping ' 90; then
+	vu_check_layout guest-net-switch
 	if [ "$(vu_guest_result ping)" = ok ]; then vu_pass guest-net-switch-ping
 	else vu_fail guest-net-switch-ping "guest a could not ping guest b: $(tr -d '\r' < "$VU_SERIAL" | grep -A3 'ping failed' | tr '\n' ' ')"; fi
 else

@@ -7,6 +7,8 @@
 # and the guest goes on reading. Then, with the guest still reading, SIGTERM must end
 # the back-end with status 0 within 1 s.
 # VU_RNG_BUILTIN=1 uses QEMU's own virtio-rng-pci instead (checks the harness alone).
+# The ring layout is packed: QEMU's vhost-user-rng-pci takes the back-end's features
+# as offered (see vu_check_layout); QEMU's own virtio-rng-pci (VU_RNG_BUILTIN) splits.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -26,6 +28,7 @@ fi
 
 cat > "$VU_TMP/guest.sh" <<'EOF'
 wait_for /dev/hwrng || exit 1
+guest_features
 echo "GUEST-RESULT: rng-current $(cat /sys/class/misc/hw_random/rng_current)"
 t0=$(cut -d' ' -f1 /proc/uptime)
 head -c 1048576 /dev/hwrng > /tmp/r
@@ -58,6 +61,7 @@ echo "# guest booted in $(vu_since "$t_boot") s"
 if vu_wait_serial 'GUEST-RESULT: rng ' 30; then
 	read -r size a b distinct packed t0 t1 <<< "$(vu_guest_result rng)"
 	current=$(vu_guest_result rng-current)
+	if [ "${VU_RNG_BUILTIN:-0}" = 1 ]; then vu_check_layout guest-rng; else vu_check_layout guest-rng 1 packed; fi
 	echo "# guest read $size bytes in $(awk "BEGIN { print $t1 - $t0 }") s; md5 $a / $b;" \
 		"$distinct distinct bytes in 4 KiB; gzip -> $packed bytes; rng_current=$current"
 	if [ "$current" != virtio_rng.0 ]; then

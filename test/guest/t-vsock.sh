@@ -12,7 +12,12 @@
 #   midstream the host reader closes after 1 MiB: the guest's send fails, no hang
 #   paused    the host reader sleeps 4 s after 1 MiB: flow control holds, nothing lost
 #   stopcont  QMP stop / cont while a stream is in flight: it completes intact
+#   both      a stream each way, both readers paused, so both directions wait on
+#             credit: QEMU refuses to migrate (it marks vhost-user-vsock unmigratable:
+#             t-vsock.c runs a migration with the test front-end instead), the VM
+#             goes on; then stop / cont; both streams complete intact
 #   sigterm   the back-end gets SIGTERM with a connection open: exits 0 within 1 s
+# VU_PACKED=1 (t-vsock-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -57,9 +62,11 @@ host_peer mid serve-close "unix:${UDS}_1004" $MIB
 host_peer paused serve-recv "unix:${UDS}_1005" $MIB 4000
 host_peer stopcont serve-recv "unix:${UDS}_1006" $((4 * MIB)) 300
 host_peer hold serve-recv "unix:${UDS}_1007"
+host_peer both-g2h serve-recv "unix:${UDS}_1008" $MIB 6000
 
 cat > "$VU_TMP/guest.sh" <<EOF
 wait_for /dev/vsock || exit 1
+guest_features
 P=/vsock-peer
 echo "GUEST-RESULT: g2h \$(\$P send vsock:2:1001 $BIG 1)"
 echo "GUEST-RESULT: h2g \$(\$P serve-recv vsock:5001)"
@@ -68,12 +75,15 @@ echo "GUEST-RESULT: refused \$(\$P refused vsock:2:1003)"
 echo "GUEST-RESULT: midstream \$(\$P until-error vsock:2:1004)"
 echo "GUEST-RESULT: paused \$(\$P send vsock:2:1005 $((16 * MIB)) 5)"
 echo "GUEST-RESULT: stopcont \$(\$P send vsock:2:1006 $((32 * MIB)) 6)"
+( echo "GUEST-RESULT: both-h2g \$(\$P serve-recv vsock:5002 $MIB 6000)" ) &
+echo "GUEST-RESULT: both-g2h \$(\$P send vsock:2:1008 $((16 * MIB)) 7)"
+wait
 echo "GUEST-RESULT: hold \$(\$P hold vsock:2:1007)"
 EOF
 
 # shellcheck disable=SC2054 # the commas are inside QEMU arguments
 VU_QEMU_TIMEOUT=${VU_QEMU_TIMEOUT_VSOCK:-1500} vu_start_qemu "$VU_TMP/guest.sh" \
-	-chardev "$(vu_chardev vsock0)" -device vhost-user-vsock-pci,chardev=vsock0
+	-chardev "$(vu_chardev vsock0)" -device "vhost-user-vsock-pci,chardev=vsock0$(vu_packed_opt)"
 if ! vu_wait_serial 'GUEST-START' 60; then
 	vu_fail guest-vsock "boot: $VU_WHY"
 	exit 1
@@ -92,6 +102,8 @@ check_stream() {
 		vu_fail "$name" "guest '$2', host '$(cat "$3" 2>/dev/null)', want $4 bytes"
 	fi
 }
+
+vu_wait_serial 'GUEST-RESULT: vfeatures' 60 && vu_check_layout guest-vsock
 
 # 1. guest -> host
 if vu_wait_serial 'GUEST-RESULT: g2h ' 600 && wait_file '^received' "$VU_TMP/g2h.out" 10; then
@@ -174,7 +186,39 @@ else
 	vu_fail guest-vsock-stop-cont "$VU_WHY"
 fi
 
-# 8. SIGTERM with a connection open
+# 8. a stream each way with both readers paused: a migration is refused, then stop / cont
+for _ in $(seq 600); do
+	"$PEER" send "uds:$UDS:5002" $((16 * MIB)) 8 > "$VU_TMP/both-h2g.out" 2> "$VU_TMP/both-h2g.err" && break
+	sleep 0.2
+done &
+vu_track $!
+if vu_wait_serial 'PEER: pausing' 300 && wait_file 'pausing' "$VU_TMP/both-g2h.err" 120; then
+	if vu_migrate "file:$VU_TMP/never.state"; then
+		vu_fail guest-vsock-migration-refused "QEMU started migrating a VM with vhost-user-vsock"
+	elif [[ $VU_WHY != *non-migratable*vhost-user-vsock* ]]; then
+		vu_fail guest-vsock-migration-refused "QEMU refused with '$VU_WHY'"
+	elif ! vu_wait_running 5; then
+		vu_fail guest-vsock-migration-refused "refused, but $VU_WHY"
+	else
+		vu_pass guest-vsock-migration-refused
+		echo "# QEMU: $VU_WHY"
+	fi
+	stopped=$(vu_qmp stop > /dev/null && vu_qmp query-status)
+	sleep 2
+	vu_qmp cont > /dev/null
+	[[ $stopped == *'"running": false'* ]] || vu_fail guest-vsock-both-ways-stop-cont "the VM did not stop: '$stopped'"
+else
+	vu_fail guest-vsock-migration-refused "the readers did not pause: $VU_WHY"
+fi
+if vu_wait_serial 'GUEST-RESULT: both-g2h ' 300 && wait_file '^received' "$VU_TMP/both-g2h.out" 10 &&
+	vu_wait_serial 'GUEST-RESULT: both-h2g ' 300 && wait_file '^sent' "$VU_TMP/both-h2g.out" 10; then
+	check_stream guest-vsock-both-ways-g2h "$(vu_guest_result both-g2h)" "$VU_TMP/both-g2h.out" $((16 * MIB))
+	check_stream guest-vsock-both-ways-h2g "$(vu_guest_result both-h2g)" "$VU_TMP/both-h2g.out" $((16 * MIB))
+else
+	vu_fail guest-vsock-both-ways-stop-cont "${VU_WHY:-a host end did not finish}"
+fi
+
+# 9. SIGTERM with a connection open
 if vu_wait_serial 'PEER: holding' 60 && sleep 0.5 && vu_sigterm_backend vsock0; then
 	vu_pass guest-vsock-sigterm
 	if wait_file '^received 0 ' "$VU_TMP/hold.out" 5; then
