@@ -22,11 +22,6 @@
 
 #define COPY_MAX (1u << 30)         /* COPY_FILE_RANGE bytes one request may move */
 
-static void reply_err(struct fs_req *r, int error)
-{
-	fs_reply(r, error, NULL, 0);
-}
-
 /* The device-writable buffers and their size. */
 static const struct iovec *wbuf(const struct fs_req *r, size_t *room)
 {
@@ -49,7 +44,7 @@ static struct fs_file *file_of(struct fs *fs, struct fs_req *r, uint64_t fh)
 	struct fs_file *f = fs_file_get(fs, fh);
 
 	if (!f)
-		reply_err(r, -EBADF);
+		fs_reply_err(r, -EBADF);
 	return f;
 }
 
@@ -69,7 +64,7 @@ static int open_flags(const struct fs *fs, uint32_t flags, int *fd_flags)
 static uint32_t fopen_flags(const struct fs *fs, bool dir)
 {
 	switch (fs->cache) {
-	case FS_CACHE_NEVER: return dir ? 0 : FOPEN_DIRECT_IO;
+	case FS_CACHE_NEVER:
 	case FS_CACHE_METADATA: return dir ? 0 : FOPEN_DIRECT_IO;
 	case FS_CACHE_ALWAYS: return dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE;
 	default: return 0;
@@ -84,14 +79,14 @@ void fs_op_open(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_ar
 	int flags = O_RDONLY | O_DIRECTORY, err;
 
 	if (!in)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (n->type != (dir ? S_IFDIR : S_IFREG))
-		return reply_err(r, dir ? -ENOTDIR : n->type == S_IFDIR ? -EISDIR : -EACCES);
+		return fs_reply_err(r, dir ? -ENOTDIR : n->type == S_IFDIR ? -EISDIR : -EACCES);
 	if (!dir && (err = open_flags(fs, in->flags, &flags)) < 0)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	int fd = fs_node_open(fs, n, flags);
 	if (fd < 0 || (err = fs_file_new(fs, fd, &out.fh)) < 0)
-		return reply_err(r, fd < 0 ? fd : err);
+		return fs_reply_err(r, fd < 0 ? fd : err);
 	fs_reply(r, 0, &out, sizeof(out));
 }
 
@@ -106,21 +101,21 @@ void fs_op_create(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_
 	int flags, err;
 
 	if (!in || !name || !fs_name_ok(name))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if ((err = open_flags(fs, in->flags, &flags)) < 0)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	struct open_how how = { .flags = (uint64_t)(flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC), .mode = in->mode & 07777,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
 	int fd = (int)syscall(SYS_openat2, n->fd, name, &how, sizeof(how));
 	if (fd < 0)
-		return reply_err(r, -errno);
+		return fs_reply_err(r, -errno);
 	if ((err = fs_node_lookup(fs, n, name, &out.e)) < 0) {
 		close(fd);
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	}
 	if ((err = fs_file_new(fs, fd, &out.o.fh)) < 0) {
 		fs_node_forget(fs, out.e.nodeid, 1);
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	}
 	fs_reply(r, 0, &out, sizeof(out));
 }
@@ -129,7 +124,7 @@ void fs_op_release(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs
 {
 	const struct fuse_release_in *in = fs_take(a, sizeof(*in));
 
-	reply_err(r, !in ? -EINVAL : fs_file_release(fs, in->fh));
+	fs_reply_err(r, !in ? -EINVAL : fs_file_release(fs, in->fh));
 }
 
 /* Our locks belong to the open file (OFD locks) and go with RELEASE: nothing to do at a close. */
@@ -139,10 +134,10 @@ void fs_op_flush(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	struct fs_file *f = in ? file_of(fs, r, in->fh) : NULL;
 
 	if (!in)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (f) {
 		fs_file_put(fs, f);
-		reply_err(r, 0);
+		fs_reply_err(r, 0);
 	}
 }
 
@@ -152,11 +147,11 @@ void fs_op_fsync(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	struct fs_file *f = in ? file_of(fs, r, in->fh) : NULL;
 
 	if (!in)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (!f)
 		return;
 	int ret = in->fsync_flags & 1 ? fdatasync(f->fd) : fsync(f->fd);
-	reply_err(r, ret < 0 ? -errno : 0);
+	fs_reply_err(r, ret < 0 ? -errno : 0);
 	fs_file_put(fs, f);
 }
 
@@ -194,7 +189,7 @@ void fs_op_read(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_ar
 	const struct iovec *w = wbuf(r, &room);
 
 	if (!in || in->offset > INT64_MAX || room < sizeof(struct fuse_out_header))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
@@ -204,7 +199,7 @@ void fs_op_read(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_ar
 	ssize_t got = move_data(r, f->fd, false, w, r->vr.in, sizeof(struct fuse_out_header), len, (off_t)in->offset);
 	fs_file_put(fs, f);
 	if (got < 0)
-		return reply_err(r, (int)got);
+		return fs_reply_err(r, (int)got);
 	reply_in_place(r, (size_t)got);
 }
 
@@ -215,14 +210,14 @@ void fs_op_write(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 
 	if (!in || in->offset > INT64_MAX || in->size > FS_MAX_WRITE || r->in_bytes < at ||
 	    in->size > r->in_bytes - at)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
 	ssize_t got = move_data(r, f->fd, true, r->iov, r->vr.out, at, in->size, (off_t)in->offset);
 	fs_file_put(fs, f);
 	if (got < 0)
-		return reply_err(r, (int)got);
+		return fs_reply_err(r, (int)got);
 	struct fuse_write_out out = { .size = (uint32_t)got };
 	fs_reply(r, 0, &out, sizeof(out));
 }
@@ -276,7 +271,7 @@ void fs_op_readdir(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs
 
 	wbuf(r, &room);
 	if (!in || in->offset > INT64_MAX || room < sizeof(struct fuse_out_header))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
@@ -295,7 +290,7 @@ void fs_op_readdir(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs
 	pthread_mutex_unlock(&f->lock);
 	fs_file_put(fs, f);
 	if (err && !used)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	reply_in_place(r, used);
 }
 
@@ -314,7 +309,7 @@ void fs_op_lk(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args
 
 	if (!in || (in->lk.type != F_RDLCK && in->lk.type != F_WRLCK && in->lk.type != F_UNLCK) ||
 	    in->lk.start > in->lk.end || in->lk.end > INT64_MAX)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
@@ -341,7 +336,7 @@ void fs_op_lk(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args
 	if (wait && (err == -EAGAIN || err == -EWOULDBLOCK || err == -EACCES))
 		r->again = true;
 	else
-		reply_err(r, err);
+		fs_reply_err(r, err);
 }
 
 /* ---- the rest on open files --------------------------------------------------------------------- */
@@ -351,12 +346,12 @@ void fs_op_fallocate(struct fs *fs, struct fs_req *r, struct fs_node *n, struct 
 	const struct fuse_fallocate_in *in = fs_take(a, sizeof(*in));
 
 	if (!in || in->offset > INT64_MAX || in->length > INT64_MAX)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
 	int ret = fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
-	reply_err(r, ret < 0 ? -errno : 0);
+	fs_reply_err(r, ret < 0 ? -errno : 0);
 	fs_file_put(fs, f);
 }
 
@@ -365,7 +360,7 @@ void fs_op_lseek(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	const struct fuse_lseek_in *in = fs_take(a, sizeof(*in));
 
 	if (!in || in->offset > INT64_MAX || (in->whence != SEEK_DATA && in->whence != SEEK_HOLE))
-		return reply_err(r, -EINVAL); /* the kernel answers the others itself */
+		return fs_reply_err(r, -EINVAL); /* the kernel answers the others itself */
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
@@ -382,7 +377,7 @@ void fs_op_copy_file_range(struct fs *fs, struct fs_req *r, struct fs_node *n, s
 	const struct fuse_copy_file_range_in *in = fs_take(a, sizeof(*in));
 
 	if (!in || in->flags || in->off_in > INT64_MAX || in->off_out > INT64_MAX)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_file *from = file_of(fs, r, in->fh_in);
 	struct fs_file *to = from ? file_of(fs, r, in->fh_out) : NULL;
 	if (!to) {
@@ -417,7 +412,7 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	ssize_t ret;
 
 	if (!fs->xattr)
-		return reply_err(r, -ENOSYS); /* the kernel stops asking */
+		return fs_reply_err(r, -ENOSYS); /* the kernel stops asking */
 	if (op == FUSE_SETXATTR)
 		set = fs_take(a, FUSE_COMPAT_SETXATTR_IN_SIZE); /* without FUSE_SETXATTR_EXT: the 8-byte form */
 	else if (op == FUSE_GETXATTR || op == FUSE_LISTXATTR)
@@ -428,12 +423,12 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 		value = fs_take(a, set->size);
 	if ((op == FUSE_SETXATTR && !value) || (op == FUSE_GETXATTR && !get) || (op == FUSE_LISTXATTR && !get) ||
 	    (op != FUSE_LISTXATTR && (!name || !*name)))
-		return reply_err(r, op == FUSE_SETXATTR && set && set->size > XATTR_SIZE_MAX ? -E2BIG : -EINVAL);
+		return fs_reply_err(r, op == FUSE_SETXATTR && set && set->size > XATTR_SIZE_MAX ? -E2BIG : -EINVAL);
 	if (n->type != S_IFREG && n->type != S_IFDIR)
-		return reply_err(r, -EOPNOTSUPP);
+		return fs_reply_err(r, -EOPNOTSUPP);
 	int fd = fs_node_open(fs, n, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
-		return reply_err(r, fd);
+		return fs_reply_err(r, fd);
 	size_t size = get ? (get->size < FS_REPLY_MAX ? get->size : FS_REPLY_MAX) : 0;
 	switch (op) {
 	case FUSE_SETXATTR: ret = fsetxattr(fd, name, value, set->size, (int)set->flags); break;
@@ -444,9 +439,9 @@ void fs_op_xattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	int err = ret < 0 ? -errno : 0;
 	close(fd);
 	if (err)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	if (!get)
-		return reply_err(r, 0);
+		return fs_reply_err(r, 0);
 	if (!get->size) {
 		struct fuse_getxattr_out out = { .size = (uint32_t)ret };
 		return fs_reply(r, 0, &out, sizeof(out));

@@ -69,11 +69,6 @@ void fs_reply(struct fs_req *r, int error, const void *body, size_t len)
 	r->written = h.len;
 }
 
-static void reply_err(struct fs_req *r, int error)
-{
-	fs_reply(r, error, NULL, 0);
-}
-
 /* ---- session ---------------------------------------------------------------------- */
 
 static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
@@ -82,15 +77,15 @@ static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 	struct fuse_init_out out = { .major = FUSE_KERNEL_VERSION, .minor = FS_MINOR };
 
 	if (!in)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (in->major > FUSE_KERNEL_VERSION) /* the kernel tries again with ours */
 		return fs_reply(r, 0, &out, FUSE_COMPAT_INIT_OUT_SIZE);
 	if (in->major < FUSE_KERNEL_VERSION || in->minor < 27) {
 		vu_err("fs: FUSE %u.%u is too old (7.27 or later)", in->major, in->minor);
-		return reply_err(r, -EPROTO);
+		return fs_reply_err(r, -EPROTO);
 	}
 	if (__atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
-		return reply_err(r, -EPROTO); /* a second INIT without DESTROY */
+		return fs_reply_err(r, -EPROTO); /* a second INIT without DESTROY */
 	uint32_t want = FS_INIT_FLAGS | (fs->announce_submounts ? FUSE_SUBMOUNTS : 0);
 	out.minor = in->minor < FS_MINOR ? in->minor : FS_MINOR;
 	out.flags = in->flags & want;
@@ -109,7 +104,7 @@ static void op_destroy(struct fs *fs, struct fs_req *r, struct fs_node *n, struc
 {
 	__atomic_store_n(&fs->initialized, false, __ATOMIC_RELEASE);
 	fs_nodes_forget_all(fs);
-	reply_err(r, 0);
+	fs_reply_err(r, 0);
 }
 
 /* FORGET and BATCH_FORGET have no reply. */
@@ -147,7 +142,7 @@ static void reply_entry(struct fs *fs, struct fs_req *r, struct fs_node *dir, co
 	if (!err)
 		err = fs_node_lookup(fs, dir, name, &e);
 	if (err)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	fs_reply(r, 0, &e, sizeof(e));
 }
 
@@ -156,9 +151,9 @@ static void op_lookup(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	const char *name = take_name(a);
 
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (n->type != S_IFDIR)
-		return reply_err(r, -ENOTDIR);
+		return fs_reply_err(r, -ENOTDIR);
 	reply_entry(fs, r, n, name, 0);
 }
 
@@ -168,10 +163,10 @@ static void op_mknod(struct fs *fs, struct fs_req *r, struct fs_node *n, struct 
 	const char *name = take_name(a);
 
 	if (!in || !name)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	/* A device node in the share would reach a host device, for the host's users at least. */
 	if (S_ISCHR(in->mode) || S_ISBLK(in->mode))
-		return reply_err(r, -EPERM);
+		return fs_reply_err(r, -EPERM);
 	reply_entry(fs, r, n, name, mknodat(n->fd, name, in->mode, in->rdev) < 0 ? -errno : 0);
 }
 
@@ -181,7 +176,7 @@ static void op_mkdir(struct fs *fs, struct fs_req *r, struct fs_node *n, struct 
 	const char *name = take_name(a);
 
 	if (!in || !name)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	reply_entry(fs, r, n, name, mkdirat(n->fd, name, in->mode & 07777) < 0 ? -errno : 0);
 }
 
@@ -191,7 +186,7 @@ static void op_symlink(struct fs *fs, struct fs_req *r, struct fs_node *n, struc
 	const char *target = fs_take_str(a, PATH_MAX - 1);
 
 	if (!name || !target || !*target)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	/* The target is only text here: it is never followed (lookups refuse symlinks). */
 	reply_entry(fs, r, n, name, symlinkat(target, n->fd, name) < 0 ? -errno : 0);
 }
@@ -203,10 +198,10 @@ static void op_link(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 	char old[16];
 
 	if (!in || !name)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_node *o = fs_node_get(fs, in->oldnodeid);
 	if (!o)
-		return reply_err(r, -ESTALE);
+		return fs_reply_err(r, -ESTALE);
 	int err = 0;
 	if (o->type == S_IFDIR) {
 		err = -EPERM;
@@ -225,9 +220,9 @@ static void op_unlink(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	const char *name = take_name(a);
 
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	int flags = r->in.opcode == FUSE_RMDIR ? AT_REMOVEDIR : 0;
-	reply_err(r, unlinkat(n->fd, name, flags) < 0 ? -errno : 0);
+	fs_reply_err(r, unlinkat(n->fd, name, flags) < 0 ? -errno : 0);
 }
 
 static void op_rename(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
@@ -238,36 +233,36 @@ static void op_rename(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	if (r->in.opcode == FUSE_RENAME2) {
 		const struct fuse_rename2_in *in = fs_take(a, sizeof(*in));
 		if (!in)
-			return reply_err(r, -EINVAL);
+			return fs_reply_err(r, -EINVAL);
 		newdir = in->newdir;
 		flags = in->flags;
 	} else {
 		const struct fuse_rename_in *in = fs_take(a, sizeof(*in));
 		if (!in)
-			return reply_err(r, -EINVAL);
+			return fs_reply_err(r, -EINVAL);
 		newdir = in->newdir;
 	}
 	const char *old = take_name(a);
 	const char *new = take_name(a);
 	if (!old || !new || flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	struct fs_node *to = fs_node_get(fs, newdir);
 	if (!to)
-		return reply_err(r, -ESTALE);
+		return fs_reply_err(r, -ESTALE);
 	/* Both directories are handles beneath the shared directory: nothing crosses it. */
 	/* The system call itself: musl has no renameat2() (make static). */
 	int err = syscall(SYS_renameat2, n->fd, old, to->fd, new, flags) < 0 ? -errno : 0;
 	fs_node_put(fs, to);
-	reply_err(r, err);
+	fs_reply_err(r, err);
 }
 
 static void op_readlink(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
 {
 	if (n->type != S_IFLNK)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	ssize_t len = readlinkat(n->fd, "", (char *)r->reply, PATH_MAX);
 	if (len < 0)
-		return reply_err(r, -errno);
+		return fs_reply_err(r, -errno);
 	fs_reply(r, 0, r->reply, (size_t)len);
 }
 
@@ -279,14 +274,14 @@ static void reply_attr(struct fs *fs, struct fs_req *r, struct fs_node *n)
 	int err = fs_node_stat(fs, n, &out.attr);
 
 	if (err)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	fs_reply(r, 0, &out, sizeof(out));
 }
 
 static void op_getattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
 {
 	if (!fs_take(a, sizeof(struct fuse_getattr_in)))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	reply_attr(fs, r, n);
 }
 
@@ -337,7 +332,7 @@ static void op_setattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struc
 	int err = 0;
 
 	if (!in)
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	fs_node_procname(n, name);
 	if (in->valid & FATTR_MODE)
 		err = n->type == S_IFLNK ? -EOPNOTSUPP :
@@ -351,7 +346,7 @@ static void op_setattr(struct fs *fs, struct fs_req *r, struct fs_node *n, struc
 	if (!err && in->valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW))
 		err = set_times(fs, n, in);
 	if (err)
-		return reply_err(r, err);
+		return fs_reply_err(r, err);
 	reply_attr(fs, r, n);
 }
 
@@ -361,7 +356,7 @@ static void op_statfs(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	struct fuse_statfs_out out = { 0 };
 
 	if (fstatfs(n->fd, &st) < 0)
-		return reply_err(r, -errno);
+		return fs_reply_err(r, -errno);
 	out.st = (struct fuse_kstatfs){ .blocks = st.f_blocks, .bfree = st.f_bfree, .bavail = st.f_bavail,
 					.files = st.f_files, .ffree = st.f_ffree, .bsize = (uint32_t)st.f_bsize,
 					.namelen = (uint32_t)st.f_namelen, .frsize = (uint32_t)st.f_frsize };
@@ -373,18 +368,18 @@ static void op_access(struct fs *fs, struct fs_req *r, struct fs_node *n, struct
 	const struct fuse_access_in *in = fs_take(a, sizeof(*in));
 
 	if (!in || in->mask & ~(unsigned)(R_OK | W_OK | X_OK))
-		return reply_err(r, -EINVAL);
+		return fs_reply_err(r, -EINVAL);
 	if (fs->readonly && in->mask & W_OK)
-		return reply_err(r, -EROFS);
+		return fs_reply_err(r, -EROFS);
 	long ret = syscall(SYS_faccessat2, n->fd, "", (int)in->mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	reply_err(r, ret < 0 ? -errno : 0);
+	fs_reply_err(r, ret < 0 ? -errno : 0);
 }
 
 static void op_syncfs(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
 {
 	if (!fs_take(a, sizeof(struct fuse_syncfs_in)))
-		return reply_err(r, -EINVAL);
-	reply_err(r, syncfs(fs->root_dir_fd) < 0 ? -errno : 0);
+		return fs_reply_err(r, -EINVAL);
+	fs_reply_err(r, syncfs(fs->root_dir_fd) < 0 ? -errno : 0);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -450,16 +445,16 @@ void fs_op_run(struct fs *fs, struct fs_req *r)
 	if (op == FUSE_INTERRUPT)
 		return; /* nothing here waits long enough to interrupt: no reply, as for FORGET */
 	if (op >= sizeof(ops) / sizeof(ops[0]) || !ops[op].fn)
-		return reply_err(r, -ENOSYS);
+		return fs_reply_err(r, -ENOSYS);
 	if (op != FUSE_INIT && !(flags & NO_REPLY) && !__atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
-		return reply_err(r, -EIO);
+		return fs_reply_err(r, -EIO);
 	if (fs->readonly && flags & WRITES)
-		return reply_err(r, -EROFS);
+		return fs_reply_err(r, -EROFS);
 	if (flags & NO_NODE)
 		return ops[op].fn(fs, r, NULL, &a);
 	struct fs_node *n = fs_node_get(fs, r->in.nodeid);
 	if (!n)
-		return reply_err(r, -ESTALE);
+		return fs_reply_err(r, -ESTALE);
 	ops[op].fn(fs, r, n, &a);
 	fs_node_put(fs, n);
 }

@@ -170,6 +170,10 @@ const void *fs_take(struct fs_args *a, size_t n);
 const char *fs_take_str(struct fs_args *a, size_t max);
 /* Writes the reply: header with error (a -errno or 0) then len bytes of body. */
 void fs_reply(struct fs_req *r, int error, const void *body, size_t len);
+static inline void fs_reply_err(struct fs_req *r, int error)
+{
+	fs_reply(r, error, NULL, 0);
+}
 /* Runs one request (any opcode) and replies to it; on a worker or the loop. */
 void fs_op_run(struct fs *fs, struct fs_req *r);
 
