@@ -97,7 +97,7 @@ static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 	out.max_pages = FS_MAX_PAGES;
 	vu_info("fs: FUSE %u.%u, flags 0x%x", out.major, out.minor, out.flags);
 	__atomic_store_n(&fs->initialized, true, __ATOMIC_RELEASE);
-	fs_reply(r, 0, &out, out.minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof(out));
+	fs_reply(r, 0, &out, sizeof(out)); /* the whole reply: 7.23 and later take it */
 }
 
 static void op_destroy(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_args *a)
