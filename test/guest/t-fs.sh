@@ -11,7 +11,8 @@
 #   file written in the guest and checksummed on the host; four writers at once;
 #   a host-side change seen at once with --cache=never; escapes (symlinks out of the
 #   share, mknod of a device) that reach nothing outside it; --readonly refusing
-#   writes; SIGTERM while mounted: status 0, every write the guest had synced is there.
+#   writes; a migration refused (fs is unmigratable); SIGTERM while mounted: status 0,
+#   every write the guest had synced is there.
 # VU_PACKED=1 (t-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -169,6 +170,17 @@ if expect guest-fs-cache-never-before nc-before "version 1"; then
 fi
 if vu_wait_serial 'GUEST-RESULT: synced ' 60; then
 	gsum=$(vu_guest_result synced)
+	# fs is unmigratable (no dirty log offered): QEMU refuses, and the guest goes on.
+	if vu_migrate "file:$VU_TMP/never.state"; then
+		vu_fail guest-fs-not-migratable "QEMU started migrating a VM with vhost-user-fs"
+	elif [[ $VU_WHY != *LOG_SHMFD* ]]; then
+		vu_fail guest-fs-not-migratable "QEMU refused with '$VU_WHY', not for the missing dirty log"
+	elif vu_wait_running 5; then
+		echo "# QEMU: $VU_WHY"
+		vu_pass guest-fs-not-migratable
+	else
+		vu_fail guest-fs-not-migratable "refused ($VU_WHY), but the VM is not running"
+	fi
 	if vu_sigterm_backend fs-rw; then
 		hsum=$(md5sum < "$rw/acked" | cut -c1-32)
 		[ "$gsum" = "$hsum" ] && vu_pass guest-fs-sigterm ||
