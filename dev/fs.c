@@ -36,16 +36,14 @@
 #define DEFAULT_THREADS 4
 #define LOCK_RETRY_NS 10000000u     /* a SETLKW that would block is tried again this often */
 
-enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_OFF };
-
 #define FS_FIELD(f) offsetof(struct fs, f)
 static const struct vu_choice cache_modes[] = {
 	{ "auto", FS_CACHE_AUTO }, { "always", FS_CACHE_ALWAYS }, { "never", FS_CACHE_NEVER },
 	{ "metadata", FS_CACHE_METADATA }, { NULL },
 };
 static const struct vu_choice log_levels[] = {
-	{ "error", LOG_ERROR }, { "warn", LOG_WARN }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
-	{ "trace", LOG_DEBUG }, { "off", LOG_OFF }, { NULL },
+	{ "error", VU_LOG_ERROR }, { "warn", VU_LOG_WARN }, { "info", VU_LOG_INFO }, { "debug", VU_LOG_DEBUG },
+	{ "trace", VU_LOG_DEBUG }, { "off", VU_LOG_OFF }, { NULL },
 };
 static const struct vu_option fs_options[] = {
 	{ .name = "shared-dir", .kind = VU_OPT_PATH, .offset = FS_FIELD(shared_dir), .arg = "DIR",
@@ -64,7 +62,8 @@ static const struct vu_option fs_options[] = {
 	{ .name = "queues", .kind = VU_OPT_UINT, .offset = FS_FIELD(queues), .arg = "N",
 	  .help = "request queues (besides the high-priority queue)", .min = 1, .max = FS_MAX_QUEUES },
 	{ .name = "log-level", .kind = VU_OPT_ENUM, .offset = FS_FIELD(log_level), .arg = "LEVEL",
-	  .help = "error, warn, info, debug (every message), trace (as debug), off", .choices = log_levels },
+	  .help = "the messages shown: error, warn, info, debug (every message), trace (as debug), off",
+	  .choices = log_levels },
 	{ .name = "o", .short_name = 'o', .kind = VU_OPT_STRING, .offset = FS_FIELD(legacy), .arg = "LIST",
 	  .help = "the older virtiofsd form: source=DIR,cache=auto|always|none|metadata,xattr,no_xattr" },
 	{ NULL },
@@ -78,7 +77,7 @@ static struct vu_dev *fs_create(void)
 		return NULL;
 	fs->threads = DEFAULT_THREADS;
 	fs->queues = 1;
-	fs->log_level = LOG_INFO;
+	fs->log_level = VU_LOG_INFO;
 	fs->root_fd = fs->root_dir_fd = fs->proc_fd = fs->done_fd = -1;
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->done_lock, NULL);
@@ -134,10 +133,8 @@ static int fs_init(struct vu_dev *dev, struct vu_loop *loop)
 		return VU_INIT_USAGE;
 	}
 	fs->xattr &= !fs->no_xattr;
-	if (fs->log_level == LOG_DEBUG)
-		vu_log_set_verbose(true);
-	else if (fs->log_level == LOG_OFF)
-		vu_log_set_quiet(true);
+	if (fs->log_level != VU_LOG_INFO) /* the default leaves --verbose its say */
+		vu_log_set_level(fs->log_level);
 	dev->num_queues = 1 + fs->queues;
 	fs->loop = loop;
 	fs->root_fd = open(fs->shared_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <linux/fuse.h>
 #include <stdio.h>
@@ -850,6 +851,31 @@ static int run_cli(const char *const *argv)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* What a back-end started with argv says on stderr until SIGTERM, once it listens. */
+static bool startup_output(const char *const *argv, const char *sock, char *out, size_t size)
+{
+	char path[120];
+	snprintf(path, sizeof(path), "%s/stderr.txt", dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		dup2(fd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++)
+		usleep(10000);
+	usleep(100000);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, size - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	return f != NULL;
+}
+
 static void test_cli(void)
 {
 	char sp[100], sd[100], src[200], bad[200];
@@ -872,6 +898,15 @@ static void test_cli(void)
 	CHECK_EQ(run_cli(too_many), 2, "cli-thread-pool-too-large");
 	CHECK_EQ(run_cli(missing), 1, "cli-shared-dir-missing");
 	CHECK_EQ(run_cli(chroot_rng), 2, "cli-chroot-refused-for-rng");
+
+	/* --log-level: info (the default) says how it is confined, warn and error do not. */
+	char sock5[100], sp5[120], said[4096];
+	snprintf(sock5, sizeof(sock5), "%s/log.sock", dir);
+	snprintf(sp5, sizeof(sp5), "--socket-path=%s", sock5);
+	const char *info[] = { vb, "fs", sp5, sd, NULL };
+	const char *quiet[] = { vb, "fs", sp5, sd, "--log-level=warn", NULL };
+	CHECK(startup_output(info, sock5, said, sizeof(said)) && strstr(said, "sandbox: namespace"), "log-level-info");
+	CHECK(startup_output(quiet, sock5, said, sizeof(said)) && !strstr(said, "sandbox:"), "log-level-warn");
 
 	/* The legacy form serves, and --sandbox=chroot confines to the shared directory. */
 	char sock3[100];
