@@ -31,7 +31,6 @@
 #include "proto/iov.h"
 #include "proto/log.h"
 #include "proto/loop.h"
-#include "proto/sandbox.h"
 
 #define DEFAULT_THREADS 4
 #define LOCK_RETRY_NS 10000000u     /* a SETLKW that would block is tried again this often */
@@ -150,7 +149,7 @@ static int fs_init(struct vu_dev *dev, struct vu_loop *loop)
 	}
 	/* Modes the guest asks for are the modes files get. */
 	umask(0);
-	vu_sandbox_raise_nofile(); /* an O_PATH handle per inode the guest knows */
+	vu_device_raise_nofile(); /* an O_PATH handle per inode the guest knows */
 	fs->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	fs->lock_timer = vu_timer_new(loop, lock_retry, fs);
 	if (fs->done_fd < 0 || !fs->lock_timer || vu_loop_watch(loop, fs->done_fd, EPOLLIN, on_done, fs) < 0 ||

@@ -27,7 +27,6 @@
 #include "dev/vsock.h"
 #include "proto/log.h"
 #include "proto/loop.h"
-#include "proto/sandbox.h"
 
 #define DEFAULT_BUF_KIB 256     /* Linux's default buf_alloc */
 #define DEFAULT_MAX_CONNS 16384
@@ -125,7 +124,7 @@ static int vsock_init(struct vu_dev *dev, struct vu_loop *loop)
 		}
 	dev->num_queues = VSOCK_NUM_QUEUES;
 	v->loop = loop;
-	vu_sandbox_raise_nofile(); /* thousands of connections are thousands of fds */
+	vu_device_raise_nofile(); /* thousands of connections are thousands of fds */
 	v->tick = vu_timer_new(loop, on_tick, v);
 	v->later = vu_timer_new(loop, on_later, v);
 	if (!v->tick || !v->later || vsock_conns_init(v) < 0) {

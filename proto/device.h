@@ -178,6 +178,13 @@ struct vu_dev {
  */
 void vu_dev_config_changed(struct vu_dev *dev);
 
+/*
+ * For devices that hold an fd per connection or per file (vsock, fs), in init: the
+ * soft limit on open files goes up to the hard one (--rlimit-nofile, applied at
+ * confinement, still has the last word).
+ */
+void vu_device_raise_nofile(void);
+
 /* Creates an instance of the type with the type's defaults filled in. */
 struct vu_dev *vu_device_create(const struct vu_device_type *type);
 

@@ -137,16 +137,6 @@ const char *vu_sandbox_set_nofile(struct vu_sandbox *sb, const char *arg)
 	return NULL;
 }
 
-void vu_sandbox_raise_nofile(void)
-{
-	struct rlimit r;
-
-	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-		r.rlim_cur = r.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &r);
-	}
-}
-
 /* ---- the plan ----------------------------------------------------------------- */
 
 int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned n)

@@ -32,13 +32,6 @@ struct vu_sandbox {
 	const char *why;           /* what limited strictest */
 };
 
-/*
- * For devices that hold an fd per connection or per file (vsock, fs): the soft limit
- * on open files goes up to the hard one, in init (--rlimit-nofile, applied at
- * confinement, still has the last word).
- */
-void vu_sandbox_raise_nofile(void);
-
 /* The option parsers: NULL, or the reason the value is refused (for a usage error). */
 const char *vu_sandbox_set_mode(struct vu_sandbox *sb, const char *arg);
 const char *vu_sandbox_set_user(struct vu_sandbox *sb, const char *arg);
