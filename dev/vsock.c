@@ -22,7 +22,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "dev/vsock.h"
@@ -110,17 +109,6 @@ void vsock_later(struct vsock *v)
 	vu_timer_arm(v->later, 1, 0);
 }
 
-/* Thousands of connections are thousands of fds: as many as the hard limit allows. */
-static void raise_fd_limit(void)
-{
-	struct rlimit r;
-
-	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-		r.rlim_cur = r.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &r);
-	}
-}
-
 static int vsock_init(struct vu_dev *dev, struct vu_loop *loop)
 {
 	struct vsock *v = (struct vsock *)dev;
@@ -136,7 +124,7 @@ static int vsock_init(struct vu_dev *dev, struct vu_loop *loop)
 		}
 	dev->num_queues = VSOCK_NUM_QUEUES;
 	v->loop = loop;
-	raise_fd_limit();
+	vu_device_raise_nofile(); /* thousands of connections are thousands of fds */
 	v->tick = vu_timer_new(loop, on_tick, v);
 	v->later = vu_timer_new(loop, on_later, v);
 	if (!v->tick || !v->later || vsock_conns_init(v) < 0) {

@@ -27,8 +27,9 @@ static const struct vu_common_option common[] = {
 	{ "print-capabilities", OPT_PRINT_CAPS, NULL, "print the back-end's capabilities as JSON and exit" },
 	{ "verbose", OPT_VERBOSE, NULL, "log every message" },
 	{ "sandbox", OPT_SANDBOX, "MODE",
-	  "confinement once serving: namespace (seccomp, namespaces, an empty root), seccomp (a system "
-	  "call allowlist), none; default: the strictest this device allows" },
+	  "confinement once serving: namespace (seccomp, namespaces, an empty root), chroot (seccomp, "
+	  "chroot into the device's directory: fs), seccomp (a system call allowlist), none; default: the "
+	  "strictest this device allows" },
 	{ "user", OPT_USER, "USER", "serve as this user (name or uid) once set up" },
 	{ "group", OPT_GROUP, "GROUP", "and this group (default: the user's)" },
 	{ "rlimit-nofile", OPT_RLIMIT_NOFILE, "N", "limit open files to N" },
@@ -145,7 +146,8 @@ static int parse(struct backend *b, int argc, char **argv)
 {
 	const struct vu_device_type *t = b->type;
 	struct option opts[N_COMMON + 64 + 1];
-	size_t n = N_COMMON;
+	char shorts[2 + 2 * 64 + 1] = ":";   /* the device options' short names */
+	size_t n = N_COMMON, ns = 1;
 	bool by_path = false, by_fd = false;
 	unsigned long fd, mode = 0600;
 	int c;
@@ -160,15 +162,24 @@ static int parse(struct backend *b, int argc, char **argv)
 				vu_err("internal: the device option --%s hides a common option", o->name);
 				return 1;
 			}
-	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++)
+	for (const struct vu_option *o = t->options; o && o->name && n < N_COMMON + 64; o++, n++) {
 		opts[n] = (struct option){ o->name, o->kind == VU_OPT_FLAG ? no_argument : required_argument,
 					   NULL, OPT_DEVICE + (int)(o - t->options) };
+		if (o->short_name) {
+			shorts[ns++] = o->short_name;
+			if (o->kind != VU_OPT_FLAG)
+				shorts[ns++] = ':';
+		}
+	}
 	opts[n] = (struct option){ 0 };
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		struct port *p = &b->ports[b->nports];
+		for (const struct vu_option *o = t->options; c > 0 && c < 128 && o && o->name; o++)
+			if (o->short_name == c)
+				c = OPT_DEVICE + (int)(o - t->options);
 		switch (c) {
 		case OPT_SOCKET_PATH:
 		case OPT_FD:
@@ -286,8 +297,9 @@ static int serve(struct backend *b)
 	vu_loop_hold_threads();
 	for (unsigned i = 0; i < b->nports; i++) {
 		struct port *p = &b->ports[i];
-		if (b->type->init && b->type->init(p->dev, b->loop) < 0)
-			return 1; /* the device said why */
+		int r = b->type->init ? b->type->init(p->dev, b->loop) : 0;
+		if (r < 0)
+			return r == VU_INIT_USAGE ? VU_EXIT_USAGE : 1; /* the device said why */
 	}
 	for (unsigned i = 0; i < b->nports; i++)
 		if (open_socket(&b->ports[i]))

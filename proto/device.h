@@ -21,9 +21,11 @@ struct vu_session;
  * Confinement (proto/sandbox.c, --sandbox): each mode includes the ones before it.
  *   none       nothing beyond --user/--group/--rlimit-nofile
  *   seccomp    no_new_privs, capabilities dropped, a system call allowlist
- *   namespace  and new mount, ipc, uts (and net) namespaces with an empty root
+ *   chroot     and chroot(2) into the directory the device names (needs root; only
+ *              for devices that name one, and never chosen by default)
+ *   namespace  seccomp, and new mount, ipc, uts (and net) namespaces with an empty root
  */
-enum vu_sandbox_mode { VU_SANDBOX_NONE, VU_SANDBOX_SECCOMP, VU_SANDBOX_NAMESPACE };
+enum vu_sandbox_mode { VU_SANDBOX_NONE, VU_SANDBOX_SECCOMP, VU_SANDBOX_CHROOT, VU_SANDBOX_NAMESPACE };
 
 /*
  * A system call a device makes once it serves. arg < 0: with any arguments;
@@ -46,7 +48,14 @@ struct vu_sandbox_needs {
 	const char *why;                     /* set with strictest: what a stricter mode would break */
 	const struct vu_syscall *syscalls;   /* a list beyond the type's own (e.g. a library's), or NULL */
 	bool host_net;                       /* stays in the host's network namespace (a tap) */
+	/*
+	 * Where the device keeps the directory --sandbox=chroot confines it to (read at
+	 * confinement, after init: an option may name it indirectly), or NULL: no chroot.
+	 */
+	const char *const *chroot_dir;
 };
+
+#define VU_INIT_USAGE (-2)
 
 struct vu_device_type {
 	const char *name;             /* personality: vhost-user-<name>, vhostbox <name> */
@@ -75,10 +84,16 @@ struct vu_device_type {
 	 */
 	const struct vu_option *options;
 	bool (*cap_available)(const char *feature);
+	/* Features of the schema type that are not options (fs: "separate-options"), NULL-terminated, or NULL. */
+	const char *const *schema_features;
 
 	/* Creates the device with its defaults. */
 	struct vu_dev *(*create)(void);
-	/* Acts on the options (checks what a table cannot); failure ends the program before serving. */
+	/*
+	 * Acts on the options (checks what a table cannot); failure ends the program before
+	 * serving: -1 (status 1), or VU_INIT_USAGE after the one line (the options do not
+	 * go together, or a value is wrong in a way the table cannot say: status 2).
+	 */
 	int (*init)(struct vu_dev *dev, struct vu_loop *loop);
 
 	/* The ring has (maybe) new requests; it is started, enabled and mapped. */
@@ -162,6 +177,13 @@ struct vu_dev {
  * back-end channel); nothing when there is no front-end or it gave no channel.
  */
 void vu_dev_config_changed(struct vu_dev *dev);
+
+/*
+ * For devices that hold an fd per connection or per file (vsock, fs), in init: the
+ * soft limit on open files goes up to the hard one (--rlimit-nofile, applied at
+ * confinement, still has the last word).
+ */
+void vu_device_raise_nofile(void);
 
 /* Creates an instance of the type with the type's defaults filled in. */
 struct vu_dev *vu_device_create(const struct vu_device_type *type);

@@ -5,12 +5,13 @@
 #include "proto/log.h"
 
 static const char *prog_name = "vhostbox";
-static bool verbose;
+static enum vu_log_level shown = VU_LOG_INFO;
 static bool quiet;
 
 void vu_log_set_name(const char *name) { prog_name = name; }
 const char *vu_log_name(void) { return prog_name; }
-void vu_log_set_verbose(bool on) { verbose = on; }
+void vu_log_set_verbose(bool on) { shown = on ? VU_LOG_DEBUG : VU_LOG_INFO; }
+void vu_log_set_level(enum vu_log_level level) { shown = level; }
 void vu_log_set_quiet(bool on) { quiet = on; }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
@@ -36,7 +37,7 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 		va_end(ap);                     \
 	}
 
-LOG_FN(vu_err, "error: ", !quiet)
-LOG_FN(vu_warn, "warning: ", !quiet)
-LOG_FN(vu_info, "", !quiet)
-LOG_FN(vu_debug, "debug: ", verbose && !quiet)
+LOG_FN(vu_err, "error: ", !quiet && shown >= VU_LOG_ERROR)
+LOG_FN(vu_warn, "warning: ", !quiet && shown >= VU_LOG_WARN)
+LOG_FN(vu_info, "", !quiet && shown >= VU_LOG_INFO)
+LOG_FN(vu_debug, "debug: ", !quiet && shown >= VU_LOG_DEBUG)

@@ -30,12 +30,17 @@ static void literal(FILE *out, const char *s)
 	}
 }
 
-static void option(FILE *out, const char *name, const char *arg, const char *help)
+/* "--name=ARG", or "-C ARG" for an option known by its short name. */
+static void option(FILE *out, char short_name, const char *name, const char *arg, const char *help)
 {
-	fputs(".TP\n.B \\-\\-", out);
-	literal(out, name);
+	if (short_name) {
+		fprintf(out, ".TP\n.B \\-%c", short_name);
+	} else {
+		fputs(".TP\n.B \\-\\-", out);
+		literal(out, name);
+	}
 	if (arg) {
-		fputs("=\\fI", out);
+		fputs(short_name ? " \\fI" : "=\\fI", out);
 		literal(out, arg);
 		fputs("\\fR", out);
 	}
@@ -90,12 +95,12 @@ void vu_manual_personality(const struct vu_device_type *t, const struct vu_commo
 	      out);
 	fputs(".SH OPTIONS\n", out);
 	for (size_t i = 0; i < ncommon; i++)
-		option(out, common[i].name, common[i].arg, common[i].help);
+		option(out, 0, common[i].name, common[i].arg, common[i].help);
 	struct vu_dev *dev = t->options ? vu_device_create(t) : NULL;
 	for (const struct vu_option *o = t->options; dev && o->name; o++) {
 		char help[512];
 		vu_option_text(o, dev, help, sizeof(help));
-		option(out, o->name, o->kind == VU_OPT_FLAG ? NULL : o->arg, help);
+		option(out, o->short_name, o->name, o->kind == VU_OPT_FLAG ? NULL : o->arg, help);
 	}
 	if (dev && t->destroy)
 		t->destroy(dev);
@@ -143,11 +148,11 @@ void vu_manual_vhostbox(const struct vu_device_type *const *types, size_t n, FIL
 		fputs(")\n", out);
 	}
 	fputs(".SH OPTIONS\n", out);
-	option(out, "list", NULL, "one line per personality built in: NAME TYPE [ALIAS]...");
-	option(out, "discover", "TYPE",
+	option(out, 0, "list", NULL, "one line per personality built in: NAME TYPE [ALIAS]...");
+	option(out, 0, "discover", "TYPE",
 	       "the back-end management software would pick for TYPE (QEMU's vhost-user.json rules): "
 	       "its discovery file and binary");
-	option(out, "discovery-file", "NAME BINARY", "the discovery file of personality NAME installed as BINARY");
-	option(out, "man", NULL, "this page");
+	option(out, 0, "discovery-file", "NAME BINARY", "the discovery file of personality NAME installed as BINARY");
+	option(out, 0, "man", NULL, "this page");
 	fputs(".SH SEE ALSO\n\\fBqemu\\-system\\-x86_64\\fR(1)\n", out);
 }

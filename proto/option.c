@@ -194,8 +194,11 @@ void vu_option_help(const struct vu_option *table, const struct vu_dev *dev, FIL
 {
 	for (const struct vu_option *o = table; o && o->name; o++) {
 		char left[64], text[512];
-		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->kind == VU_OPT_FLAG ? "" : "=",
-			 o->kind == VU_OPT_FLAG ? "" : o->arg);
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c %s", o->short_name, o->kind == VU_OPT_FLAG ? "" : o->arg);
+		else
+			snprintf(left, sizeof(left), "--%s%s%s", o->name, o->kind == VU_OPT_FLAG ? "" : "=",
+				 o->kind == VU_OPT_FLAG ? "" : o->arg);
 		vu_option_text(o, dev, text, sizeof(text));
 		fprintf(out, "  %-23s %s\n", left, text);
 	}

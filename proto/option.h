@@ -38,6 +38,7 @@ struct vu_choice {
 
 struct vu_option {
 	const char *name;
+	char short_name;        /* also -C (an older spelling a management tool may use), or 0 */
 	enum vu_option_kind kind;
 	size_t offset;          /* where the value goes in the device's struct (offsetof) */
 	const char *arg;        /* the value's name in --help; none for flags */

@@ -6,13 +6,15 @@
  *   1. the socket files this process created are handed to a helper process
  *      (forked here, before anything else) that unlinks them when we end: the
  *      back-end itself can no longer reach the file system;
- *   2. namespace mode: new mount, ipc and uts namespaces, a new network namespace
+ *   2. chroot mode (devices that name a directory: fs's shared one): chroot(2)
+ *      into it, nothing more (it needs root, as the chroot call does);
+ *      namespace mode: new mount, ipc and uts namespaces, a new network namespace
  *      unless a device keeps the host's (a tap), a user namespace when not root;
  *      the root becomes an empty read-only tmpfs (pivot_root) and the old one is
  *      detached. The process must be single-threaded here (a mount namespace and
  *      a root are per thread): proto's worker threads start after confinement;
  *   3. --user/--group: the ids change (supplementary groups: only the group);
- *   4. seccomp and namespace modes: every capability is dropped (bounding,
+ *   4. seccomp, chroot and namespace modes: every capability is dropped (bounding,
  *      ambient, permitted, effective, inheritable), no_new_privs is set, and a
  *      seccomp allowlist is loaded on every thread (TSYNC): proto's calls, the
  *      devices' declared ones and, in sanitizer builds, the sanitizer runtime's.
@@ -60,9 +62,10 @@
 #endif
 #ifdef VU_SANITIZED
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
-static const char *const mode_names[] = { "none", "seccomp", "namespace" };
+static const char *const mode_names[] = { "none", "seccomp", "chroot", "namespace" };
 
 const char *vu_sandbox_mode_name(int mode)
 {
@@ -79,7 +82,7 @@ const char *vu_sandbox_set_mode(struct vu_sandbox *sb, const char *arg)
 			sb->mode_asked = true;
 			return NULL;
 		}
-	return "--sandbox is one of namespace, seccomp, none";
+	return "--sandbox is one of namespace, chroot, seccomp, none";
 }
 
 static bool parse_id(const char *s, unsigned long *out)
@@ -141,6 +144,8 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	sb->strictest = VU_SANDBOX_NAMESPACE;
 	sb->nlists = 0;
 	sb->host_net = false;
+	sb->chroot_dir = NULL;
+	const char *no_chroot = NULL;   /* why chroot mode cannot be */
 	for (unsigned i = 0; i < n; i++) {
 		const struct vu_device_type *t = devs[i]->type;
 		struct vu_sandbox_needs needs = { .strictest = VU_SANDBOX_NAMESPACE };
@@ -152,6 +157,12 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 			sb->why = needs.why;
 		}
 		sb->host_net |= needs.host_net;
+		if (!needs.chroot_dir)
+			no_chroot = "the device has no directory to be confined to";
+		else if (n > 1)
+			no_chroot = "one process serves several devices, chroot confines it to one directory";
+		else
+			sb->chroot_dir = needs.chroot_dir;
 		const struct vu_syscall *add[2] = { t->syscalls, needs.syscalls };
 		for (unsigned k = 0; k < 2; k++) {
 			bool have = !add[k];
@@ -163,6 +174,10 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	}
 	if (sb->set_user && !sb->gid_known) {
 		vu_err("--user=%u has no passwd entry: --group says its group", (unsigned)sb->uid);
+		return -1;
+	}
+	if (sb->mode == VU_SANDBOX_CHROOT && no_chroot && sb->strictest >= VU_SANDBOX_CHROOT) {
+		vu_err("--sandbox=chroot is not possible here: %s", no_chroot);
 		return -1;
 	}
 	if (sb->mode > sb->strictest) {
@@ -671,6 +686,19 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 			}
 			vu_warn("sandbox: namespaces are not available here: seccomp only");
 			mode = VU_SANDBOX_SECCOMP;
+		}
+	}
+	if (mode == VU_SANDBOX_CHROOT) {
+#ifdef VU_SANITIZED
+		/*
+		 * Sanitizer builds only: LeakSanitizer's check at exit needs /proc, which the
+		 * device's directory has not (nothing is mounted into it): it runs now instead.
+		 */
+		__lsan_do_leak_check();
+#endif
+		if (chroot(*sb->chroot_dir) < 0 || chdir("/") < 0) {
+			vu_err("--sandbox=chroot: cannot enter %s: %s", *sb->chroot_dir, strerror(errno));
+			return -1;
 		}
 	}
 	if (change_ids(sb) < 0)

@@ -27,6 +27,7 @@ struct vu_sandbox {
 	const struct vu_syscall *lists[4];   /* the devices' own lists, then instances' wider ones */
 	unsigned nlists;
 	bool host_net;
+	const char *const *chroot_dir;  /* the device's directory for chroot mode (one device) */
 	int strictest;             /* what every device allows */
 	const char *why;           /* what limited strictest */
 };
@@ -56,7 +57,7 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 /* At the very end: the socket files handed over by vu_sandbox_enter() are unlinked. */
 void vu_sandbox_exit(void);
 
-/* The mode in force ("none", "seccomp", "namespace"). */
+/* The mode in force ("none", "seccomp", "chroot", "namespace"). */
 const char *vu_sandbox_mode_name(int mode);
 
 #endif

@@ -6,7 +6,7 @@ import errno, json, os, select, signal, socket, stat, struct, sys, time
 TYPES = ["9p", "balloon", "block", "caif", "console", "crypto", "gpu", "input",
          "net", "rng", "rpmsg", "rproc-serial", "scsi", "vsock", "fs"]
 FEATURES = {"block": {"read-only", "blk-file"}, "input": {"evdev-path", "no-grab"},
-            "gpu": {"render-node", "virgl"}}
+            "gpu": {"render-node", "virgl"}, "fs": {"migrate-precopy", "separate-options"}}
 
 
 def check_caps(want_type, text):

@@ -234,6 +234,12 @@ def device_args(pers, owner=None):
         return ["--evdev-path=/dev/input/event0"]
     if pers == "vsock":
         return ["--uds-path=" + tmp_path("vsock.uds")]
+    if pers == "fs":
+        d = tmp_path("share")
+        os.mkdir(d)
+        if owner is not None:
+            os.chown(d, owner.pw_uid, owner.pw_gid)
+        return ["--shared-dir=" + d]
     return []
 
 
@@ -293,6 +299,7 @@ def case_confined_net(): return confined_case("net")
 def case_confined_gpu(): return confined_case("gpu")
 def case_confined_input(): return confined_case("input")
 def case_confined_scsi(): return confined_case("scsi")
+def case_confined_fs(): return confined_case("fs")
 
 
 def case_confined_blk_threads():

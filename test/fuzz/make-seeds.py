@@ -364,8 +364,70 @@ def input_seeds():
                       req(1, [struct.pack("<HHI", EV_LED, 1, 1)], addrs=[RAM1_GPA - 3]),
     }
 
+# -- fs: queue 0 high priority (FORGETs), 1 requests; the share holds a, d/, out -> ../outside --
+
+(LOOKUP, FORGET, GETATTR, SETATTR, READLINK, SYMLINK, MKNOD, MKDIR, UNLINK, RMDIR, RENAME, LINK, OPEN,
+ READ, WRITE, STATFS, RELEASE, FSYNC, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FLUSH, INIT, OPENDIR,
+ READDIR, RELEASEDIR, FSYNCDIR, GETLK, SETLK, SETLKW, ACCESS, CREATE, DESTROY, BATCH_FORGET, FALLOCATE,
+ READDIRPLUS, RENAME2, LSEEK, COPY_FILE_RANGE, SYNCFS) = (
+    1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+    31, 32, 33, 34, 35, 38, 42, 43, 44, 45, 46, 47, 50)
+
+def fuse(opcode, node=1, args=b"", data=b"", room=4096, q=1):
+    """A FUSE request as the virtiofs driver lays it out: header and arguments, data, reply room."""
+    hdr = struct.pack("<IIQQIIIHH", 40 + len(args) + len(data), opcode, 7, node, 0, 0, 0, 0, 0)
+    return req(q, [hdr + args] + ([data] if data else []), [16, room - 16] if room > 16 else [room] if room else [])
+
+def name(*names):
+    return b"".join(n.encode() + b"\0" for n in names)
+
+def fs_session():
+    rd = lambda fh, size=16: struct.pack("<QQIIQII", fh, 0, size, 0, 0, 0, 0)
+    lk = lambda fh, t, cmd=SETLK: fuse(cmd, 2, struct.pack("<QQQQII", fh, 1, 0, 99, t, 0) + struct.pack("<II", 0, 0))
+    return (fuse(INIT, 0, struct.pack("<IIII", 7, 37, 131072, 0x1fffffff)) +
+            fuse(LOOKUP, 1, name("a")) + fuse(GETATTR, 2, bytes(16)) +
+            fuse(OPEN, 2, struct.pack("<II", 2, 0)) + fuse(READ, 2, rd(1)) +
+            fuse(WRITE, 2, struct.pack("<QQIIQII", 1, 4, 8, 0, 0, 0, 0), b"ABCDEFGH") +
+            fuse(SETATTR, 2, struct.pack("<IIQQQQQQIIIIIIII", 8 | 16, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0o600, 0, 0, 0, 0)) +
+            lk(1, 1) + lk(1, 1, GETLK) + lk(1, 2, SETLKW) +
+            fuse(FALLOCATE, 2, struct.pack("<QQQII", 1, 0, 8192, 0, 0)) +
+            fuse(LSEEK, 2, struct.pack("<QQII", 1, 0, 3, 0)) +
+            fuse(SETXATTR, 2, struct.pack("<II", 3, 0) + name("user.x") + b"abc") +
+            fuse(GETXATTR, 2, struct.pack("<II", 64, 0) + name("user.x")) +
+            fuse(LISTXATTR, 2, struct.pack("<II", 64, 0)) + fuse(REMOVEXATTR, 2, name("user.x")) +
+            fuse(CREATE, 1, struct.pack("<IIII", 2, 0o100644, 0, 0) + name("c")) +
+            fuse(COPY_FILE_RANGE, 2, struct.pack("<QQQQQQQ", 1, 0, 3, 2, 0, 16, 0)) +
+            fuse(MKDIR, 1, struct.pack("<II", 0o755, 0) + name("m")) +
+            fuse(MKNOD, 1, struct.pack("<IIII", 0o10644, 0, 0, 0) + name("p")) +
+            fuse(SYMLINK, 1, name("s", "a")) + fuse(READLINK, 5) +
+            fuse(LINK, 1, u64(2) + name("h")) +
+            fuse(RENAME, 1, u64(1) + name("h", "h2")) + fuse(RENAME2, 1, struct.pack("<QII", 1, 2, 0) + name("a", "c")) +
+            fuse(OPENDIR, 1, bytes(8)) + fuse(READDIR, 1, rd(3, 4096)) + fuse(READDIRPLUS, 1, rd(3, 4096)) +
+            fuse(FSYNCDIR, 1, struct.pack("<QII", 3, 0, 0)) + fuse(RELEASEDIR, 1, struct.pack("<QIIQ", 3, 0, 0, 0)) +
+            fuse(LOOKUP, 1, name("out")) + fuse(OPEN, 8, struct.pack("<II", 0, 0)) +
+            fuse(STATFS, 1) + fuse(ACCESS, 1, struct.pack("<II", 4, 0)) + fuse(SYNCFS, 1, bytes(8)) +
+            fuse(FLUSH, 2, struct.pack("<QIIQ", 1, 0, 0, 0)) + fuse(FSYNC, 2, struct.pack("<QII", 1, 1, 0)) +
+            fuse(RELEASE, 2, struct.pack("<QIIQ", 1, 0, 0, 0)) +
+            fuse(UNLINK, 1, name("h2")) + fuse(RMDIR, 1, name("m")) +
+            fuse(FORGET, 2, u64(1), room=0, q=0) +
+            fuse(BATCH_FORGET, 0, struct.pack("<II", 2, 0) + u64(3) + u64(1) + u64(4) + u64(1), room=0, q=0))
+
+def fs_seeds():
+    hostile = (fuse(INIT, 0, struct.pack("<IIII", 7, 37, 0, 0)) + fuse(LOOKUP, 1, b"../outside\0") +
+               fuse(LOOKUP, 1, b"a") + fuse(LOOKUP, 99, name("a")) + fuse(MKDIR, 1, struct.pack("<II", 0o755, 0) + b"x/y\0") +
+               fuse(WRITE, 1, struct.pack("<QQIIQII", 1, 0, 60000, 0, 0, 0, 0), b"z") + fuse(9999, 1) +
+               fuse(BATCH_FORGET, 0, struct.pack("<II", 1000000, 0) + u64(2) + u64(1), room=0, q=0) +
+               fuse(GETATTR, 1, bytes(16), room=20))
+    return {
+        "session": header() + fs_session(),
+        "workers": header(device=1 | 8) + fs_session() + lifecycle(1) + fuse(INIT, 0, struct.pack("<IIII", 7, 31, 0, 0)),
+        "readonly-never": header(device=2 | 4) + fs_session(),
+        "hostile": header(device=8) + hostile,
+        "destroy": header(device=8) + fs_session() + fuse(DESTROY, 0) + fs_session(),
+    }
+
 TARGETS = {"session": session_seeds, "blk": blk_seeds, "scsi": scsi_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
-           "net": net_seeds, "input": input_seeds}
+           "net": net_seeds, "input": input_seeds, "fs": fs_seeds}
 
 def main():
     out = sys.argv[1]

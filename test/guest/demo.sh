@@ -27,12 +27,16 @@ net_show='wait_for /sys/class/net/eth0; ip link set eth0 up; ip addr add 10.0.2.
 # ($VU_TMP/vsock.uds_1234), both with /vsock-peer (test/guest/vsock-peer.c).
 # shellcheck disable=SC2016 # expanded in the guest
 vsock_show='/vsock-peer serve-reply vsock:5000 "hello host, the guest answers on vsock port 5000" > /tmp/heard 2>/dev/null & sleep 0.3; echo DEMO-VSOCK-READY; echo "guest -> host port 1234: the host answered \"$(/vsock-peer ask vsock:2:1234 "hello from the guest")\""; wait; echo "host -> guest port 5000: the host said \"$(cat /tmp/heard)\""'
+# The fs row's guest command: the host directory mounted, a host file read, one written back.
+# shellcheck disable=SC2016 # expanded in the guest
+fs_show='mkdir -p /mnt; mount -t virtiofs share /mnt && echo "mounted the host directory (tag share) on /mnt:" && ls -l /mnt && echo "/mnt/from-the-host.txt says: $(cat /mnt/from-the-host.txt)" && echo "written by the guest at $(date)" > /mnt/from-the-guest.txt && umount /mnt'
 DEVICES=(
 	"rng | rng                                | vhost-user-rng-pci | virtio_rng | head -c 64 /dev/hwrng | hexdump -C"
 	"blk | blk --blk-file=$VU_TMP/disk.img --serial=vhostbox-demo | vhost-user-blk-pci | virtio_blk | echo \"vda: \$((\$(cat /sys/block/vda/size) / 2048)) MiB, serial \$(cat /sys/block/vda/serial)\"; head -c 48 /dev/vda | hexdump -C"
 	"input | input --evdev-path=/dev/input/event0 | vhost-user-input-pci | virtio_input evdev | $input_show"
 	"net | net --tap=vbxdemo0 | virtio-net-pci | virtio_net | $net_show"
 	"vsock | vsock --guest-cid=3 --uds-path=$VU_TMP/vsock.uds | vhost-user-vsock-pci | vmw_vsock_virtio_transport | $vsock_show"
+	"fs | fs --shared-dir=$VU_TMP/share | vhost-user-fs-pci | virtiofs | $fs_show"
 	"gpu | gpu | vhost-user-gpu-pci | virtio_gpu | wait_for /dev/fb0 100; echo \"fb0: \$(cat /sys/class/graphics/fb0/virtual_size)\"; printf '\\033[2J\\033[H' > /dev/tty0; echo 'Hello from a display served by vhostbox gpu' > /dev/tty0; echo DEMO-SCREENSHOT; sleep 2"
 )
 
@@ -75,6 +79,14 @@ qemu_net() {
 	# shellcheck disable=SC2054 # commas inside QEMU arguments
 	qemu_dev=(-chardev "$(vu_chardev net)" -netdev vhost-user,id=net0,chardev=net
 		-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56)
+}
+
+# The fs row: a host directory with a file in it; the guest's QEMU device needs its tag.
+prepare_fs() {
+	mkdir -p "$VU_TMP/share" && echo "hello guest, this file is on the host" > "$VU_TMP/share/from-the-host.txt"
+}
+qemu_fs() {
+	qemu_dev=(-chardev "$(vu_chardev fs)" -device vhost-user-fs-pci,chardev=fs,tag=share)
 }
 
 # The vsock row: the peer program for both ends, built static for the guest, and the
@@ -191,6 +203,9 @@ if ! vu_wait_serial 'GUEST-DONE' 60; then
 fi
 vu_wait_exit "$VU_QEMU_PID" 10 || vu_stop_qemu 5
 vu_wait_exit "$tail_pid" 3 || vu_kill "$tail_pid"
+if [[ " ${shown[*]} " == *" fs "* ]]; then
+	echo "demo: on the host, $VU_TMP/share/from-the-guest.txt says: $(cat "$VU_TMP/share/from-the-guest.txt" 2>&1)"
+fi
 echo "demo: the guest ran for $(vu_since "$t0") s; stopping the back-ends"
 for name in "${shown[@]}"; do
 	pid=${VU_BACKEND_PID[$name]}
