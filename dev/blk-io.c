@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h> /* FALLOC_FL_*: musl's fcntl.h has no such flags */
 #include <liburing.h>
 #include <linux/fs.h>
 #include <stdlib.h>
