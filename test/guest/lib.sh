@@ -484,6 +484,41 @@ vu_stop_qemu() {
 	vu_wait_exit "$VU_QEMU_PID" "${1:-5}" || { vu_kill "$VU_QEMU_PID"; VU_STATUS=137; }
 }
 
+# ---- crash safety: numbered blocks the guest acknowledges ("ACK n" on its console) ----
+vu_acked_count() { tr -d '\r' < "$VU_SERIAL" | grep -c '^ACK '; }
+
+# vu_kill_restart NAME PERSONALITY ARGS...: while the guest writes numbered blocks, SIGKILL
+# back-end NAME after 150, 300 and 450 acknowledged ones and start it again with the same
+# arguments (its restart resubmits what was in flight); then wait for 600 acknowledged.
+# VU_KILLS counts the kills; 1 with VU_WHY set if a restart failed.
+vu_kill_restart() {
+	local name=$1 round end pid
+	shift
+	VU_KILLS=0
+	for round in 1 2 3 4; do
+		end=$(($(vu_now) + 60000000))
+		while [ "$(vu_acked_count)" -lt $((round * 150)) ] && [ "$(vu_now)" -lt "$end" ]; do sleep 0.05; done
+		[ "$round" = 4 ] && break
+		pid=${VU_BACKEND_PID[$name]}
+		kill -KILL "$pid" 2>/dev/null && vu_reap "$pid" && VU_KILLS=$((VU_KILLS + 1))
+		sleep 0.2
+		vu_start_backend "$name" "$@" || { VU_WHY="restart: $VU_WHY"; return 1; }
+	done
+}
+
+# vu_acked_on_disk IMG: "ACKED BAD [FIRST BAD ONES]": the blocks the console acknowledged
+# (read first: a block acknowledged after the image was read would look lost) and how
+# many of them IMG does not hold (block n starts with BLOCK%08d).
+vu_acked_on_disk() {
+	python3 - "$1" "$VU_SERIAL" <<'EOF'
+import re, sys
+acks = [int(x) for x in re.findall(r'ACK (\d+)', open(sys.argv[2], errors='replace').read())]
+img = open(sys.argv[1], 'rb').read()
+bad = [n for n in acks if img[n * 4096:n * 4096 + 13] != b'BLOCK%08d' % n]
+print(len(acks), len(bad), bad[:5])
+EOF
+}
+
 # vu_sigterm_backend NAME: SIGTERM the back-end NAME; returns 0 if it exited with
 # status 0 within 1 s (the time is printed), else 1 with VU_WHY set.
 vu_sigterm_backend() {

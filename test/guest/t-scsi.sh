@@ -243,32 +243,9 @@ fi
 
 # ---- 6. SIGKILL and restart while the guest writes ------------------------------------------
 vu_wait_serial 'GUEST-RESULT: crash-start' 60 || { vu_fail guest-scsi-crash "$VU_WHY"; exit 1; }
-acked() { tr -d '\r' < "$VU_SERIAL" | grep -c '^ACK '; }
-kills=0
-for round in 1 2 3; do
-	want=$((round * 150))
-	end=$(($(vu_now) + 60000000))
-	while [ "$(acked)" -lt "$want" ] && [ "$(vu_now)" -lt "$end" ]; do sleep 0.05; done
-	pid=${VU_BACKEND_PID[scsi0]}
-	kill -KILL "$pid" 2>/dev/null && vu_reap "$pid" && kills=$((kills + 1))
-	sleep 0.2
-	vu_start_backend scsi0 scsi "${scsi_args[@]}" || { vu_fail guest-scsi-crash "restart: $VU_WHY"; exit 1; }
-done
-want=$((4 * 150))
-end=$(($(vu_now) + 60000000))
-while [ "$(acked)" -lt "$want" ] && [ "$(vu_now)" -lt "$end" ]; do sleep 0.05; done
-# verify: "acknowledged wrong-on-disk first-wrong..." for the numbered blocks.
-verify() {
-	python3 - "$img0" "$VU_SERIAL" <<'EOF'
-import re, sys
-# The console first: a block acknowledged after the image was read would look lost.
-acks = [int(x) for x in re.findall(r'ACK (\d+)', open(sys.argv[2], errors='replace').read())]
-img = open(sys.argv[1], 'rb').read()
-bad = [n for n in acks if img[n * 4096:n * 4096 + 13] != b'BLOCK%08d' % n]
-print(len(acks), len(bad), bad[:5])
-EOF
-}
-read -r n_acked n_bad rest <<< "$(verify)"
+vu_kill_restart scsi0 scsi "${scsi_args[@]}" || { vu_fail guest-scsi-crash "$VU_WHY"; exit 1; }
+kills=$VU_KILLS
+read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img0")"
 if [ "$kills" = 3 ] && [ "$n_acked" -ge 600 ] && [ "$n_bad" = 0 ]; then
 	vu_pass guest-scsi-crash
 else
@@ -281,7 +258,7 @@ if ! vu_sigterm_backend scsi0; then
 	vu_fail guest-scsi-sigterm "$VU_WHY"
 else
 	sleep 0.3 # anything the guest printed before it noticed
-	read -r n_acked n_bad rest <<< "$(verify)"
+	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img0")"
 	[ "$n_bad" = 0 ] && vu_pass guest-scsi-sigterm ||
 		vu_fail guest-scsi-sigterm "$n_bad of $n_acked acknowledged blocks wrong on disk: $rest"
 fi
