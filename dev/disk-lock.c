@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "dev/disk-lock.h"
@@ -23,6 +24,15 @@ void disk_lock_destroy(struct disk_lock *l)
 	pthread_mutex_destroy(&l->mu);
 }
 
+static bool same_file(struct blk_image *a, struct blk_image *b)
+{
+	struct stat sa, sb;
+
+	if (fstat(a->fd, &sa) < 0 || fstat(b->fd, &sb) < 0 || a->block_device != b->block_device)
+		return false;
+	return a->block_device ? sa.st_rdev == sb.st_rdev : sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int disk_lock_open(struct disk_lock *l, struct blk_image *img, const char *path, bool read_only, bool direct,
 		   unsigned block_size)
 {
@@ -32,6 +42,13 @@ int disk_lock_open(struct disk_lock *l, struct blk_image *img, const char *path,
 	}
 	if (blk_image_open(img, path, read_only, direct, block_size, l->mode == DISK_LOCK_OPEN) < 0)
 		return -1;
+	/* What --lock=open's lock refuses at once would keep --lock=start's from ever being taken. */
+	for (unsigned i = 0; l->mode == DISK_LOCK_START && i < l->nimages; i++)
+		if (same_file(img, l->images[i].img) && !(read_only && l->images[i].img->read_only)) {
+			vu_err("%s and %s are one image: served writable, it can be served once", path,
+			       l->images[i].path);
+			return -1;
+		}
 	l->images[l->nimages++] = (struct disk_lock_image){ img, path };
 	if (l->mode == DISK_LOCK_START && blk_image_lock_busy(img))
 		vu_info("%s is locked by another process now: the device takes the lock when the front-end "
