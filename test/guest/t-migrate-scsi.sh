@@ -11,6 +11,7 @@
 # locks them; the guest goes on writing there, and every acknowledged block is on
 # the image afterwards. A back-end with the default --lock=open is refused while a
 # device holds the lock.
+# VU_PACKED=1 (t-migrate-scsi-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
