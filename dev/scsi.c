@@ -50,6 +50,8 @@ enum {
 	TMF_I_T_NEXUS_RESET = 4, TMF_LOGICAL_UNIT_RESET = 5, TMF_QUERY_TASK = 6, TMF_QUERY_TASK_SET = 7,
 };
 
+_Static_assert(SCSI_MAX_LUNS <= DISK_LOCK_MAX_IMAGES, "every LUN's image is in the lock's set");
+
 #define MAX_QUEUES 16              /* request queues */
 #define SLOTS_PER_QUEUE 128        /* commands in flight per queue */
 #define SENSE_SIZE 96              /* the config's defaults; the driver may change them */
