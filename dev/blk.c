@@ -4,7 +4,7 @@
  * decoded here and handed to dev/blk-io.c, which moves the data between the
  * image and guest memory asynchronously; completions come back on the loop.
  *
- * build: blk.c blk-io.c disk-queue.c
+ * build: blk.c blk-io.c disk-lock.c disk-queue.c
  * pkg-config: liburing
  * debian: liburing-dev
  * systemd: ReadWritePaths=-/var/lib/vhostbox
@@ -14,15 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 
 #include "dev/blk-io.h"
+#include "dev/disk-lock.h"
 #include "dev/disk-queue.h"
 #include "proto/device.h"
 #include "proto/iov.h"
@@ -46,10 +45,6 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define MAX_THREADS 64
 #define MAX_DISCARD_SECTORS 0x3fffffu
 #define WRITE_ZEROES_UNMAP 1u
-#define LOCK_RETRY_NS 20000000u  /* a started queue waiting for the image lock tries this often */
-
-/* --lock: when the image lock is taken and released. */
-enum { LOCK_OPEN, LOCK_START };
 
 struct blk_config {
 	uint64_t capacity;
@@ -95,7 +90,6 @@ struct blk_thread {
 	unsigned index;
 	struct vu_loop *loop;
 	struct blk_io *io;
-	struct vu_timer *lock_retry; /* --lock=start: runs this thread's queues waiting for the lock */
 };
 
 struct slot {
@@ -112,10 +106,7 @@ struct blk_queue {
 	struct blk *blk;
 	struct blk_thread *thread;
 	struct disk_queue dq;        /* its ring, slots and what they hold */
-	/* --lock=start: */
-	bool holds_lock;             /* started, and the image is locked for it */
-	bool lock_waiting;           /* started, waiting for another process to unlock the image */
-	int64_t lock_wait_since;     /* ms, CLOCK_MONOTONIC */
+	struct disk_lock_queue lock; /* its share of the image lock */
 };
 
 struct blk {
@@ -126,9 +117,7 @@ struct blk {
 	const char *serial_arg;
 	char serial[ID_BYTES];       /* as GET_ID returns it: not NUL-terminated when full */
 	struct blk_image img;
-	unsigned lock_mode, lock_wait;
-	pthread_mutex_t lock_mu;     /* lock_held and the queues' holds_lock, between queue threads */
-	bool lock_held;
+	struct disk_lock lock;       /* --lock, --lock-wait */
 	unsigned nthreads;
 	struct blk_thread threads[MAX_THREADS];
 	struct blk_config config;
@@ -137,7 +126,6 @@ struct blk {
 
 #define BLK_FIELD(f) offsetof(struct blk, f)
 static const struct vu_choice block_sizes[] = { { "512", 512 }, { "4096", 4096 }, { NULL } };
-static const struct vu_choice lock_modes[] = { { "open", LOCK_OPEN }, { "start", LOCK_START }, { NULL } };
 static const struct vu_option blk_options[] = {
 	{ .name = "blk-file", .kind = VU_OPT_PATH, .offset = BLK_FIELD(path), .arg = "PATH",
 	  .help = "raw image file or block device to serve (required)", .flags = VU_OPT_CAPABILITY },
@@ -157,12 +145,7 @@ static const struct vu_option blk_options[] = {
 	  .help = "start with the write cache off: every write is synced" },
 	{ .name = "threads", .kind = VU_OPT_UINT, .offset = BLK_FIELD(nthreads), .arg = "N",
 	  .help = "spread the queues over N threads; 1: all on the main loop", .min = 1, .max = MAX_THREADS },
-	{ .name = "lock", .kind = VU_OPT_ENUM, .offset = BLK_FIELD(lock_mode), .arg = "WHEN",
-	  .help = "when the image is locked against other back-ends: open (start-up to exit) or start "
-		  "(while the front-end runs the device: for live migration)", .choices = lock_modes },
-	{ .name = "lock-wait", .kind = VU_OPT_UINT, .offset = BLK_FIELD(lock_wait), .arg = "SECONDS",
-	  .help = "--lock=start: how long a started device waits for the lock before its queues fail",
-	  .min = 1, .max = 3600, .unit = "seconds" },
+	DISK_LOCK_OPTIONS(BLK_FIELD(lock)),
 	{ NULL },
 };
 
@@ -175,14 +158,12 @@ static struct vu_dev *blk_create(void)
 	b->block_size = SECTOR;
 	b->nthreads = 1;
 	b->img.fd = -1;
-	b->lock_wait = 30;
-	pthread_mutex_init(&b->lock_mu, NULL);
+	disk_lock_init(&b->lock);
 	return &b->dev;
 }
 
 static void blk_complete(void *opaque, void *op, int result);
 static void blk_batch_end(void *opaque);
-static void lock_retry(void *opaque);
 
 static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 {
@@ -197,11 +178,8 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		dev->features |= 1ull << F_RO;
 	if (b->serial_arg)
 		memcpy(b->serial, b->serial_arg, strlen(b->serial_arg)); /* at most ID_BYTES: the option says */
-	if (blk_image_open(&b->img, b->path, b->read_only, b->direct, b->block_size, b->lock_mode == LOCK_OPEN) < 0)
+	if (disk_lock_open(&b->lock, &b->img, b->path, b->read_only, b->direct, b->block_size) < 0)
 		return -1;
-	if (b->lock_mode == LOCK_START && blk_image_lock_busy(&b->img))
-		vu_info("%s is locked by another process now: the device takes the lock when the front-end "
-			"starts it, waiting up to %u s for it then", b->path, b->lock_wait);
 	if (b->nthreads > dev->num_queues)
 		b->nthreads = dev->num_queues; /* a thread without a queue would idle */
 	for (unsigned i = 0; i < b->nthreads; i++) {
@@ -210,10 +188,7 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		t->index = i;
 		t->loop = i ? vu_loop_new() : loop;
 		t->io = t->loop ? blk_io_new(t->loop, SLOTS_PER_QUEUE * 2, blk_complete, blk_batch_end, t) : NULL;
-		if (t->io && b->lock_mode == LOCK_START)
-			t->lock_retry = vu_timer_new(t->loop, lock_retry, t);
-		if (!t->io || (b->lock_mode == LOCK_START && !t->lock_retry) ||
-		    (i && vu_loop_start_thread(t->loop) < 0)) {
+		if (!t->io || (i && vu_loop_start_thread(t->loop) < 0)) {
 			vu_err("cannot set up I/O thread %u", i);
 			return -1;
 		}
@@ -237,6 +212,10 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		b->queues[i].blk = b;
 		b->queues[i].thread = &b->threads[i % b->nthreads];
 		b->queues[i].dq.io = b->queues[i].thread->io;
+		if (disk_lock_queue_init(&b->lock, &b->queues[i].lock, dev, b->queues[i].thread->loop) < 0) {
+			vu_err("cannot set up queue %u", i);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -249,7 +228,11 @@ static void blk_destroy(struct vu_dev *dev)
 		struct blk_thread *t = &b->threads[i];
 		if (i && t->loop)
 			vu_loop_stop_thread(t->loop);
-		vu_timer_free(t->lock_retry);
+	}
+	for (unsigned i = 0; i < MAX_QUEUES; i++)
+		disk_lock_queue_free(&b->queues[i].lock);
+	for (unsigned i = 0; i < b->nthreads; i++) {
+		struct blk_thread *t = &b->threads[i];
 		blk_io_free(t->io);
 		if (i)
 			vu_loop_free(t->loop);
@@ -257,7 +240,7 @@ static void blk_destroy(struct vu_dev *dev)
 	blk_image_close(&b->img);
 	for (unsigned i = 0; i < MAX_QUEUES; i++)
 		disk_queue_free(&b->queues[i].dq);
-	pthread_mutex_destroy(&b->lock_mu);
+	disk_lock_destroy(&b->lock);
 	free(b);
 }
 
@@ -375,105 +358,10 @@ static void blk_batch_end(void *opaque)
 	}
 }
 
-/* ---- the image lock with --lock=start --------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * A started queue needs the image locked before it touches the image. True when
- * it is; otherwise the queue waits (its thread's timer tries again) up to
- * --lock-wait seconds, after which the queue fails.
- */
-static bool lock_for_queue(struct blk *b, struct blk_queue *q)
-{
-	int r = 0;
-
-	pthread_mutex_lock(&b->lock_mu);
-	if (!b->lock_held) {
-		r = blk_image_lock(&b->img);
-		b->lock_held = r == 0;
-		if (b->lock_held)
-			vu_info("%s: locked (the front-end started the device)", b->path);
-	}
-	q->holds_lock = b->lock_held;
-	pthread_mutex_unlock(&b->lock_mu);
-	if (q->holds_lock) {
-		if (q->lock_waiting)
-			vu_info("queue %u: got the lock after %lld ms", q->dq.vq->index,
-				(long long)(now_ms() - q->lock_wait_since));
-		q->lock_waiting = false;
-		return true;
-	}
-	if (r != -EAGAIN) {
-		vu_err("%s: cannot lock: %s", b->path, strerror(-r));
-		vu_vring_fail(q->dq.vq, "the image cannot be locked");
-		return false;
-	}
-	int64_t now = now_ms();
-	if (!q->lock_waiting) {
-		q->lock_waiting = true;
-		q->lock_wait_since = now;
-		vu_info("queue %u: %s is locked by another process (a migration's source not stopped yet?): "
-			"waiting up to %u s", q->dq.vq->index, b->path, b->lock_wait);
-	} else if (now - q->lock_wait_since >= (int64_t)b->lock_wait * 1000) {
-		q->lock_waiting = false;
-		vu_vring_fail(q->dq.vq, "the image stayed locked by another process (--lock-wait)");
-		return false;
-	}
-	vu_timer_arm(q->thread->lock_retry, LOCK_RETRY_NS, 0);
-	return false;
-}
-
-static void blk_kick(struct vu_dev *dev, struct vu_vring *vq);
-
-/* A thread's queues that wait for the lock try again (on that thread). */
-static void lock_retry(void *opaque)
-{
-	struct blk_thread *t = opaque;
-	struct blk *b = t->blk;
-
-	for (unsigned i = t->index; i < b->dev.num_queues; i += b->nthreads) {
-		struct blk_queue *q = &b->queues[i];
-		if (q->lock_waiting && q->dq.vq && !q->dq.vq->broken)
-			blk_kick(&b->dev, q->dq.vq);
-	}
-}
-
-static void unlock_image(struct blk *b, const char *why)
-{
-	pthread_mutex_lock(&b->lock_mu);
-	if (b->lock_held) {
-		blk_image_unlock(&b->img);
-		b->lock_held = false;
-		vu_info("%s: unlocked (%s)", b->path, why);
-	}
-	pthread_mutex_unlock(&b->lock_mu);
-}
-
-/*
- * The front-end stopped a ring (GET_VRING_BASE: VM stop, a migration's switch-over,
- * guest reset; RESET_DEVICE; the front-end gone), rings paused: the lock goes once
- * no started ring holds it. SET_STATUS(0) changes nothing here: QEMU sends it
- * after stopping the rings, and a ring still running keeps the lock.
- */
+/* The front-end stopped a ring, rings paused: the image lock may go (dev/disk-lock.c). */
 static void blk_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
 {
-	struct blk *b = (struct blk *)dev;
-	struct blk_queue *q = &b->queues[vq->index];
-
-	q->lock_waiting = false;
-	if (b->lock_mode != LOCK_START || !q->holds_lock)
-		return;
-	q->holds_lock = false;
-	for (unsigned i = 0; i < dev->num_queues; i++)
-		if (b->queues[i].holds_lock)
-			return;
-	unlock_image(b, "the front-end stopped every queue");
+	disk_lock_stop(&((struct blk *)dev)->queues[vq->index].lock);
 }
 
 /* A request popped into a slot of queue q (disk_queue_kick): checked, then started. */
@@ -505,7 +393,7 @@ static void blk_kick(struct vu_dev *dev, struct vu_vring *vq)
 	struct blk_queue *q = &b->queues[vq->index];
 
 	q->dq.vq = vq;
-	if (b->lock_mode == LOCK_START && !q->holds_lock && !lock_for_queue(b, q))
+	if (!disk_lock_kick(&q->lock, vq))
 		return;
 	if (!disk_queue_slots(&q->dq, SLOTS_PER_QUEUE, sizeof(struct slot), offsetof(struct slot, iov), MAX_IOV)) {
 		vu_vring_fail(vq, "out of memory for request slots");
@@ -593,7 +481,7 @@ static int blk_state_load(struct vu_dev *dev, const void *buf, size_t len)
 static const struct vu_syscall blk_syscalls[] = {
 	VU_SYSCALL(io_uring_enter),
 	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
-	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
+	DISK_LOCK_SYSCALLS,
 	VU_SYSCALL_END,
 };
 

@@ -4,9 +4,10 @@
  * block devices (--lun, repeatable: LUN 0, 1, ...). This file is the transport:
  * the control, event and request queues, the request and response headers, task
  * management. The command set is dev/scsi-cmd.c and dev/scsi-info.c; data moves
- * between the images and guest memory through blk's io_uring engine (dev/blk-io.c).
+ * between the images and guest memory through blk's io_uring engine (dev/blk-io.c);
+ * the images are locked as blk's image is (dev/disk-lock.c).
  *
- * build: scsi.c scsi-cmd.c scsi-info.c blk-io.c disk-queue.c
+ * build: scsi.c scsi-cmd.c scsi-info.c blk-io.c disk-lock.c disk-queue.c
  * pkg-config: liburing
  * debian: liburing-dev
  * systemd: ReadWritePaths=-/var/lib/vhostbox
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dev/disk-lock.h"
 #include "dev/disk-queue.h"
 #include "dev/scsi.h"
 #include "proto/device.h"
@@ -47,6 +49,8 @@ enum {
 	TMF_ABORT_TASK = 0, TMF_ABORT_TASK_SET = 1, TMF_CLEAR_ACA = 2, TMF_CLEAR_TASK_SET = 3,
 	TMF_I_T_NEXUS_RESET = 4, TMF_LOGICAL_UNIT_RESET = 5, TMF_QUERY_TASK = 6, TMF_QUERY_TASK_SET = 7,
 };
+
+_Static_assert(SCSI_MAX_LUNS <= DISK_LOCK_MAX_IMAGES, "every LUN's image is in the lock's set");
 
 #define MAX_QUEUES 16              /* request queues */
 #define SLOTS_PER_QUEUE 128        /* commands in flight per queue */
@@ -91,6 +95,8 @@ struct scsi {
 	struct scsi_target target;
 	struct scsi_config config;
 	struct disk_queue queues[Q_REQUEST + MAX_QUEUES]; /* request queues from Q_REQUEST on */
+	struct disk_lock lock;            /* every LUN's image: --lock, --lock-wait */
+	struct disk_lock_queue locks[Q_REQUEST + MAX_QUEUES]; /* the request queues' shares of it */
 	unsigned busy;                    /* commands in flight, all queues */
 	bool draining;                    /* a TMF waits for them: take no new ones meanwhile */
 	struct vu_req ctl_req;
@@ -161,6 +167,7 @@ static const struct vu_option scsi_options[] = {
 	  .help = "open the images with O_DIRECT (bypass the host page cache)" },
 	{ .name = "writethrough", .kind = VU_OPT_FLAG, .offset = SCSI_FIELD(writethrough),
 	  .help = "start with the write caches off (WCE 0): every write is synced" },
+	DISK_LOCK_OPTIONS(SCSI_FIELD(lock)),
 	{ NULL },
 };
 
@@ -172,6 +179,7 @@ static struct vu_dev *scsi_create(void)
 		return NULL;
 	s->req_queues = 1;
 	s->target.luns = s->luns;
+	disk_lock_init(&s->lock);
 	return &s->dev;
 }
 
@@ -206,7 +214,7 @@ static int scsi_init(struct vu_dev *dev, struct vu_loop *loop)
 	for (unsigned i = 0; i < s->target.nluns; i++) {
 		struct scsi_lun *l = &s->luns[i];
 		struct stat st;
-		if (blk_image_open(&l->img, l->path, l->read_only, s->direct, l->block_size, true) < 0 ||
+		if (disk_lock_open(&s->lock, &l->img, l->path, l->read_only, s->direct, l->block_size) < 0 ||
 		    fstat(l->img.fd, &st) < 0)
 			return -1;
 		l->blocks = l->img.size / l->block_size;
@@ -222,8 +230,11 @@ static int scsi_init(struct vu_dev *dev, struct vu_loop *loop)
 	s->target.io = blk_io_new(loop, SLOTS_PER_QUEUE * 2, scsi_complete, scsi_batch_end, s);
 	if (!s->target.io)
 		return -1;
-	for (unsigned i = Q_REQUEST; i < dev->num_queues; i++)
+	for (unsigned i = Q_REQUEST; i < dev->num_queues; i++) {
 		s->queues[i].io = s->target.io;
+		if (disk_lock_queue_init(&s->lock, &s->locks[i], dev, loop) < 0)
+			return -1;
+	}
 	s->ctl_req.iov = s->ctl_iov;
 	s->ctl_req.max_iov = CTL_MAX_IOV;
 	default_config(s);
@@ -235,6 +246,9 @@ static void scsi_destroy(struct vu_dev *dev)
 	struct scsi *s = (struct scsi *)dev;
 
 	blk_io_free(s->target.io);
+	for (unsigned i = 0; i < Q_REQUEST + MAX_QUEUES; i++)
+		disk_lock_queue_free(&s->locks[i]);
+	disk_lock_destroy(&s->lock);
 	for (unsigned i = 0; i < s->target.nluns; i++) {
 		blk_image_close(&s->luns[i].img);
 		free(s->luns[i].spec);
@@ -512,6 +526,8 @@ static void scsi_kick(struct vu_dev *dev, struct vu_vring *vq)
 	if (vq->index == Q_EVENT)
 		return; /* no events are offered: the driver's buffers stay on the ring */
 	q->vq = vq;
+	if (!disk_lock_kick(&s->locks[vq->index], vq))
+		return;
 	if (!disk_queue_slots(q, SLOTS_PER_QUEUE, sizeof(struct slot), offsetof(struct slot, iov), SCSI_MAX_IOV)) {
 		vu_vring_fail(vq, "out of memory for request slots");
 		return;
@@ -523,6 +539,13 @@ static void scsi_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 {
 	if (vq->index >= Q_REQUEST) /* the others hold nothing across turns */
 		disk_queue_drain(&((struct scsi *)dev)->queues[vq->index]);
+}
+
+/* The front-end stopped a ring, rings paused: the images' lock may go (dev/disk-lock.c). */
+static void scsi_queue_stop(struct vu_dev *dev, struct vu_vring *vq)
+{
+	if (vq->index >= Q_REQUEST) /* only request queues take the lock */
+		disk_lock_stop(&((struct scsi *)dev)->locks[vq->index]);
 }
 
 static int scsi_get_config(struct vu_dev *dev, uint8_t *buf, uint32_t offset, uint32_t len)
@@ -609,12 +632,14 @@ static int scsi_state_load(struct vu_dev *dev, const void *buf, size_t len)
 
 /*
  * Confined: io_uring (set up in init, its operations restricted, dev/blk-io.c), a
- * block device's discard and zeroing ioctls, and GET LBA STATUS's look for holes.
+ * block device's discard and zeroing ioctls, GET LBA STATUS's look for holes, and
+ * the images' lock taken and released as devices start and stop (--lock=start).
  */
 static const struct vu_syscall scsi_syscalls[] = {
 	VU_SYSCALL(io_uring_enter),
 	VU_SYSCALL_IF(ioctl, 1, BLKDISCARD), VU_SYSCALL_IF(ioctl, 1, BLKZEROOUT),
 	VU_SYSCALL_IF(lseek, 2, SEEK_DATA), VU_SYSCALL_IF(lseek, 2, SEEK_HOLE),
+	DISK_LOCK_SYSCALLS,
 	VU_SYSCALL_END,
 };
 
@@ -633,6 +658,7 @@ const struct vu_device_type vu_dev_scsi = {
 	.init = scsi_init,
 	.kick = scsi_kick,
 	.queue_drain = scsi_queue_drain,
+	.queue_stop = scsi_queue_stop,
 	.get_config = scsi_get_config,
 	.set_config = scsi_set_config,
 	.reset = scsi_reset,

@@ -60,14 +60,15 @@ struct result {
 	uint8_t key, asc, ascq;
 };
 
-static bool hba_open_at(struct hba *h, const char *path, const char *const *args, bool start_rings)
+/* A back-end on path with args, connected with protocol features pf (and its rings started). */
+static bool hba_open_pf(struct hba *h, const char *path, const char *const *args, uint64_t pf, bool start_rings)
 {
 	memset(h, 0, sizeof(*h));
 	h->be = vuf_backend_start("scsi", args, path);
 	if (!h->be)
 		return false;
 	h->f = vuf_connect(path, 2000);
-	if (!h->f || vuf_mem_init(h->f, 2, 8 << 20, 0) < 0 || vuf_negotiate(h->f, all_features, all_pf) < 0)
+	if (!h->f || vuf_mem_init(h->f, 2, 8 << 20, 0) < 0 || vuf_negotiate(h->f, all_features, pf) < 0)
 		return false;
 	h->hdr = vuf_alloc(h->f, 64, 64);
 	h->resp = vuf_alloc(h->f, 128, 64);
@@ -77,6 +78,11 @@ static bool hba_open_at(struct hba *h, const char *path, const char *const *args
 	h->ctl = vuf_vq_setup(h->f, 0, 128, 0);
 	h->req = vuf_vq_setup(h->f, 2, 128, 0);
 	return h->ctl && vuf_vq_setup(h->f, 1, 128, 0) && h->req && h->hdr && h->resp && h->data;
+}
+
+static bool hba_open_at(struct hba *h, const char *path, const char *const *args, bool start_rings)
+{
+	return hba_open_pf(h, path, args, all_pf, start_rings);
 }
 
 static bool hba_open(struct hba *h, const char *const *args)
@@ -100,17 +106,15 @@ static void lun_field(uint8_t *p, unsigned target, unsigned lun)
 }
 
 /*
- * One command to target/lun: the header with cdb, out_len bytes of data-out from
- * the data buffer, in_len bytes of data-in into it.
+ * Sends one command to target/lun: the header with cdb, out_len bytes of data-out
+ * from the data buffer, in_len bytes of data-in into it. Its head, or -1.
  */
-static struct result cmd_to(struct hba *h, unsigned target, unsigned lun, const uint8_t *cdb, unsigned cdb_len,
-			    uint32_t out_len, uint32_t in_len)
+static int cmd_send(struct hba *h, unsigned target, unsigned lun, const uint8_t *cdb, unsigned cdb_len,
+		    uint32_t out_len, uint32_t in_len)
 {
 	uint8_t hdr[REQ_SIZE] = { 0 }, resp[RESP_SIZE];
 	struct vuf_buf out[2] = { { h->hdr, REQ_SIZE }, { h->data, out_len } };
 	struct vuf_buf in[2] = { { h->resp, RESP_SIZE }, { h->data, in_len } };
-	struct result r = { .used = -1 };
-	uint32_t id, len;
 
 	lun_field(hdr, target, lun);
 	hdr[8] = 0x42; /* the tag */
@@ -119,8 +123,17 @@ static struct result cmd_to(struct hba *h, unsigned target, unsigned lun, const 
 	vuf_gpa_write(h->f, h->hdr, hdr, sizeof(hdr));
 	vuf_gpa_write(h->f, h->resp, resp, sizeof(resp));
 	int head = vuf_vq_add(h->req, out, out_len ? 2 : 1, in, in_len ? 2 : 1, false);
-	if (head < 0 || vuf_vq_kick(h->req) < 0 || vuf_vq_wait_used(h->req, &id, &len, 3000) < 0 ||
-	    id != (uint32_t)head)
+	return head < 0 || vuf_vq_kick(h->req) < 0 ? -1 : head;
+}
+
+/* The completion of the command sent as head, waited for up to timeout_ms (used -1: none). */
+static struct result cmd_wait(struct hba *h, int head, int timeout_ms)
+{
+	uint8_t resp[RESP_SIZE];
+	struct result r = { .used = -1 };
+	uint32_t id, len;
+
+	if (head < 0 || vuf_vq_wait_used(h->req, &id, &len, timeout_ms) < 0 || id != (uint32_t)head)
 		return r;
 	r.used = (int)len;
 	vuf_gpa_read(h->f, h->resp, resp, sizeof(resp));
@@ -137,6 +150,12 @@ static struct result cmd_to(struct hba *h, unsigned target, unsigned lun, const 
 		r.ascq = r.sense[13];
 	}
 	return r;
+}
+
+static struct result cmd_to(struct hba *h, unsigned target, unsigned lun, const uint8_t *cdb, unsigned cdb_len,
+			    uint32_t out_len, uint32_t in_len)
+{
+	return cmd_wait(h, cmd_send(h, target, lun, cdb, cdb_len, out_len, in_len), 3000);
 }
 
 static struct result cmd(struct hba *h, unsigned lun, const uint8_t *cdb, unsigned cdb_len, uint32_t out_len,
@@ -1035,6 +1054,96 @@ static void test_queues(void)
 	hba_close(&h);
 }
 
+/*
+ * --lock=start, the hand-over of a live migration, as blk's: two back-ends on the
+ * same LUNs (one written, one read-only, its lock shared) both start; the images
+ * are locked by the one whose device runs, and the other's commands wait until it
+ * stops its request ring (GET_VRING_BASE, as QEMU does at the switch-over), is
+ * reset (RESET_DEVICE) or disconnects. A --lock=open back-end cannot start while a
+ * device holds the lock.
+ */
+static void test_lock_handover(void)
+{
+	const char *args[] = { "--lun", image, "--lun", ro_lun, "--lock=start", NULL };
+	const char *open_args[] = { "--lun", image, NULL };
+	const uint64_t pf = all_pf | 1ull << VU_PF_STATUS | 1ull << VU_PF_RESET_DEVICE;
+	char sock2[80], sock3[80];
+	struct hba a, b;
+	unsigned base = 0;
+	uint8_t rd[10], wr[10];
+
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", dir);
+	snprintf(sock3, sizeof(sock3), "%s/third.sock", dir);
+	rw10(rd, 0x28, 600, 8);
+	rw10(wr, 0x2a, 600, 8);
+	memset(&b, 0, sizeof(b));
+	if (!CHECK(hba_open_pf(&a, sock, args, pf, true) && hba_open_pf(&b, sock2, args, pf, true),
+		   "scsi-lock-start-two-backends-start"))
+		goto out;
+	fill(data(&a), 0x3c, 4096);
+	CHECK(good(cmd(&a, 0, wr, 10, 4096, 0)), "scsi-lock-start-first-device-runs");
+	int head = cmd_send(&b, 0, 0, rd, 10, 0, 4096);
+	CHECK(head >= 0 && cmd_wait(&b, head, 300).used == -1, "scsi-lock-start-second-device-waits");
+	CHECK(vuf_get_vring_base(a.f, 2, &base) == 0 && base == 1, "scsi-lock-start-first-stops-its-ring");
+	CHECK(good(cmd_wait(&b, head, 5000)), "scsi-lock-start-second-runs-when-first-stopped");
+	CHECK(holds(data(&b), 0x3c, 4096), "scsi-lock-start-second-reads-first-write");
+
+	/* The first starts again: it waits until the second is reset. */
+	CHECK(vuf_vq_start(a.req, (uint16_t)base, 0) == 0, "scsi-lock-start-first-restarts");
+	head = cmd_send(&a, 0, 1, rd, 10, 0, 4096); /* the read-only LUN: the set is locked as one */
+	CHECK(head >= 0 && cmd_wait(&a, head, 300).used == -1, "scsi-lock-start-restarted-first-waits");
+	/* Status 0 with the ring still running (QEMU stops the rings first): the lock stays. */
+	CHECK(vuf_set_status(b.f, 0xf) == 0 && vuf_set_status(b.f, 0) == 0, "scsi-lock-start-second-status-0");
+	CHECK(cmd_wait(&a, head, 300).used == -1, "scsi-lock-start-status-0-with-running-ring-keeps-lock");
+	CHECK(vuf_reset_device(b.f) == 0, "scsi-lock-start-second-reset");
+	CHECK(good(cmd_wait(&a, head, 5000)), "scsi-lock-start-reset-unlocks");
+
+	/* The second sets up its ring again: its next command waits until the first disconnects. */
+	CHECK(vuf_set_features(b.f, b.f->features) == 0 && vuf_vq_start(b.req, 0, 0) == 0,
+	      "scsi-lock-start-second-restarts");
+	head = cmd_send(&b, 0, 0, rd, 10, 0, 4096);
+	CHECK(head >= 0 && cmd_wait(&b, head, 300).used == -1, "scsi-lock-start-second-waits-again");
+	CHECK(vuf_backend_start("scsi", open_args, sock3) == NULL, "scsi-lock-open-refused-while-a-device-holds");
+	vuf_close(a.f);
+	a.f = NULL;
+	CHECK(good(cmd_wait(&b, head, 5000)), "scsi-lock-start-disconnect-unlocks");
+	CHECK(vuf_backend_alive(a.be) && vuf_backend_alive(b.be), "scsi-lock-start-backends-survive");
+out:
+	hba_close(&a);
+	hba_close(&b);
+}
+
+/*
+ * A started device that cannot get the lock (a --lock=open back-end has one of its
+ * LUNs) fails its request queue; read-only LUNs share theirs.
+ */
+static void test_lock_wait_expires(void)
+{
+	const char *open_args[] = { "--lun", ro_lun, "--lun", big_image, NULL };
+	const char *wait_args[] = { "--lun", ro_lun, "--lun", big_image, "--lock=start", "--lock-wait=1", NULL };
+	const char *ro_args[] = { "--lun", ro_lun, "--lock=start", NULL };
+	char sock2[80], sock3[80];
+	struct hba c, r;
+	uint8_t tur[6] = { 0 };
+
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", dir);
+	snprintf(sock3, sizeof(sock3), "%s/third.sock", dir);
+	memset(&c, 0, sizeof(c));
+	memset(&r, 0, sizeof(r));
+	struct vuf_backend *a = vuf_backend_start("scsi", open_args, sock);
+	if (CHECK(a && hba_open_at(&c, sock2, wait_args, true), "scsi-lock-start-beside-open-starts")) {
+		int head = cmd_send(&c, 0, 0, tur, 6, 0, 0);
+		CHECK(head >= 0 && vuf_vq_wait_err(c.req, 10000) == 1, "scsi-lock-wait-expires-queue-fails");
+		CHECK(vuf_backend_alive(c.be) && vuf_ping(c.f) == 0, "scsi-lock-wait-expired-connection-survives");
+	}
+	if (CHECK(a && hba_open_at(&r, sock3, ro_args, true), "scsi-lock-start-read-only-beside-open-starts"))
+		CHECK(good(cmd(&r, 0, tur, 6, 0, 0)), "scsi-lock-read-only-lun-shared");
+	hba_close(&r);
+	hba_close(&c);
+	if (a)
+		vuf_backend_stop(a, 2000);
+}
+
 /* The back-end's exit status and how many lines it wrote on stderr. */
 static int cli(const char *args, int *lines)
 {
@@ -1067,6 +1176,12 @@ static void test_options(void)
 	CHECK(cli("", &lines) != 0 && lines == 1, "scsi-no-lun-refused");
 	snprintf(args, sizeof(args), "--lun=%s --lun=%s", image, image);
 	CHECK(cli(args, &lines) != 0, "scsi-same-image-twice-refused-by-lock");
+	snprintf(args, sizeof(args), "--lun=%s --lun=%s,ro --lock=start", image, image);
+	CHECK(cli(args, &lines) == 1 && lines == 1, "scsi-lock-start-same-image-twice-refused");
+	snprintf(args, sizeof(args), "--lun=%s --lock=never", image);
+	CHECK(cli(args, &lines) == 2 && lines == 1, "scsi-lock-bad-mode-usage-error");
+	snprintf(args, sizeof(args), "--lun=%s --lock-wait=0", image);
+	CHECK(cli(args, &lines) == 2 && lines == 1, "scsi-lock-wait-range-usage-error");
 	char odd[80];
 	snprintf(odd, sizeof(odd), "%s/odd.img", dir);
 	int fd = open(odd, O_CREAT | O_RDWR, 0600);
@@ -1122,6 +1237,8 @@ int main(void)
 	test_inflight();
 	test_device_state();
 	test_queues();
+	test_lock_handover();
+	test_lock_wait_expires();
 	test_options();
 
 	for (int i = 0; i < 3; i++)

@@ -485,7 +485,8 @@ vu_stop_qemu() {
 }
 
 # ---- crash safety: numbered blocks the guest acknowledges ("ACK n" on its console) ----
-vu_acked_count() { tr -d '\r' < "$VU_SERIAL" | grep -c '^ACK '; }
+# vu_acked_count [CONSOLE]: how many blocks CONSOLE (default: this QEMU's) acknowledged.
+vu_acked_count() { tr -d '\r' < "${1:-$VU_SERIAL}" | grep -c '^ACK '; }
 
 # vu_kill_restart NAME PERSONALITY ARGS...: while the guest writes numbered blocks, SIGKILL
 # back-end NAME after 150, 300 and 450 acknowledged ones and start it again with the same
@@ -506,13 +507,18 @@ vu_kill_restart() {
 	done
 }
 
-# vu_acked_on_disk IMG: "ACKED BAD [FIRST BAD ONES]": the blocks the console acknowledged
-# (read first: a block acknowledged after the image was read would look lost) and how
-# many of them IMG does not hold (block n starts with BLOCK%08d).
+# vu_acked_on_disk IMG [CONSOLE...]: "ACKED BAD [FIRST BAD ONES]": the blocks the consoles
+# (default: this QEMU's) acknowledged, read first (a block acknowledged after the image
+# was read would look lost), and how many of them IMG does not hold (block n starts with
+# BLOCK%08d).
 vu_acked_on_disk() {
-	python3 - "$1" "$VU_SERIAL" <<'EOF'
+	local img=$1
+	shift
+	[ $# = 0 ] && set -- "$VU_SERIAL"
+	cat "$@" | tr -d '\r' > "$VU_TMP/acked-consoles"
+	python3 - "$img" "$VU_TMP/acked-consoles" <<'EOF'
 import re, sys
-acks = [int(x) for x in re.findall(r'ACK (\d+)', open(sys.argv[2], errors='replace').read())]
+acks = [int(x) for x in re.findall(r'^ACK (\d+)$', open(sys.argv[2], errors='replace').read(), re.M)]
 img = open(sys.argv[1], 'rb').read()
 bad = [n for n in acks if img[n * 4096:n * 4096 + 13] != b'BLOCK%08d' % n]
 print(len(acks), len(bad), bad[:5])

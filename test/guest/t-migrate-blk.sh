@@ -96,10 +96,8 @@ wait
 EOF
 } > "$VU_TMP/guest.sh"
 
-# Counts over the consoles of every QEMU so far.
-consoles() { cat "$VU_TMP"/serial.*.log 2>/dev/null | tr -d '\r'; }
+# Counts over one console.
 reads() { tr -d '\r' < "$1" | grep -c '^READ '; }
-acks() { tr -d '\r' < "$1" | grep -c '^ACK '; }
 # bad_reads FILE: READ lines whose checksum is not their pattern's.
 bad_reads() { tr -d '\r' < "$1" | grep '^READ ' | grep -vcE " (0 ${md5[0]}|1 ${md5[1]})\$"; }
 # wait_count FUNC FILE N SECS: until FUNC FILE >= N.
@@ -109,17 +107,6 @@ wait_count() {
 		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="$1 $2: $("$1" "$2"), wanted $3, after $4 s"; return 1; }
 		sleep 0.2
 	done
-}
-# verify: "acked bad first-bad..." for every acknowledged block on every console.
-verify() {
-	consoles > "$VU_TMP/all-consoles"
-	python3 - "$img" "$VU_TMP/all-consoles" <<'EOF'
-import re, sys
-acks = [int(x) for x in re.findall(r'^ACK (\d+)$', open(sys.argv[2], errors='replace').read(), re.M)]
-img = open(sys.argv[1], 'rb').read()
-bad = [n for n in acks if img[n * 4096:n * 4096 + 13] != b'BLOCK%08d' % n]
-print(len(acks), len(bad), bad[:5])
-EOF
 }
 set_phase() { printf '%s' "$1" | dd of="$img" bs=4096 seek=$FLAG conv=notrunc,sync 2>/dev/null; }
 # reader_result PHASE FILE: "region md5 pass" of the reader's check when it saw PHASE.
@@ -131,7 +118,7 @@ vu_start_backend src blk "${blk_args[@]}" || { vu_fail guest-migrate-blk "$VU_WH
 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
 src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
 vu_wait_serial 'GUEST-START' 60 || { vu_fail guest-migrate-blk "boot: $VU_WHY"; exit 1; }
-if ! wait_count reads "$src_serial" 2 120 || ! wait_count acks "$src_serial" 20 60; then
+if ! wait_count reads "$src_serial" 2 120 || ! wait_count vu_acked_count "$src_serial" 20 60; then
 	vu_fail guest-migrate-blk "the guest's loops before the migration: $VU_WHY"
 	exit 1
 fi
@@ -186,7 +173,7 @@ if ! vu_wait_migration 'pre-switchover|failed|cancelled' 180 || [ "$VU_MIG_STATU
 fi
 # Neither side runs: the source's device is stopped (its back-end unlocked the image).
 set_phase SWITCHED
-src_acks=$(acks "$src_serial")
+src_acks=$(vu_acked_count "$src_serial")
 vu_qmp migrate-continue '{"state": "pre-switchover"}' > /dev/null
 if ! vu_wait_migration 'completed|failed|cancelled' 120 || [ "$VU_MIG_STATUS" != completed ]; then
 	vu_fail guest-migrate-blk "after the switch-over: ${VU_WHY:-status $VU_MIG_STATUS}"
@@ -202,7 +189,7 @@ fi
 [ "$syncs" -ge 3 ] && [ "$precopy_reads" -ge 3 ] && vu_pass guest-migrate-blk-precopy-under-io ||
 	vu_fail guest-migrate-blk-precopy-under-io "precopy ran $syncs dirty-log syncs and $precopy_reads reader passes (want 3 each)"
 
-if vu_wait_serial 'GUEST-RESULT: reader-SWITCHED ' 90 && wait_count acks "$dst_serial" 20 90 &&
+if vu_wait_serial 'GUEST-RESULT: reader-SWITCHED ' 90 && wait_count vu_acked_count "$dst_serial" 20 90 &&
    wait_count reads "$dst_serial" 2 90; then
 	read -r r got pass <<< "$(reader_result SWITCHED "$dst_serial")"
 	bad=$(($(bad_reads "$src_serial") + $(bad_reads "$dst_serial")))
@@ -218,8 +205,8 @@ fi
 grep -q 'unlocked' "$VU_TMP/src.log" && grep -q 'locked (the front-end started' "$VU_TMP/dst.log" &&
 	vu_pass guest-migrate-blk-handover ||
 	vu_fail guest-migrate-blk-handover "source: '$(grep -m1 unlocked "$VU_TMP/src.log")', destination: '$(grep -m1 'locked (' "$VU_TMP/dst.log")'"
-read -r n_acked n_bad rest <<< "$(verify)"
-dst_acks=$(acks "$dst_serial")
+read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img" "$VU_TMP"/serial.*.log)"
+dst_acks=$(vu_acked_count "$dst_serial")
 if [ "$n_bad" = 0 ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
 	vu_pass guest-migrate-blk-writer
 else
@@ -237,23 +224,23 @@ fi
 echo "# saved $(($(stat -c %s "$VU_TMP/vm.state") >> 20)) MiB"
 vu_pass guest-migrate-blk-save
 vu_stop_qemu 5
-saved_acks=$(acks "$dst_serial")
+saved_acks=$(vu_acked_count "$dst_serial")
 set_phase RESTORED
 vu_start_backend rst blk "${blk_args[@]}" || { vu_fail guest-migrate-blk-restore "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
 VU_QEMU_INCOMING="file:$VU_TMP/vm.state" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args rst)
 rst_serial=$VU_SERIAL
 if vu_wait_running 60 && vu_wait_serial 'GUEST-RESULT: reader-RESTORED ' 90 &&
-   wait_count acks "$rst_serial" 20 90 && wait_count reads "$rst_serial" 2 90; then
+   wait_count vu_acked_count "$rst_serial" 20 90 && wait_count reads "$rst_serial" 2 90; then
 	read -r r got pass <<< "$(reader_result RESTORED "$rst_serial")"
 	bad=$(bad_reads "$rst_serial")
-	read -r n_acked n_bad rest <<< "$(verify)"
+	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img" "$VU_TMP"/serial.*.log)"
 	if [ "$got" = "${md5[r]}" ] && [ "$bad" = 0 ] && [ "$n_bad" = 0 ]; then
 		vu_pass guest-migrate-blk-restore
 	else
 		vu_fail guest-migrate-blk-restore "pattern $r cached before the save: md5 $got (want ${md5[r]}); $bad bad passes; $n_bad of $n_acked acknowledged blocks wrong: $rest"
 	fi
-	echo "# restore: $saved_acks blocks acknowledged before the save, $(acks "$rst_serial") after the restore"
+	echo "# restore: $saved_acks blocks acknowledged before the save, $(vu_acked_count "$rst_serial") after the restore"
 else
 	vu_fail guest-migrate-blk-restore "$VU_WHY"
 fi
