@@ -525,6 +525,34 @@ print(len(acks), len(bad), bad[:5])
 EOF
 }
 
+# vu_crash_tests TEST NAME IMG PERSONALITY ARGS...: the crash-safety steps of a disk guest
+# test, once the guest writes its numbered blocks to IMG: TEST-crash (vu_kill_restart:
+# three SIGKILLs and restarts, nothing acknowledged lost) and TEST-sigterm (SIGTERM
+# during the writes: exit 0 within 1 s, nothing acknowledged lost).
+vu_crash_tests() {
+	local test=$1 name=$2 img=$3 n_acked n_bad rest
+	shift 3
+	vu_kill_restart "$name" "$@" || { vu_fail "$test-crash" "$VU_WHY"; return 1; }
+	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img")"
+	if [ "$VU_KILLS" = 3 ] && [ "$n_acked" -ge 600 ] && [ "$n_bad" = 0 ]; then
+		vu_pass "$test-crash"
+	else
+		vu_fail "$test-crash" "$VU_KILLS kills; $n_acked blocks acknowledged, $n_bad wrong on disk: $rest"
+	fi
+	echo "# crash test: $VU_KILLS SIGKILLs, $n_acked blocks acknowledged, $n_bad of them wrong on disk"
+	if ! vu_sigterm_backend "$name"; then
+		vu_fail "$test-sigterm" "$VU_WHY"
+		return 1
+	fi
+	sleep 0.3 # anything the guest printed before it noticed
+	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img")"
+	if [ "$n_bad" = 0 ]; then
+		vu_pass "$test-sigterm"
+	else
+		vu_fail "$test-sigterm" "$n_bad of $n_acked acknowledged blocks wrong on disk: $rest"
+	fi
+}
+
 # vu_sigterm_backend NAME: SIGTERM the back-end NAME; returns 0 if it exited with
 # status 0 within 1 s (the time is printed), else 1 with VU_WHY set.
 vu_sigterm_backend() {

@@ -116,30 +116,9 @@ else
 	vu_fail guest-blk-vfat "$VU_WHY"
 fi
 
-# ---- 3. SIGKILL and restart while the guest writes ---------------------------------------
+# ---- 3., 4. SIGKILL and restart, then SIGTERM, while the guest writes -----------------
 vu_wait_serial 'GUEST-RESULT: crash-start' 30 || { vu_fail guest-blk-crash "$VU_WHY"; exit 1; }
-vu_kill_restart blk0 blk "${blk_args[@]}" || { vu_fail guest-blk-crash "$VU_WHY"; exit 1; }
-kills=$VU_KILLS
-read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img")"
-if [ "$kills" = 3 ] && [ "$n_acked" -ge 600 ] && [ "$n_bad" = 0 ]; then
-	vu_pass guest-blk-crash
-else
-	vu_fail guest-blk-crash "$kills kills; $n_acked blocks acknowledged, $n_bad wrong on disk: $rest"
-fi
-echo "# crash test: $kills SIGKILLs, $n_acked blocks acknowledged, $n_bad of them wrong on disk"
-
-# ---- 4. SIGTERM during the writes -------------------------------------------------------------
-if ! vu_sigterm_backend blk0; then
-	vu_fail guest-blk-sigterm "$VU_WHY"
-else
-	sleep 0.3 # anything the guest printed before it noticed
-	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img")"
-	if [ "$n_bad" = 0 ]; then
-		vu_pass guest-blk-sigterm
-	else
-		vu_fail guest-blk-sigterm "$n_bad of $n_acked acknowledged blocks wrong on disk: $rest"
-	fi
-fi
+vu_crash_tests guest-blk blk0 "$img" blk "${blk_args[@]}"
 
 vu_stop_qemu 5
 echo "# t-blk took $(vu_since "$t_start") s"

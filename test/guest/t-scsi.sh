@@ -241,25 +241,7 @@ else
 	vu_fail guest-scsi-fstrim-holes "$VU_WHY"
 fi
 
-# ---- 6. SIGKILL and restart while the guest writes ------------------------------------------
+# ---- 6., 7. SIGKILL and restart, then SIGTERM, while the guest writes ----------------------
 vu_wait_serial 'GUEST-RESULT: crash-start' 60 || { vu_fail guest-scsi-crash "$VU_WHY"; exit 1; }
-vu_kill_restart scsi0 scsi "${scsi_args[@]}" || { vu_fail guest-scsi-crash "$VU_WHY"; exit 1; }
-kills=$VU_KILLS
-read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img0")"
-if [ "$kills" = 3 ] && [ "$n_acked" -ge 600 ] && [ "$n_bad" = 0 ]; then
-	vu_pass guest-scsi-crash
-else
-	vu_fail guest-scsi-crash "$kills kills; $n_acked blocks acknowledged, $n_bad wrong on disk: $rest"
-fi
-echo "# crash test: $kills SIGKILLs, $n_acked blocks acknowledged, $n_bad of them wrong on disk"
-
-# ---- 7. SIGTERM during the writes -------------------------------------------------------------
-if ! vu_sigterm_backend scsi0; then
-	vu_fail guest-scsi-sigterm "$VU_WHY"
-else
-	sleep 0.3 # anything the guest printed before it noticed
-	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img0")"
-	[ "$n_bad" = 0 ] && vu_pass guest-scsi-sigterm ||
-		vu_fail guest-scsi-sigterm "$n_bad of $n_acked acknowledged blocks wrong on disk: $rest"
-fi
+vu_crash_tests guest-scsi scsi0 "$img0" scsi "${scsi_args[@]}"
 vu_stop_qemu 5
