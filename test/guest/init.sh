@@ -38,6 +38,32 @@ guest_features() {
 	echo "GUEST-RESULT: vfeatures$f"
 }
 
+# numbered_writes DEV FIRST COUNT: 4 KiB blocks FIRST.. of DEV, block n starting with
+# BLOCK%08d, each written with O_DIRECT and acknowledged ("ACK n") only after dd
+# returned; the host checks the acknowledged ones (lib.sh: vu_acked_on_disk).
+numbered_writes() {
+	i=0
+	while [ $i -lt $3 ]; do
+		n=$(($2 + i))
+		printf 'BLOCK%08d' $n | dd of=$1 bs=4096 seek=$n conv=sync oflag=direct 2>/dev/null &&
+			echo "ACK $n"
+		i=$((i + 1))
+	done
+}
+
+# scsi_disk LUN: the sd name of LUN (target 0) once it appeared (up to 10 s).
+scsi_disk() {
+	n=0
+	while [ $n -lt 100 ]; do
+		for d in /sys/bus/scsi/devices/*:0:0:$1/block/*; do
+			[ -e "$d" ] && { basename "$d"; return 0; }
+		done
+		sleep 0.1
+		n=$((n + 1))
+	done
+	return 1
+}
+
 echo "GUEST-START"
 if [ -f /guest.sh ]; then
 	(. /guest.sh)

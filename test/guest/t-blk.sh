@@ -61,13 +61,7 @@ else
 fi
 echo "GUEST-RESULT: crash-start"
 # 3./4. numbered blocks, each acknowledged only after dd (O_DIRECT) returned
-i=0
-while [ $i -lt $count ]; do
-	n=$((first + i))
-	printf 'BLOCK%08d' $n | dd of=/dev/vda bs=4096 seek=$n conv=sync oflag=direct 2>/dev/null &&
-		echo "ACK $n"
-	i=$((i + 1))
-done
+numbered_writes /dev/vda $first $count
 echo "GUEST-RESULT: crash-done"
 EOF
 } > "$VU_TMP/guest.sh"

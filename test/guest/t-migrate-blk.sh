@@ -79,19 +79,10 @@ reader() {
 		echo "READ $pass $r $(cached_md5 $r)"
 	done
 }
-writer() {
-	i=0
-	while [ $i -lt $wcount ]; do
-		n=$((wfirst + i))
-		printf 'BLOCK%08d' $n | dd of=/dev/vda bs=4096 seek=$n conv=sync oflag=direct 2>/dev/null &&
-			echo "ACK $n"
-		i=$((i + 1))
-	done
-}
 echo "GUEST-RESULT: queues $(ls /sys/block/vda/mq | wc -l)"
 guest_features
 reader &
-writer &
+numbered_writes /dev/vda $wfirst $wcount &
 wait
 EOF
 } > "$VU_TMP/guest.sh"

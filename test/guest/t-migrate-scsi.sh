@@ -34,28 +34,10 @@ qemu_args() { echo -chardev "socket,id=scsi0,path=$(vu_socket "$1")" -device "vh
 {
 	echo "wfirst=$WFIRST wcount=$WCOUNT"
 	cat <<'EOF'
-# dev LUN: the sd name of LUN (target 0) once it appeared
-dev() {
-	n=0
-	while [ $n -lt 100 ]; do
-		for d in /sys/bus/scsi/devices/*:0:0:$1/block/*; do
-			[ -e "$d" ] && { basename "$d"; return 0; }
-		done
-		sleep 0.1
-		n=$((n + 1))
-	done
-	return 1
-}
-d0=$(dev 0) && d1=$(dev 1) || { echo "GUEST-RESULT: luns missing"; exit 1; }
+d0=$(scsi_disk 0) && d1=$(scsi_disk 1) || { echo "GUEST-RESULT: luns missing"; exit 1; }
 echo "GUEST-RESULT: luns $(ls -d /sys/bus/scsi/devices/*:0:0:* | wc -l) ro $(cat /sys/block/$d1/ro)"
 guest_features
-i=0
-while [ $i -lt $wcount ]; do
-	n=$((wfirst + i))
-	printf 'BLOCK%08d' $n | dd of=/dev/$d0 bs=4096 seek=$n conv=sync oflag=direct 2>/dev/null &&
-		echo "ACK $n"
-	i=$((i + 1))
-done
+numbered_writes /dev/$d0 $wfirst $wcount
 EOF
 } > "$VU_TMP/guest.sh"
 

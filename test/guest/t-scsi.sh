@@ -61,20 +61,8 @@ UNMAP_LBA=147456    # 72 MiB in 512-byte blocks: sg_unmap's range, 2 MiB
 	echo "first=$CRASH_FIRST count=$CRASH_BLOCKS unmap_lba=$UNMAP_LBA"
 	cat <<'EOF'
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
-# dev LUN: the sd name of LUN (target 0) once it appeared
-dev() {
-	n=0
-	while [ $n -lt 100 ]; do
-		for d in /sys/bus/scsi/devices/*:0:0:$1/block/*; do
-			[ -e "$d" ] && { basename "$d"; return 0; }
-		done
-		sleep 0.1
-		n=$((n + 1))
-	done
-	return 1
-}
 sg_of() { basename /sys/block/$1/device/scsi_generic/*; }
-d0=$(dev 0) && d1=$(dev 1) && d2=$(dev 2) || { echo "GUEST-RESULT: luns missing"; exit 1; }
+d0=$(scsi_disk 0) && d1=$(scsi_disk 1) && d2=$(scsi_disk 2) || { echo "GUEST-RESULT: luns missing"; exit 1; }
 echo "GUEST-RESULT: luns $(ls -d /sys/bus/scsi/devices/*:0:0:* | wc -l)"
 echo "GUEST-RESULT: queues $(ls -d /sys/block/$d0/mq/* | wc -l)"
 guest_features
@@ -125,13 +113,7 @@ else
 fi
 echo "GUEST-RESULT: crash-start"
 # 6. numbered blocks, each acknowledged only after dd (O_DIRECT) returned
-i=0
-while [ $i -lt $count ]; do
-	n=$((first + i))
-	printf 'BLOCK%08d' $n | dd of=/dev/$d0 bs=4096 seek=$n conv=sync oflag=direct 2>/dev/null &&
-		echo "ACK $n"
-	i=$((i + 1))
-done
+numbered_writes /dev/$d0 $first $count
 echo "GUEST-RESULT: crash-done"
 EOF
 } > "$VU_TMP/guest.sh"
