@@ -163,17 +163,43 @@ void vring_signal(struct vu_vring *vq)
 	}
 }
 
+/* The next request of a ring that is ready and within its budget (see vu_vring_pop). */
+static int pop_one(struct vu_vring *vq, struct vu_req *req)
+{
+	if (__builtin_expect(vq->resubmit_pos < vq->resubmit_n, 0)) {
+		uint16_t r = vq->resubmit[vq->resubmit_pos++];
+		return vq->packed ? vring_packed_resubmit(vq, req, r) : vring_split_resubmit(vq, req, r);
+	}
+	return vq->packed ? vring_packed_pop(vq, req) : vring_split_pop(vq, req);
+}
+
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 {
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
 	if (vring_over_budget(vq))
 		return 0;
-	if (__builtin_expect(vq->resubmit_pos < vq->resubmit_n, 0)) {
-		uint16_t r = vq->resubmit[vq->resubmit_pos++];
-		return vq->packed ? vring_packed_resubmit(vq, req, r) : vring_split_resubmit(vq, req, r);
+	return pop_one(vq, req);
+}
+
+int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
+{
+	unsigned got = 0;
+	int r = 0;
+
+	if (!vu_vring_ready(vq))
+		return vq->broken ? -1 : 0;
+	while (got < n && !vring_over_budget(vq)) {
+		if (vq->packed && n - got >= VRING_PACKED_BATCH && vq->resubmit_pos == vq->resubmit_n &&
+		    (r = vring_packed_pop_batch(vq, reqs + got)) > 0) {
+			got += (unsigned)r;
+			continue;
+		}
+		if ((r = pop_one(vq, reqs + got)) <= 0)
+			break;
+		got++;
 	}
-	return vq->packed ? vring_packed_pop(vq, req) : vring_split_pop(vq, req);
+	return got ? (int)got : r;
 }
 
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
