@@ -153,33 +153,16 @@ static inline const char *take_id(struct vu_vring *vq, uint16_t id, unsigned n, 
 	return NULL;
 }
 
-int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
+/*
+ * Any request (a chain, an INDIRECT table, an inflight record) whose head, at the
+ * ring's next position with flags, is available. Apart from vring_packed_pop's
+ * common case, which then needs no stack frame of this size.
+ */
+static __attribute__((noinline)) int pop_chain(struct vu_vring *vq, struct vu_req *req, uint16_t flags)
 {
 	uint16_t pos = vq->last_avail;
 	bool wrap = vq->avail_wrap;
 	const struct vring_packed_desc *d = &vq->pdesc[pos];
-	uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-
-	if (!avail_in_lap(flags, wrap))
-		return 0;
-	vring_req_start(req, 0);
-
-	/* The common request: one descriptor, no inflight record. */
-	if (__builtin_expect(!(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && !vq->inflight_packed &&
-			     used_bit_right(flags, wrap), 1)) {
-		uint64_t addr = READ_ONCE(d->addr);
-		uint32_t len = READ_ONCE(d->len);
-		uint16_t id = READ_ONCE(d->id);
-		vq->budget--;
-		const char *why = vring_add_buffer(vq, req, addr, len, flags & VRING_DESC_F_WRITE);
-		if (why || (why = take_id(vq, id, 1, 0))) {
-			vu_vring_fail(vq, why);
-			return -1;
-		}
-		vq->last_avail = vring_packed_advance(vq, pos, 1, &vq->avail_wrap);
-		req->head = id;
-		return 1;
-	}
 
 	/* Inflight: each ring descriptor is recorded in an entry of the free list. */
 	struct vu_inflight_packed *q = vq->inflight_packed;
@@ -241,6 +224,34 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
 		/* Whole before it counts: a back-end killed meanwhile takes the chain from the ring again. */
 		__atomic_store_n(&h->inflight, 1, __ATOMIC_RELEASE);
 	}
+	return 1;
+}
+
+int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
+{
+	uint16_t pos = vq->last_avail;
+	const struct vring_packed_desc *d = &vq->pdesc[pos];
+	uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+
+	if (!avail_in_lap(flags, vq->avail_wrap))
+		return 0;
+	vring_req_start(req, 0);
+	if (__builtin_expect((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) || vq->inflight_packed ||
+			     !used_bit_right(flags, vq->avail_wrap), 0))
+		return pop_chain(vq, req, flags);
+
+	/* The common request: one descriptor, no inflight record. */
+	uint64_t addr = READ_ONCE(d->addr);
+	uint32_t len = READ_ONCE(d->len);
+	uint16_t id = READ_ONCE(d->id);
+	vq->budget--;
+	const char *why = vring_add_buffer(vq, req, addr, len, flags & VRING_DESC_F_WRITE);
+	if (why || (why = take_id(vq, id, 1, 0))) {
+		vu_vring_fail(vq, why);
+		return -1;
+	}
+	vq->last_avail = vring_packed_advance(vq, pos, 1, &vq->avail_wrap);
+	req->head = id;
 	return 1;
 }
 

@@ -210,18 +210,24 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 		vring_split_unpop(vq, n);
 }
 
+/*
+ * What the device wrote is in the request's writable iovecs (what it was given):
+ * marked through the memory table, not by walking the chain again, whose ring
+ * slots may hold other completions by now (packed) or what the guest changed.
+ * Apart from vu_vring_push, which then needs no stack frame of its own.
+ */
+static __attribute__((noinline, cold)) void log_written(struct vu_vring *vq, const struct vu_req *req)
+{
+	for (unsigned i = req->out; i < req->out + req->in; i++)
+		vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
+}
+
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
 {
 	if (__builtin_expect(!vq->desc, 0))
 		return; /* not mapped (any more): nothing to complete into */
-	/*
-	 * What the device wrote is in the request's writable iovecs (what it was given):
-	 * marked through the memory table, not by walking the chain again, whose ring
-	 * slots may hold other completions by now (packed) or what the guest changed.
-	 */
 	if (__builtin_expect(vq->mem && vq->mem->log.on, 0))
-		for (unsigned i = req->out; i < req->out + req->in; i++)
-			vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
+		log_written(vq, req);
 	if (vq->packed)
 		vring_packed_push(vq, req, written);
 	else
