@@ -24,7 +24,7 @@
 /* What INIT may turn on: the kernel's offer, masked with these. */
 #define FS_INIT_FLAGS (FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | \
 		       FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | \
-		       FUSE_AUTO_INVAL_DATA | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS)
+		       FUSE_AUTO_INVAL_DATA | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2)
 
 const void *fs_take(struct fs_args *a, size_t n)
 {
@@ -314,10 +314,12 @@ static int set_size(struct fs *fs, struct fs_node *n, const struct fuse_setattr_
 	int fd = f ? f->fd : fs_node_open(fs, n, O_WRONLY);
 	if (fd < 0)
 		return fd;
+	bool off = fs_cred_fsetid_off(in->valid & FATTR_KILL_SUIDGID);
 	if (n->type != S_IFREG)
 		err = -EINVAL;
 	else if (in->size > INT64_MAX || ftruncate(fd, (off_t)in->size) < 0)
 		err = in->size > INT64_MAX ? -EFBIG : -errno;
+	fs_cred_fsetid_on(off);
 	if (f)
 		fs_file_put(fs, f);
 	else
