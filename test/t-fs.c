@@ -15,6 +15,7 @@
  * stops; --readonly; the command line (usage errors, -o); fds back to where they were;
  * SIGTERM.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -55,6 +56,7 @@ struct reply {
 };
 
 static uint32_t req_uid, req_gid;     /* the ids requests carry */
+static pid_t backend_pid;             /* the main back-end's */
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				 1ull << VIRTIO_RING_F_INDIRECT_DESC;
@@ -821,6 +823,28 @@ static void test_confined_ids(void)
 	CHECK_EQ(open_as("confined-create", 5000, O_RDONLY), -EACCES, "confined-other-user-eacces");
 	/* An id the process cannot take (none can be -1) fails the request, never runs it as root. */
 	CHECK_EQ(open_as("root-0600", UINT32_MAX, O_RDONLY), -EPERM, "unmapped-id-refused");
+	/* Every thread, the workers too, is back to root's ids and the capabilities kept. */
+	char path[300], line[200];
+	unsigned threads = 0, right = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)backend_pid);
+	DIR *d = opendir(path);
+	for (struct dirent *de; d && (de = readdir(d));) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)backend_pid, de->d_name);
+		FILE *f = fopen(path, "r");
+		unsigned ok = 0;
+		while (f && fgets(line, sizeof(line), f))
+			ok += !strcmp(line, "CapEff:\t00000000000000db\n") || !strncmp(line, "Uid:\t0\t0\t0\t0", 12) ||
+			      !strncmp(line, "Gid:\t0\t0\t0\t0", 12);
+		if (f)
+			fclose(f);
+		threads++;
+		right += ok == 3;
+	}
+	if (d)
+		closedir(d);
+	CHECK(threads >= 3 && right == threads, "threads-back-to-root-ids-and-caps");
 }
 
 /* The host's permission bits (setuid and setgid with them) of the share's name. */
@@ -1170,6 +1194,7 @@ int main(void)
 	if (!CHECK(be != NULL, "backend-start") || !CHECK(conn_open(&cn, sockp), "connect"))
 		return check_exit();
 	int fds = vuf_backend_fd_count(be);
+	backend_pid = be->pid;
 
 	test_init();
 	test_lookup();
