@@ -209,6 +209,10 @@ for b in fs-ro fs-nc; do
 done
 grep -q 'sandbox: namespace' "$VU_TMP/fs-rw.log" && ! grep -q 'is not allowed' "$VU_TMP/fs-rw.log" &&
 	vu_pass guest-fs-sandbox || vu_fail guest-fs-sandbox "$(grep sandbox "$VU_TMP/fs-rw.log")"
+# The guest's kernel left the setuid kill to the back-end (guest-fs-user saw it done), as root took its ids.
+flags=$(sed -n 's/.*FUSE 7\.[0-9]*, flags \(0x[0-9a-f]*\).*/\1/p' "$VU_TMP/fs-rw.log" | head -n 1)
+grep -q "requests run with the guest's uid and gid" "$VU_TMP/fs-rw.log" && (( ${flags:-0} & 0x10000000 )) &&
+	vu_pass guest-fs-killpriv-v2 || vu_fail guest-fs-killpriv-v2 "INIT flags ${flags:-none}, or the guest's ids not taken"
 
 vu_stop_qemu 5
 echo "# QEMU exit status $VU_STATUS; t-fs took $(vu_since "$t_start") s"
