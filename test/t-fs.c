@@ -1159,6 +1159,9 @@ static void test_cli(void)
 	uint64_t fh = n ? open_file(n, O_RDONLY) : 0;
 	struct fuse_read_in ri = { .fh = fh, .size = 100 };
 	CHECK(fh && call(&cn, FUSE_READ, n, &ri, sizeof(ri), &rep) == 0 && rep.len > 0, "chroot-serves");
+	char owner[64];
+	create_as_guest_ids("chroot-create", owner, sizeof(owner));
+	CHECK(!strcmp(owner, "4321:4322"), "chroot-takes-guest-ids");
 	struct fuse_getxattr_in gx = { .size = 0 };
 	uint8_t buf[64];
 	size_t len = with_names(buf, &gx, sizeof(gx), "user.none", NULL);
