@@ -391,19 +391,19 @@ static pid_t start_mapper(const struct vu_sandbox *sb, int *go, int *done)
 	pid_t child = fork();
 	if (child == 0) {
 		char c, path[64], line[64];
-		const struct vu_id_map self_uid = { geteuid(), geteuid(), 1 }, self_gid = { getegid(), getegid(), 1 };
+		unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
 		close(a[1]);
 		close(b[0]);
 		bool ok = read(a[0], &c, 1) == 1;
 		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)parent);
-		snprintf(line, sizeof(line), "%u %u 1\n", (unsigned)self_uid.inside, (unsigned)self_uid.outside);
+		snprintf(line, sizeof(line), "%u %u 1\n", uid, uid);
 		ok = ok && (sb->n_uid_map ? run_map_tool("newuidmap", parent, sb->uid_map, sb->n_uid_map) == 0 :
 				       write_file(path, line) == 0);
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)parent);
 		if (ok && !sb->n_gid_map)
 			ok = write_file(path, "deny") == 0;
 		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)parent);
-		snprintf(line, sizeof(line), "%u %u 1\n", (unsigned)self_gid.inside, (unsigned)self_gid.outside);
+		snprintf(line, sizeof(line), "%u %u 1\n", gid, gid);
 		ok = ok && (sb->n_gid_map ? run_map_tool("newgidmap", parent, sb->gid_map, sb->n_gid_map) == 0 :
 				       write_file(path, line) == 0);
 		if (ok && write(b[1], "1", 1) != 1)
