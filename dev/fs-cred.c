@@ -10,7 +10,8 @@
  * CAP_FOWNER, CAP_FSETID...) out of the thread's effective set, the kernel's own
  * rule, so only the guest's root acts with them. The process has no supplementary
  * groups (proto/sandbox.c leaves them where it keeps capabilities): only the
- * guest's gid counts.
+ * guest's gid counts, and the one supplementary group the guest's kernel sends
+ * with a request that creates (FUSE_CREATE_SUPP_GROUP), set on the thread for it.
  *
  * Setuid and setgid bits (FUSE_HANDLE_KILLPRIV_V2): a write or truncate by a user
  * without CAP_FSETID clears them. A guest user's runs as that user, without it, so
@@ -31,15 +32,54 @@
 #include "dev/fs.h"
 #include "proto/log.h"
 
-bool fs_cred_may_switch(void)
+void fs_cred_probe(struct fs *fs)
 {
+	fs->switch_ids = fs->supp_group = false;
 	if (geteuid() != 0)
-		return false;
+		return;
 	/* setfsuid() says nothing on failure: the id it leaves shows. -1 changes nothing: it reports. */
 	syscall(SYS_setfsuid, 1);
-	bool switched = syscall(SYS_setfsuid, -1) == 1;
+	fs->switch_ids = syscall(SYS_setfsuid, -1) == 1;
 	syscall(SYS_setfsuid, 0);
-	return switched;
+	/* A user namespace whose setgroups is "deny" (no --gid-map) has none to give. */
+	fs->supp_group = fs->switch_ids && syscall(SYS_setgroups, 0, NULL) == 0;
+}
+
+/*
+ * The supplementary group a request carries (FUSE_CREATE_SUPP_GROUP: on CREATE,
+ * MKNOD, MKDIR and SYMLINK, the caller's group that owns the parent directory)
+ * among its extensions, the last total_extlen * 8 bytes of its arguments. 0 with
+ * *group set or left (none), or -EINVAL for extensions that do not add up.
+ */
+static int supp_group(const struct fs_req *r, uint32_t *group, bool *has)
+{
+	size_t len = (size_t)r->in.total_extlen * 8;
+
+	*has = false;
+	if (len > r->arg_len)
+		return -EINVAL;
+	for (const uint8_t *p = r->arg + r->arg_len - len; len;) {
+		struct fuse_ext_header h;
+		struct fuse_supp_groups g;
+		if (len < sizeof(h))
+			return -EINVAL;
+		memcpy(&h, p, sizeof(h));
+		if (h.size < sizeof(h) || h.size > len || h.size % 8)
+			return -EINVAL;
+		if (h.type == FUSE_EXT_GROUPS) {
+			/* The kernel sends one group: anything else is not its. */
+			if (h.size < sizeof(h) + sizeof(g) + sizeof(uint32_t))
+				return -EINVAL;
+			memcpy(&g, p + sizeof(h), sizeof(g));
+			if (g.nr_groups != 1 || *has)
+				return -EINVAL;
+			memcpy(group, p + sizeof(h) + sizeof(g), sizeof(*group));
+			*has = true;
+		}
+		p += h.size; /* other kinds (security contexts) are not asked for: skipped */
+		len -= h.size;
+	}
+	return 0;
 }
 
 /* The thread's fsuid (setfsuid) or fsgid (setfsgid) becomes id: false when it did not. */
@@ -51,9 +91,17 @@ static bool set_fs_id(long call, uint32_t id)
 
 int fs_cred_enter(const struct fs *fs, const struct fs_req *r)
 {
+	uint32_t group;
+	bool has;
+
 	if (!fs->switch_ids || (!r->in.uid && !r->in.gid))
 		return 0; /* the guest's root: as we are */
-	if (!set_fs_id(SYS_setfsgid, r->in.gid) || !set_fs_id(SYS_setfsuid, r->in.uid)) {
+	int err = fs->supp_group ? supp_group(r, &group, &has) : 0;
+	if (err)
+		return err;
+	/* setgroups(2) itself changes this thread's only (glibc's wrapper changes them all). */
+	if ((fs->supp_group && has && syscall(SYS_setgroups, 1, &group) < 0) || !set_fs_id(SYS_setfsgid, r->in.gid) ||
+	    !set_fs_id(SYS_setfsuid, r->in.uid)) {
 		fs_cred_leave(fs, r);
 		return -EPERM; /* an id our user namespace does not map */
 	}
@@ -67,6 +115,8 @@ void fs_cred_leave(const struct fs *fs, const struct fs_req *r)
 	/* fsuid 0 again: the kernel puts the file-system capabilities back into the effective set. */
 	syscall(SYS_setfsuid, 0);
 	syscall(SYS_setfsgid, 0);
+	if (fs->supp_group && r->in.total_extlen)
+		syscall(SYS_setgroups, 0, NULL);
 }
 
 bool fs_cred_fsetid_off(bool kill)

@@ -343,7 +343,7 @@ static void fs_kick(struct vu_dev *dev, struct vu_vring *vq)
 	if (!fs->ids_known) {
 		/* Confined by now: whether the ids may change is known. */
 		fs->ids_known = true;
-		fs->switch_ids = fs_cred_may_switch();
+		fs_cred_probe(fs);
 		if (fs->switch_ids)
 			vu_info("fs: requests run with the guest's uid and gid");
 	}
@@ -483,7 +483,8 @@ static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL(copy_file_range), VU_SYSCALL(flock), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
 	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL(fsetxattr), VU_SYSCALL(fgetxattr),
 	VU_SYSCALL(flistxattr), VU_SYSCALL(fremovexattr), VU_SYSCALL(umask),
-	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(geteuid), VU_SYSCALL(capget), VU_SYSCALL(capset),
+	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(setgroups), VU_SYSCALL(geteuid), VU_SYSCALL(capget),
+	VU_SYSCALL(capset),
 	VU_SYSCALL_END,
 };
 

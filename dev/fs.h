@@ -20,6 +20,15 @@
 
 #include "proto/device.h"
 
+#ifndef FUSE_CREATE_SUPP_GROUP      /* FUSE 7.39: newer than Debian 12's headers */
+#define FUSE_CREATE_SUPP_GROUP (1ULL << 34)
+#define FUSE_EXT_GROUPS 32
+struct fuse_supp_groups {
+	uint32_t nr_groups;
+	uint32_t groups[];
+};
+#endif
+
 #define FS_MAX_QUEUES 16            /* request queues; queue 0 (hiprio) comes on top */
 #define FS_SLOTS 64                 /* requests in flight per queue */
 #define FS_MAX_PAGES 256            /* max_pages told to the kernel: 1 MiB reads and writes */
@@ -91,6 +100,7 @@ struct fs {
 	int proc_fd;                /* /proc/self/fd: reopens an O_PATH handle with real access */
 	bool ids_known;             /* switch_ids was found out (on the first kick, confined) */
 	bool switch_ids;            /* requests run with the guest's uid and gid (dev/fs-cred.c) */
+	bool supp_group;            /* and the supplementary group some carry (FUSE_CREATE_SUPP_GROUP) */
 
 	pthread_mutex_t lock;       /* the tables and every node's and file's counters */
 	struct fs_table nodes, files;
@@ -130,9 +140,13 @@ void fs_pool_submit(struct fs_pool *p, struct fs_req *r);
 void fs_pool_free(struct fs_pool *p);
 
 /* ---- dev/fs-cred.c ---- */
-/* Whether this thread can take other ids (root that kept its capabilities). */
-bool fs_cred_may_switch(void);
-/* The thread takes the request's uid and gid (with fs->switch_ids): 0, or -EPERM: an unmapped id. */
+/* Finds out fs->switch_ids and fs->supp_group (confined, on the first kick). */
+void fs_cred_probe(struct fs *fs);
+/*
+ * The thread takes the request's uid, gid and supplementary group (with
+ * fs->switch_ids): 0, -EPERM (an id it cannot take) or -EINVAL (extensions that
+ * do not add up).
+ */
 int fs_cred_enter(const struct fs *fs, const struct fs_req *r);
 /* Back to the process's own (after fs_cred_enter, whatever it returned). */
 void fs_cred_leave(const struct fs *fs, const struct fs_req *r);

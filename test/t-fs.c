@@ -56,6 +56,7 @@ struct reply {
 };
 
 static uint32_t req_uid, req_gid;     /* the ids requests carry */
+static uint16_t req_extlen;           /* and their total_extlen (the last bytes of the arguments) */
 static pid_t backend_pid;             /* the main back-end's */
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
@@ -98,7 +99,8 @@ static int post(struct conn *c, struct vuf_vq *q, uint32_t opcode, uint64_t node
 		const void *data, size_t dlen, uint32_t out_room, uint32_t raw_len)
 {
 	struct fuse_in_header h = { .len = (uint32_t)(sizeof(h) + alen + dlen), .opcode = opcode,
-				    .unique = ++c->unique, .nodeid = nodeid, .uid = req_uid, .gid = req_gid };
+				    .unique = ++c->unique, .nodeid = nodeid, .uid = req_uid, .gid = req_gid,
+				    .total_extlen = req_extlen };
 	struct vuf_buf out[2] = { { c->in_gpa, (uint32_t)(sizeof(h) + alen) }, { c->data_gpa, (uint32_t)dlen } };
 	struct vuf_buf in[2] = { { c->out_gpa, 40 }, { c->out_gpa + 40, out_room > 40 ? out_room - 40 : 0 } };
 
@@ -823,7 +825,7 @@ static void test_confined_ids(void)
 	CHECK_EQ(open_as("confined-create", 5000, O_RDONLY), -EACCES, "confined-other-user-eacces");
 	/* An id the process cannot take (none can be -1) fails the request, never runs it as root. */
 	CHECK_EQ(open_as("root-0600", UINT32_MAX, O_RDONLY), -EPERM, "unmapped-id-refused");
-	/* Every thread, the workers too, is back to root's ids and the capabilities kept. */
+	/* Every thread, the workers too, is back to root's ids, no group and the capabilities kept. */
 	char path[300], line[200];
 	unsigned threads = 0, right = 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)backend_pid);
@@ -836,11 +838,12 @@ static void test_confined_ids(void)
 		unsigned ok = 0;
 		while (f && fgets(line, sizeof(line), f))
 			ok += !strcmp(line, "CapEff:\t00000000000000db\n") || !strncmp(line, "Uid:\t0\t0\t0\t0", 12) ||
-			      !strncmp(line, "Gid:\t0\t0\t0\t0", 12);
+			      !strncmp(line, "Gid:\t0\t0\t0\t0", 12) ||
+			      (!strncmp(line, "Groups:", 7) && strspn(line + 7, " \t\n") == strlen(line + 7));
 		if (f)
 			fclose(f);
 		threads++;
-		right += ok == 3;
+		right += ok == 4;
 	}
 	if (d)
 		closedir(d);
@@ -926,6 +929,77 @@ static void test_killpriv(void)
 	CHECK(f2 && mode_of("suid") == 0777, "open-trunc-kill-suidgid");
 	release(n, f2, false);
 	forget(n, 1);
+}
+
+#define EXT_GROUPS 32               /* FUSE_EXT_GROUPS (FUSE 7.39) */
+
+/* MKDIR of name in the share as uid 4321 (gid 4321) with extensions ext (len bytes, 8-byte units); the reply's error. */
+static int mkdir_with_ext(const char *name, const void *ext, size_t len)
+{
+	uint8_t buf[200];
+	struct fuse_mkdir_in md = { .mode = 0755 };
+	size_t n = with_names(buf, &md, sizeof(md), name, NULL);
+	uint64_t grp = lookup(FUSE_ROOT_ID, "grp", NULL);
+
+	memset(buf + n, 0, (8 - n % 8) % 8); /* the kernel pads the arguments before the extensions */
+	n += (8 - n % 8) % 8;
+	memcpy(buf + n, ext, len);
+	req_uid = req_gid = 4321;
+	req_extlen = (uint16_t)(len / 8);
+	int err = grp ? call(&cn, FUSE_MKDIR, grp, buf, n + len, &rep) : 1;
+	req_uid = req_gid = req_extlen = 0;
+	return err;
+}
+
+/*
+ * FUSE_CREATE_SUPP_GROUP: a request that creates carries the caller's
+ * supplementary group that owns the parent directory, and runs with it: a guest
+ * user creates in a directory of that group's (0770) only with it. Extensions
+ * that do not add up are refused.
+ */
+static void test_supp_group(void)
+{
+	if (geteuid() != 0) {
+		SKIP("supp-group", "needs root");
+		return;
+	}
+	CHECK_EQ(call(&cn, FUSE_DESTROY, 0, NULL, 0, &rep), 0, "supp-group-destroy");
+	struct fuse_init_in in = { .major = 7, .minor = 39, .flags = FUSE_INIT_EXT | FUSE_MAX_PAGES, .flags2 = 1u << 2 };
+	struct fuse_init_out *o = (struct fuse_init_out *)rep.body;
+	CHECK(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep) == 0 && o->flags & FUSE_INIT_EXT && o->flags2 == 1u << 2,
+	      "init-create-supp-group");
+	mkdir(host("grp"), 0770);
+	chown(host("grp"), 0, 4400);
+	chmod(host("grp"), 0770);
+	struct {
+		struct fuse_ext_header h;
+		uint32_t nr, group;
+	} ext = { { sizeof(ext), EXT_GROUPS }, 1, 4400 };
+	CHECK_EQ(mkdir_with_ext("without", NULL, 0), -EACCES, "supp-group-none-eacces");
+	CHECK_EQ(mkdir_with_ext("with", &ext, sizeof(ext)), 0, "supp-group-creates");
+	struct stat st;
+	CHECK(stat(host("grp/with"), &st) == 0 && st.st_uid == 4321, "supp-group-owner");
+	ext.group = 4401;
+	CHECK_EQ(mkdir_with_ext("other", &ext, sizeof(ext)), -EACCES, "supp-group-another-eacces");
+	ext.group = 4400;
+	ext.nr = 2;
+	CHECK_EQ(mkdir_with_ext("two", &ext, sizeof(ext)), -EINVAL, "supp-group-two-refused");
+	ext.nr = 1;
+	ext.h.size = 64;
+	CHECK_EQ(mkdir_with_ext("long", &ext, sizeof(ext)), -EINVAL, "supp-group-size-past-end");
+	ext.h.size = 12;
+	CHECK_EQ(mkdir_with_ext("odd", &ext, sizeof(ext)), -EINVAL, "supp-group-size-not-aligned");
+	req_extlen = 100; /* more than the arguments */
+	req_uid = req_gid = 4321;
+	struct fuse_getattr_in ga = { 0 };
+	CHECK_EQ(call(&cn, FUSE_GETATTR, FUSE_ROOT_ID, &ga, sizeof(ga), &rep), -EINVAL, "extensions-past-arguments");
+	req_extlen = 0;
+	req_uid = req_gid = 0;
+	/* A kind not asked for is skipped; the request is served. */
+	struct fuse_ext_header other = { sizeof(other), 1 };
+	CHECK_EQ(mkdir_with_ext("skipped", &other, sizeof(other)), -EACCES, "unknown-extension-skipped");
+	/* The group is the request's only (every thread is back to none: test_confined_ids). */
+	CHECK_EQ(mkdir_with_ext("after", NULL, 0), -EACCES, "supp-group-not-kept");
 }
 
 /*
@@ -1216,8 +1290,9 @@ int main(void)
 		if (system(cmd) != 0)
 			check_note("cannot list the fds");
 	}
-	test_confined_ids();
 	test_killpriv();
+	test_supp_group();
+	test_confined_ids();
 	test_readonly();
 	test_ids();
 	test_uid_map();
