@@ -943,7 +943,8 @@ static int mkdir_with_ext(const char *name, const void *ext, size_t len)
 
 	memset(buf + n, 0, (8 - n % 8) % 8); /* the kernel pads the arguments before the extensions */
 	n += (8 - n % 8) % 8;
-	memcpy(buf + n, ext, len);
+	if (len)
+		memcpy(buf + n, ext, len);
 	req_uid = req_gid = 4321;
 	req_extlen = (uint16_t)(len / 8);
 	int err = grp ? call(&cn, FUSE_MKDIR, grp, buf, n + len, &rep) : 1;
