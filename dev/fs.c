@@ -456,8 +456,8 @@ static void fs_reset(struct vu_dev *dev)
  * chroot mode confines the process to the shared directory itself. Where it may
  * act as other users, it keeps what acting as them takes, as virtiofsd does
  * (not CAP_MKNOD: device nodes are refused; not CAP_SETFCAP: no file
- * capabilities from the guest). seccomp allows setfsuid and setfsgid of these,
- * no other id change.
+ * capabilities from the guest). Of the calls that change ids, the allowlist has
+ * setfsuid, setfsgid and setgroups only (dev/fs-cred.c, per request).
  */
 static void fs_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
 {
