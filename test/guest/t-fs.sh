@@ -9,7 +9,9 @@
 #   (F_SETLKW waits in the guest while the back-end loop goes on), flock, a shared
 #   writable mmap (test/guest/fs-peer.c); 3000 files created and listed; a 64 MiB
 #   file written in the guest and checksummed on the host; four writers at once;
-#   a host-side change seen at once with --cache=never; escapes (symlinks out of the
+#   a host-side change seen at once with --cache=never; a guest user (uid 1000) creates
+#   files of uid 1000 on the host, is refused root's 0600 file, and its write clears
+#   the setuid bit of its file (HANDLE_KILLPRIV_V2); escapes (symlinks out of the
 #   share, mknod of a device) that reach nothing outside it; --readonly refusing
 #   writes; a migration refused (fs is unmigratable); SIGTERM while mounted: status 0,
 #   every write the guest had synced is there.
@@ -74,6 +76,13 @@ for w in 1 2 3 4; do
 done
 wait
 r writers "$(cat /rw/w1 /rw/w2 /rw/w3 /rw/w4 | md5sum | cut -c1-32)"
+
+# A guest user: its files are its own on the host, root's 0600 file is not its to read,
+# and its write clears the setuid bit of its file.
+mkdir /rw/users && chmod 1777 /rw/users && echo root-only > /rw/users/root-0600 && chmod 600 /rw/users/root-0600
+/fs-peer as 1000 /bin/sh -c 'echo mine > /rw/users/by-1000 && touch /rw/users/suid && chmod 4755 /rw/users/suid &&
+	echo x >> /rw/users/suid; cat /rw/users/root-0600' > /tmp/as.out 2>&1
+r user "$(stat -c %u:%g /rw/users/by-1000) $(grep -c 'Permission denied' /tmp/as.out) $(stat -c %a /rw/users/suid)"
 
 # Escapes: the guest's kernel follows symlinks in the guest, never on the host.
 ln -s "$OUTSIDE" /rw/out-abs && ln -s ../outside /rw/out-rel
@@ -157,6 +166,10 @@ if vu_wait_serial 'GUEST-RESULT: writers ' 60; then
 else
 	vu_fail guest-fs-concurrent-writers "$VU_WHY"
 fi
+expect guest-fs-user user "1000:1000 1 755" &&
+	{ [ "$(stat -c %u:%g "$rw/users/by-1000")" = 1000:1000 ] && [ "$(stat -c %a "$rw/users/suid")" = 755 ] &&
+		vu_pass guest-fs-user-host ||
+		vu_fail guest-fs-user-host "host: $(stat -c '%n %u:%g %a' "$rw/users/by-1000" "$rw/users/suid" | tr '\n' ' ')"; }
 expect guest-fs-escape escape "0 0" &&
 	{ [ ! -e "$rw/blockdev" ] && [ "$(readlink "$rw/out-rel")" = ../outside ] && vu_pass guest-fs-escape-host ||
 		vu_fail guest-fs-escape-host "a device node exists, or the symlink is not as made"; }
@@ -196,6 +209,10 @@ for b in fs-ro fs-nc; do
 done
 grep -q 'sandbox: namespace' "$VU_TMP/fs-rw.log" && ! grep -q 'is not allowed' "$VU_TMP/fs-rw.log" &&
 	vu_pass guest-fs-sandbox || vu_fail guest-fs-sandbox "$(grep sandbox "$VU_TMP/fs-rw.log")"
+# The guest's kernel left the setuid kill to the back-end (guest-fs-user saw it done), as root took its ids.
+flags=$(sed -n 's/.*FUSE 7\.[0-9]*, flags \(0x[0-9a-f]*\).*/\1/p' "$VU_TMP/fs-rw.log" | head -n 1)
+grep -q "requests run with the guest's uid and gid" "$VU_TMP/fs-rw.log" && (( ${flags:-0} & 0x10000000 )) &&
+	vu_pass guest-fs-killpriv-v2 || vu_fail guest-fs-killpriv-v2 "INIT flags ${flags:-none}, or the guest's ids not taken"
 
 vu_stop_qemu 5
 echo "# QEMU exit status $VU_STATUS; t-fs took $(vu_since "$t_start") s"
