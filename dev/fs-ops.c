@@ -414,8 +414,9 @@ static const struct {
 	[FUSE_CREATE] = { fs_op_create, WRITES },
 	[FUSE_READ] = { fs_op_read },
 	[FUSE_WRITE] = { fs_op_write, WRITES },
-	[FUSE_RELEASE] = { fs_op_release },
-	[FUSE_RELEASEDIR] = { fs_op_release },
+	/* The fh alone: a file whose inode a migration lost is released all the same. */
+	[FUSE_RELEASE] = { fs_op_release, NO_NODE },
+	[FUSE_RELEASEDIR] = { fs_op_release, NO_NODE },
 	[FUSE_FLUSH] = { fs_op_flush },
 	[FUSE_FSYNC] = { fs_op_fsync },
 	[FUSE_FSYNCDIR] = { fs_op_fsync },

@@ -1112,6 +1112,10 @@ static void test_migrate(void)
 	CHECK_EQ(call(&cn, FUSE_GETATTR, ng, &ga, sizeof(ga), &rep), -ESTALE, "state-unlinked-node-stale");
 	ri = (struct fuse_read_in){ .fh = gfh, .size = 100 };
 	CHECK_EQ(call(&cn, FUSE_READ, ng, &ri, sizeof(ri), &rep), -ESTALE, "state-unlinked-file-fails");
+	release(ng, gfh, false);
+	CHECK_EQ(rep.error, 0, "state-unlinked-file-released");
+	release(ng, gfh, false);
+	CHECK_EQ(rep.error, -EBADF, "state-unlinked-file-gone");
 	forget(ng, 1);
 	uint8_t buf[100];
 	struct fuse_create_in ci = { .flags = O_WRONLY, .mode = 0644 };

@@ -13,6 +13,7 @@
 # directory, creates a file; the unlinked file is lost (its reads fail, nothing
 # else does). The host checks the file holds every acknowledged line in order;
 # both back-ends exit 0 at SIGTERM.
+# VU_PACKED=1 (t-migrate-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -40,6 +41,7 @@ mkdir -p /m && mount -t virtiofs mig /m || { r ready mount failed; exit 1; }
 exec 3<>/m/f
 exec 4</m/unlinked && rm /m/unlinked
 cd /m/known || exit 1
+guest_features
 r ready "$(cat /m/before)"
 i=0
 while :; do
@@ -65,6 +67,7 @@ if ! vu_wait_serial 'GUEST-RESULT: ready' 90 || ! vu_wait_count vu_acked_count "
 	exit 1
 fi
 [ "$(vu_guest_result ready)" = "before $$" ] || { vu_fail guest-migrate-fs "the guest read '$(vu_guest_result ready)'"; exit 1; }
+vu_check_layout guest-migrate-fs
 
 vu_start_backend dst fs "${fs_args[@]}" || { vu_fail guest-migrate-fs "destination back-end: $VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
