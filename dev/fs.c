@@ -457,8 +457,9 @@ static void fs_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 
 /*
  * QEMU stops a VM with SET_STATUS(0), a reset to us, and a stopped VM may go on
- * (cont) or migrate: its driver's inodes and open files stay. A new driver (a
- * reboot) starts from INIT, which drops them then (dev/fs-ops.c).
+ * (cont) or migrate; a front-end that reconnects brings its guest back: the
+ * driver's inodes and open files stay. A new driver (a reboot) starts from INIT,
+ * which drops them then (dev/fs-ops.c).
  */
 static void fs_reset(struct vu_dev *dev)
 {

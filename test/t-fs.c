@@ -1013,7 +1013,7 @@ static void test_state_hostile(struct conn *c, const uint8_t *saved, size_t nsav
 	memset(longp, 'a', sizeof(longp));
 	n = craft(buf, 1, 1, 2, S_IFREG, longp, sizeof(longp), 0, 0);
 	CHECK(refused(c, buf, n), "state-long-path-refused");
-	n = craft(buf, 1, 1, 2, S_IFREG, "hello", 50, 0, 0); /* says 50 bytes, the stream ends first */
+	n = craft(buf, 1, 1, 2, S_IFREG, longp, 50, 0, 0); /* says 50 bytes, the stream ends after 5 */
 	CHECK(refused(c, buf, 16 + 24 + 5), "state-cut-path-refused");
 	n = craft(buf, 1, 1, FUSE_ROOT_ID, S_IFDIR, "sub", 3, 0, 0);
 	CHECK(refused(c, buf, n), "state-root-id-refused");
@@ -1138,6 +1138,21 @@ static void test_migrate(void)
 			      call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep) == 0, "state-missing-path-lost");
 			conn_close(&cn);
 		}
+		cn = keep;
+	}
+	/*
+	 * A front-end that left and came back (a reset to the device, as QEMU's stop is)
+	 * finds its driver's inodes; a new driver's INIT drops them.
+	 */
+	struct conn c4;
+	if (CHECK(conn_open(&c4, sock2), "reset-reconnect")) {
+		cn = c4;
+		CHECK_EQ(call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep), 0, "reset-keeps-nodes");
+		struct fuse_init_in in = { .major = 7, .minor = 37 };
+		CHECK_EQ(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep), 0, "init-after-reset");
+		CHECK_EQ(call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep), -ESTALE, "init-after-reset-forgets");
+		CHECK_EQ(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep), -EPROTO, "init-twice-after-reset-refused");
+		conn_close(&cn);
 		cn = keep;
 	}
 	CHECK_EQ(vuf_backend_stop(be, 5000), 0, "state-destination-clean-exit");
