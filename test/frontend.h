@@ -158,6 +158,9 @@ int vuf_get_config(struct vuf *f, uint32_t offset, uint32_t size, void *buf);
 int vuf_set_config(struct vuf *f, uint32_t offset, uint32_t size, const void *buf);
 int vuf_set_status(struct vuf *f, uint8_t status);
 int vuf_get_status(struct vuf *f, uint64_t *status);
+/* SET_DEVICE_STATE_FD (direction, phase 0) with fd (kept open), CHECK_DEVICE_STATE: the reply's u64, or -1. */
+int64_t vuf_set_device_state_fd(struct vuf *f, uint32_t direction, int fd);
+int64_t vuf_check_device_state(struct vuf *f);
 /*
  * DEVICE_STATE as a migration's front-end does it, rings stopped: the back-end's
  * state saved into *buf (malloc'd, *len bytes; 0, or -1 when the back-end refused
