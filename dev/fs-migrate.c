@@ -210,7 +210,7 @@ int fs_state_save(struct vu_dev *dev, void **buf, size_t *len)
 	}
 	if (!why && o.failed)
 		why = "out of memory";
-	if (!why && o.len > VU_STATE_MAX)
+	if (!why && o.len >= VU_STATE_MAX) /* a destination reads less than VU_STATE_MAX */
 		why = "the state is larger than a destination reads";
 	if (why) {
 		vu_err("fs: cannot save the device state: %s", why);

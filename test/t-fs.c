@@ -947,6 +947,15 @@ static void test_cli(void)
 	uint8_t buf[64];
 	size_t len = with_names(buf, &gx, sizeof(gx), "user.none", NULL);
 	CHECK_EQ(call(&cn, FUSE_GETXATTR, n, buf, len, &rep), -ENODATA, "legacy-o-xattr-on");
+	/* Chrooted, the shared directory is "/": a saved state's paths are still relative to it. */
+	unsigned base;
+	uint8_t *st = NULL;
+	size_t nst = 0;
+	uint32_t plen = 0;
+	CHECK(vuf_get_vring_base(cn.f, 0, &base) == 0 && vuf_get_vring_base(cn.f, 1, &base) == 0 &&
+	      vuf_state_save(cn.f, &st, &nst) == 0 && nst >= 16 + 24 + 5 && memcpy(&plen, st + 36, 4) && plen == 5 &&
+	      !memcmp(st + 40, "hello", 5), "chroot-state-path");
+	free(st);
 	cn = keep;
 	conn_close(&c);
 	CHECK_EQ(vuf_backend_stop(b, 5000), 0, "chroot-clean-exit");
