@@ -11,8 +11,9 @@
 # destination's opens them again. On the destination the guest goes on writing
 # through fd 3, reads files it read before, stats and lists through the known
 # directory, creates a file; the unlinked file is lost (its reads fail, nothing
-# else does). The host checks the file holds every acknowledged line in order;
-# both back-ends exit 0 at SIGTERM.
+# else does). The host checks the file holds every acknowledged line in order. The
+# guest reboots on the destination: the new driver's INIT starts afresh and sees the
+# files as the host has them. Both back-ends exit 0 at SIGTERM.
 # VU_PACKED=1 (t-migrate-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +39,12 @@ qemu_args() { echo -chardev "socket,id=fs0,path=$(vu_socket "$1")" -device "vhos
 cat > "$VU_TMP/guest.sh" <<'EOF'
 r() { echo "GUEST-RESULT: $*"; }
 mkdir -p /m && mount -t virtiofs mig /m || { r ready mount failed; exit 1; }
+if [ -e /m/booted ]; then
+	# After the reboot on the destination: a new driver (INIT), the files as the host has them.
+	r rebooted "$(cat /m/before)|$(ls /m/known | tr '\n' ,)|$(tail -n 1 /m/f)"
+	exit 0
+fi
+: > /m/booted
 exec 3<>/m/f
 exec 4</m/unlinked && rm /m/unlinked
 cd /m/known || exit 1
@@ -53,6 +60,11 @@ while :; do
 		echo "created on the destination" > /m/created
 		r after "$(cat /m/before)|$(cat inside)|$(stat -c %s /m/known/inside)|$(ls | tr '\n' ,)|$(cat /m/created)"
 		r lost "$(cat <&4 2>/dev/null || echo 'read failed')"
+	fi
+	if [ -e /m/reboot ]; then
+		rm /m/reboot
+		r stopped "$((i - 1))"
+		reboot -f
 	fi
 	sleep 0.1
 done
@@ -71,7 +83,7 @@ vu_check_layout guest-migrate-fs
 
 vu_start_backend dst fs "${fs_args[@]}" || { vu_fail guest-migrate-fs "destination back-end: $VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
+VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" VU_QEMU_REBOOT=1 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
 dst_qmp=$VU_QMP dst_serial=$VU_SERIAL dst_pid=$VU_QEMU_PID
 for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
 
@@ -110,19 +122,29 @@ else
 fi
 vu_wait_count vu_acked_count "$dst_serial" "$(($(vu_acked_count "$dst_serial") + 10))" 30 ||
 	vu_fail guest-migrate-fs-writes-after "$VU_WHY"
-vu_stop_qemu 5
+# The writer stops, the guest reboots on the destination: a new driver starts with INIT.
+: > "$share/reboot"
+vu_wait_serial 'GUEST-RESULT: stopped' 30 || vu_fail guest-migrate-fs-reboot "the writer did not stop: $VU_WHY"
 
 # Every acknowledged line is in the file, in order, whichever back-end wrote it.
 dst_acks=$(vu_acked_count "$dst_serial")
 last=$(cat "$src_serial" "$dst_serial" | tr -d '\r' | sed -n 's/^ACK //p' | sort -n | tail -n 1)
 lines=$(wc -l < "$share/f")
 bad=$(awk '$0 != "line " NR - 1' "$share/f" | wc -l)
-if [ "$bad" = 0 ] && [ -n "$last" ] && [ "$lines" -gt "$last" ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
+if [ "$bad" = 0 ] && [ -n "$last" ] && [ "$lines" = "$((last + 1))" ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
 	vu_pass guest-migrate-fs-open-file
 else
 	vu_fail guest-migrate-fs-open-file "$lines lines ($bad out of order), last acknowledged $last ($src_acks on the source, $dst_acks on the destination)"
 fi
 echo "# writer: $src_acks lines acknowledged on the source ($during during the migration), $dst_acks on the destination, $lines in the file"
+if vu_wait_serial 'GUEST-RESULT: rebooted' 90; then
+	want="before $$|inside,|line $last"
+	[ "$(vu_guest_result rebooted)" = "$want" ] && vu_pass guest-migrate-fs-reboot ||
+		vu_fail guest-migrate-fs-reboot "after the reboot the guest saw '$(vu_guest_result rebooted)', want '$want'"
+else
+	vu_fail guest-migrate-fs-reboot "$VU_WHY"
+fi
+vu_stop_qemu 5
 
 why=""
 grep -q 'device state saved' "$VU_TMP/src.log" || why+="the source saved no state; "
