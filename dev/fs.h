@@ -4,9 +4,9 @@
  *   dev/fs.c        the device: options, queues, requests in and out, resets
  *   dev/fs-pool.c   worker threads that run the requests (blocking file-system calls)
  *   dev/fs-node.c   inodes (O_PATH handles) and open files, by the ids the guest uses
+ *   dev/fs-migrate.c those inodes and open files moved with a migration (DEVICE_STATE)
  *   dev/fs-ops.c    FUSE requests on names and attributes
  *   dev/fs-io.c     FUSE requests on open files and directories, xattrs, locks
- *   dev/fs-migrate.c the inodes and open files moved with a migration (DEVICE_STATE)
  */
 #ifndef VU_DEV_FS_H
 #define VU_DEV_FS_H
