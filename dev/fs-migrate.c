@@ -12,7 +12,8 @@
  * components checked as names from the guest are) and keeps every id.
  *
  * An inode that has no path any more (unlinked while open, renamed out of the shared
- * directory, or not there on the destination, or another kind of file there) is
+ * directory; the name it was reached by unlinked, though another hard link remains;
+ * not there on the destination, or another kind of file there) is
  * lost, and so are the files open on it: the migration goes on, their ids stay
  * taken, and requests on them fail (ESTALE for the inode, EBADF for the file) until
  * the guest forgets or releases them. Failing the whole migration for an unlinked

@@ -1064,12 +1064,14 @@ static void test_migrate(void)
 	fclose(hf);
 	close(open(host("mig/moving"), O_CREAT | O_WRONLY, 0644));
 	close(open(host("mig/gone"), O_CREAT | O_WRONLY, 0644));
+	mkdir(host("mig/away"), 0755);
 	uint64_t nm = lookup(FUSE_ROOT_ID, "mig", NULL), nd = lookup(nm, "d", NULL);
 	uint64_t nf = lookup(nm, "f", NULL), nmv = lookup(nm, "moving", NULL), ng = lookup(nm, "gone", NULL);
+	uint64_t naway = lookup(nm, "away", NULL);
 	lookup(nm, "f", NULL); /* two lookups of f: FORGET 1 on the destination leaves it known */
 	uint64_t fh = open_file(nf, O_RDWR), gfh = open_file(ng, O_RDONLY);
 	uint64_t dfh = call(&cn, FUSE_OPENDIR, nd, &oi, sizeof(oi), &rep) == 0 ? ((struct fuse_open_out *)rep.body)->fh : 0;
-	if (!CHECK(nm && nd && nf && nmv && ng && fh && gfh && dfh, "state-source-setup"))
+	if (!CHECK(nm && nd && nf && nmv && ng && naway && fh && gfh && dfh, "state-source-setup"))
 		return;
 	/* Many inodes known: the state's size and how long it takes, in the notes. */
 	char from[200];
@@ -1083,7 +1085,11 @@ static void test_migrate(void)
 	}
 	CHECK(all, "state-source-many-looked-up");
 	snprintf(from, sizeof(from), "%s", host("mig/moving"));
-	CHECK(rename(from, host("mig/moved")) == 0 && unlink(host("mig/gone")) == 0, "state-source-host-changes");
+	char away[200];
+	snprintf(away, sizeof(away), "%s/away", dir); /* out of the shared directory */
+	/* away moves out, and another directory takes its name: that one is not the guest's inode. */
+	CHECK(rename(from, host("mig/moved")) == 0 && unlink(host("mig/gone")) == 0 && rename(host("mig/away"), away) == 0 &&
+	      mkdir(host("mig/away"), 0755) == 0, "state-source-host-changes");
 	unsigned base;
 	CHECK(vuf_get_vring_base(cn.f, 0, &base) == 0 && vuf_get_vring_base(cn.f, 1, &base) == 0, "state-source-stopped");
 	int64_t t0 = vuf_now_ms();
@@ -1139,6 +1145,7 @@ static void test_migrate(void)
 	CHECK_EQ(call(&cn, FUSE_GETATTR, nmv, &ga, sizeof(ga), &rep), 0, "state-renamed-node-found");
 	CHECK_EQ(call(&cn, FUSE_GETATTR, last, &ga, sizeof(ga), &rep), 0, "state-many-found");
 	CHECK_EQ(call(&cn, FUSE_GETATTR, ng, &ga, sizeof(ga), &rep), -ESTALE, "state-unlinked-node-stale");
+	CHECK_EQ(call(&cn, FUSE_GETATTR, naway, &ga, sizeof(ga), &rep), -ESTALE, "state-moved-out-node-stale");
 	ri = (struct fuse_read_in){ .fh = gfh, .size = 100 };
 	CHECK_EQ(call(&cn, FUSE_READ, ng, &ri, sizeof(ri), &rep), -ESTALE, "state-unlinked-file-fails");
 	release(ng, gfh, false);
