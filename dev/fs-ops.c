@@ -85,8 +85,11 @@ static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 		vu_err("fs: FUSE %u.%u is too old (7.27 or later)", in->major, in->minor);
 		return fs_reply_err(r, -EPROTO);
 	}
-	if (__atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
-		return fs_reply_err(r, -EPROTO); /* a second INIT without DESTROY */
+	bool new_driver = __atomic_exchange_n(&fs->reset_seen, false, __ATOMIC_ACQ_REL);
+	if (!new_driver && __atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
+		return fs_reply_err(r, -EPROTO); /* a second INIT without DESTROY or a reset */
+	if (new_driver)
+		fs_nodes_forget_all(fs); /* what the driver before the reset looked up and opened */
 	uint32_t want = FS_INIT_FLAGS | (fs->announce_submounts ? FUSE_SUBMOUNTS : 0);
 	out.minor = in->minor < FS_MINOR ? in->minor : FS_MINOR;
 	out.flags = in->flags & want;
@@ -419,8 +422,9 @@ static const struct {
 	[FUSE_CREATE] = { fs_op_create, WRITES },
 	[FUSE_READ] = { fs_op_read },
 	[FUSE_WRITE] = { fs_op_write, WRITES },
-	[FUSE_RELEASE] = { fs_op_release },
-	[FUSE_RELEASEDIR] = { fs_op_release },
+	/* The fh alone: a file whose inode a migration lost is released all the same. */
+	[FUSE_RELEASE] = { fs_op_release, NO_NODE },
+	[FUSE_RELEASEDIR] = { fs_op_release, NO_NODE },
 	[FUSE_FLUSH] = { fs_op_flush },
 	[FUSE_FSYNC] = { fs_op_fsync },
 	[FUSE_FSYNCDIR] = { fs_op_fsync },

@@ -10,7 +10,7 @@
  * Its service runs as the user the shared files belong to (no DynamicUser); a shared
  * directory outside these ReadWritePaths needs a drop-in that adds it.
  *
- * build: fs.c fs-pool.c fs-node.c fs-ops.c fs-io.c fs-cred.c
+ * build: fs.c fs-pool.c fs-node.c fs-ops.c fs-io.c fs-cred.c fs-migrate.c
  * systemd: ReadWritePaths=-/srv -/var/lib/vhostbox
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes
@@ -443,13 +443,17 @@ static void fs_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 	q->starved = false;
 }
 
-/* A new driver starts from INIT: what the last one looked up and opened goes. */
+/*
+ * QEMU stops a VM with SET_STATUS(0), a reset to us, and a stopped VM may go on
+ * (cont) or migrate; a front-end that reconnects brings its guest back: the
+ * driver's inodes and open files stay. A new driver (a reboot) starts from INIT,
+ * which drops them then (dev/fs-ops.c).
+ */
 static void fs_reset(struct vu_dev *dev)
 {
 	struct fs *fs = (struct fs *)dev;
 
-	fs_nodes_forget_all(fs);
-	__atomic_store_n(&fs->initialized, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->reset_seen, true, __ATOMIC_RELEASE);
 }
 
 /*
@@ -488,7 +492,7 @@ static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL_END,
 };
 
-static const char *const fs_features[] = { "separate-options", NULL };
+static const char *const fs_features[] = { "migrate-precopy", "separate-options", NULL };
 
 const struct vu_device_type vu_dev_fs = {
 	.name = "fs",
@@ -497,7 +501,6 @@ const struct vu_device_type vu_dev_fs = {
 	.qemu_args = "-device vhost-user-fs-pci,chardev=vu0,tag=myfs",
 	.virtio_id = 26,
 	.num_queues = 2,
-	.unmigratable = true,
 	.options = fs_options,
 	.schema_features = fs_features,
 	.create = fs_create,
@@ -506,6 +509,8 @@ const struct vu_device_type vu_dev_fs = {
 	.queue_drain = fs_queue_drain,
 	.reset = fs_reset,
 	.destroy = fs_destroy,
+	.state_save = fs_state_save,
+	.state_load = fs_state_load,
 	.syscalls = fs_syscalls,
 	.sandbox = fs_sandbox,
 };

@@ -4,6 +4,7 @@
  *   dev/fs.c        the device: options, queues, requests in and out, resets
  *   dev/fs-pool.c   worker threads that run the requests (blocking file-system calls)
  *   dev/fs-node.c   inodes (O_PATH handles) and open files, by the ids the guest uses
+ *   dev/fs-migrate.c those inodes and open files moved with a migration (DEVICE_STATE)
  *   dev/fs-ops.c    FUSE requests on names and attributes
  *   dev/fs-io.c     FUSE requests on open files and directories, xattrs, locks
  *   dev/fs-cred.c   requests as the guest's user, setuid bits, --uid-map/--gid-map
@@ -105,7 +106,8 @@ struct fs {
 	pthread_mutex_t lock;       /* the tables and every node's and file's counters */
 	struct fs_table nodes, files;
 	struct fs_node **hash;      /* nodes by (dev, ino) */
-	bool initialized;           /* INIT answered */
+	bool initialized;           /* INIT answered (or a migration's state loaded) */
+	bool reset_seen;            /* a reset since: the next INIT is a new driver's */
 
 	struct fs_pool *pool;
 	int done_fd;                /* eventfd: the pool finished requests */
@@ -193,6 +195,23 @@ struct fs_file *fs_file_get(struct fs *fs, uint64_t id);
 void fs_file_put(struct fs *fs, struct fs_file *f);
 /* RELEASE: the id goes; the fd closes when the last request using it ends. 0 or -EBADF. */
 int fs_file_release(struct fs *fs, uint64_t id);
+
+/*
+ * A migration's load: every node but the root and every file goes and no id is in use;
+ * then nodes and files come back under the source's ids, in ascending order. fd -1 (or
+ * an fd that turns out to reach another inode) makes a lost one: its id stays taken
+ * (the guest still holds it), requests on it fail (ESTALE, EBADF) until the guest
+ * forgets or releases it. restore: 0, -ESTALE (placed, lost) or -ENOMEM (not placed).
+ */
+void fs_nodes_restart(struct fs *fs);
+int fs_node_restore(struct fs *fs, uint64_t id, int fd, mode_t type, uint64_t nlookup);
+int fs_file_restore(struct fs *fs, uint64_t id, int fd);
+/* The id of the node the guest knows for this inode, or 0. */
+uint64_t fs_node_id_of(struct fs *fs, dev_t dev, ino_t ino);
+
+/* ---- dev/fs-migrate.c: DEVICE_STATE ---- */
+int fs_state_save(struct vu_dev *dev, void **buf, size_t *len);
+int fs_state_load(struct vu_dev *dev, const void *buf, size_t len);
 
 /* ---- request decoding and replies (dev/fs-ops.c) ---- */
 struct fs_args {

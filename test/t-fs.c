@@ -37,6 +37,7 @@
 #define RING 64
 #define REQ_MAX (1u << 20)
 #define REPLY_MAX (1u << 20)
+#define MANY 5000             /* inodes known when a state is saved */
 
 static char dir[] = "/tmp/t-fs.XXXXXX";
 static char share[80], outside[100], sockp[80], logpath[80];
@@ -61,27 +62,41 @@ static pid_t backend_pid;             /* the main back-end's */
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
 				 1ull << VIRTIO_RING_F_INDIRECT_DESC;
-static const uint64_t pfs = 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_MQ | 1ull << VU_PF_RESET_DEVICE;
+static const uint64_t pfs = 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_MQ | 1ull << VU_PF_RESET_DEVICE |
+			   1ull << VU_PF_DEVICE_STATE;
 
-static bool conn_open(struct conn *c, const char *sock)
+/* Connected and negotiated, no ring set up yet (a migration's destination loads its state first). */
+static bool conn_connect(struct conn *c, const char *sock)
 {
 	memset(c, 0, sizeof(*c));
 	c->f = vuf_connect(sock, 3000);
-	if (!c->f || vuf_mem_init(c->f, 1, 64 << 20, 0) < 0 || vuf_negotiate(c->f, features, pfs) < 0)
-		goto fail;
+	if (c->f && vuf_mem_init(c->f, 1, 64 << 20, 0) == 0 && vuf_negotiate(c->f, features, pfs) == 0)
+		return true;
+	check_note("connect: %s", c->f ? vuf_error(c->f) : "no connection");
+	vuf_close(c->f);
+	c->f = NULL;
+	return false;
+}
+
+/* The rings started and the request buffers placed. */
+static bool conn_rings(struct conn *c)
+{
 	c->hiprio = vuf_vq_setup(c->f, 0, RING, 0);
 	c->req = vuf_vq_setup(c->f, 1, RING, 0);
 	c->in_gpa = vuf_alloc(c->f, 65536 + 4096, 64);
 	c->data_gpa = vuf_alloc(c->f, REQ_MAX, 4096);
 	c->out_gpa = vuf_alloc(c->f, REPLY_MAX + 4096, 4096);
-	if (!c->hiprio || !c->req || !c->in_gpa || !c->data_gpa || !c->out_gpa)
-		goto fail;
-	return true;
-fail:
-	check_note("connect: %s", c->f ? vuf_error(c->f) : "no connection");
+	if (c->hiprio && c->req && c->in_gpa && c->data_gpa && c->out_gpa)
+		return true;
+	check_note("rings: %s", vuf_error(c->f));
 	vuf_close(c->f);
 	c->f = NULL;
 	return false;
+}
+
+static bool conn_open(struct conn *c, const char *sock)
+{
+	return conn_connect(c, sock) && conn_rings(c);
 }
 
 static void conn_close(struct conn *c)
@@ -1241,14 +1256,257 @@ static void test_cli(void)
 	uint8_t buf[64];
 	size_t len = with_names(buf, &gx, sizeof(gx), "user.none", NULL);
 	CHECK_EQ(call(&cn, FUSE_GETXATTR, n, buf, len, &rep), -ENODATA, "legacy-o-xattr-on");
+	/* Chrooted, the shared directory is "/": a saved state's paths are still relative to it. */
+	unsigned base;
+	uint8_t *st = NULL;
+	size_t nst = 0;
+	uint32_t plen = 0;
+	CHECK(vuf_get_vring_base(cn.f, 0, &base) == 0 && vuf_get_vring_base(cn.f, 1, &base) == 0 &&
+	      vuf_state_save(cn.f, &st, &nst) == 0 && nst >= 16 + 24 + 5 && memcpy(&plen, st + 36, 4) && plen == 5 &&
+	      !memcmp(st + 40, "hello", 5), "chroot-state-path");
+	free(st);
 	cn = keep;
 	conn_close(&c);
 	CHECK_EQ(vuf_backend_stop(b, 5000), 0, "chroot-clean-exit");
 }
 
+/* ---- migration (DEVICE_STATE) ------------------------------------------------------------ */
+
+/* A state stream laid out as dev/fs-migrate.c says, for the hostile cases: one node, one file. */
+static size_t craft(uint8_t *buf, uint32_t version, uint32_t nodes, uint64_t id, uint32_t type, const char *path,
+		    size_t plen, uint64_t fh, uint32_t flags)
+{
+	uint32_t head[4] = { 0, version, nodes, fh ? 1 : 0 };
+	struct { uint64_t id, nlookup; uint32_t type, len; } n = { id, 1, type, (uint32_t)plen };
+	struct { uint64_t id, node; uint32_t flags, zero; } f = { fh, id, flags, 0 };
+	size_t at = 0;
+
+	memcpy(head, "VUFS", 4);
+	memcpy(buf, head, sizeof(head));
+	at += sizeof(head);
+	memcpy(buf + at, &n, sizeof(n));
+	at += sizeof(n);
+	memcpy(buf + at, path, plen);
+	at += plen;
+	if (fh) {
+		memcpy(buf + at, &f, sizeof(f));
+		at += sizeof(f);
+	}
+	return at;
+}
+
+/* A load refused with the back-end alive and the connection still answering. */
+static bool refused(struct conn *c, const void *buf, size_t len)
+{
+	return vuf_state_load(c->f, buf, len, true) > 0 && vuf_ping(c->f) == 0;
+}
+
+static void test_state_hostile(struct conn *c, const uint8_t *saved, size_t nsaved)
+{
+	uint8_t buf[8192];
+	size_t n;
+
+	CHECK(refused(c, "garbage", 7), "state-garbage-refused");
+	CHECK(refused(c, saved, nsaved - 5), "state-truncated-refused");
+	uint8_t *more = malloc(nsaved + 1);
+	if (more) {
+		memcpy(more, saved, nsaved);
+		more[nsaved] = 0;
+	}
+	CHECK(more && refused(c, more, nsaved + 1), "state-trailing-byte-refused");
+	free(more);
+	n = craft(buf, 2, 1, 2, S_IFREG, "hello", 5, 0, 0);
+	CHECK(refused(c, buf, n), "state-unknown-version-refused");
+	n = craft(buf, 1, 0xffffffffu, 2, S_IFREG, "hello", 5, 0, 0);
+	CHECK(refused(c, buf, n), "state-huge-count-refused");
+	const char *bad_paths[] = { "../outside", "sub/../../outside", "/etc/passwd", "sub//hello", "sub/", ".", "sub/./x" };
+	bool all = true;
+	for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
+		n = craft(buf, 1, 1, 2, S_IFREG, bad_paths[i], strlen(bad_paths[i]), 0, 0);
+		if (!refused(c, buf, n)) {
+			check_note("path '%s' loaded", bad_paths[i]);
+			all = false;
+		}
+	}
+	CHECK(all, "state-escaping-paths-refused");
+	n = craft(buf, 1, 1, 2, S_IFREG, "hel\0lo", 6, 0, 0);
+	CHECK(refused(c, buf, n), "state-path-with-nul-refused");
+	static char longp[5000];
+	memset(longp, 'a', sizeof(longp));
+	n = craft(buf, 1, 1, 2, S_IFREG, longp, sizeof(longp), 0, 0);
+	CHECK(refused(c, buf, n), "state-long-path-refused");
+	n = craft(buf, 1, 1, 2, S_IFREG, longp, 50, 0, 0); /* says 50 bytes, the stream ends after 5 */
+	CHECK(refused(c, buf, 16 + 24 + 5), "state-cut-path-refused");
+	n = craft(buf, 1, 1, FUSE_ROOT_ID, S_IFDIR, "sub", 3, 0, 0);
+	CHECK(refused(c, buf, n), "state-root-id-refused");
+	n = craft(buf, 1, 1, 1ull << 40, S_IFREG, "hello", 5, 0, 0);
+	CHECK(refused(c, buf, n), "state-huge-id-refused");
+	n = craft(buf, 1, 1, 2, 0170000, "hello", 5, 0, 0);
+	CHECK(refused(c, buf, n), "state-unknown-type-refused");
+	n = craft(buf, 1, 1, 2, S_IFREG, "hello", 5, 3, O_RDWR | O_CREAT);
+	CHECK(refused(c, buf, n), "state-file-flags-refused");
+	int64_t t0 = vuf_now_ms();
+	CHECK(vuf_state_load(c->f, saved, nsaved, false) > 0 && vuf_ping(c->f) == 0, "state-unended-stream-refused");
+	check_note("a stream never ended took %lld ms to refuse", (long long)(vuf_now_ms() - t0));
+}
+
+/*
+ * Source: the main back-end, its guest knowing a directory, a file open for writing,
+ * a directory open, a file renamed on the host since its lookup, and a file unlinked
+ * while open. Destination: a new back-end on a copy of the tree at another path; it
+ * loads the state with no ring running, then serves the same ids without an INIT.
+ */
+static void test_migrate(void)
+{
+	struct fuse_getattr_in ga = { 0 };
+	struct fuse_open_in oi = { 0 };
+	uint8_t *saved = NULL;
+	size_t nsaved = 0;
+	char cmd[400];
+
+	CHECK((cn.f->protocol_features & (1ull << VU_PF_DEVICE_STATE)) != 0, "state-offered");
+	mkdir(host("mig"), 0755);
+	mkdir(host("mig/d"), 0755);
+	FILE *hf = fopen(host("mig/f"), "w");
+	fputs("before\n", hf);
+	fclose(hf);
+	close(open(host("mig/moving"), O_CREAT | O_WRONLY, 0644));
+	close(open(host("mig/gone"), O_CREAT | O_WRONLY, 0644));
+	mkdir(host("mig/away"), 0755);
+	uint64_t nm = lookup(FUSE_ROOT_ID, "mig", NULL), nd = lookup(nm, "d", NULL);
+	uint64_t nf = lookup(nm, "f", NULL), nmv = lookup(nm, "moving", NULL), ng = lookup(nm, "gone", NULL);
+	uint64_t naway = lookup(nm, "away", NULL);
+	lookup(nm, "f", NULL); /* two lookups of f: FORGET 1 on the destination leaves it known */
+	uint64_t fh = open_file(nf, O_RDWR), gfh = open_file(ng, O_RDONLY);
+	uint64_t dfh = call(&cn, FUSE_OPENDIR, nd, &oi, sizeof(oi), &rep) == 0 ? ((struct fuse_open_out *)rep.body)->fh : 0;
+	if (!CHECK(nm && nd && nf && nmv && ng && naway && fh && gfh && dfh, "state-source-setup"))
+		return;
+	/* Many inodes known: the state's size and how long it takes, in the notes. */
+	char from[200];
+	mkdir(host("mig/many"), 0755);
+	uint64_t nmany = lookup(nm, "many", NULL), last = 0;
+	bool all = nmany != 0;
+	for (int i = 0; i < MANY && all; i++) {
+		snprintf(from, sizeof(from), "%s/mig/many/file-with-a-longer-name-%05d", share, i);
+		close(open(from, O_CREAT | O_WRONLY, 0644));
+		all = (last = lookup(nmany, strrchr(from, '/') + 1, NULL)) != 0;
+	}
+	CHECK(all, "state-source-many-looked-up");
+	snprintf(from, sizeof(from), "%s", host("mig/moving"));
+	char away[200];
+	snprintf(away, sizeof(away), "%s/away", dir); /* out of the shared directory */
+	/* away moves out, and another directory takes its name: that one is not the guest's inode. */
+	CHECK(rename(from, host("mig/moved")) == 0 && unlink(host("mig/gone")) == 0 && rename(host("mig/away"), away) == 0 &&
+	      mkdir(host("mig/away"), 0755) == 0, "state-source-host-changes");
+	unsigned base;
+	CHECK(vuf_get_vring_base(cn.f, 0, &base) == 0 && vuf_get_vring_base(cn.f, 1, &base) == 0, "state-source-stopped");
+	int64_t t0 = vuf_now_ms();
+	CHECK(vuf_state_save(cn.f, &saved, &nsaved) == 0 && nsaved > 16, "state-saved");
+	check_note("saved %d inodes and more: %zu bytes in %lld ms", MANY, nsaved, (long long)(vuf_now_ms() - t0));
+	if (!saved || nsaved <= 16) {
+		free(saved);
+		return;
+	}
+
+	/* The destination: the same tree under another path. */
+	char share2[100], sock2[100], sd[140];
+	snprintf(share2, sizeof(share2), "%s/share-dst", dir);
+	snprintf(sock2, sizeof(sock2), "%s/dst.sock", dir);
+	snprintf(sd, sizeof(sd), "--shared-dir=%s", share2);
+	snprintf(cmd, sizeof(cmd), "cp -a %s %s", share, share2);
+	const char *args[] = { sd, "--thread-pool-size=2", NULL };
+	struct vuf_backend *be = system(cmd) == 0 ? vuf_backend_start("fs", args, sock2) : NULL;
+	struct conn c;
+	if (!CHECK(be && conn_connect(&c, sock2), "state-destination-start")) {
+		free(saved);
+		return;
+	}
+	test_state_hostile(&c, saved, nsaved);
+	t0 = vuf_now_ms();
+	CHECK_EQ(vuf_state_load(c.f, saved, nsaved, true), 0, "state-loaded");
+	check_note("loaded in %lld ms", (long long)(vuf_now_ms() - t0));
+	struct conn keep = cn;
+	cn = c;
+	if (!CHECK(conn_rings(&cn), "state-destination-rings")) {
+		cn = keep;
+		free(saved);
+		vuf_backend_stop(be, 5000);
+		return;
+	}
+	/* No INIT: the guest's driver goes on. */
+	CHECK_EQ(call(&cn, FUSE_GETATTR, nf, &ga, sizeof(ga), &rep), 0, "state-node-known");
+	struct fuse_read_in ri = { .fh = fh, .size = 100 };
+	CHECK(call(&cn, FUSE_READ, nf, &ri, sizeof(ri), &rep) == 0 && rep.len == 7 && !memcmp(rep.body, "before\n", 7),
+	      "state-open-file-reads");
+	struct fuse_write_in wi = { .fh = fh, .offset = 7, .size = 6 };
+	CHECK(call_data(&cn, FUSE_WRITE, nf, &wi, sizeof(wi), "after\n", 6, &rep, 64) == 0, "state-open-file-writes");
+	char back[64] = "";
+	snprintf(cmd, sizeof(cmd), "%s/mig/f", share2);
+	hf = fopen(cmd, "r");
+	CHECK(hf && fread(back, 1, sizeof(back) - 1, hf) == 13 && !strcmp(back, "before\nafter\n"),
+	      "state-write-on-destination-host");
+	if (hf)
+		fclose(hf);
+	ri = (struct fuse_read_in){ .fh = dfh, .size = 4096 };
+	CHECK(call(&cn, FUSE_READDIR, nd, &ri, sizeof(ri), &rep) == 0 && rep.len > 0, "state-open-dir-reads");
+	CHECK(lookup(nm, "f", NULL) == nf, "state-same-nodeid-on-lookup");
+	CHECK_EQ(call(&cn, FUSE_GETATTR, nmv, &ga, sizeof(ga), &rep), 0, "state-renamed-node-found");
+	CHECK_EQ(call(&cn, FUSE_GETATTR, last, &ga, sizeof(ga), &rep), 0, "state-many-found");
+	CHECK_EQ(call(&cn, FUSE_GETATTR, ng, &ga, sizeof(ga), &rep), -ESTALE, "state-unlinked-node-stale");
+	CHECK_EQ(call(&cn, FUSE_GETATTR, naway, &ga, sizeof(ga), &rep), -ESTALE, "state-moved-out-node-stale");
+	ri = (struct fuse_read_in){ .fh = gfh, .size = 100 };
+	CHECK_EQ(call(&cn, FUSE_READ, ng, &ri, sizeof(ri), &rep), -ESTALE, "state-unlinked-file-fails");
+	release(ng, gfh, false);
+	CHECK_EQ(rep.error, 0, "state-unlinked-file-released");
+	release(ng, gfh, false);
+	CHECK_EQ(rep.error, -EBADF, "state-unlinked-file-gone");
+	forget(ng, 1);
+	uint8_t buf[100];
+	struct fuse_create_in ci = { .flags = O_WRONLY, .mode = 0644 };
+	size_t len = with_names(buf, &ci, sizeof(ci), "new", NULL);
+	CHECK(call(&cn, FUSE_CREATE, nm, buf, len, &rep) == 0 && ((struct fuse_entry_out *)rep.body)->nodeid != nf &&
+	      ((struct fuse_entry_out *)rep.body)->nodeid != nm, "state-create-after");
+	release(nf, fh, false);
+	CHECK_EQ(rep.error, 0, "state-release-after");
+
+	/* A destination whose tree lacks an inode: that one is lost, the rest works. */
+	snprintf(cmd, sizeof(cmd), "rm -f %s/mig/f", share2);
+	conn_close(&cn);
+	cn = keep;
+	struct conn c3;
+	if (system(cmd) == 0 && CHECK(conn_connect(&c3, sock2), "state-missing-reconnect")) {
+		CHECK_EQ(vuf_state_load(c3.f, saved, nsaved, true), 0, "state-missing-path-loaded");
+		cn = c3;
+		if (conn_rings(&cn)) {
+			CHECK(call(&cn, FUSE_GETATTR, nf, &ga, sizeof(ga), &rep) == -ESTALE &&
+			      call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep) == 0, "state-missing-path-lost");
+			conn_close(&cn);
+		}
+		cn = keep;
+	}
+	/*
+	 * A front-end that left and came back (a reset to the device, as QEMU's stop is)
+	 * finds its driver's inodes; a new driver's INIT drops them.
+	 */
+	struct conn c4;
+	if (CHECK(conn_open(&c4, sock2), "reset-reconnect")) {
+		cn = c4;
+		CHECK_EQ(call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep), 0, "reset-keeps-nodes");
+		struct fuse_init_in in = { .major = 7, .minor = 37 };
+		CHECK_EQ(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep), 0, "init-after-reset");
+		CHECK_EQ(call(&cn, FUSE_GETATTR, nd, &ga, sizeof(ga), &rep), -ESTALE, "init-after-reset-forgets");
+		CHECK_EQ(call(&cn, FUSE_INIT, 0, &in, sizeof(in), &rep), -EPROTO, "init-twice-after-reset-refused");
+		conn_close(&cn);
+		cn = keep;
+	}
+	CHECK_EQ(vuf_backend_stop(be, 5000), 0, "state-destination-clean-exit");
+	free(saved);
+}
+
 int main(void)
 {
 	check_deadline(300);
+	signal(SIGPIPE, SIG_IGN); /* a state load the back-end stops reading fails a write, not the test */
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(share, sizeof(share), "%s/share", dir);
@@ -1298,6 +1556,7 @@ int main(void)
 	test_ids();
 	test_uid_map();
 	test_cli();
+	test_migrate(); /* last: it stops the main connection's rings */
 
 	conn_close(&cn);
 	CHECK(vuf_backend_alive(be), "backend-survived");

@@ -13,8 +13,9 @@
 #   files of uid 1000 on the host, is refused root's 0600 file, and its write clears
 #   the setuid bit of its file (HANDLE_KILLPRIV_V2); escapes (symlinks out of the
 #   share, mknod of a device) that reach nothing outside it; --readonly refusing
-#   writes; a migration refused (fs is unmigratable); SIGTERM while mounted: status 0,
-#   every write the guest had synced is there.
+#   writes; the VM saved to a file (every back-end saves its state) and continued, the
+#   guest's files still working (t-migrate-fs.sh migrates one); SIGTERM while mounted:
+#   status 0, every write the guest had synced is there.
 # VU_PACKED=1 (t-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -108,6 +109,11 @@ i=0
 while [ $i -lt 50 ]; do echo "acked $i" >> /rw/acked; i=$((i + 1)); done
 sync
 r synced "$(md5sum < /rw/acked | cut -c1-32)"
+# The host saves the VM to a file (it stops, its back-ends save their state) and lets it go on.
+n=0
+while [ ! -e /rw/resumed ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+echo "after cont" > /rw/after-cont
+r resumed "$(md5sum < /rw/acked | cut -c1-32) $(ls /rw | grep -c acked) $(cat /nc/changing)"
 sleep 30
 EOF
 
@@ -183,16 +189,24 @@ if expect guest-fs-cache-never-before nc-before "version 1"; then
 fi
 if vu_wait_serial 'GUEST-RESULT: synced ' 60; then
 	gsum=$(vu_guest_result synced)
-	# fs is unmigratable (no dirty log offered): QEMU refuses, and the guest goes on.
-	if vu_migrate "file:$VU_TMP/never.state"; then
-		vu_fail guest-fs-not-migratable "QEMU started migrating a VM with vhost-user-fs"
-	elif [[ $VU_WHY != *LOG_SHMFD* ]]; then
-		vu_fail guest-fs-not-migratable "QEMU refused with '$VU_WHY', not for the missing dirty log"
-	elif vu_wait_running 5; then
-		echo "# QEMU: $VU_WHY"
-		vu_pass guest-fs-not-migratable
+	# The VM saved to a file (each back-end's state too), then continued: the guest's
+	# inodes and open files stay through the stop (QEMU's SET_STATUS(0)).
+	if ! vu_migrate "file:$VU_TMP/saved.state" || ! vu_wait_migration 'completed|failed|cancelled' 120 ||
+	   [ "$VU_MIG_STATUS" != completed ]; then
+		vu_fail guest-fs-save-and-cont "save: ${VU_WHY:-status $VU_MIG_STATUS}"
+	elif ! vu_qmp cont > /dev/null || ! vu_wait_running 10; then
+		vu_fail guest-fs-save-and-cont "saved, but the VM does not run again: $VU_WHY"
 	else
-		vu_fail guest-fs-not-migratable "refused ($VU_WHY), but the VM is not running"
+		: > "$rw/resumed"
+		if ! vu_wait_serial 'GUEST-RESULT: resumed' 60; then
+			vu_fail guest-fs-save-and-cont "$VU_WHY"
+		elif [ "$(vu_guest_result resumed)" != "$gsum 1 version 2" ] || [ "$(cat "$rw/after-cont")" != "after cont" ]; then
+			vu_fail guest-fs-save-and-cont "after cont the guest saw '$(vu_guest_result resumed)', want '$gsum 1 version 2'"
+		elif [ "$(grep -c 'device state saved' "$VU_TMP"/fs-*.log | awk -F: '{ s += $2 } END { print s }')" != 3 ]; then
+			vu_fail guest-fs-save-and-cont "not every back-end saved its state: $(grep -h 'device state' "$VU_TMP"/fs-*.log)"
+		else
+			vu_pass guest-fs-save-and-cont
+		fi
 	fi
 	if vu_sigterm_backend fs-rw; then
 		hsum=$(md5sum < "$rw/acked" | cut -c1-32)
