@@ -197,8 +197,12 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 		}
 		vu_vring_unpop(v->rx, nb - used);
 		if (n > 0) {
-			/* Less than asked: the socket is empty for now (a hung-up one reads on to its end). */
-			if ((size_t)n < total && !c->hup)
+			/*
+			 * Less than asked: the socket is empty for now (a hung-up one reads on to its
+			 * end). After a large read the writer was blocked on its send buffer, which
+			 * this read emptied: it is refilling it, so read again.
+			 */
+			if ((size_t)n < total && !c->hup && (size_t)n < VSOCK_MAX_PKT)
 				return true;
 			continue;
 		}
