@@ -197,15 +197,8 @@ static bool pump(struct vsock_conn *c, unsigned budget)
 		}
 		vu_vring_unpop(v->rx, nb - used);
 		if (n > 0) {
-			/*
-			 * Less than asked: the socket is empty for now (a hung-up one reads on to its
-			 * end). But after a large read a streaming writer, held back by its send
-			 * buffer (Linux's default: about 200 KiB) until this read emptied it, is
-			 * writing again as we speak: reading again now takes that without a turn of
-			 * the loop, a wake-up and a call to the driver for each. A small read is a
-			 * writer that has no more: no read (EAGAIN) for nothing.
-			 */
-			if ((size_t)n < total && !c->hup && (size_t)n < VSOCK_REFILL_BYTES)
+			/* Less than asked: the socket is empty for now (a hung-up one reads on to its end). */
+			if ((size_t)n < total && !c->hup)
 				return true;
 			continue;
 		}

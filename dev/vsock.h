@@ -74,7 +74,6 @@ enum { VSOCK_RXQ = 0, VSOCK_TXQ = 1, VSOCK_EVQ = 2, VSOCK_NUM_QUEUES = 3 };
 #define VSOCK_MAX_PKT 65536u          /* payload of one packet we send */
 #define VSOCK_BATCH 64                /* packets one readv fills (Linux's 4 KiB buffers: 256 KiB), or one writev takes */
 #define VSOCK_BATCH_BYTES (256u * 1024) /* bytes one readv asks for at most */
-#define VSOCK_REFILL_BYTES 65536u     /* a read this large that empties a socket: its writer is refilling it */
 #define VSOCK_SLICES 256              /* segments of one batched readv or writev */
 #define VSOCK_RSTQ 256                /* RSTs for packets without a connection, not yet sent */
 #define VSOCK_LINE_MAX 32             /* "CONNECT 4294967295\n", "OK 4294967295\n" */
