@@ -8,7 +8,8 @@
 # the host programs, which share the machine, do not count; the target for 64 KiB
 # writes is at least 0.5x memcpy.
 # BENCH_SECONDS sets each run's length (default 5), BENCH_ROUNDS the runs whose
-# median is shown (default 3). Benchmarks on a shared machine take turns (BENCH_LOCK).
+# median and spread (lowest-highest) are shown (default 3). Benchmarks on a shared
+# machine take turns (BENCH_LOCK).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
