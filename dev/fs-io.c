@@ -84,7 +84,9 @@ void fs_op_open(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_ar
 		return fs_reply_err(r, dir ? -ENOTDIR : n->type == S_IFDIR ? -EISDIR : -EACCES);
 	if (!dir && (err = open_flags(fs, in->flags, &flags)) < 0)
 		return fs_reply_err(r, err);
+	bool off = fs_cred_fsetid_off(!dir && flags & O_TRUNC && in->open_flags & FUSE_OPEN_KILL_SUIDGID);
 	int fd = fs_node_open(fs, n, flags);
+	fs_cred_fsetid_on(off);
 	if (fd < 0 || (err = fs_file_new(fs, fd, &out.fh)) < 0)
 		return fs_reply_err(r, fd < 0 ? fd : err);
 	fs_reply(r, 0, &out, sizeof(out));
@@ -106,9 +108,12 @@ void fs_op_create(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_
 		return fs_reply_err(r, err);
 	struct open_how how = { .flags = (uint64_t)(flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC), .mode = in->mode & 07777,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
+	bool off = fs_cred_fsetid_off(flags & O_TRUNC && in->open_flags & FUSE_OPEN_KILL_SUIDGID);
 	int fd = (int)syscall(SYS_openat2, n->fd, name, &how, sizeof(how));
+	err = -errno;
+	fs_cred_fsetid_on(off);
 	if (fd < 0)
-		return fs_reply_err(r, -errno);
+		return fs_reply_err(r, err);
 	if ((err = fs_node_lookup(fs, n, name, &out.e)) < 0) {
 		close(fd);
 		return fs_reply_err(r, err);
@@ -214,7 +219,9 @@ void fs_op_write(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_a
 	struct fs_file *f = file_of(fs, r, in->fh);
 	if (!f)
 		return;
+	bool off = fs_cred_fsetid_off(in->write_flags & FUSE_WRITE_KILL_SUIDGID);
 	ssize_t got = move_data(r, f->fd, true, r->iov, r->vr.out, at, in->size, (off_t)in->offset);
+	fs_cred_fsetid_on(off);
 	fs_file_put(fs, f);
 	if (got < 0)
 		return fs_reply_err(r, (int)got);

@@ -26,6 +26,27 @@
 
 /* ---- id tables ------------------------------------------------------------------- */
 
+/* Room for ids up to id; false when out of memory. */
+static bool table_grow(struct fs_table *t, uint64_t id)
+{
+	uint64_t size = t->size ? t->size : 1024;
+
+	while (id + 1 >= size)
+		size *= 2;
+	if (size == t->size)
+		return true;
+	void **slot = realloc(t->slot, size * sizeof(*slot));
+	uint64_t *free_ids = slot ? realloc(t->free_ids, size * sizeof(*free_ids)) : NULL;
+	if (slot)
+		t->slot = slot;
+	if (!free_ids)
+		return false;
+	t->free_ids = free_ids;
+	memset(t->slot + t->size, 0, (size - t->size) * sizeof(*slot));
+	t->size = size;
+	return true;
+}
+
 /* A free id (1 and up), or 0 when out of memory. */
 static uint64_t table_add(struct fs_table *t, void *obj)
 {
@@ -34,22 +55,23 @@ static uint64_t table_add(struct fs_table *t, void *obj)
 	if (t->nfree) {
 		id = t->free_ids[--t->nfree];
 	} else {
-		if (t->used_to + 1 >= t->size) {
-			uint64_t size = t->size ? t->size * 2 : 1024;
-			void **slot = realloc(t->slot, size * sizeof(*slot));
-			uint64_t *free_ids = slot ? realloc(t->free_ids, size * sizeof(*free_ids)) : NULL;
-			if (slot)
-				t->slot = slot;
-			if (!free_ids)
-				return 0;
-			t->free_ids = free_ids;
-			memset(t->slot + t->size, 0, (size - t->size) * sizeof(*slot));
-			t->size = size;
-		}
+		if (!table_grow(t, t->used_to + 1))
+			return 0;
 		id = ++t->used_to;
 	}
 	t->slot[id] = obj;
 	return id;
+}
+
+/* obj under a given id past every id in use (a migration's load); the ids skipped are free. */
+static bool table_place(struct fs_table *t, uint64_t id, void *obj)
+{
+	if (id <= t->used_to || !table_grow(t, id))
+		return false;
+	while (++t->used_to < id)
+		t->free_ids[t->nfree++] = t->used_to;
+	t->slot[id] = obj;
+	return true;
 }
 
 static void *table_find(const struct fs_table *t, uint64_t id)
@@ -95,7 +117,8 @@ static void node_unref(struct fs *fs, struct fs_node *n)
 		return;
 	hash_remove(fs, n);
 	table_remove(&fs->nodes, n->id);
-	close(n->fd);
+	if (n->fd >= 0)
+		close(n->fd);
 	free(n);
 }
 
@@ -114,7 +137,8 @@ static void file_unref(struct fs_file *f)
 {
 	if (--f->refs)
 		return;
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -177,10 +201,10 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t id)
 {
 	pthread_mutex_lock(&fs->lock);
 	struct fs_node *n = table_find(&fs->nodes, id);
-	if (n && n->nlookup)
+	if (n && n->nlookup && n->fd >= 0)
 		n->refs++;
 	else
-		n = NULL; /* a node the kernel forgot is not its to use any more */
+		n = NULL; /* a node the kernel forgot is not its to use any more, a lost one neither */
 	pthread_mutex_unlock(&fs->lock);
 	return n;
 }
@@ -337,8 +361,10 @@ struct fs_file *fs_file_get(struct fs *fs, uint64_t id)
 {
 	pthread_mutex_lock(&fs->lock);
 	struct fs_file *f = table_find(&fs->files, id);
-	if (f)
+	if (f && f->fd >= 0)
 		f->refs++;
+	else
+		f = NULL; /* unknown, or lost in a migration */
 	pthread_mutex_unlock(&fs->lock);
 	return f;
 }
@@ -360,4 +386,86 @@ int fs_file_release(struct fs *fs, uint64_t id)
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return f ? 0 : -EBADF;
+}
+
+/* ---- a migration's load (dev/fs-migrate.c) ---------------------------------------- */
+
+void fs_nodes_restart(struct fs *fs)
+{
+	fs_nodes_forget_all(fs);
+	pthread_mutex_lock(&fs->lock);
+	fs->nodes.used_to = FUSE_ROOT_ID; /* every node but the root is gone: no id is in use */
+	fs->nodes.nfree = 0;
+	fs->files.used_to = 0;
+	fs->files.nfree = 0;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+uint64_t fs_node_id_of(struct fs *fs, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct fs_node *n = hash_find(fs, dev, ino);
+	uint64_t id = n && n->nlookup ? n->id : 0;
+	pthread_mutex_unlock(&fs->lock);
+	return id;
+}
+
+int fs_node_restore(struct fs *fs, uint64_t id, int fd, mode_t type, uint64_t nlookup)
+{
+	struct fs_node *n = calloc(1, sizeof(*n));
+	struct stat st;
+
+	if (!n) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	*n = (struct fs_node){ .id = id, .fd = -1, .type = type, .nlookup = nlookup, .refs = 1 };
+	pthread_mutex_lock(&fs->lock);
+	/* One node per inode: a second path to one already known is a lost node. */
+	if (fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (st.st_mode & S_IFMT) == type && !hash_find(fs, st.st_dev, st.st_ino)) {
+		n->fd = fd;
+		n->dev = st.st_dev;
+		n->ino = st.st_ino;
+		unsigned h = hash_of(n->dev, n->ino);
+		n->hash_next = fs->hash[h];
+		fs->hash[h] = n;
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (!table_place(&fs->nodes, id, n)) {
+		hash_remove(fs, n);
+		pthread_mutex_unlock(&fs->lock);
+		if (n->fd >= 0)
+			close(n->fd);
+		free(n);
+		return -ENOMEM;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return n->fd >= 0 ? 0 : -ESTALE;
+}
+
+int fs_file_restore(struct fs *fs, uint64_t id, int fd)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	*f = (struct fs_file){ .id = id, .fd = fd, .refs = 1 };
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_lock(&fs->lock);
+	bool placed = table_place(&fs->files, id, f);
+	pthread_mutex_unlock(&fs->lock);
+	if (!placed) {
+		if (fd >= 0)
+			close(fd);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return -ENOMEM;
+	}
+	return 0;
 }

@@ -24,7 +24,7 @@
 /* What INIT may turn on: the kernel's offer, masked with these. */
 #define FS_INIT_FLAGS (FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | \
 		       FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | \
-		       FUSE_AUTO_INVAL_DATA | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS)
+		       FUSE_AUTO_INVAL_DATA | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2)
 
 const void *fs_take(struct fs_args *a, size_t n)
 {
@@ -78,24 +78,33 @@ static void op_init(struct fs *fs, struct fs_req *r, struct fs_node *n, struct f
 
 	if (!in)
 		return fs_reply_err(r, -EINVAL);
+	const uint32_t *flags2 = in->flags & FUSE_INIT_EXT ? fs_take(a, sizeof(*flags2)) : NULL;
 	if (in->major > FUSE_KERNEL_VERSION) /* the kernel tries again with ours */
 		return fs_reply(r, 0, &out, FUSE_COMPAT_INIT_OUT_SIZE);
 	if (in->major < FUSE_KERNEL_VERSION || in->minor < 27) {
 		vu_err("fs: FUSE %u.%u is too old (7.27 or later)", in->major, in->minor);
 		return fs_reply_err(r, -EPROTO);
 	}
-	if (__atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
-		return fs_reply_err(r, -EPROTO); /* a second INIT without DESTROY */
+	bool new_driver = __atomic_exchange_n(&fs->reset_seen, false, __ATOMIC_ACQ_REL);
+	if (!new_driver && __atomic_load_n(&fs->initialized, __ATOMIC_ACQUIRE))
+		return fs_reply_err(r, -EPROTO); /* a second INIT without DESTROY or a reset */
+	if (new_driver)
+		fs_nodes_forget_all(fs); /* what the driver before the reset looked up and opened */
 	uint32_t want = FS_INIT_FLAGS | (fs->announce_submounts ? FUSE_SUBMOUNTS : 0);
 	out.minor = in->minor < FS_MINOR ? in->minor : FS_MINOR;
 	out.flags = in->flags & want;
+	/* The one flag of the second word we take: only where requests run as the guest's users. */
+	if (flags2 && *flags2 & FUSE_CREATE_SUPP_GROUP >> 32 && fs->supp_group) {
+		out.flags |= FUSE_INIT_EXT;
+		out.flags2 = FUSE_CREATE_SUPP_GROUP >> 32;
+	}
 	out.max_readahead = in->max_readahead;
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FS_MAX_WRITE;
 	out.time_gran = 1;
 	out.max_pages = FS_MAX_PAGES;
-	vu_info("fs: FUSE %u.%u, flags 0x%x", out.major, out.minor, out.flags);
+	vu_info("fs: FUSE %u.%u, flags 0x%x 0x%x", out.major, out.minor, out.flags, out.flags2);
 	__atomic_store_n(&fs->initialized, true, __ATOMIC_RELEASE);
 	fs_reply(r, 0, &out, sizeof(out)); /* the whole reply: 7.23 and later take it */
 }
@@ -314,10 +323,12 @@ static int set_size(struct fs *fs, struct fs_node *n, const struct fuse_setattr_
 	int fd = f ? f->fd : fs_node_open(fs, n, O_WRONLY);
 	if (fd < 0)
 		return fd;
+	bool off = fs_cred_fsetid_off(in->valid & FATTR_KILL_SUIDGID);
 	if (n->type != S_IFREG)
 		err = -EINVAL;
 	else if (in->size > INT64_MAX || ftruncate(fd, (off_t)in->size) < 0)
 		err = in->size > INT64_MAX ? -EFBIG : -errno;
+	fs_cred_fsetid_on(off);
 	if (f)
 		fs_file_put(fs, f);
 	else
@@ -411,8 +422,9 @@ static const struct {
 	[FUSE_CREATE] = { fs_op_create, WRITES },
 	[FUSE_READ] = { fs_op_read },
 	[FUSE_WRITE] = { fs_op_write, WRITES },
-	[FUSE_RELEASE] = { fs_op_release },
-	[FUSE_RELEASEDIR] = { fs_op_release },
+	/* The fh alone: a file whose inode a migration lost is released all the same. */
+	[FUSE_RELEASE] = { fs_op_release, NO_NODE },
+	[FUSE_RELEASEDIR] = { fs_op_release, NO_NODE },
 	[FUSE_FLUSH] = { fs_op_flush },
 	[FUSE_FSYNC] = { fs_op_fsync },
 	[FUSE_FSYNCDIR] = { fs_op_fsync },
@@ -437,11 +449,14 @@ static const struct {
 
 void fs_op_run(struct fs *fs, struct fs_req *r)
 {
-	struct fs_args a = { r->arg, r->arg_len };
+	size_t ext = (size_t)r->in.total_extlen * 8;    /* extensions (dev/fs-cred.c reads them) end the arguments */
+	struct fs_args a = { r->arg, r->arg_len - (ext <= r->arg_len ? ext : 0) };
 	uint32_t op = r->in.opcode;
 	unsigned flags = op < sizeof(ops) / sizeof(ops[0]) && ops[op].fn ? ops[op].flags : 0;
 
 	r->written = 0;
+	if (ext > r->arg_len)
+		return fs_reply_err(r, -EINVAL);
 	if (op == FUSE_INTERRUPT)
 		return; /* nothing here waits long enough to interrupt: no reply, as for FORGET */
 	if (op >= sizeof(ops) / sizeof(ops[0]) || !ops[op].fn)

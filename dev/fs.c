@@ -10,7 +10,7 @@
  * Its service runs as the user the shared files belong to (no DynamicUser); a shared
  * directory outside these ReadWritePaths needs a drop-in that adds it.
  *
- * build: fs.c fs-pool.c fs-node.c fs-ops.c fs-io.c
+ * build: fs.c fs-pool.c fs-node.c fs-ops.c fs-io.c fs-cred.c fs-migrate.c
  * systemd: ReadWritePaths=-/srv -/var/lib/vhostbox
  * systemd: RestrictAddressFamilies=AF_UNIX
  * systemd: PrivateNetwork=yes
@@ -18,13 +18,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dev/fs.h"
@@ -63,6 +63,12 @@ static const struct vu_option fs_options[] = {
 	{ .name = "log-level", .kind = VU_OPT_ENUM, .offset = FS_FIELD(log_level), .arg = "LEVEL",
 	  .help = "the messages shown: error, warn, info, debug (every message), trace (as debug), off",
 	  .choices = log_levels },
+	{ .name = "uid-map", .kind = VU_OPT_PARSE, .arg = ":NS:HOST:COUNT:", .parse = fs_parse_uid_map,
+	  .help = "started without privileges, --sandbox=namespace: the user namespace maps COUNT host uids "
+		  "from HOST to NS and up, through newuidmap (/etc/subuid); requests take the guest's uids "
+		  "there (repeatable)" },
+	{ .name = "gid-map", .kind = VU_OPT_PARSE, .arg = ":NS:HOST:COUNT:", .parse = fs_parse_gid_map,
+	  .help = "the same for gids, through newgidmap (/etc/subgid) (repeatable)" },
 	{ .name = "o", .short_name = 'o', .kind = VU_OPT_STRING, .offset = FS_FIELD(legacy), .arg = "LIST",
 	  .help = "the older virtiofsd form: source=DIR,cache=auto|always|none|metadata,xattr,no_xattr" },
 	{ NULL },
@@ -246,34 +252,16 @@ static void finished(struct fs *fs, struct fs_req *r)
 		vu_err("fs: cannot wake the loop: %s", strerror(errno));
 }
 
-/*
- * Whether requests can run with the guest's ids: root that kept its capabilities
- * (--sandbox=none). Confined, every capability is gone and requests run as the
- * process. setfsuid() says nothing on failure: the id it leaves shows.
- */
-static bool may_switch_ids(void)
-{
-	if (geteuid() != 0)
-		return false;
-	syscall(SYS_setfsuid, 1);
-	bool switched = syscall(SYS_setfsuid, -1) == 1; /* -1 changes nothing: it reports the id */
-	syscall(SYS_setfsuid, 0);
-	return switched;
-}
-
+/* As the guest's user where we may (dev/fs-cred.c). */
 static void run(struct fs *fs, struct fs_req *r)
 {
 	r->again = false;
-	/* Per thread (the raw calls: the ids of this thread alone), back to root after. */
-	if (fs->switch_ids) {
-		syscall(SYS_setfsgid, r->in.gid);
-		syscall(SYS_setfsuid, r->in.uid);
-	}
-	fs_op_run(fs, r);
-	if (fs->switch_ids) {
-		syscall(SYS_setfsuid, 0);
-		syscall(SYS_setfsgid, 0);
-	}
+	int err = fs_cred_enter(fs, r);
+	if (err)
+		fs_reply_err(r, err);
+	else
+		fs_op_run(fs, r);
+	fs_cred_leave(fs, r);
 }
 
 /* The request is ready to run: on a worker, or here (FORGETs, no pool). */
@@ -355,7 +343,7 @@ static void fs_kick(struct vu_dev *dev, struct vu_vring *vq)
 	if (!fs->ids_known) {
 		/* Confined by now: whether the ids may change is known. */
 		fs->ids_known = true;
-		fs->switch_ids = may_switch_ids();
+		fs_cred_probe(fs);
 		if (fs->switch_ids)
 			vu_info("fs: requests run with the guest's uid and gid");
 	}
@@ -455,19 +443,37 @@ static void fs_queue_drain(struct vu_dev *dev, struct vu_vring *vq)
 	q->starved = false;
 }
 
-/* A new driver starts from INIT: what the last one looked up and opened goes. */
+/*
+ * QEMU stops a VM with SET_STATUS(0), a reset to us, and a stopped VM may go on
+ * (cont) or migrate; a front-end that reconnects brings its guest back: the
+ * driver's inodes and open files stay. A new driver (a reboot) starts from INIT,
+ * which drops them then (dev/fs-ops.c).
+ */
 static void fs_reset(struct vu_dev *dev)
 {
 	struct fs *fs = (struct fs *)dev;
 
-	fs_nodes_forget_all(fs);
-	__atomic_store_n(&fs->initialized, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->reset_seen, true, __ATOMIC_RELEASE);
 }
 
-/* chroot mode confines the process to the shared directory itself. */
+/*
+ * chroot mode confines the process to the shared directory itself. Where it may
+ * act as other users, it keeps what acting as them takes, as virtiofsd does
+ * (not CAP_MKNOD: device nodes are refused; not CAP_SETFCAP: no file
+ * capabilities from the guest). Of the calls that change ids, the allowlist has
+ * setfsuid, setfsgid and setgroups only (dev/fs-cred.c, per request).
+ */
 static void fs_sandbox(const struct vu_dev *dev, struct vu_sandbox_needs *needs)
 {
-	needs->chroot_dir = &((const struct fs *)dev)->shared_dir; /* -o source= sets it in init */
+	const struct fs *fs = (const struct fs *)dev;
+
+	needs->chroot_dir = &fs->shared_dir; /* -o source= sets it in init */
+	needs->caps = 1ull << CAP_CHOWN | 1ull << CAP_DAC_OVERRIDE | 1ull << CAP_FOWNER | 1ull << CAP_FSETID |
+		      1ull << CAP_SETGID | 1ull << CAP_SETUID;
+	needs->uid_map = fs->uid_map;
+	needs->n_uid_map = fs->n_uid_map;
+	needs->gid_map = fs->gid_map;
+	needs->n_gid_map = fs->n_gid_map;
 }
 
 /* What serving a directory calls, beyond proto: every one on handles we hold. */
@@ -481,11 +487,12 @@ static const struct vu_syscall fs_syscalls[] = {
 	VU_SYSCALL(copy_file_range), VU_SYSCALL(flock), VU_SYSCALL_IF(fcntl, 1, F_OFD_GETLK),
 	VU_SYSCALL_IF(fcntl, 1, F_OFD_SETLK), VU_SYSCALL(fsetxattr), VU_SYSCALL(fgetxattr),
 	VU_SYSCALL(flistxattr), VU_SYSCALL(fremovexattr), VU_SYSCALL(umask),
-	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(geteuid),
+	VU_SYSCALL(setfsuid), VU_SYSCALL(setfsgid), VU_SYSCALL(setgroups), VU_SYSCALL(geteuid), VU_SYSCALL(capget),
+	VU_SYSCALL(capset),
 	VU_SYSCALL_END,
 };
 
-static const char *const fs_features[] = { "separate-options", NULL };
+static const char *const fs_features[] = { "migrate-precopy", "separate-options", NULL };
 
 const struct vu_device_type vu_dev_fs = {
 	.name = "fs",
@@ -494,7 +501,6 @@ const struct vu_device_type vu_dev_fs = {
 	.qemu_args = "-device vhost-user-fs-pci,chardev=vu0,tag=myfs",
 	.virtio_id = 26,
 	.num_queues = 2,
-	.unmigratable = true,
 	.options = fs_options,
 	.schema_features = fs_features,
 	.create = fs_create,
@@ -503,6 +509,8 @@ const struct vu_device_type vu_dev_fs = {
 	.queue_drain = fs_queue_drain,
 	.reset = fs_reset,
 	.destroy = fs_destroy,
+	.state_save = fs_state_save,
+	.state_load = fs_state_load,
 	.syscalls = fs_syscalls,
 	.sandbox = fs_sandbox,
 };

@@ -4,8 +4,10 @@
  *   dev/fs.c        the device: options, queues, requests in and out, resets
  *   dev/fs-pool.c   worker threads that run the requests (blocking file-system calls)
  *   dev/fs-node.c   inodes (O_PATH handles) and open files, by the ids the guest uses
+ *   dev/fs-migrate.c those inodes and open files moved with a migration (DEVICE_STATE)
  *   dev/fs-ops.c    FUSE requests on names and attributes
  *   dev/fs-io.c     FUSE requests on open files and directories, xattrs, locks
+ *   dev/fs-cred.c   requests as the guest's user, setuid bits, --uid-map/--gid-map
  */
 #ifndef VU_DEV_FS_H
 #define VU_DEV_FS_H
@@ -18,6 +20,15 @@
 #include <sys/stat.h>
 
 #include "proto/device.h"
+
+#ifndef FUSE_CREATE_SUPP_GROUP      /* FUSE 7.39: newer than Debian 12's headers */
+#define FUSE_CREATE_SUPP_GROUP (1ULL << 34)
+#define FUSE_EXT_GROUPS 32
+struct fuse_supp_groups {
+	uint32_t nr_groups;
+	uint32_t groups[];
+};
+#endif
 
 #define FS_MAX_QUEUES 16            /* request queues; queue 0 (hiprio) comes on top */
 #define FS_SLOTS 64                 /* requests in flight per queue */
@@ -81,18 +92,22 @@ struct fs {
 	unsigned threads;           /* --thread-pool-size: 0 runs every request on the loop */
 	unsigned queues;
 	unsigned log_level;
+	struct vu_id_map uid_map[VU_ID_MAP_MAX], gid_map[VU_ID_MAP_MAX];  /* --uid-map, --gid-map */
+	unsigned n_uid_map, n_gid_map;
 
 	struct vu_loop *loop;
 	int root_fd;                /* O_PATH, the shared directory */
 	int root_dir_fd;            /* the same, opened for reading (syncfs) */
 	int proc_fd;                /* /proc/self/fd: reopens an O_PATH handle with real access */
 	bool ids_known;             /* switch_ids was found out (on the first kick, confined) */
-	bool switch_ids;            /* requests run with the guest's uid and gid (fsuid, fsgid) */
+	bool switch_ids;            /* requests run with the guest's uid and gid (dev/fs-cred.c) */
+	bool supp_group;            /* and the supplementary group some carry (FUSE_CREATE_SUPP_GROUP) */
 
 	pthread_mutex_t lock;       /* the tables and every node's and file's counters */
 	struct fs_table nodes, files;
 	struct fs_node **hash;      /* nodes by (dev, ino) */
-	bool initialized;           /* INIT answered */
+	bool initialized;           /* INIT answered (or a migration's state loaded) */
+	bool reset_seen;            /* a reset since: the next INIT is a new driver's */
 
 	struct fs_pool *pool;
 	int done_fd;                /* eventfd: the pool finished requests */
@@ -126,6 +141,28 @@ struct fs_pool *fs_pool_new(struct fs *fs, unsigned threads, fs_pool_fn run, fs_
 void fs_pool_submit(struct fs_pool *p, struct fs_req *r);
 void fs_pool_free(struct fs_pool *p);
 
+/* ---- dev/fs-cred.c ---- */
+/* Finds out fs->switch_ids and fs->supp_group (confined, on the first kick). */
+void fs_cred_probe(struct fs *fs);
+/*
+ * The thread takes the request's uid, gid and supplementary group (with
+ * fs->switch_ids): 0, -EPERM (an id it cannot take) or -EINVAL (extensions that
+ * do not add up).
+ */
+int fs_cred_enter(const struct fs *fs, const struct fs_req *r);
+/* Back to the process's own (after fs_cred_enter, whatever it returned). */
+void fs_cred_leave(const struct fs *fs, const struct fs_req *r);
+/*
+ * kill (a request's KILL_SUIDGID): CAP_FSETID leaves the thread's effective set, so
+ * a write or truncate clears setuid and setgid bits; true when it did, for
+ * fs_cred_fsetid_on() after the call.
+ */
+bool fs_cred_fsetid_off(bool kill);
+void fs_cred_fsetid_on(bool off);
+/* Option parsers (VU_OPT_PARSE): one map more; 0, or -1 after the error line. */
+int fs_parse_uid_map(struct vu_dev *dev, const char *arg);
+int fs_parse_gid_map(struct vu_dev *dev, const char *arg);
+
 /* ---- dev/fs-node.c ---- */
 int fs_nodes_init(struct fs *fs);
 void fs_nodes_free(struct fs *fs);
@@ -158,6 +195,23 @@ struct fs_file *fs_file_get(struct fs *fs, uint64_t id);
 void fs_file_put(struct fs *fs, struct fs_file *f);
 /* RELEASE: the id goes; the fd closes when the last request using it ends. 0 or -EBADF. */
 int fs_file_release(struct fs *fs, uint64_t id);
+
+/*
+ * A migration's load: every node but the root and every file goes and no id is in use;
+ * then nodes and files come back under the source's ids, in ascending order. fd -1 (or
+ * an fd that turns out to reach another inode) makes a lost one: its id stays taken
+ * (the guest still holds it), requests on it fail (ESTALE, EBADF) until the guest
+ * forgets or releases it. restore: 0, -ESTALE (placed, lost) or -ENOMEM (not placed).
+ */
+void fs_nodes_restart(struct fs *fs);
+int fs_node_restore(struct fs *fs, uint64_t id, int fd, mode_t type, uint64_t nlookup);
+int fs_file_restore(struct fs *fs, uint64_t id, int fd);
+/* The id of the node the guest knows for this inode, or 0. */
+uint64_t fs_node_id_of(struct fs *fs, dev_t dev, ino_t ino);
+
+/* ---- dev/fs-migrate.c: DEVICE_STATE ---- */
+int fs_state_save(struct vu_dev *dev, void **buf, size_t *len);
+int fs_state_load(struct vu_dev *dev, const void *buf, size_t len);
 
 /* ---- request decoding and replies (dev/fs-ops.c) ---- */
 struct fs_args {

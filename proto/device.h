@@ -42,6 +42,12 @@ struct vu_syscall {
 #define VU_SYSCALL_MASK(n, a, m, v) { #n, a, m, v }
 #define VU_SYSCALL_END             { NULL, 0, 0, 0 }
 
+/* One line of a user namespace's uid_map or gid_map: count ids from outside, seen as inside. */
+struct vu_id_map {
+	uint32_t inside, outside, count;
+};
+#define VU_ID_MAP_MAX 340           /* the kernel's limit of lines */
+
 /* What one instance, as its options made it, needs to keep working confined. */
 struct vu_sandbox_needs {
 	enum vu_sandbox_mode strictest;      /* preset to VU_SANDBOX_NAMESPACE */
@@ -53,6 +59,15 @@ struct vu_sandbox_needs {
 	 * confinement, after init: an option may name it indirectly), or NULL: no chroot.
 	 */
 	const char *const *chroot_dir;
+	/*
+	 * Capabilities (1 << CAP_*) kept where the process may act as other users (root,
+	 * also of its own user namespace): fs's file server, which takes each request's
+	 * ids. The others go, from the bounding set too. 0: all go.
+	 */
+	uint64_t caps;
+	/* The user namespace's maps (fs's --uid-map/--gid-map): unprivileged, namespace mode. */
+	const struct vu_id_map *uid_map, *gid_map;
+	unsigned n_uid_map, n_gid_map;
 };
 
 #define VU_INIT_USAGE (-2)

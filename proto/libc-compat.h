@@ -24,6 +24,9 @@ static inline int close_range(unsigned int first, unsigned int last, int flags)
 {
 	return syscall(SYS_close_range, first, last, flags);
 }
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
 #endif
 
 #endif

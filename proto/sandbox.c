@@ -9,13 +9,17 @@
  *   2. chroot mode (devices that name a directory: fs's shared one): chroot(2)
  *      into it, nothing more (it needs root, as the chroot call does);
  *      namespace mode: new mount, ipc and uts namespaces, a new network namespace
- *      unless a device keeps the host's (a tap), a user namespace when not root;
+ *      unless a device keeps the host's (a tap), a user namespace when not root
+ *      (mapping our own ids, or a device's --uid-map/--gid-map through
+ *      newuidmap/newgidmap, and then we are its root);
  *      the root becomes an empty read-only tmpfs (pivot_root) and the old one is
  *      detached. The process must be single-threaded here (a mount namespace and
  *      a root are per thread): proto's worker threads start after confinement;
  *   3. --user/--group: the ids change (supplementary groups: only the group);
  *   4. seccomp, chroot and namespace modes: every capability is dropped (bounding,
- *      ambient, permitted, effective, inheritable), no_new_privs is set, and a
+ *      ambient, permitted, effective, inheritable) but the ones a device keeps
+ *      to act as its clients' users where the process may (root, of its user
+ *      namespace too: fs's), no_new_privs is set, and a
  *      seccomp allowlist is loaded on every thread (TSYNC): proto's calls, the
  *      devices' declared ones and, in sanitizer builds, the sanitizer runtime's.
  *      A call outside it is trapped: one line on stderr names it, then the
@@ -145,7 +149,10 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	sb->nlists = 0;
 	sb->host_net = false;
 	sb->chroot_dir = NULL;
+	sb->caps = 0;
+	sb->n_uid_map = sb->n_gid_map = 0;
 	const char *no_chroot = NULL;   /* why chroot mode cannot be */
+	bool maps = false;
 	for (unsigned i = 0; i < n; i++) {
 		const struct vu_device_type *t = devs[i]->type;
 		struct vu_sandbox_needs needs = { .strictest = VU_SANDBOX_NAMESPACE };
@@ -157,6 +164,18 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 			sb->why = needs.why;
 		}
 		sb->host_net |= needs.host_net;
+		sb->caps |= needs.caps;
+		if (needs.n_uid_map || needs.n_gid_map) {
+			if (maps) {
+				vu_err("--uid-map, --gid-map: one user namespace holds every device: give them once");
+				return -1;
+			}
+			maps = true;
+			sb->uid_map = needs.uid_map;
+			sb->n_uid_map = needs.n_uid_map;
+			sb->gid_map = needs.gid_map;
+			sb->n_gid_map = needs.n_gid_map;
+		}
 		if (!needs.chroot_dir)
 			no_chroot = "the device has no directory to be confined to";
 		else if (n > 1)
@@ -187,6 +206,11 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	}
 	if (sb->mode < 0)
 		sb->mode = sb->strictest;
+	/* As virtiofsd: root needs no user namespace, the other modes make none. */
+	if (maps && (geteuid() == 0 || sb->mode != VU_SANDBOX_NAMESPACE)) {
+		vu_err("--uid-map and --gid-map map the user namespace of --sandbox=namespace, started without privileges");
+		return -1;
+	}
 	return 0;
 }
 
@@ -319,6 +343,103 @@ static int threads_of_this_process(void)
 	return n;
 }
 
+/* newuidmap or newgidmap PID INSIDE OUTSIDE COUNT...: 0 when it exits 0 (its errors go to stderr). */
+static int run_map_tool(const char *tool, pid_t pid, const struct vu_id_map *m, unsigned n)
+{
+	char *argv[3 + 3 * VU_ID_MAP_MAX];
+	char nums[1 + 3 * VU_ID_MAP_MAX][12];
+	unsigned k = 0;
+
+	argv[k] = (char *)tool;
+	snprintf(nums[k], sizeof(nums[k]), "%d", (int)pid);
+	argv[++k] = nums[0];
+	for (unsigned i = 0; i < n; i++) {
+		const uint32_t v[3] = { m[i].inside, m[i].outside, m[i].count };
+		for (unsigned j = 0; j < 3; j++) {
+			snprintf(nums[1 + 3 * i + j], sizeof(nums[0]), "%u", v[j]);
+			argv[++k] = nums[1 + 3 * i + j];
+		}
+	}
+	argv[++k] = NULL;
+	pid_t child = fork();
+	if (child == 0) {
+		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+		execvp(tool, argv);
+		fprintf(stderr, "%s: error: sandbox: %s: %s\n", vu_log_name(), tool, strerror(errno));
+		_exit(127);
+	}
+	int st;
+	return child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/*
+ * --uid-map/--gid-map: the maps of our new user namespace are written from outside
+ * it by newuidmap(1) and newgidmap(1) (setuid helpers that check /etc/subuid and
+ * /etc/subgid), as virtiofsd does. A child started before unshare() runs them once
+ * told (go), and says whether they did (done). A kind given no map gets the one
+ * line of our own id, written directly. Returns the child, or -1 after an error line.
+ */
+static pid_t start_mapper(const struct vu_sandbox *sb, int *go, int *done)
+{
+	int a[2], b[2];
+	pid_t parent = getpid();
+
+	if (pipe2(a, O_CLOEXEC) < 0 || pipe2(b, O_CLOEXEC) < 0) {
+		vu_err("sandbox: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid_t child = fork();
+	if (child == 0) {
+		char c, path[64], line[64];
+		unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
+		close(a[1]);
+		close(b[0]);
+		bool ok = read(a[0], &c, 1) == 1;
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)parent);
+		snprintf(line, sizeof(line), "%u %u 1\n", uid, uid);
+		ok = ok && (sb->n_uid_map ? run_map_tool("newuidmap", parent, sb->uid_map, sb->n_uid_map) == 0 :
+				       write_file(path, line) == 0);
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)parent);
+		if (ok && !sb->n_gid_map)
+			ok = write_file(path, "deny") == 0;
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)parent);
+		snprintf(line, sizeof(line), "%u %u 1\n", gid, gid);
+		ok = ok && (sb->n_gid_map ? run_map_tool("newgidmap", parent, sb->gid_map, sb->n_gid_map) == 0 :
+				       write_file(path, line) == 0);
+		if (ok && write(b[1], "1", 1) != 1)
+			ok = false;
+		_exit(ok ? 0 : 1);
+	}
+	close(a[0]);
+	close(b[1]);
+	if (child < 0) {
+		vu_err("sandbox: cannot start the id mapper: %s", strerror(errno));
+		close(a[1]);
+		close(b[0]);
+		return -1;
+	}
+	*go = a[1];
+	*done = b[0];
+	return child;
+}
+
+/* Tells the mapper to go and waits for it: 0, or -1 after an error line. */
+static int finish_mapper(pid_t child, int go, int done, bool unshared)
+{
+	char c = 0;
+	bool ok = unshared && write(go, "1", 1) == 1 && read(done, &c, 1) == 1 && c == '1';
+
+	close(go);
+	close(done);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (unshared && !ok) {
+		vu_err("sandbox: --uid-map, --gid-map: the user namespace's maps could not be written");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Returns 0, 1 when the host refuses the namespaces themselves (nothing changed
  * yet: a default mode may fall back), or -1 after an error line.
@@ -337,11 +458,25 @@ static int enter_namespaces(const struct vu_sandbox *sb)
 	}
 	if (uid != 0)
 		flags |= CLONE_NEWUSER; /* not root: a user namespace of our own gives the rights */
-	if (unshare(flags) < 0) {
-		vu_warn("sandbox: cannot create namespaces: %s", strerror(errno));
+	bool maps = sb->n_uid_map || sb->n_gid_map;
+	int go = -1, done = -1;
+	pid_t mapper = maps ? start_mapper(sb, &go, &done) : 0;
+	if (mapper < 0)
+		return -1;
+	bool unshared = unshare(flags) == 0;
+	int e = errno;
+	if (maps && finish_mapper(mapper, go, done, unshared) < 0)
+		return -1;
+	if (!unshared) {
+		vu_warn("sandbox: cannot create namespaces: %s", strerror(e));
 		return 1;
 	}
-	if (uid != 0) {
+	if (maps) {
+		/* Root of the namespace (the outside id the maps give 0), so requests may take the guest's ids. */
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			vu_warn("sandbox: --uid-map, --gid-map: no id 0 in the namespace (%s): requests run as the process",
+				strerror(errno));
+	} else if (uid != 0) {
 		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 		if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0)
 			goto fail;
@@ -496,19 +631,29 @@ static size_t append_uint(char *buf, size_t at, size_t size, unsigned long v)
  */
 static pid_t self_pid;
 static int last_cap;
+static uint64_t keep_caps;      /* what drop_capabilities() leaves: the devices' caps, or nothing */
 static int threads_dropped, threads_failed;
 
 static void drop_this_threads_capabilities(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
+	const uint32_t keep[2] = { (uint32_t)keep_caps, (uint32_t)(keep_caps >> 32) };
 
 	/* The bounding set needs CAP_SETPCAP; a process without privileges has nothing to drop. */
 	for (int c = 0; c <= last_cap; c++)
-		syscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0);
+		if (!(keep_caps >> c & 1))
+			syscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0);
 	syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (syscall(SYS_capset, &h, d) < 0 || syscall(SYS_capget, &h, d) < 0 ||
-	    d[0].effective | d[0].permitted | d[0].inheritable | d[1].effective | d[1].permitted | d[1].inheritable)
+	bool ok = syscall(SYS_capget, &h, d) == 0;
+	for (int i = 0; i < 2; i++) {
+		d[i].effective &= keep[i];
+		d[i].permitted &= keep[i];
+		d[i].inheritable = 0;
+	}
+	if (!ok || syscall(SYS_capset, &h, d) < 0 || syscall(SYS_capget, &h, d) < 0 ||
+	    (d[0].effective | d[0].permitted) & ~keep[0] || (d[1].effective | d[1].permitted) & ~keep[1] ||
+	    d[0].inheritable | d[1].inheritable)
 		__atomic_add_fetch(&threads_failed, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&threads_dropped, 1, __ATOMIC_RELEASE);
 }
@@ -559,10 +704,22 @@ static int install_sigsys(void)
 	return 0;
 }
 
-/* Every thread's capabilities: bounding, ambient, permitted, effective, inheritable. */
-static int drop_capabilities(bool single_thread)
+/*
+ * Every thread's capabilities (bounding, ambient, permitted, effective, inheritable),
+ * but keep where the process may act as other users: root, also of its own user
+ * namespace (--uid-map). Then it also leaves its supplementary groups, which would
+ * count for every user it acts as (where the namespace allows: without --gid-map
+ * the only ones are the user's own).
+ */
+static int drop_capabilities(bool single_thread, uint64_t keep)
 {
 	int sent = 0;
+
+	keep_caps = geteuid() == 0 ? keep : 0;
+	if (keep_caps && setgroups(0, NULL) < 0 && errno != EPERM) {
+		vu_err("sandbox: cannot leave the supplementary groups: %s", strerror(errno));
+		return -1;
+	}
 
 	for (last_cap = 0; prctl(PR_CAPBSET_READ, last_cap + 1, 0, 0, 0) >= 0; last_cap++)
 		;
@@ -680,7 +837,7 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 		if (r < 0)
 			return -1;
 		if (r > 0) {
-			if (sb->mode_asked) {
+			if (sb->mode_asked || sb->n_uid_map || sb->n_gid_map) {
 				vu_err("--sandbox=namespace is not possible here (--sandbox=seccomp is)");
 				return -1;
 			}
@@ -703,7 +860,7 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 	}
 	if (change_ids(sb) < 0)
 		return -1;
-	if (mode > VU_SANDBOX_NONE && (install_sigsys() < 0 || drop_capabilities(mode == VU_SANDBOX_NAMESPACE) < 0 ||
+	if (mode > VU_SANDBOX_NONE && (install_sigsys() < 0 || drop_capabilities(mode == VU_SANDBOX_NAMESPACE, sb->caps) < 0 ||
 				       load_allowlist(sb) < 0))
 		return -1;
 	sb->mode = mode;

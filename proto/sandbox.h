@@ -28,6 +28,9 @@ struct vu_sandbox {
 	unsigned nlists;
 	bool host_net;
 	const char *const *chroot_dir;  /* the device's directory for chroot mode (one device) */
+	uint64_t caps;             /* kept where the process may act as other users (the devices' needs) */
+	const struct vu_id_map *uid_map, *gid_map;   /* the user namespace's, from one device */
+	unsigned n_uid_map, n_gid_map;
 	int strictest;             /* what every device allows */
 	const char *why;           /* what limited strictest */
 };

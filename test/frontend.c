@@ -703,6 +703,74 @@ int vuf_reset_device(struct vuf *f)
 	return vuf_request(f, VU_REQ_RESET_DEVICE, NULL, 0, NULL, 0);
 }
 
+int64_t vuf_set_device_state_fd(struct vuf *f, uint32_t direction, int fd)
+{
+	uint64_t params = direction, reply; /* phase 0 in the high half */
+	return vuf_call(f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply, sizeof(reply)) < 0 ?
+		       -1 : (int64_t)reply;
+}
+
+int64_t vuf_check_device_state(struct vuf *f)
+{
+	uint64_t reply;
+	return vuf_call(f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ? -1 : (int64_t)reply;
+}
+
+int vuf_state_save(struct vuf *f, uint8_t **buf, size_t *len)
+{
+	size_t cap = 0;
+	ssize_t n = 0;
+	int p[2];
+
+	*buf = NULL;
+	*len = 0;
+	if (pipe(p) < 0)
+		return -1;
+	int64_t r = vuf_set_device_state_fd(f, 0, p[1]);
+	close(p[1]);
+	if (r != 0x100) { /* 0x100: our fd is used, no other comes back */
+		close(p[0]);
+		return -1;
+	}
+	do { /* until the back-end closes its end */
+		if (*len == cap) {
+			uint8_t *b = realloc(*buf, cap = cap ? 2 * cap : 65536);
+			if (!b) {
+				n = -1;
+				break;
+			}
+			*buf = b;
+		}
+		n = read(p[0], *buf + *len, cap - *len);
+		*len += n > 0 ? (size_t)n : 0;
+	} while (n > 0);
+	close(p[0]);
+	return n == 0 && vuf_check_device_state(f) == 0 ? 0 : -1;
+}
+
+int64_t vuf_state_load(struct vuf *f, const void *buf, size_t len, bool end)
+{
+	int p[2];
+
+	if (pipe(p) < 0)
+		return -1;
+	int64_t r = vuf_set_device_state_fd(f, 1, p[0]);
+	close(p[0]);
+	/* The back-end reads as it goes: written in pieces the pipe takes. */
+	for (size_t done = 0; r == 0x100 && done < len;) {
+		ssize_t n = write(p[1], (const uint8_t *)buf + done, len - done);
+		if (n <= 0)
+			r = -1;
+		done += n > 0 ? (size_t)n : 0;
+	}
+	if (end)
+		close(p[1]);
+	int64_t check = r == 0x100 ? vuf_check_device_state(f) : -1;
+	if (!end)
+		close(p[1]);
+	return check;
+}
+
 int vuf_set_backend_req_fd(struct vuf *f)
 {
 	int sv[2];

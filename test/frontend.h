@@ -158,6 +158,18 @@ int vuf_get_config(struct vuf *f, uint32_t offset, uint32_t size, void *buf);
 int vuf_set_config(struct vuf *f, uint32_t offset, uint32_t size, const void *buf);
 int vuf_set_status(struct vuf *f, uint8_t status);
 int vuf_get_status(struct vuf *f, uint64_t *status);
+/* SET_DEVICE_STATE_FD (direction, phase 0) with fd (kept open), CHECK_DEVICE_STATE: the reply's u64, or -1. */
+int64_t vuf_set_device_state_fd(struct vuf *f, uint32_t direction, int fd);
+int64_t vuf_check_device_state(struct vuf *f);
+/*
+ * DEVICE_STATE as a migration's front-end does it, rings stopped: the back-end's
+ * state saved into *buf (malloc'd, *len bytes; 0, or -1 when the back-end refused
+ * or CHECK_DEVICE_STATE failed), or len bytes loaded (CHECK_DEVICE_STATE's answer:
+ * 0 loaded; -1 no answer). A load with end false leaves the stream open when
+ * CHECK_DEVICE_STATE asks, as a front-end that never ends it would.
+ */
+int vuf_state_save(struct vuf *f, uint8_t **buf, size_t *len);
+int64_t vuf_state_load(struct vuf *f, const void *buf, size_t len, bool end);
 int vuf_reset_device(struct vuf *f);
 /* Creates the back-end channel (a socketpair) and sends one end. */
 int vuf_set_backend_req_fd(struct vuf *f);

@@ -12,10 +12,11 @@ DEVICE_PKGS=$(sed -n 's/^ \* debian: *//p' dev/*.c)
 # libseccomp-dev: every personality confines itself (proto/sandbox.c); systemd gives
 # systemd-socket-activate and util-linux setpriv, for test/t-sandbox.sh.
 # musl-tools, dpkg-dev (dpkg-source), cmake (jansson) and gperf (libseccomp): make static (test/musl-libs.sh).
+# uidmap: newuidmap and newgidmap, which fs's --uid-map/--gid-map run (test/t-fs.c).
 PKGS="gcc make pkg-config libjansson-dev libseccomp-dev clang libclang-rt-14-dev \
       busybox-static linux-image-cloud-amd64 cpio kmod python3 linux-image-amd64 \
       umockdev libumockdev-dev dpdk dpdk-dev libdpdk-dev iproute2 groff-base systemd util-linux sg3-utils \
-      musl-tools dpkg-dev cmake gperf xz-utils $DEVICE_PKGS"
+      musl-tools dpkg-dev cmake gperf xz-utils uidmap $DEVICE_PKGS"
 BACKPORT_PKGS="qemu-system-x86 qemu-utils"
 # QEMU's vhost-user-gpu-pci peer (/usr/lib/qemu/vhost-user-gpu, make bench): same version as QEMU.
 GUI_PKG="qemu-system-gui"

@@ -639,39 +639,6 @@ static void test_inflight_hostile(void)
 	disk_close(&d);
 }
 
-/* SET_DEVICE_STATE_FD (direction, phase 0) with fd; the reply's u64, or -1. */
-static int64_t state_fd(struct disk *d, uint32_t direction, int fd)
-{
-	uint64_t params = direction, reply;
-	return vuf_call(d->f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply,
-			sizeof(reply)) < 0 ? -1 : (int64_t)reply;
-}
-
-static int64_t state_check(struct disk *d)
-{
-	uint64_t reply;
-	return vuf_call(d->f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ?
-		       -1 : (int64_t)reply;
-}
-
-/* A load of len bytes of data into an open disk; CHECK_DEVICE_STATE's answer. */
-static int64_t state_load(struct disk *d, const void *data, size_t len, bool close_it)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		return -1;
-	int64_t r = state_fd(d, 1, p[0]);
-	close(p[0]);
-	if (write(p[1], data, len) != (ssize_t)len)
-		r = -1;
-	if (close_it)
-		close(p[1]);
-	int64_t check = r == 0x100 ? state_check(d) : -1;
-	if (!close_it)
-		close(p[1]);
-	return check;
-}
-
 /*
  * The back-end's own state (DEVICE_STATE): the guest's write cache choice moves
  * from a stopped source to a new back-end; bad streams are refused, never hang it.
@@ -691,24 +658,25 @@ static void test_device_state(void)
 	}
 	int q[2];
 	CHECK(do_req(&d, d.vq, T_IN, 0, 512, true, NULL) == S_OK && pipe(q) == 0 &&
-	      state_fd(&d, 0, q[1]) == (0x100 | 1), "blk-state-refused-while-ring-runs");
+	      vuf_set_device_state_fd(d.f, 0, q[1]) == (0x100 | 1), "blk-state-refused-while-ring-runs");
 	close(q[0]);
 	close(q[1]);
 	unsigned base;
 	CHECK(vuf_set_config(d.f, 32, 1, &zero) == 0 && vuf_get_vring_base(d.f, 0, &base) == 0,
 	      "blk-state-writethrough-then-stop");
-	CHECK(pipe(q) == 0 && state_fd(&d, 2, q[1]) == (0x100 | 1), "blk-state-unknown-direction-refused");
+	CHECK(pipe(q) == 0 && vuf_set_device_state_fd(d.f, 2, q[1]) == (0x100 | 1),
+	      "blk-state-unknown-direction-refused");
 	close(q[0]);
 	close(q[1]);
-	CHECK(state_check(&d) != 0, "blk-state-check-without-transfer-fails");
-	if (CHECK(pipe(p) == 0 && state_fd(&d, 0, p[1]) == 0x100, "blk-state-save-started")) {
+	CHECK(vuf_check_device_state(d.f) != 0, "blk-state-check-without-transfer-fails");
+	if (CHECK(pipe(p) == 0 && vuf_set_device_state_fd(d.f, 0, p[1]) == 0x100, "blk-state-save-started")) {
 		close(p[1]);
 		ssize_t n;
 		while (nsaved < sizeof(saved) &&
 		       (n = read(p[0], saved + nsaved, sizeof(saved) - nsaved)) > 0) /* ends at the back-end's close */
 			nsaved += n;
 		close(p[0]);
-		CHECK(nsaved > 0 && state_check(&d) == 0, "blk-state-saved");
+		CHECK(nsaved > 0 && vuf_check_device_state(d.f) == 0, "blk-state-saved");
 	}
 	disk_close(&d);
 
@@ -716,13 +684,13 @@ static void test_device_state(void)
 		disk_close(&d);
 		return;
 	}
-	CHECK(state_load(&d, "garbage", 7, true) != 0, "blk-state-garbage-refused");
+	CHECK(vuf_state_load(d.f, "garbage", 7, true) != 0, "blk-state-garbage-refused");
 	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 1, "blk-state-garbage-changes-nothing");
 	int64_t t0 = vuf_now_ms();
-	CHECK(state_load(&d, saved, nsaved, false) != 0 && vuf_backend_alive(d.be),
+	CHECK(vuf_state_load(d.f, saved, nsaved, false) != 0 && vuf_backend_alive(d.be),
 	      "blk-state-unfinished-stream-refused");
 	check_note("a stream never ended took %lld ms to refuse", (long long)(vuf_now_ms() - t0));
-	CHECK(state_load(&d, saved, nsaved, true) == 0, "blk-state-loaded");
+	CHECK(vuf_state_load(d.f, saved, nsaved, true) == 0, "blk-state-loaded");
 	CHECK(vuf_get_config(d.f, 32, 1, cfg) > 0 && cfg[0] == 0, "blk-state-writethrough-restored");
 	disk_close(&d);
 }

@@ -226,6 +226,19 @@ opt-size-zero gpu --max-memory=0
 opt-size-above gpu --max-memory=1048577
 opt-path-empty blk --blk-file=
 opt-flag-with-value blk --read-only=yes
+opt-uid-map-two-fields fs --uid-map=:0:1000:
+opt-uid-map-four-fields fs --uid-map=:0:1000:1:2:
+opt-uid-map-no-leading-delimiter fs --uid-map=0:1000:1:
+opt-uid-map-mixed-delimiters fs --uid-map=:0/1000:1:
+opt-uid-map-letter-delimiter fs --uid-map=x0x1000x1x
+opt-uid-map-empty-field fs --uid-map=::1000:1:
+opt-uid-map-not-a-number fs --uid-map=:0:abc:1:
+opt-uid-map-negative fs --uid-map=:0:-1:1:
+opt-uid-map-count-zero fs --uid-map=:0:1000:0:
+opt-uid-map-above-32-bits fs --uid-map=:0:4294967296:1:
+opt-uid-map-range-past-32-bits fs --uid-map=:4294967295:0:2:
+opt-gid-map-empty fs --gid-map=
+opt-gid-map-one-delimiter fs --gid-map=:
 EOF
 if [ -e "$S" ]; then
 	fail usage-errors-serve-nothing "$S was created"

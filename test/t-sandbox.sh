@@ -190,14 +190,20 @@ def same_file(a, b):
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def check_confined(pid, root="empty", mode="namespace", p=None):
-    """Every thread: Seccomp 2, NoNewPrivs 1, no capabilities; the root as the mode makes it."""
+# What fs keeps as root to act as the guest's users: chown, dac_override, fowner, fsetid, setgid, setuid.
+FS_CAPS = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 6 | 1 << 7
+
+
+def check_confined(pid, root="empty", mode="namespace", p=None, caps=0):
+    """Every thread: Seccomp 2, NoNewPrivs 1, no capabilities but caps (the bounding
+    set too then); the root as the mode makes it ("empty", "host" or a directory)."""
     if p and ("sandbox: %s" % mode) not in p.output():
         raise Fail("no 'sandbox: %s' line: %s" % (mode, p.short()))
     for t in tasks(pid):
         st = status(pid, t)
         got = {k: st[k].strip() for k in ("Seccomp", "NoNewPrivs", "CapEff", "CapPrm", "CapBnd")}
-        if got["Seccomp"] != "2" or got["NoNewPrivs"] != "1" or int(got["CapEff"], 16) or int(got["CapPrm"], 16):
+        if got["Seccomp"] != "2" or got["NoNewPrivs"] != "1" or int(got["CapEff"], 16) != caps or \
+           int(got["CapPrm"], 16) != caps or (caps and int(got["CapBnd"], 16) != caps):
             raise Fail("thread %d: %s" % (t, got))
         tr = "/proc/%d/task/%d/root" % (pid, t)
         if root == "empty":
@@ -208,8 +214,11 @@ def check_confined(pid, root="empty", mode="namespace", p=None):
                 raise Fail("thread %d's root is the host's" % t)
         elif root == "host" and not same_file(tr, "/"):
             raise Fail("thread %d's root is not the host's" % t)
-    return "Seccomp 2, NoNewPrivs 1, CapEff 0 on %d thread(s), root %s" % (
-        len(tasks(pid)), "[%s]" % " ".join(EMPTY_ROOT) if root == "empty" else root)
+        elif root not in ("empty", "host") and not same_file(tr, root):
+            raise Fail("thread %d's root is not %s" % (t, root))
+    return "Seccomp 2, NoNewPrivs 1, CapEff %x%s on %d thread(s), root %s" % (
+        caps, " = CapBnd" if caps else "", len(tasks(pid)),
+        "[%s]" % " ".join(EMPTY_ROOT) if root == "empty" else root)
 
 
 def ns_of(pid, kind):
@@ -283,7 +292,7 @@ def confined_case(pers):
     p, path = start(pers)
     s = serve_once(p, path)
     pid = p.pid
-    detail = check_confined(pid, p=p)
+    detail = check_confined(pid, p=p, caps=FS_CAPS if pers == "fs" and ROOT else 0)
     if ns_of(pid, "mnt") == ns_of(os.getpid(), "mnt"):
         raise Fail("in the host's mount namespace")
     if ns_of(pid, "net") == ns_of(os.getpid(), "net"):
@@ -312,6 +321,49 @@ def case_confined_blk_threads():
     detail = check_confined(p.pid, p=p)
     end(p, path, s)
     return detail
+
+
+def fs_mode_case(mode, root):
+    """fs as root keeps what taking the guest's ids needs in every confining mode, nothing
+    more, and no supplementary group (it would count for every guest user)."""
+    need("fs")
+    if not ROOT:
+        raise Skip("needs root")
+    p, path = start("fs", ["--sandbox=" + mode])
+    s = serve_once(p, path)
+    if root is None:
+        with open("/proc/%d/cmdline" % p.pid) as f:
+            root = [a for a in f.read().split("\0") if a.startswith("--shared-dir=")][0].split("=", 1)[1]
+    detail = check_confined(p.pid, root=root, mode=mode, p=p, caps=FS_CAPS)
+    if status(p.pid)["Groups"].split():
+        raise Fail("supplementary groups %s" % status(p.pid)["Groups"].strip())
+    end(p, path, s)
+    return detail + ", no supplementary group"
+
+
+def case_fs_caps_namespace(): return fs_mode_case("namespace", "empty")
+def case_fs_caps_seccomp(): return fs_mode_case("seccomp", "host")
+def case_fs_caps_chroot(): return fs_mode_case("chroot", None)  # the shared directory
+
+
+def case_fs_uid_map_as_root():
+    """--uid-map maps the user namespace of an unprivileged start: refused for root (as virtiofsd)."""
+    need("fs")
+    if not ROOT:
+        raise Skip("needs root")
+    return usage_case([VB, "fs", "--shared-dir=" + TMP, "--uid-map=:0:100000:65536:",
+                       "--socket-path=" + tmp_path("x")], "--uid-map and --gid-map")
+
+
+def case_fs_uid_map_not_namespace():
+    """--gid-map with another mode than namespace: refused."""
+    need("fs")
+    argv = [VB, "fs", "--shared-dir=" + TMP, "--gid-map=:0:100000:65536:", "--sandbox=seccomp",
+            "--socket-path=" + tmp_path("x")]
+    if ROOT:
+        u = nobody()
+        argv = ["setpriv", "--reuid=%d" % u.pw_uid, "--regid=%d" % u.pw_gid, "--clear-groups"] + argv
+    return usage_case(argv, "--uid-map and --gid-map")
 
 
 # ---- a forbidden call kills ----------------------------------------------------------
@@ -485,6 +537,7 @@ def case_unprivileged_blk(): return unprivileged_case("blk")
 def case_unprivileged_net(): return unprivileged_case("net")
 def case_unprivileged_gpu(): return unprivileged_case("gpu")
 def case_unprivileged_scsi(): return unprivileged_case("scsi")
+def case_unprivileged_fs(): return unprivileged_case("fs")  # its own ids only: no capability kept
 
 
 def user_option_case(pers):

@@ -937,35 +937,6 @@ static void test_inflight(void)
 	hba_close(&h);
 }
 
-/* SET_DEVICE_STATE_FD (direction, phase 0) with fd; the reply's u64, or -1. */
-static int64_t state_fd(struct hba *h, uint32_t direction, int fd)
-{
-	uint64_t params = direction, reply;
-	return vuf_call(h->f, VU_REQ_SET_DEVICE_STATE_FD, &params, sizeof(params), &fd, 1, &reply,
-			sizeof(reply)) < 0 ? -1 : (int64_t)reply;
-}
-
-static int64_t state_check(struct hba *h)
-{
-	uint64_t reply;
-	return vuf_call(h->f, VU_REQ_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &reply, sizeof(reply)) < 0 ?
-		       -1 : (int64_t)reply;
-}
-
-/* Loads len bytes into a device whose rings are stopped; CHECK_DEVICE_STATE's answer. */
-static int64_t state_load(struct hba *h, const void *buf, size_t len)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		return -1;
-	int64_t r = state_fd(h, 1, p[0]);
-	close(p[0]);
-	if (write(p[1], buf, len) != (ssize_t)len)
-		r = -1;
-	close(p[1]);
-	return r == 0x100 ? state_check(h) : -1;
-}
-
 /* The caching page's WCE of lun, by MODE SENSE(6); -1 if it failed. */
 static int wce_of(struct hba *h, unsigned lun)
 {
@@ -999,13 +970,13 @@ static void test_device_state(void)
 	unsigned base;
 	for (unsigned q = 0; q < 3; q++)
 		vuf_get_vring_base(h.f, q, &base);
-	if (CHECK(pipe(p) == 0 && state_fd(&h, 0, p[1]) == 0x100, "scsi-state-save-started")) {
+	if (CHECK(pipe(p) == 0 && vuf_set_device_state_fd(h.f, 0, p[1]) == 0x100, "scsi-state-save-started")) {
 		close(p[1]);
 		ssize_t n;
 		while (nsaved < sizeof(saved) && (n = read(p[0], saved + nsaved, sizeof(saved) - nsaved)) > 0)
 			nsaved += n;
 		close(p[0]);
-		CHECK(nsaved == 16 && state_check(&h) == 0, "scsi-state-saved");
+		CHECK(nsaved == 16 && vuf_check_device_state(h.f) == 0, "scsi-state-saved");
 	}
 	hba_close(&h);
 
@@ -1013,12 +984,12 @@ static void test_device_state(void)
 		hba_close(&h);
 		return;
 	}
-	CHECK(state_load(&h, "garbage", 7) != 0, "scsi-state-garbage-refused");
+	CHECK(vuf_state_load(h.f, "garbage", 7, true) != 0, "scsi-state-garbage-refused");
 	uint8_t other[16];
 	memcpy(other, saved, sizeof(other));
 	other[5] = 3; /* another number of LUNs */
-	CHECK(state_load(&h, other, sizeof(other)) != 0, "scsi-state-other-lun-count-refused");
-	CHECK(state_load(&h, saved, nsaved) == 0, "scsi-state-loaded");
+	CHECK(vuf_state_load(h.f, other, sizeof(other), true) != 0, "scsi-state-other-lun-count-refused");
+	CHECK(vuf_state_load(h.f, saved, nsaved, true) == 0, "scsi-state-loaded");
 	h.ctl = vuf_vq_setup(h.f, 0, 128, 0);
 	h.req = vuf_vq_setup(h.f, 2, 128, 0);
 	CHECK(h.req && vuf_vq_setup(h.f, 1, 128, 0) && wce_of(&h, 1) == 0 && wce_of(&h, 0) == 1,

@@ -100,6 +100,8 @@ static void setup(const char *sock)
 		die("connecting");
 	rx = vuf_vq_setup(f, 0, RING, 0);
 	tx = vuf_vq_setup(f, 1, RING, 0);
+	if (rx && tx)
+		rx->manual_used_event = tx->manual_used_event = true; /* arm() */
 	rx_area = vuf_alloc(f, (uint64_t)(RING / 2) * (HDR + rx_size), 64);
 	tx_area = vuf_alloc(f, (uint64_t)SLOTS * (HDR + pkt_size), 64);
 	if (!rx || !tx || !rx_area || !tx_area)
@@ -117,6 +119,17 @@ static struct hdr mkhdr(uint16_t op, uint32_t sport, uint32_t dport, uint32_t le
 	return (struct hdr){ .src_cid = htole64(CID), .dst_cid = htole64(2), .src_port = htole32(sport),
 			     .dst_port = htole32(dport), .len = htole32(len), .type = htole16(1),
 			     .op = htole16(op), .buf_alloc = htole32(GUEST_BUF), .fwd_cnt = htole32(fwd) };
+}
+
+/*
+ * Asks for a call once the device uses anything beyond what we took; true if it already
+ * has. As Linux's driver does (virtqueue_enable_cb, after a virtqueue_disable_cb and
+ * taking every used buffer): not after each buffer taken, while we are still taking them.
+ */
+static bool arm(struct vuf_vq *vq)
+{
+	vuf_vq_set_used_event(vq, vq->last_used);
+	return vuf_vq_used_pending(vq) != 0;
 }
 
 /* Frees transmit slots the device is done with. */
@@ -153,7 +166,8 @@ static void send_now(const struct hdr *h)
 {
 	while (!queue_pkt(h, 0)) {
 		reap_tx();
-		vuf_vq_wait_call(tx, 1);
+		if (!arm(tx))
+			vuf_vq_wait_call(tx, 1);
 	}
 	vuf_vq_kick(tx);
 }
@@ -164,7 +178,7 @@ static bool next_rx(struct hdr *h, uint32_t *len, int timeout_ms)
 	uint32_t id, used;
 	int64_t end = vuf_now_ms() + timeout_ms;
 
-	while (!vuf_vq_used_pending(rx)) {
+	while (!vuf_vq_used_pending(rx) && !arm(rx)) {
 		int64_t left = end - vuf_now_ms();
 		if (left <= 0)
 			return false;
@@ -182,12 +196,14 @@ static bool next_rx(struct hdr *h, uint32_t *len, int timeout_ms)
 	return true;
 }
 
-/* Waits on both rings' call eventfds for up to ms. */
+/* Waits on both rings' call eventfds for up to ms (not if either has used buffers already). */
 static void idle(int ms)
 {
 	struct pollfd p[2] = { { rx->call_fd, POLLIN, 0 }, { tx->call_fd, POLLIN, 0 } };
 	uint64_t n;
 
+	if (arm(rx) | arm(tx))
+		return;
 	if (poll(p, 2, ms) > 0)
 		for (int i = 0; i < 2; i++)
 			if (p[i].revents && read(p[i].fd, &n, sizeof(n)) < 0)

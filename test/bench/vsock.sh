@@ -8,7 +8,8 @@
 # the host programs, which share the machine, do not count; the target for 64 KiB
 # writes is at least 0.5x memcpy.
 # BENCH_SECONDS sets each run's length (default 5), BENCH_ROUNDS the runs whose
-# median is shown (default 3). Benchmarks on a shared machine take turns (BENCH_LOCK).
+# median and spread (lowest-highest) are shown (default 3). Benchmarks on a shared
+# machine take turns (BENCH_LOCK).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 VHOSTBOX=${VHOSTBOX:-$PWD/vhostbox}
@@ -51,8 +52,11 @@ run() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+# spread: "lowest-highest" of the values on stdin
+spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
-# measure MODE SIZE → "rate per_cpu" medians (MB/s and MB per back-end CPU-second; or conns)
+# measure MODE SIZE → "rate per_cpu spread": medians (MB/s and MB per back-end CPU-second;
+# or conns) and the per-CPU figures' spread over the rounds
 measure() {
 	local r=() c=() i b n s cpu
 	for ((i = 0; i < ROUNDS; i++)); do
@@ -65,7 +69,7 @@ measure() {
 			c+=("$(awk -v b="$b" -v c="$cpu" 'BEGIN { printf "%.1f", (c > 0 ? b / c / 1e6 : 0) }')")
 		fi
 	done
-	echo "$(printf '%s\n' "${r[@]}" | median) $(printf '%s\n' "${c[@]}" | median)"
+	echo "$(printf '%s\n' "${r[@]}" | median) $(printf '%s\n' "${c[@]}" | median) $(printf '%s\n' "${c[@]}" | spread)"
 }
 
 # memcpy_rate SIZE: MB per CPU-second of memcpy (median), counted like the back-end's.
@@ -79,18 +83,22 @@ memcpy_rate() {
 	printf '%s\n' "${r[@]}" | median
 }
 
-printf '%-14s %6s | %10s %14s | %14s %8s\n' stream size "MB/s" "MB/cpu-s" "memcpy MB/cpu-s" "ratio"
+printf '%-14s %6s | %10s %14s %17s | %14s %8s %11s\n' stream size "MB/s" "MB/cpu-s" "spread" "memcpy MB/cpu-s" \
+	"ratio" "spread"
 for size in 65536 4096; do
 	mc=$(memcpy_rate "$size")
 	for mode in g2h h2g; do
-		read -r rate percpu <<< "$(measure "$mode" "$size")"
-		ratio=$(awk -v a="$percpu" -v m="$mc" 'BEGIN { printf "%.2f", (m > 0 ? a / m : 0) }')
+		read -r rate percpu range <<< "$(measure "$mode" "$size")"
+		ratios=$(awk -v a="$percpu" -v r="$range" -v m="$mc" 'BEGIN {
+			split(r, x, "-"); if (m <= 0) m = 1e300
+			printf "%.2f %.2f-%.2f", a / m, x[1] / m, x[2] / m }')
 		name=$([ "$mode" = g2h ] && echo "guest->host" || echo "host->guest")
-		printf '%-14s %6s | %10s %14s | %14s %8s\n' "$name" "$size" "$rate" "$percpu" "$mc" "$ratio"
+		printf '%-14s %6s | %10s %14s %17s | %14s %8s %11s\n' "$name" "$size" "$rate" "$percpu" "$range" "$mc" \
+			$ratios
 	done
 done
-read -r rate percpu <<< "$(measure conns 0)"
-printf '%-14s %6s | %10s %14s |\n' "connections" "-" "$rate/s" "$percpu/cpu-s"
-echo "(median of $ROUNDS runs of ${SECS}s; MB/cpu-s: bytes per second of the back-end's CPU time;"
+read -r rate percpu range <<< "$(measure conns 0)"
+printf '%-14s %6s | %10s %14s %17s |\n' "connections" "-" "$rate/s" "$percpu/cpu-s" "$range"
+echo "(median of $ROUNDS runs of ${SECS}s, spread: lowest-highest; MB/cpu-s: bytes per second of the back-end's CPU time;"
 echo " ratio: that against memcpy of the same blocks on one core, the physical bound; target >= 0.5 for 64 KiB;"
 echo " connections: a guest connection opened (REQUEST, host accept, RESPONSE) and closed (RST), in batches of 32)"

@@ -6,7 +6,9 @@
  * driver would put them, and anything else. The header's device byte picks options:
  * bit 0 --thread-pool-size=2 (requests on workers the harness does not wait for, as
  * a guest's vCPU would not), bit 1 --readonly, bit 2 --cache=never, bit 3 --xattr.
- * Without bit 0 every request runs on the loop. The directory is checked after each
+ * Without bit 0 every request runs on the loop. The harness's FZ_OP_STATE saves the
+ * device's state (the inodes and open files a migration moves) and loads any bytes
+ * as one (dev/fs-migrate.c parses them). The directory is checked after each
  * input: nothing may have been made outside it.
  */
 #include <fcntl.h>

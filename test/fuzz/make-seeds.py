@@ -412,18 +412,33 @@ def fs_session():
             fuse(FORGET, 2, u64(1), room=0, q=0) +
             fuse(BATCH_FORGET, 0, struct.pack("<II", 2, 0) + u64(3) + u64(1) + u64(4) + u64(1), room=0, q=0))
 
+def fs_state(nodes, files):
+    """A virtio-fs device state (dev/fs-migrate.c): nodes (id, lookups, type, path), files (fh, node, flags)."""
+    return (b"VUFS" + struct.pack("<III", 1, len(nodes), len(files)) +
+            b"".join(struct.pack("<QQII", i, n, t, len(p)) + p for i, n, t, p in nodes) +
+            b"".join(struct.pack("<QQII", i, n, f, 0) for i, n, f in files))
+
 def fs_seeds():
     hostile = (fuse(INIT, 0, struct.pack("<IIII", 7, 37, 0, 0)) + fuse(LOOKUP, 1, b"../outside\0") +
                fuse(LOOKUP, 1, b"a") + fuse(LOOKUP, 99, name("a")) + fuse(MKDIR, 1, struct.pack("<II", 0o755, 0) + b"x/y\0") +
                fuse(WRITE, 1, struct.pack("<QQIIQII", 1, 0, 60000, 0, 0, 0, 0), b"z") + fuse(9999, 1) +
                fuse(BATCH_FORGET, 0, struct.pack("<II", 1000000, 0) + u64(2) + u64(1), room=0, q=0) +
                fuse(GETATTR, 1, bytes(16), room=20))
+    S_IFREG, S_IFDIR = 0o100000, 0o040000
+    state = fs_state([(2, 1, S_IFREG, b"a"), (3, 2, S_IFDIR, b"d"), (4, 1, S_IFREG, b"gone")], [(1, 2, 2), (2, 3, 0)])
+    bad = fs_state([(2, 1, S_IFREG, b"d/../../outside")], [])
     return {
         "session": header() + fs_session(),
         "workers": header(device=1 | 8) + fs_session() + lifecycle(1) + fuse(INIT, 0, struct.pack("<IIII", 7, 31, 0, 0)),
         "readonly-never": header(device=2 | 4) + fs_session(),
         "hostile": header(device=8) + hostile,
         "destroy": header(device=8) + fs_session() + fuse(DESTROY, 0) + fs_session(),
+        "migration": header(device=1) + fuse(INIT, 0, struct.pack("<IIII", 7, 37, 0, 0)) + fuse(LOOKUP, 1, name("a")) +
+                     fuse(LOOKUP, 1, name("d")) + fuse(OPEN, 2, struct.pack("<II", 2, 0)) +
+                     migration(fuse(READ, 2, struct.pack("<QQIIQII", 1, 0, 16, 0, 0, 0, 0))) +
+                     op(OP_STATE, 1, u16(len(state)), state) + fuse(READ, 2, struct.pack("<QQIIQII", 1, 0, 16, 0, 0, 0, 0)) +
+                     fuse(LOOKUP, 3, name("x")) + fuse(FORGET, 4, u64(1), room=0, q=0) +
+                     op(OP_STATE, 1, u16(len(bad)), bad) + fuse(GETATTR, 2, bytes(16)),
     }
 
 TARGETS = {"session": session_seeds, "blk": blk_seeds, "scsi": scsi_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,

@@ -6,9 +6,12 @@
  *                        F_SETLKW waits until the holder unlocks; then flock
  *   fs-peer mmap FILE    a shared writable mapping, msync, read back with read(2)
  * Each prints "OK WHAT [details]" or "BAD WHAT: why" and exits 0 or 1.
+ *   fs-peer as ID PROG ARGS...   runs PROG as uid and gid ID, no supplementary group
+ *                                (busybox's setpriv cannot change ids)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +169,13 @@ int main(int argc, char **argv)
 		return lock(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "mmap"))
 		return map(argv[2]);
-	fprintf(stderr, "usage: fs-peer xattr|lock|mmap FILE\n");
+	if (argc >= 4 && !strcmp(argv[1], "as")) {
+		unsigned id = (unsigned)atoi(argv[2]);
+		if (setgroups(0, NULL) < 0 || setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0)
+			return bad("as", "cannot change ids");
+		execv(argv[3], argv + 3);
+		return bad("as", argv[3]);
+	}
+	fprintf(stderr, "usage: fs-peer xattr|lock|mmap FILE, or fs-peer as ID PROG ARGS...\n");
 	return 2;
 }

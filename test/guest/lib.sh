@@ -484,6 +484,16 @@ vu_stop_qemu() {
 	vu_wait_exit "$VU_QEMU_PID" "${1:-5}" || { vu_kill "$VU_QEMU_PID"; VU_STATUS=137; }
 }
 
+# vu_wait_count FUNC FILE N SECS: wait until FUNC FILE (a count over a console) is N or
+# more; 1 with VU_WHY set after SECS.
+vu_wait_count() {
+	local end=$(($(vu_now) + $(vu_secs_us "$4")))
+	while [ "$("$1" "$2")" -lt "$3" ]; do
+		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="$1 $2: $("$1" "$2"), wanted $3, after $4 s"; return 1; }
+		sleep 0.2
+	done
+}
+
 # ---- crash safety: numbered blocks the guest acknowledges ("ACK n" on its console) ----
 # vu_acked_count [CONSOLE]: how many blocks CONSOLE (default: this QEMU's) acknowledged.
 vu_acked_count() { tr -d '\r' < "${1:-$VU_SERIAL}" | grep -c '^ACK '; }

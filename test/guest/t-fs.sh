@@ -9,10 +9,13 @@
 #   (F_SETLKW waits in the guest while the back-end loop goes on), flock, a shared
 #   writable mmap (test/guest/fs-peer.c); 3000 files created and listed; a 64 MiB
 #   file written in the guest and checksummed on the host; four writers at once;
-#   a host-side change seen at once with --cache=never; escapes (symlinks out of the
+#   a host-side change seen at once with --cache=never; a guest user (uid 1000) creates
+#   files of uid 1000 on the host, is refused root's 0600 file, and its write clears
+#   the setuid bit of its file (HANDLE_KILLPRIV_V2); escapes (symlinks out of the
 #   share, mknod of a device) that reach nothing outside it; --readonly refusing
-#   writes; a migration refused (fs is unmigratable); SIGTERM while mounted: status 0,
-#   every write the guest had synced is there.
+#   writes; the VM saved to a file (every back-end saves its state) and continued, the
+#   guest's files still working (t-migrate-fs.sh migrates one); SIGTERM while mounted:
+#   status 0, every write the guest had synced is there.
 # VU_PACKED=1 (t-fs-packed.sh): the same with packed virtqueues.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -75,6 +78,13 @@ done
 wait
 r writers "$(cat /rw/w1 /rw/w2 /rw/w3 /rw/w4 | md5sum | cut -c1-32)"
 
+# A guest user: its files are its own on the host, root's 0600 file is not its to read,
+# and its write clears the setuid bit of its file.
+mkdir /rw/users && chmod 1777 /rw/users && echo root-only > /rw/users/root-0600 && chmod 600 /rw/users/root-0600
+/fs-peer as 1000 /bin/sh -c 'echo mine > /rw/users/by-1000 && touch /rw/users/suid && chmod 4755 /rw/users/suid &&
+	echo x >> /rw/users/suid; cat /rw/users/root-0600' > /tmp/as.out 2>&1
+r user "$(stat -c %u:%g /rw/users/by-1000) $(grep -c 'Permission denied' /tmp/as.out) $(stat -c %a /rw/users/suid)"
+
 # Escapes: the guest's kernel follows symlinks in the guest, never on the host.
 ln -s "$OUTSIDE" /rw/out-abs && ln -s ../outside /rw/out-rel
 esc="$(cat /rw/out-abs 2>&1; cat /rw/out-rel 2>&1; cat /rw/../outside 2>&1)"
@@ -99,6 +109,11 @@ i=0
 while [ $i -lt 50 ]; do echo "acked $i" >> /rw/acked; i=$((i + 1)); done
 sync
 r synced "$(md5sum < /rw/acked | cut -c1-32)"
+# The host saves the VM to a file (it stops, its back-ends save their state) and lets it go on.
+n=0
+while [ ! -e /rw/resumed ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+echo "after cont" > /rw/after-cont
+r resumed "$(md5sum < /rw/acked | cut -c1-32) $(ls /rw | grep -c acked) $(cat /nc/changing)"
 sleep 30
 EOF
 
@@ -157,6 +172,10 @@ if vu_wait_serial 'GUEST-RESULT: writers ' 60; then
 else
 	vu_fail guest-fs-concurrent-writers "$VU_WHY"
 fi
+expect guest-fs-user user "1000:1000 1 755" &&
+	{ [ "$(stat -c %u:%g "$rw/users/by-1000")" = 1000:1000 ] && [ "$(stat -c %a "$rw/users/suid")" = 755 ] &&
+		vu_pass guest-fs-user-host ||
+		vu_fail guest-fs-user-host "host: $(stat -c '%n %u:%g %a' "$rw/users/by-1000" "$rw/users/suid" | tr '\n' ' ')"; }
 expect guest-fs-escape escape "0 0" &&
 	{ [ ! -e "$rw/blockdev" ] && [ "$(readlink "$rw/out-rel")" = ../outside ] && vu_pass guest-fs-escape-host ||
 		vu_fail guest-fs-escape-host "a device node exists, or the symlink is not as made"; }
@@ -170,16 +189,24 @@ if expect guest-fs-cache-never-before nc-before "version 1"; then
 fi
 if vu_wait_serial 'GUEST-RESULT: synced ' 60; then
 	gsum=$(vu_guest_result synced)
-	# fs is unmigratable (no dirty log offered): QEMU refuses, and the guest goes on.
-	if vu_migrate "file:$VU_TMP/never.state"; then
-		vu_fail guest-fs-not-migratable "QEMU started migrating a VM with vhost-user-fs"
-	elif [[ $VU_WHY != *LOG_SHMFD* ]]; then
-		vu_fail guest-fs-not-migratable "QEMU refused with '$VU_WHY', not for the missing dirty log"
-	elif vu_wait_running 5; then
-		echo "# QEMU: $VU_WHY"
-		vu_pass guest-fs-not-migratable
+	# The VM saved to a file (each back-end's state too), then continued: the guest's
+	# inodes and open files stay through the stop (QEMU's SET_STATUS(0)).
+	if ! vu_migrate "file:$VU_TMP/saved.state" || ! vu_wait_migration 'completed|failed|cancelled' 120 ||
+	   [ "$VU_MIG_STATUS" != completed ]; then
+		vu_fail guest-fs-save-and-cont "save: ${VU_WHY:-status $VU_MIG_STATUS}"
+	elif ! vu_qmp cont > /dev/null || ! vu_wait_running 10; then
+		vu_fail guest-fs-save-and-cont "saved, but the VM does not run again: $VU_WHY"
 	else
-		vu_fail guest-fs-not-migratable "refused ($VU_WHY), but the VM is not running"
+		: > "$rw/resumed"
+		if ! vu_wait_serial 'GUEST-RESULT: resumed' 60; then
+			vu_fail guest-fs-save-and-cont "$VU_WHY"
+		elif [ "$(vu_guest_result resumed)" != "$gsum 1 version 2" ] || [ "$(cat "$rw/after-cont")" != "after cont" ]; then
+			vu_fail guest-fs-save-and-cont "after cont the guest saw '$(vu_guest_result resumed)', want '$gsum 1 version 2'"
+		elif [ "$(grep -c 'device state saved' "$VU_TMP"/fs-*.log | awk -F: '{ s += $2 } END { print s }')" != 3 ]; then
+			vu_fail guest-fs-save-and-cont "not every back-end saved its state: $(grep -h 'device state' "$VU_TMP"/fs-*.log)"
+		else
+			vu_pass guest-fs-save-and-cont
+		fi
 	fi
 	if vu_sigterm_backend fs-rw; then
 		hsum=$(md5sum < "$rw/acked" | cut -c1-32)
@@ -196,6 +223,10 @@ for b in fs-ro fs-nc; do
 done
 grep -q 'sandbox: namespace' "$VU_TMP/fs-rw.log" && ! grep -q 'is not allowed' "$VU_TMP/fs-rw.log" &&
 	vu_pass guest-fs-sandbox || vu_fail guest-fs-sandbox "$(grep sandbox "$VU_TMP/fs-rw.log")"
+# The guest's kernel left the setuid kill to the back-end (guest-fs-user saw it done), as root took its ids.
+flags=$(sed -n 's/.*FUSE 7\.[0-9]*, flags \(0x[0-9a-f]*\).*/\1/p' "$VU_TMP/fs-rw.log" | head -n 1)
+grep -q "requests run with the guest's uid and gid" "$VU_TMP/fs-rw.log" && (( ${flags:-0} & 0x10000000 )) &&
+	vu_pass guest-fs-killpriv-v2 || vu_fail guest-fs-killpriv-v2 "INIT flags ${flags:-none}, or the guest's ids not taken"
 
 vu_stop_qemu 5
 echo "# QEMU exit status $VU_STATUS; t-fs took $(vu_since "$t_start") s"

@@ -91,14 +91,6 @@ EOF
 reads() { tr -d '\r' < "$1" | grep -c '^READ '; }
 # bad_reads FILE: READ lines whose checksum is not their pattern's.
 bad_reads() { tr -d '\r' < "$1" | grep '^READ ' | grep -vcE " (0 ${md5[0]}|1 ${md5[1]})\$"; }
-# wait_count FUNC FILE N SECS: until FUNC FILE >= N.
-wait_count() {
-	local end=$(($(vu_now) + $(vu_secs_us "$4")))
-	while [ "$("$1" "$2")" -lt "$3" ]; do
-		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="$1 $2: $("$1" "$2"), wanted $3, after $4 s"; return 1; }
-		sleep 0.2
-	done
-}
 set_phase() { printf '%s' "$1" | dd of="$img" bs=4096 seek=$FLAG conv=notrunc,sync 2>/dev/null; }
 # reader_result PHASE FILE: "region md5 pass" of the reader's check when it saw PHASE.
 reader_result() { tr -d '\r' < "$2" | sed -n "s/^GUEST-RESULT: reader-$1 //p" | tail -n 1; }
@@ -109,7 +101,7 @@ vu_start_backend src blk "${blk_args[@]}" || { vu_fail guest-migrate-blk "$VU_WH
 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
 src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
 vu_wait_serial 'GUEST-START' 60 || { vu_fail guest-migrate-blk "boot: $VU_WHY"; exit 1; }
-if ! wait_count reads "$src_serial" 2 120 || ! wait_count vu_acked_count "$src_serial" 20 60; then
+if ! vu_wait_count reads "$src_serial" 2 120 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
 	vu_fail guest-migrate-blk "the guest's loops before the migration: $VU_WHY"
 	exit 1
 fi
@@ -180,8 +172,8 @@ fi
 [ "$syncs" -ge 3 ] && [ "$precopy_reads" -ge 3 ] && vu_pass guest-migrate-blk-precopy-under-io ||
 	vu_fail guest-migrate-blk-precopy-under-io "precopy ran $syncs dirty-log syncs and $precopy_reads reader passes (want 3 each)"
 
-if vu_wait_serial 'GUEST-RESULT: reader-SWITCHED ' 90 && wait_count vu_acked_count "$dst_serial" 20 90 &&
-   wait_count reads "$dst_serial" 2 90; then
+if vu_wait_serial 'GUEST-RESULT: reader-SWITCHED ' 90 && vu_wait_count vu_acked_count "$dst_serial" 20 90 &&
+   vu_wait_count reads "$dst_serial" 2 90; then
 	read -r r got pass <<< "$(reader_result SWITCHED "$dst_serial")"
 	bad=$(($(bad_reads "$src_serial") + $(bad_reads "$dst_serial")))
 	if [ "$got" = "${md5[r]}" ] && [ "$bad" = 0 ]; then
@@ -222,7 +214,7 @@ vu_start_backend rst blk "${blk_args[@]}" || { vu_fail guest-migrate-blk-restore
 VU_QEMU_INCOMING="file:$VU_TMP/vm.state" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args rst)
 rst_serial=$VU_SERIAL
 if vu_wait_running 60 && vu_wait_serial 'GUEST-RESULT: reader-RESTORED ' 90 &&
-   wait_count vu_acked_count "$rst_serial" 20 90 && wait_count reads "$rst_serial" 2 90; then
+   vu_wait_count vu_acked_count "$rst_serial" 20 90 && vu_wait_count reads "$rst_serial" 2 90; then
 	read -r r got pass <<< "$(reader_result RESTORED "$rst_serial")"
 	bad=$(bad_reads "$rst_serial")
 	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img" "$VU_TMP"/serial.*.log)"

@@ -113,13 +113,6 @@ EOF
 
 gets() { tr -d '\r' < "$1" | grep -cE '^GET [0-9]+ [0-9a-f]{32}'; }
 bad_gets() { tr -d '\r' < "$1" | grep -E '^GET [0-9]+ [0-9a-f]{32}' | grep -vc " $blob_md5\$"; }
-wait_count() {
-	local end=$(($(vu_now) + $(vu_secs_us "$4")))
-	while [ "$("$1" "$2")" -lt "$3" ]; do
-		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="$1 $2: $("$1" "$2"), wanted $3, after $4 s"; return 1; }
-		sleep 0.2
-	done
-}
 replies() { grep -c 'bytes from' "$VU_TMP/ping.log"; }
 syncs() { vu_qmp query-migrate | vu_json 'd.get("ram", {}).get("dirty-sync-count", 0)'; }
 mig_status() { vu_qmp query-migrate | vu_json 'd.get("status")'; }
@@ -151,7 +144,7 @@ backend src "vbxs$$" || { vu_fail guest-migrate-net "$VU_WHY"; exit 1; }
 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
 src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
 vu_wait_serial 'GUEST-START' 60 || { vu_fail guest-migrate-net "boot: $VU_WHY"; exit 1; }
-wait_count gets "$src_serial" 2 120 || { vu_fail guest-migrate-net "downloads before the migration: $VU_WHY"; exit 1; }
+vu_wait_count gets "$src_serial" 2 120 || { vu_fail guest-migrate-net "downloads before the migration: $VU_WHY"; exit 1; }
 in_ns busybox ping -i 0.1 10.0.9.2 > "$VU_TMP/ping.log" 2>&1 &
 ping_pid=$!
 vu_track $ping_pid
@@ -194,7 +187,7 @@ else
 	vu_fail guest-migrate-net-held "$VU_WHY"
 fi
 
-if wait_count gets "$dst_serial" 2 90; then
+if vu_wait_count gets "$dst_serial" 2 90; then
 	bad=$(($(bad_gets "$src_serial") + $(bad_gets "$dst_serial")))
 	[ "$bad" = 0 ] && vu_pass guest-migrate-net-downloads ||
 		vu_fail guest-migrate-net-downloads "$bad downloads had the wrong data"
@@ -244,7 +237,7 @@ backend rst "vbxr$$" || { vu_fail guest-migrate-net-restore "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
 VU_QEMU_INCOMING="file:$VU_TMP/vm.state" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args rst)
 rst_serial=$VU_SERIAL
-if vu_wait_running 60 && wait_count gets "$rst_serial" 2 90 && vu_wait_serial 'GUEST-RESULT: held-RESTORED ' 90; then
+if vu_wait_running 60 && vu_wait_count gets "$rst_serial" 2 90 && vu_wait_serial 'GUEST-RESULT: held-RESTORED ' 90; then
 	bad=$(bad_gets "$rst_serial")
 	got=$(held_result RESTORED "$rst_serial")
 	pinged=$(in_ns busybox ping -c 5 -i 0.2 -w 30 10.0.9.2 2>&1 | grep -c 'bytes from')

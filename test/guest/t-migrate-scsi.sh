@@ -41,20 +41,11 @@ numbered_writes /dev/$d0 $wfirst $wcount
 EOF
 } > "$VU_TMP/guest.sh"
 
-# wait_acks FILE N SECS: until FILE holds N acknowledgements.
-wait_acks() {
-	local end=$(($(vu_now) + $(vu_secs_us "$3")))
-	while [ "$(vu_acked_count "$1")" -lt "$2" ]; do
-		[ "$(vu_now)" -ge "$end" ] && { VU_WHY="$(vu_acked_count "$1") blocks acknowledged in $1, wanted $2, after $3 s"; return 1; }
-		sleep 0.2
-	done
-}
-
 vu_start_backend src scsi "${scsi_args[@]}" || { vu_fail guest-migrate-scsi "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
 src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
-if ! vu_wait_serial 'GUEST-RESULT: luns' 90 || ! wait_acks "$src_serial" 20 60; then
+if ! vu_wait_serial 'GUEST-RESULT: luns' 90 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
 	vu_fail guest-migrate-scsi "before the migration: $VU_WHY"
 	exit 1
 fi
@@ -92,7 +83,7 @@ info=$(vu_qmp query-migrate | vu_json '"%s ms total, %s ms down, %s MB sent" % (
 echo "# migration: $info"
 vu_stop_qemu 5
 VU_QMP=$dst_qmp VU_SERIAL=$dst_serial VU_QEMU_PID=$dst_pid
-if vu_wait_running 60 && wait_acks "$dst_serial" 20 90; then
+if vu_wait_running 60 && vu_wait_count vu_acked_count "$dst_serial" 20 90; then
 	vu_pass guest-migrate-scsi-destination-writes
 else
 	vu_fail guest-migrate-scsi-destination-writes "$VU_WHY"
