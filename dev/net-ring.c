@@ -116,30 +116,77 @@ static unsigned needs(const struct net_hdr *h)
 }
 
 /*
+ * Buffers for the next frames, popped together (a packed ring takes a group of
+ * descriptors at a time). Each is described by one iovec, so that taken in order
+ * they lie where take_buffers would have put them one by one: at rx_req[s->req],
+ * rx_iov[s->iov] and on. Those that do not fit that (more segments, a device-
+ * readable part) are given back, with the ones after them, and popped one by one.
+ */
+static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frames)
+{
+	struct vu_req *req = &r->rx_req[s->req];
+	unsigned n = frames < NET_BURST ? frames : NET_BURST;
+
+	for (unsigned i = 0; i < n; i++) {
+		req[i].iov = r->rx_iov + s->iov + i;
+		req[i].max_iov = 1;
+	}
+	int got = vu_vring_pop_burst(s->vq, req, n);
+	unsigned k = 0;
+	while (k < (unsigned)(got > 0 ? got : 0) && req[k].in == 1 && !req[k].out && !req[k].truncated)
+		prefetch_start(req[k++].iov, true);
+	if (got > 0 && k < (unsigned)got)
+		vu_vring_unpop(s->vq, (unsigned)got - k);
+	r->ahead_vq = s->vq;
+	r->ahead = k;
+	r->ahead_req = s->req;
+	r->ahead_iov = s->iov;
+}
+
+/* Gives back the buffers popped ahead that no frame took. */
+static void give_back_ahead(struct net_rings *r)
+{
+	if (r->ahead)
+		vu_vring_unpop(r->ahead_vq, r->ahead);
+	r->ahead = 0;
+}
+
+/*
  * Pops buffers until they hold need bytes: one chain, or several with MRG_RXBUF,
  * described from rx_req[s->req] and rx_iov[s->iov] on (the scratch has room for
- * the most one frame may take). False if the ring has too few (they are given back).
+ * the most one frame may take), first those popped ahead for it. False if the
+ * ring has too few (they are given back, with those popped ahead).
  */
-static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need)
+static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need, unsigned frames)
 {
 	unsigned nbufs = 0, used = 0;
 	size_t room = 0;
 
+	if (r->ahead && (r->ahead_vq != s->vq || r->ahead_req != s->req || r->ahead_iov != s->iov))
+		give_back_ahead(r); /* another ring's, or not where this frame's go */
+	if (!r->ahead && frames > 1)
+		pop_ahead(r, s, frames);
 	while (room < need) {
 		struct vu_req *req = &r->rx_req[s->req + nbufs];
 		if (nbufs == NET_RX_MAX_BUFS || (nbufs && !r->mrg_rxbuf) || used == NET_RX_MAX_IOV)
 			goto short_of_room;
-		req->iov = r->rx_iov + s->iov + used;
-		req->max_iov = NET_RX_MAX_IOV - used;
-		if (vu_vring_pop(s->vq, req) <= 0)
-			goto short_of_room;
-		nbufs++;
-		if (req->out) {
-			vu_vring_fail(s->vq, "receive buffer with a device-readable part");
-			return false;
+		if (r->ahead) {
+			r->ahead--;
+			r->ahead_req++;
+			r->ahead_iov++;
+		} else {
+			req->iov = r->rx_iov + s->iov + used;
+			req->max_iov = NET_RX_MAX_IOV - used;
+			if (vu_vring_pop(s->vq, req) <= 0)
+				goto short_of_room;
+			if (req->out) {
+				vu_vring_fail(s->vq, "receive buffer with a device-readable part");
+				return false;
+			}
+			if (req->in)
+				prefetch_start(req->iov, true);
 		}
-		if (req->in)
-			prefetch_start(req->iov, true);
+		nbufs++;
 		used += req->in;
 		room += req->in_bytes;
 		if (nbufs == 1 && req->in_bytes < r->hdr_len)
@@ -149,12 +196,16 @@ static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need
 	s->niov = used;
 	return true;
 short_of_room:
-	vu_vring_unpop(s->vq, nbufs);
+	vu_vring_unpop(s->vq, nbufs + r->ahead); /* the last popped: this frame's, then those ahead */
+	r->ahead = 0;
 	return false;
 }
 
-/* Does the port take pkt, and have room for it? Takes its buffers into *s if so. */
-static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_slot *s)
+/*
+ * Does the port take pkt, and have room for it? Takes its buffers into *s if so;
+ * frames: how many of the burst are left, this one included.
+ */
+static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_slot *s, unsigned frames)
 {
 	if (!net_filter_accepts(&r->filter, pkt->dst))
 		return false;
@@ -164,7 +215,7 @@ static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_
 	if (!s->vq)
 		s->vq = r->rx[0];
 	if (!s->vq || (needs(&pkt->hdr) & ~r->port.offloads & ~NET_OFF_CSUM) || s->vq->broken ||
-	    !take_buffers(r, s, r->hdr_len + pkt->len)) {
+	    !take_buffers(r, s, r->hdr_len + pkt->len, frames)) {
 		r->port.stats.rx_dropped++; /* no ring or room, or a GSO frame the driver cannot take */
 		return false;
 	}
@@ -222,18 +273,20 @@ static void ring_deliver(struct net_port *p, const struct net_pkt *const *pkts, 
 
 	for (unsigned i = 0; i < n; i++) {
 		if (reqs + NET_RX_MAX_BUFS > NET_RX_SCRATCH_BUFS || iovs + NET_RX_MAX_IOV > NET_RX_SCRATCH_IOV) {
+			give_back_ahead(r); /* their place in the scratch is taken again */
 			fill_all(r, nslots); /* large frames: the scratch is full */
 			nslots = reqs = iovs = 0;
 		}
 		struct net_rx_slot *s = &r->rx_slot[nslots];
 		s->req = reqs;
 		s->iov = iovs;
-		if (!admit(r, pkts[i], s))
+		if (!admit(r, pkts[i], s, n - i))
 			continue;
 		reqs += s->nbufs;
 		iovs += s->niov;
 		nslots++;
 	}
+	give_back_ahead(r);
 	fill_all(r, nslots);
 }
 
@@ -301,19 +354,29 @@ bad:
 	return false;
 }
 
-/* Pops up to n requests, asking for the start (header, addresses) of each frame. */
+/*
+ * Pops up to n requests, asking for the start (header, addresses) of each frame a
+ * few requests at a time: enough for the ring to take them together (a packed
+ * ring's cache line of descriptors), soon enough that the lines travel while the
+ * rest of the burst is popped (see prefetch_start).
+ */
 static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
+	enum { STEP = 4 };
 	unsigned got = 0;
 
-	for (; got < n; got++) {
-		struct vu_req *req = &r->tx_req[got];
-		req->iov = r->tx_iov[got];
-		req->max_iov = NET_TX_MAX_IOV;
-		if (vu_vring_pop(vq, req) <= 0)
-			break;
-		if (req->out)
-			prefetch_start(&req->iov[0], false);
+	for (unsigned i = 0; i < n; i++) {
+		r->tx_req[i].iov = r->tx_iov[i];
+		r->tx_req[i].max_iov = NET_TX_MAX_IOV;
+	}
+	while (got < n) {
+		int k = vu_vring_pop_burst(vq, r->tx_req + got, n - got < STEP ? n - got : STEP);
+		for (int i = 0; i < k; i++)
+			if (r->tx_req[got + i].out)
+				prefetch_start(&r->tx_req[got + i].iov[0], false);
+		if (k < STEP)
+			return got + (k > 0 ? (unsigned)k : 0);
+		got += STEP;
 	}
 	return got;
 }

@@ -143,6 +143,12 @@ struct net_rings {
 	struct net_rx_slot rx_slot[NET_BURST];
 	struct vu_req rx_req[NET_RX_SCRATCH_BUFS];
 	struct iovec rx_iov[NET_RX_SCRATCH_IOV];
+	/*
+	 * Receive buffers popped ahead for the next frames of a burst (one iovec each),
+	 * rx_req[ahead_req ..) and rx_iov[ahead_iov ..), ahead of them from ahead_vq.
+	 */
+	struct vu_vring *ahead_vq;
+	unsigned ahead, ahead_req, ahead_iov;
 };
 
 extern const struct net_port_ops net_ring_ops;

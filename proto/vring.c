@@ -163,17 +163,43 @@ void vring_signal(struct vu_vring *vq)
 	}
 }
 
+/* The next request of a ring that is ready and within its budget (see vu_vring_pop). */
+static int pop_one(struct vu_vring *vq, struct vu_req *req)
+{
+	if (__builtin_expect(vq->resubmit_pos < vq->resubmit_n, 0)) {
+		uint16_t r = vq->resubmit[vq->resubmit_pos++];
+		return vq->packed ? vring_packed_resubmit(vq, req, r) : vring_split_resubmit(vq, req, r);
+	}
+	return vq->packed ? vring_packed_pop(vq, req) : vring_split_pop(vq, req);
+}
+
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req)
 {
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
 	if (vring_over_budget(vq))
 		return 0;
-	if (__builtin_expect(vq->resubmit_pos < vq->resubmit_n, 0)) {
-		uint16_t r = vq->resubmit[vq->resubmit_pos++];
-		return vq->packed ? vring_packed_resubmit(vq, req, r) : vring_split_resubmit(vq, req, r);
+	return pop_one(vq, req);
+}
+
+int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
+{
+	unsigned got = 0;
+	int r = 0;
+
+	if (!vu_vring_ready(vq))
+		return vq->broken ? -1 : 0;
+	while (got < n && !vring_over_budget(vq)) {
+		if (vq->packed && n - got >= VRING_PACKED_BATCH && vq->resubmit_pos == vq->resubmit_n &&
+		    (r = vring_packed_pop_batch(vq, reqs + got)) > 0) {
+			got += (unsigned)r;
+			continue;
+		}
+		if ((r = pop_one(vq, reqs + got)) <= 0)
+			break;
+		got++;
 	}
-	return vq->packed ? vring_packed_pop(vq, req) : vring_split_pop(vq, req);
+	return got ? (int)got : r;
 }
 
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
@@ -184,18 +210,24 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 		vring_split_unpop(vq, n);
 }
 
+/*
+ * What the device wrote is in the request's writable iovecs (what it was given):
+ * marked through the memory table, not by walking the chain again, whose ring
+ * slots may hold other completions by now (packed) or what the guest changed.
+ * Apart from vu_vring_push, which then needs no stack frame of its own.
+ */
+static __attribute__((noinline, cold)) void log_written(struct vu_vring *vq, const struct vu_req *req)
+{
+	for (unsigned i = req->out; i < req->out + req->in; i++)
+		vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
+}
+
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
 {
 	if (__builtin_expect(!vq->desc, 0))
 		return; /* not mapped (any more): nothing to complete into */
-	/*
-	 * What the device wrote is in the request's writable iovecs (what it was given):
-	 * marked through the memory table, not by walking the chain again, whose ring
-	 * slots may hold other completions by now (packed) or what the guest changed.
-	 */
 	if (__builtin_expect(vq->mem && vq->mem->log.on, 0))
-		for (unsigned i = req->out; i < req->out + req->in; i++)
-			vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
+		log_written(vq, req);
 	if (vq->packed)
 		vring_packed_push(vq, req, written);
 	else

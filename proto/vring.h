@@ -147,6 +147,14 @@ bool vu_vring_ready(const struct vu_vring *vq);
  */
 int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
 /*
+ * Takes up to n requests into reqs[0..n), each set up as for vu_vring_pop (iov,
+ * max_iov), in ring order: what n calls of vu_vring_pop would take, cheaper (a
+ * packed ring takes runs of one-descriptor requests a cache line at a time).
+ * Returns how many were taken; 0 when the ring is empty or over budget, -1 when it
+ * is broken and nothing was taken (requests taken before it broke are returned).
+ */
+int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n);
+/*
  * Gives back the last n popped requests, not pushed: they are popped again next.
  * For devices that find a request unusable only after taking it (a packet larger
  * than the buffers popped for it); not for rings with an inflight region.

@@ -49,8 +49,13 @@ static void line(const char *kind, const char *name, const char *rest)
 	fflush(stdout);
 }
 
-static void report(bool ok, const char *name, const char *detail)
+const char *check_suffix = "";
+
+static void report(bool ok, const char *case_name, const char *detail)
 {
+	char name[512];
+
+	snprintf(name, sizeof(name), "%s%s", case_name, check_suffix);
 	if (!remember(name)) {
 		failures++;
 		line("FAIL", name, "duplicate test name");
@@ -93,8 +98,11 @@ bool check_report_eq(long long got, long long want, const char *cond, const char
 	return ok;
 }
 
-void check_skip(const char *name, const char *why)
+void check_skip(const char *case_name, const char *why)
 {
+	char name[512];
+
+	snprintf(name, sizeof(name), "%s%s", case_name, check_suffix);
 	if (!remember(name)) {
 		failures++;
 		line("FAIL", name, "duplicate test name");

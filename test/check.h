@@ -30,6 +30,8 @@ bool check_report(bool ok, const char *cond, const char *file, int line, const c
 bool check_report_eq(long long got, long long want, const char *cond, const char *file, int line,
 		     const char *name_fmt, ...) __attribute__((format(printf, 6, 7)));
 void check_skip(const char *name, const char *why);
+/* Appended to every case's name from now on: a suite run again another way ("-packed"). */
+extern const char *check_suffix;
 
 /* A diagnostic line ("# ...") that the runner ignores. */
 void check_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -272,9 +272,11 @@ int rb_packed_used(struct rb *rb, uint16_t *id, uint32_t *len, uint16_t *flags)
  * The walker says why it refuses a ring only in its log (stderr): the pop runs
  * with stderr on a memfd, whose text is kept in rb->log and passed on to stderr.
  */
-int rb_pop(struct rb *rb, struct vu_req *req)
+/* vu_vring_pop (burst false) or vu_vring_pop_burst, what it logs caught in rb->log. */
+static int pop_logged(struct rb *rb, struct vu_req *reqs, unsigned n, bool burst)
 {
 	static int log_fd = -1;
+	int r;
 
 	if (log_fd < 0)
 		log_fd = memfd_create("rb-log", MFD_CLOEXEC);
@@ -285,18 +287,28 @@ int rb_pop(struct rb *rb, struct vu_req *req)
 		if (saved >= 0)
 			close(saved);
 		rb->log[0] = 0;
-		return vu_vring_pop(&rb->vq, req);
+		return burst ? vu_vring_pop_burst(&rb->vq, reqs, n) : vu_vring_pop(&rb->vq, reqs);
 	}
-	int r = vu_vring_pop(&rb->vq, req);
+	r = burst ? vu_vring_pop_burst(&rb->vq, reqs, n) : vu_vring_pop(&rb->vq, reqs);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
 
-	ssize_t n = pread(log_fd, rb->log, sizeof(rb->log) - 1, 0);
-	rb->log[n > 0 ? n : 0] = 0;
-	if (n > 0 && write(2, rb->log, (size_t)n) < 0)
-		rb->log[n] = 0; /* stderr gone: the text is still in rb->log */
+	ssize_t len = pread(log_fd, rb->log, sizeof(rb->log) - 1, 0);
+	rb->log[len > 0 ? len : 0] = 0;
+	if (len > 0 && write(2, rb->log, (size_t)len) < 0)
+		rb->log[len] = 0; /* stderr gone: the text is still in rb->log */
 	return r;
+}
+
+int rb_pop(struct rb *rb, struct vu_req *req)
+{
+	return pop_logged(rb, req, 1, false);
+}
+
+int rb_pop_burst(struct rb *rb, struct vu_req *reqs, unsigned n)
+{
+	return pop_logged(rb, reqs, n, true);
 }
 
 unsigned rb_errors(struct rb *rb)

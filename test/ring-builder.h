@@ -121,6 +121,8 @@ int rb_packed_used(struct rb *rb, uint16_t *id, uint32_t *len, uint16_t *flags);
 
 /* vu_vring_pop, with what it logs (the reason a ring broke) caught in rb->log. */
 int rb_pop(struct rb *rb, struct vu_req *req);
+/* vu_vring_pop_burst, likewise. */
+int rb_pop_burst(struct rb *rb, struct vu_req *reqs, unsigned n);
 /* How often the error eventfd was signalled since the last call. */
 unsigned rb_errors(struct rb *rb);
 

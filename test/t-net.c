@@ -45,8 +45,9 @@ static char sock[3][64], logpath[64];
 static const uint8_t MAC[3][6] = { { 2, 0, 0, 0, 0, 0xa }, { 2, 0, 0, 0, 0, 0xb }, { 2, 0, 0, 0, 0, 0xc } };
 static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-static const uint64_t base_features = BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
-				      BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_RING_F_INDIRECT_DESC);
+/* The cases run twice: split rings, then packed ones (VIRTIO_F_RING_PACKED added here). */
+static uint64_t base_features = BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
+				BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_RING_F_INDIRECT_DESC);
 static const uint64_t all_pf = 1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG |
 			       1ull << VU_PF_RARP | 1ull << VU_PF_NET_MTU | 1ull << VU_PF_BACKEND_REQ;
 
@@ -233,6 +234,8 @@ static void test_config(void)
 			BIT(F_CTRL_VQ) | BIT(F_CTRL_RX) | BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_HOST_TSO4) |
 			BIT(F_GUEST_ANNOUNCE);
 	CHECK((p.f->offered_features & want) == want, "config-features-offered");
+	CHECK((p.f->features & BIT(VIRTIO_F_RING_PACKED)) == (base_features & BIT(VIRTIO_F_RING_PACKED)),
+	      "config-ring-layout (packed when asked for)");
 	CHECK(p.f->offered_protocol_features & (1ull << VU_PF_RARP), "config-offers-rarp");
 	CHECK(p.f->offered_protocol_features & (1ull << VU_PF_NET_MTU), "config-offers-net-mtu");
 	uint64_t nq = 0;
@@ -247,6 +250,8 @@ static void test_config(void)
 	uint64_t mtu = 1400;
 	CHECK(vuf_request(p.f, VU_REQ_NET_SET_MTU, &mtu, sizeof(mtu), NULL, 0) == 0 &&
 	      vuf_get_config(p.f, 10, 2, cfg) == 2 + VU_CONFIG_HDR_SIZE && (cfg[0] | cfg[1] << 8) == 1400, "config-net-set-mtu");
+	mtu = 9000; /* as the command line set it, for the cases run again with packed rings */
+	CHECK(vuf_request(p.f, VU_REQ_NET_SET_MTU, &mtu, sizeof(mtu), NULL, 0) == 0, "config-net-set-mtu-back");
 	port_close(&p);
 }
 
@@ -668,17 +673,24 @@ int main(void)
 
 	if (!CHECK(be != NULL, "backend-start"))
 		return check_exit();
-	test_config();
-	test_forwarding();
-	test_mergeable();
-	test_ctrl();
-	test_malformed();
-	test_full_ring();
-	test_burst();
-	test_checksum();
-	test_ageing_and_rarp();
-	test_announce();
-	test_dirty_log();
+	for (unsigned packed = 0; packed < 2; packed++) {
+		if (packed) {
+			base_features |= BIT(VIRTIO_F_RING_PACKED);
+			check_suffix = "-packed";
+		}
+		test_config();
+		test_forwarding();
+		test_mergeable();
+		test_ctrl();
+		test_malformed();
+		test_full_ring();
+		test_burst();
+		test_checksum();
+		test_ageing_and_rarp();
+		test_announce();
+		test_dirty_log();
+	}
+	check_suffix = "";
 	CHECK(vuf_backend_alive(be), "backend-survived");
 	CHECK_EQ(vuf_backend_stop(be, 5000), 0, "backend-clean-exit");
 	unsigned long long s[4];

@@ -330,6 +330,177 @@ static void test_unpop(void)
 	rb_fini(&rb);
 }
 
+/* ---- bursts (vu_vring_pop_burst: four one-descriptor requests at a time) ---- */
+
+/* One descriptor with buffer id, made available. */
+static void one(struct rb *rb, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct vring_packed_desc d = { .addr = addr, .len = len, .flags = flags };
+	rb_packed_add(rb, id, &d, 1);
+}
+
+#define BURST 32
+static struct vu_req breq[BURST];
+static struct iovec biov[BURST][4];
+
+/* Pops a burst of up to n into breq; what vu_vring_pop_burst returned. */
+static int burst(struct rb *rb, unsigned n)
+{
+	for (unsigned i = 0; i < BURST; i++)
+		breq[i] = (struct vu_req){ .iov = biov[i], .max_iov = 4 };
+	return rb_pop_burst(rb, breq, n);
+}
+
+/* Completes breq[0..n) with 100 + id written, publishes, and checks the driver sees them in order. */
+static bool complete_burst(struct rb *rb, unsigned n)
+{
+	bool ok = true;
+
+	for (unsigned i = 0; i < n; i++)
+		vu_vring_push(&rb->vq, &breq[i], 100u + breq[i].head);
+	vu_vring_flush(&rb->vq);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t id;
+		uint32_t len;
+		ok &= rb_packed_used(rb, &id, &len, NULL) == 1 && id == breq[i].head && len == 100u + id;
+	}
+	return ok;
+}
+
+/* Bursts of 1 to 11 one-descriptor requests round a 6-entry ring: groups of four across its end too. */
+static void burst_rounds(void)
+{
+	struct rb rb;
+	unsigned ok = 0, rounds = 40, flips = 0;
+
+	if (!ring(&rb, 6, 0, "burst: round a 6-entry ring"))
+		return;
+	bool last_wrap = rb.vq.avail_wrap;
+	for (unsigned r = 0; r < rounds; r++) {
+		unsigned k = 1 + r % 6;
+		uint64_t addr[6];
+		for (unsigned i = 0; i < k; i++) {
+			addr[i] = buf(&rb);
+			one(&rb, (uint16_t)((r + i) % 6), addr[i], LEN, i % 2 ? VRING_DESC_F_WRITE : 0);
+		}
+		bool good = burst(&rb, BURST) == (int)k;
+		for (unsigned i = 0; good && i < k; i++)
+			good = breq[i].head == (r + i) % 6 && breq[i].out + breq[i].in == 1 &&
+			       breq[i].in == i % 2 && breq[i].iov[0].iov_base == rb_backend(&rb, addr[i]) &&
+			       breq[i].iov[0].iov_len == LEN;
+		ok += good && complete_burst(&rb, k);
+		flips += rb.vq.avail_wrap != last_wrap;
+		last_wrap = rb.vq.avail_wrap;
+	}
+	CHECK_EQ(ok, rounds, "burst: %u bursts of 1-6 round a 6-entry ring, taken in order and used", rounds);
+	CHECK(rb.vq.last_avail == rb.next_avail && rb.vq.avail_wrap == rb.avail_wrap &&
+	      rb.vq.used_idx == rb.next_used && rb.vq.used_wrap == rb.used_wrap && flips >= 4 && !rb.vq.broken,
+	      "burst: both wrap counters went round with the driver's (%u flips)", flips);
+	rb_fini(&rb);
+}
+
+/* Chains and indirect tables between one-descriptor requests: each as vu_vring_pop takes it. */
+static void burst_mixed(void)
+{
+	struct rb rb;
+
+	if (!ring(&rb, NUM, RB_INDIRECT, "burst: mixed"))
+		return;
+	uint64_t gpa;
+	struct vring_packed_desc *t = (struct vring_packed_desc *)rb_table(&rb, 3, &gpa);
+	for (unsigned i = 0; i < 3; i++)
+		t[i] = (struct vring_packed_desc){ .addr = buf(&rb), .len = LEN, .flags = i ? VRING_DESC_F_WRITE : 0 };
+	rb_packed_chain(&rb, 0, 1, 0, 8);  /* 0 */
+	rb_packed_chain(&rb, 1, 1, 0, 8);  /* 1 */
+	rb_packed_chain(&rb, 2, 1, 1, 8);  /* 2-3: a chain inside the first group of four */
+	rb_packed_chain(&rb, 3, 0, 1, 8);  /* 4 */
+	rb_packed_chain(&rb, 4, 0, 1, 8);  /* 5 */
+	rb_packed_chain(&rb, 5, 0, 1, 8);  /* 6 */
+	rb_packed_chain(&rb, 6, 1, 0, 8);  /* 7 */
+	one(&rb, 7, gpa, 3 * sizeof(*t), VRING_DESC_F_INDIRECT); /* 8 */
+	rb_packed_chain(&rb, 8, 1, 0, 8);  /* 9 */
+	static const unsigned out[] = { 1, 1, 1, 0, 0, 0, 1, 1, 1 }, in[] = { 0, 0, 1, 1, 1, 1, 0, 2, 0 };
+	bool good = burst(&rb, BURST) == 9;
+	for (unsigned i = 0; good && i < 9; i++)
+		good = breq[i].head == i && breq[i].out == out[i] && breq[i].in == in[i];
+	CHECK(good, "burst: 9 requests (a chain and an indirect table among them), each whole and in order");
+	CHECK(rb.vq.last_avail == 10 && complete_burst(&rb, 9) && rb.vq.used_idx == 10 && !rb.vq.broken,
+	      "burst: all ten descriptors taken and used");
+	rb_fini(&rb);
+}
+
+/* Fewer available than asked for, more than asked for, none. */
+static void burst_partial(void)
+{
+	struct rb rb;
+
+	if (!ring(&rb, NUM, 0, "burst: partial"))
+		return;
+	for (uint16_t id = 0; id < 3; id++)
+		rb_packed_chain(&rb, id, 1, 0, 8);
+	CHECK(burst(&rb, BURST) == 3 && breq[2].head == 2, "burst: 3 available of 32 asked for: 3 taken");
+	CHECK_EQ(burst(&rb, BURST), 0, "burst: then empty");
+	for (uint16_t id = 3; id < 11; id++)
+		rb_packed_chain(&rb, id, 1, 0, 8);
+	CHECK(burst(&rb, 5) == 5 && breq[0].head == 3 && breq[4].head == 7, "burst: 8 available, 5 asked for: 5 taken");
+	CHECK(burst(&rb, BURST) == 3 && breq[0].head == 8 && breq[2].head == 10 && rb.vq.last_avail == 11,
+	      "burst: then the other 3");
+	/* The third of a group of four not yet made available: the two before it are taken. */
+	one(&rb, 11, buf(&rb), LEN, 0);
+	one(&rb, 12, buf(&rb), LEN, 0);
+	uint16_t at = rb_packed_chain(&rb, 13, 1, 0, 8);
+	one(&rb, 14, buf(&rb), LEN, 0);
+	uint16_t flags = rb.pdesc[at].flags;
+	rb.pdesc[at].flags ^= VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED; /* the previous lap's */
+	CHECK(burst(&rb, BURST) == 2 && breq[1].head == 12 && !rb.vq.broken,
+	      "burst: a descriptor not yet available in a group of four: the ones before it taken, nothing refused");
+	rb.pdesc[at].flags = flags;
+	CHECK(burst(&rb, BURST) == 2 && breq[0].head == 13 && breq[1].head == 14, "burst: the rest once it is");
+	rb_fini(&rb);
+}
+
+/* Hostile descriptors inside a group of four: the ones before them taken, then the ring fails. */
+static void burst_hostile(void)
+{
+	static const struct {
+		const char *name, *why;
+	} cases[] = {
+		{ "wrong USED flag", "available descriptor with the wrong USED flag" },
+		{ "buffer id out of range", "buffer id out of range" },
+		{ "the group's first id again", "buffer id already in use" },
+		{ "buffer outside guest memory", "buffer outside guest memory" },
+	};
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct rb rb;
+		char name[96];
+		snprintf(name, sizeof(name), "burst: hostile %s", cases[c].name);
+		if (!ring(&rb, NUM, 0, name))
+			continue;
+		one(&rb, 0, buf(&rb), LEN, 0);
+		one(&rb, 1, buf(&rb), LEN, 0);
+		one(&rb, c == 1 ? NUM : c == 2 ? 0 : 2, c == 3 ? RB_END : buf(&rb), LEN, 0);
+		one(&rb, 3, buf(&rb), LEN, 0);
+		if (c == 0)
+			rb.pdesc[2].flags |= VRING_PACKED_DESC_F_USED;
+		vu_loop_turns++;
+		CHECK(burst(&rb, BURST) == 2 && breq[0].head == 0 && breq[1].head == 1, "%s: the two before it taken",
+		      name);
+		if (!CHECK(rb.vq.broken && strstr(rb.log, cases[c].why), "%s: the ring fails: \"%s\"", name,
+			   cases[c].why))
+			check_note("logged: %s", rb.log);
+		CHECK(burst(&rb, BURST) == -1 && rb_errors(&rb) == 1, "%s: then -1, error eventfd signalled once", name);
+		rb_fini(&rb);
+	}
+}
+
+static void test_burst(void)
+{
+	burst_rounds();
+	burst_mixed();
+	burst_partial();
+	burst_hostile();
+}
+
 /* ---- notifications and kicks ---------------------------------------------------- */
 
 /* The driver's event structure: flags, and for DESC the descriptor it waits for. */
@@ -461,12 +632,6 @@ struct refusal {
 	void (*build)(struct rb *rb);
 	const char *why;
 };
-
-static void one(struct rb *rb, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags)
-{
-	struct vring_packed_desc d = { .addr = addr, .len = len, .flags = flags };
-	rb_packed_add(rb, id, &d, 1);
-}
 
 static void head_used_bit(struct rb *rb)
 {
@@ -1046,6 +1211,7 @@ int main(void)
 	test_out_of_order();
 	test_in_order();
 	test_unpop();
+	test_burst();
 	test_notify();
 	test_kicks();
 	test_refusals();

@@ -5,8 +5,8 @@
  * ring parts lie, the base (positions and wrap counters), and whether an inflight
  * region (its bytes fuzzed too) is attached and completions come out of order;
  * the rest is guest RAM (two regions with a hole between them). Requests are
- * popped, completed (in order or reversed in groups), flushed, sometimes given
- * back and taken again, until the ring is empty or broken.
+ * popped (one at a time or in bursts), completed (in order or reversed in groups),
+ * flushed, sometimes given back and taken again, until the ring is empty or broken.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,7 +23,8 @@
 
 struct params {
 	uint16_t num;
-	uint8_t flags;      /* bit 0: EVENT_IDX, 1: INDIRECT, 2: inflight region, 3: out of order, 4: unpop */
+	uint8_t flags;      /* bit 0: EVENT_IDX, 1: INDIRECT, 2: inflight region, 3: out of order, 4: unpop,
+			       5: bursts (vu_vring_pop_burst) */
 	uint16_t desc_off, driver_off, device_off;
 	uint32_t base;
 	uint8_t inflight_seed;
@@ -89,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq.used_uva = 0x100000 + p.device_off;
 	vq.event_idx = p.flags & 1;
 	vq.indirect = p.flags & 2;
-	bool out_of_order = p.flags & 8, unpop = p.flags & 16;
+	bool out_of_order = p.flags & 8, unpop = p.flags & 16, bursts = p.flags & 32;
 	/* As the session takes it: positions past the queue size are refused there. */
 	if ((p.base & 0x7fff) >= vq.num || ((p.base >> 16) & 0x7fff) >= vq.num)
 		p.base &= 0x80008000;
@@ -120,14 +121,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned held = 0;
 	for (unsigned i = 0; ok && i < 2 * vq.num + 8; i++) {
 		vu_vring_kicks(&vq, false);
-		req[held] = (struct vu_req){ .iov = iov[held], .max_iov = 64 };
-		int r = vu_vring_pop(&vq, &req[held]);
+		unsigned want = bursts ? GROUP - held : 1;
+		for (unsigned k = 0; k < want; k++)
+			req[held + k] = (struct vu_req){ .iov = iov[held + k], .max_iov = 64 };
+		int r = bursts ? vu_vring_pop_burst(&vq, &req[held], want) : vu_vring_pop(&vq, &req[held]);
 		if (r > 0 && unpop && !region && i % 3 == 1) {
-			vu_vring_unpop(&vq, 1);
-			r = vu_vring_pop(&vq, &req[held]);
+			vu_vring_unpop(&vq, (unsigned)r);
+			r = bursts ? vu_vring_pop_burst(&vq, &req[held], want) : vu_vring_pop(&vq, &req[held]);
 		}
 		if (r > 0)
-			held++;
+			held += (unsigned)r;
 		if (held && (!out_of_order || held == GROUP || r <= 0)) {
 			/* In order, or the group reversed. */
 			for (unsigned k = 0; k < held; k++) {
