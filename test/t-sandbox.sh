@@ -520,31 +520,9 @@ def case_user_scsi(): return user_option_case("scsi")
 
 # ---- where the socket comes from --------------------------------------------------
 
-def case_systemd_socket_activate():
-    need("rng")
-    tool = subprocess.run(["sh", "-c", "command -v systemd-socket-activate"], capture_output=True, text=True)
-    if tool.returncode:
-        raise Skip("no systemd-socket-activate (Debian: systemd)")
-    path = tmp_path("activate.sock")
-    # It listens, and on the first connection execs the back-end with LISTEN_FDS=1 in its place.
-    p = Proc([tool.stdout.strip(), "-l", path, VB, "rng"])
-    s = connect(path, p)
-    get_features(s)
-    detail = check_confined(p.p.pid, p=p)
-    s.close()
-    s = connect(path, p)  # the listening socket is accepted on again, confined
-    get_features(s)
-    s.close()
-    p.stop()
-    return detail
-
-
-def case_fd_listening():
-    need("rng")
-    path = tmp_path("fd.sock")
-    l = listener(path)
-    p = Proc([VB, "rng", "--fd=%d" % l.fileno()], fds=(l.fileno(),))
-    l.close()
+def serve_listening(p, path):
+    """p was given a listening socket at path: it serves a connection, confined, then
+    accepts on that socket again and serves another; ends p. check_confined's detail."""
     s = connect(path, p)
     get_features(s)
     detail = check_confined(p.pid, p=p)
@@ -554,6 +532,25 @@ def case_fd_listening():
     s.close()
     p.stop()
     return detail
+
+
+def case_systemd_socket_activate():
+    need("rng")
+    tool = subprocess.run(["sh", "-c", "command -v systemd-socket-activate"], capture_output=True, text=True)
+    if tool.returncode:
+        raise Skip("no systemd-socket-activate (Debian: systemd)")
+    path = tmp_path("activate.sock")
+    # It listens, and on the first connection execs the back-end with LISTEN_FDS=1 in its place.
+    return serve_listening(Proc([tool.stdout.strip(), "-l", path, VB, "rng"]), path)
+
+
+def case_fd_listening():
+    need("rng")
+    path = tmp_path("fd.sock")
+    l = listener(path)
+    p = Proc([VB, "rng", "--fd=%d" % l.fileno()], fds=(l.fileno(),))
+    l.close()
+    return serve_listening(p, path)
 
 
 def case_fd_connected():
