@@ -77,7 +77,7 @@ uint32_t gpu_scanout_set(struct gpu *g, struct gpu_cmd *cmd, uint32_t *idp, stru
 struct gpu_res *gpu_flush_read(struct gpu *g, struct gpu_cmd *cmd, struct virtio_gpu_resource_flush *f,
 			       uint32_t *err)
 {
-	struct gpu_res *res;
+	struct gpu_res *res = NULL;
 
 	*err = 0;
 	if (!gpu_cmd_read(cmd, 0, f, sizeof(*f)))
