@@ -128,16 +128,12 @@ static uint32_t transfer_to_host(struct gpu *g, struct gpu_cmd *cmd)
 
 static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 {
-	struct virtio_gpu_set_scanout c;
 	struct gpu_res *res;
+	uint32_t id, err = gpu_scanout_set(g, cmd, &id, &res);
 
-	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	uint32_t err = gpu_scanout_set(g, c.scanout_id, c.resource_id, &c.r, &res);
 	if (!err && res) {
 		gpu_pixels_share(g, &res->px);
-		struct gpu_msg_scanout m = { c.scanout_id, c.r.width, c.r.height };
-		gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
+		gpu_scanout_announce(g, id, g->scanout[id].r.width, g->scanout[id].r.height);
 	}
 	return err;
 }
@@ -163,24 +159,17 @@ static void update_scanout(struct gpu *g, struct gpu_res *res, unsigned i, const
 			return;
 		}
 	}
-	struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)w * h * GPU_BPP);
-	if (!m)
-		return;
-	*m = head;
-	gpu_convert_rows(res->format, src, stride, m->data, w, h, false);
+	gpu_scanout_send_rows(g, &head, res->format, src, stride);
 }
 
 static uint32_t flush(struct gpu *g, struct gpu_cmd *cmd)
 {
 	struct virtio_gpu_resource_flush f;
+	uint32_t err;
+	struct gpu_res *res = gpu_flush_read(g, cmd, &f, &err);
 
-	if (!gpu_cmd_read(cmd, 0, &f, sizeof(f)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	struct gpu_res *res = gpu_res_find(g, f.resource_id);
 	if (!res)
-		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (!gpu_rect_inside(&f.r, res->width, res->height))
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		return err;
 	for (unsigned i = 0; i < g->max_outputs; i++)
 		if (res->scanouts & (1u << i))
 			update_scanout(g, res, i, &f.r);

@@ -2,7 +2,8 @@
 /*
  * Scanouts, the displays the guest sets up with SET_SCANOUT: which resource
  * each shows and what part of it, kept in step with the resources' own masks.
- * Shared by gpu-2d.c and gpu-virgl.c, which tell the front-end each in their
+ * Shared by gpu-2d.c and gpu-virgl.c (SET_SCANOUT and RESOURCE_FLUSH read and
+ * checked, pixels sent as an UPDATE), which tell the front-end each in their
  * way what an enabled scanout shows; a disabled one is announced here.
  */
 #include <string.h>
@@ -10,9 +11,10 @@
 #include "dev/gpu.h"
 #include "dev/gpu-chan.h"
 
-static void announce_off(struct gpu *g, unsigned id)
+void gpu_scanout_announce(struct gpu *g, unsigned id, uint32_t width, uint32_t height)
 {
-	struct gpu_msg_scanout m = { .scanout_id = id };
+	struct gpu_msg_scanout m = { id, width, height };
+
 	gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
 }
 
@@ -37,15 +39,21 @@ void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res)
 	for (unsigned i = 0; i < VIRTIO_GPU_MAX_SCANOUTS; i++)
 		if (res->scanouts & (1u << i)) {
 			scanout_clear(g, i);
-			announce_off(g, i);
+			gpu_scanout_announce(g, i, 0, 0);
 		}
 }
 
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp)
+uint32_t gpu_scanout_set(struct gpu *g, struct gpu_cmd *cmd, uint32_t *idp, struct gpu_res **resp)
 {
+	struct virtio_gpu_set_scanout c;
 	struct gpu_res *res = NULL;
 
+	*resp = NULL;
+	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	uint32_t scanout_id = c.scanout_id, res_id = c.resource_id;
+	const struct virtio_gpu_rect *r = &c.r;
+	*idp = scanout_id;
 	if (scanout_id >= g->max_outputs)
 		return VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID;
 	if (res_id) {
@@ -58,12 +66,27 @@ uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, co
 	scanout_clear(g, scanout_id);
 	*resp = res;
 	if (!res) {
-		announce_off(g, scanout_id);
+		gpu_scanout_announce(g, scanout_id, 0, 0);
 		return 0;
 	}
 	g->scanout[scanout_id] = (struct gpu_scanout){ .res_id = res_id, .r = *r };
 	res->scanouts |= 1u << scanout_id;
 	return 0;
+}
+
+struct gpu_res *gpu_flush_read(struct gpu *g, struct gpu_cmd *cmd, struct virtio_gpu_resource_flush *f,
+			       uint32_t *err)
+{
+	struct gpu_res *res = NULL;
+
+	*err = 0;
+	if (!gpu_cmd_read(cmd, 0, f, sizeof(*f)))
+		*err = VIRTIO_GPU_RESP_ERR_UNSPEC;
+	else if (!(res = gpu_res_find(g, f->resource_id)))
+		*err = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	else if (!gpu_rect_inside(&f->r, res->width, res->height))
+		*err = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	return *err ? NULL : res;
 }
 
 bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
@@ -80,4 +103,16 @@ bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_g
 	*x = x0;
 	*y = y0;
 	return true;
+}
+
+void gpu_scanout_send_rows(struct gpu *g, const struct gpu_msg_update *head, uint32_t format, const uint8_t *src,
+			   size_t stride)
+{
+	struct gpu_msg_update *m =
+		gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + (size_t)head->width * head->height * GPU_BPP);
+
+	if (!m)
+		return;
+	*m = *head;
+	gpu_convert_rows(format, src, stride, m->data, head->width, head->height, false);
 }

@@ -529,20 +529,16 @@ static void announce_scanout(struct gpu *g, uint32_t id, struct gpu_res *res)
 			      two ? sizeof(m) : sizeof(m) - sizeof(m.modifier), fd);
 		return;
 	}
-	struct gpu_msg_scanout m = { id, r->width, r->height };
-	gpu_chan_send(g, GPU_MSG_SCANOUT, &m, sizeof(m), -1);
+	gpu_scanout_announce(g, id, r->width, r->height);
 }
 
 static uint32_t set_scanout(struct gpu *g, struct gpu_cmd *cmd)
 {
-	struct virtio_gpu_set_scanout c;
 	struct gpu_res *res;
+	uint32_t id, err = gpu_scanout_set(g, cmd, &id, &res);
 
-	if (!gpu_cmd_read(cmd, 0, &c, sizeof(c)))
-		return VIRTIO_GPU_RESP_ERR_UNSPEC;
-	uint32_t err = gpu_scanout_set(g, c.scanout_id, c.resource_id, &c.r, &res);
 	if (!err && res)
-		announce_scanout(g, c.scanout_id, res);
+		announce_scanout(g, id, res);
 	return err;
 }
 
@@ -559,13 +555,8 @@ static void update_pixels(struct gpu *g, struct gpu_res *res, unsigned id, const
 	uint8_t *raw = malloc(bytes);
 	struct iovec iov = { raw, bytes };
 	struct virtio_gpu_box box = { x0, y0, 0, w, h, 1 };
-	if (raw && !virgl_renderer_transfer_read_iov(res->id, 0, 0, w * 4, 0, VBOX(&box), 0, &iov, 1)) {
-		struct gpu_msg_update *m = gpu_chan_send_buf(g, GPU_MSG_UPDATE, sizeof(*m) + bytes);
-		if (m) {
-			*m = head;
-			gpu_convert_rows(res->format, raw, (size_t)w * 4, m->data, w, h, false);
-		}
-	}
+	if (raw && !virgl_renderer_transfer_read_iov(res->id, 0, 0, w * 4, 0, VBOX(&box), 0, &iov, 1))
+		gpu_scanout_send_rows(g, &head, res->format, raw, (size_t)w * 4);
 	free(raw);
 }
 
@@ -581,15 +572,9 @@ static bool flush(struct gpu *g, struct gpu_cmd *cmd, uint32_t *err)
 {
 	struct virtio_gpu_resource_flush f;
 	bool waits = false;
+	struct gpu_res *res = gpu_flush_read(g, cmd, &f, err);
 
-	if (!gpu_cmd_read(cmd, 0, &f, sizeof(f))) {
-		*err = VIRTIO_GPU_RESP_ERR_UNSPEC;
-		return false;
-	}
-	struct gpu_res *res = gpu_res_find(g, f.resource_id);
-	*err = !res ? VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID :
-	       !gpu_rect_inside(&f.r, res->width, res->height) ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : 0;
-	if (*err)
+	if (!res)
 		return false;
 	for (unsigned i = 0; i < g->max_outputs; i++) {
 		if (!(res->scanouts & (1u << i)))

@@ -218,9 +218,20 @@ struct gpu_res *gpu_transfer_2d_read(struct gpu *g, struct gpu_cmd *cmd,
 
 /* ---- gpu-scanout.c: what each scanout shows ---- */
 
-/* SET_SCANOUT's common part: checks and records (announces only a disabled scanout); 0 or an ERR_* code. */
-uint32_t gpu_scanout_set(struct gpu *g, uint32_t scanout_id, uint32_t res_id, const struct virtio_gpu_rect *r,
-			 struct gpu_res **resp);
+/*
+ * SET_SCANOUT's common part: reads, checks and records the command (announces only
+ * a disabled scanout); 0 or an ERR_* code. On 0, *id is the scanout and *res what it
+ * now shows (NULL: disabled), for the caller to announce in its way.
+ */
+uint32_t gpu_scanout_set(struct gpu *g, struct gpu_cmd *cmd, uint32_t *id, struct gpu_res **res);
+/* Tells the front-end scanout id shows width x height pixels (0 x 0: disabled). */
+void gpu_scanout_announce(struct gpu *g, unsigned id, uint32_t width, uint32_t height);
+/*
+ * Reads a RESOURCE_FLUSH command (2D and virgl share it): the resource, with the
+ * rectangle inside it, or NULL with *err set to the response code.
+ */
+struct gpu_res *gpu_flush_read(struct gpu *g, struct gpu_cmd *cmd, struct virtio_gpu_resource_flush *f,
+			       uint32_t *err);
 struct gpu_msg_update;
 /*
  * The part of r (resource coordinates) that scanout id shows: its UPDATE header
@@ -229,6 +240,9 @@ struct gpu_msg_update;
  */
 bool gpu_scanout_visible(const struct gpu *g, unsigned id, const struct virtio_gpu_rect *r,
 			 struct gpu_msg_update *u, uint32_t *x, uint32_t *y);
+/* Sends head's rectangle of src (rows stride bytes apart, in format) as an UPDATE in the display's byte order. */
+void gpu_scanout_send_rows(struct gpu *g, const struct gpu_msg_update *head, uint32_t format, const uint8_t *src,
+			   size_t stride);
 /* Disables the scanouts that show res, telling the front-end: before res is freed. */
 void gpu_scanouts_drop(struct gpu *g, struct gpu_res *res);
 /* Disables every scanout, telling no one (the device resets). */

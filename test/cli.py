@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers of t-cli.sh. `cli.py caps TYPE < output`: checks a --print-capabilities
 # output. `cli.py CASE...`: runs socket cases, printing PASS/FAIL lines.
+# t-sandbox.sh imports it for the front-end side (connect, get_features) and run_cases.
 import errno, json, os, select, signal, socket, stat, struct, sys, time
 
 TYPES = ["9p", "balloon", "block", "caif", "console", "crypto", "gpu", "input",
@@ -42,6 +43,10 @@ RNG = os.environ.get("RNG")
 
 
 class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
     pass
 
 
@@ -170,7 +175,7 @@ def connect(path, p=None, timeout=5):
         try:
             s.connect(path)
             return s
-        except (FileNotFoundError, ConnectionRefusedError) as e:
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
             s.close()
             if p and p.wait(0) is not None:
                 raise Fail("exited with %d: %s" % (p.returncode, p.output()))
@@ -448,6 +453,25 @@ def case_notify_ready_abstract():
     notify_case("\0" + name, "@" + name)
 
 
+def run_cases(names, cases, prefix="", cleanup=kill_all):
+    """Runs cases["case_" + name] for each name (dashes as underscores), one
+    PASS/FAIL/SKIP line each (PASS with the detail it returns), cleanup after each."""
+    for name in names:
+        fn = cases["case_" + name.replace("-", "_")]
+        try:
+            detail = fn()
+            print("PASS: %s%s%s" % (prefix, name, ": " + detail if detail else ""))
+        except Skip as e:
+            print("SKIP: %s%s: %s" % (prefix, name, e))
+        except Fail as e:
+            print("FAIL: %s%s: %s" % (prefix, name, e))
+        except Exception as e:
+            print("FAIL: %s%s: test error %r" % (prefix, name, e))
+        finally:
+            cleanup()
+        sys.stdout.flush()
+
+
 def main():
     if sys.argv[1] == "caps":
         why = check_caps(sys.argv[2], sys.stdin.read())
@@ -456,18 +480,8 @@ def main():
             sys.exit(1)
         return
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    for name in sys.argv[1:]:
-        fn = globals()["case_" + name.replace("-", "_")]
-        try:
-            detail = fn()
-            print("PASS: %s%s" % (name, ": " + detail if detail else ""))
-        except Fail as e:
-            print("FAIL: %s: %s" % (name, e))
-        except Exception as e:
-            print("FAIL: %s: test error %r" % (name, e))
-        finally:
-            kill_all()
-        sys.stdout.flush()
+    run_cases(sys.argv[1:], globals())
 
 
-main()
+if __name__ == "__main__":
+    main()

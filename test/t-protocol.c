@@ -1499,6 +1499,7 @@ struct hostile {
 	struct vuf *f;
 	struct vuf_vq *vq;
 	uint64_t buf;     /* a valid 4 KiB guest buffer */
+	uint64_t end;     /* the first guest address past guest memory */
 };
 
 static bool hostile_begin(struct hostile *h, uint64_t features)
@@ -1506,7 +1507,27 @@ static bool hostile_begin(struct hostile *h, uint64_t features)
 	h->f = ready(features, STD_PF);
 	h->vq = h->f ? vuf_vq_setup(h->f, 0, 8, 0) : NULL;
 	h->buf = h->f ? vuf_alloc(h->f, 4096, 16) : 0;
+	h->end = h->f ? h->f->region[1].gpa + h->f->region[1].size : 0;
 	return h->vq && h->buf;
+}
+
+/* Offers descriptor 0 alone, pointing at addr/len: the shape of most hostile requests. */
+static void hostile_push(struct hostile *h, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	vuf_vq_write_desc(h->vq, 0, addr, len, flags, 0);
+	vuf_vq_push_avail(h->vq, 0);
+}
+
+/*
+ * Offers descriptor 0 as an indirect descriptor of length len, pointing at a fresh
+ * table of size bytes; returns the table for the caller to fill before the kick.
+ */
+static struct vring_desc *hostile_indirect(struct hostile *h, uint32_t size, uint32_t len)
+{
+	uint64_t ind = vuf_alloc(h->f, size, 16);
+
+	hostile_push(h, ind, len, VRING_DESC_F_INDIRECT);
+	return ind ? vuf_gpa(h->f, ind, size) : NULL;
 }
 
 static void hostile_end(const char *name, struct hostile *h)
@@ -1581,61 +1602,40 @@ static void test_hostile(void)
 	}
 	hostile_end("next index >= num", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, 0x1000, 64, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, 0x1000, 64, VRING_DESC_F_WRITE);
 	hostile_end("buffer below guest memory (gpa 0x1000)", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		uint64_t end = h.f->region[1].gpa + h.f->region[1].size;
-		vuf_vq_write_desc(h.vq, 0, end + (1 << 20), 64, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, h.end + (1 << 20), 64, VRING_DESC_F_WRITE);
 	hostile_end("buffer above guest memory", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		uint64_t end = h.f->region[1].gpa + h.f->region[1].size;
-		vuf_vq_write_desc(h.vq, 0, end - 32, 64, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, h.end - 32, 64, VRING_DESC_F_WRITE);
 	hostile_end("buffer running past the end of guest memory", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, 0xfffffffffffff000ull, 0x2000, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, 0xfffffffffffff000ull, 0x2000, VRING_DESC_F_WRITE);
 	hostile_end("buffer address+len overflowing", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, h.buf, 0xffffffffu, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, h.buf, 0xffffffffu, VRING_DESC_F_WRITE);
 	hostile_end("buffer of 4 GiB", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
-		ind = vuf_alloc(h.f, 64, 16);
-		t = vuf_gpa(h.f, ind, 64);
+		t = hostile_indirect(&h, 64, 16);
 		t[0] = (struct vring_desc){ h.buf, 64, VRING_DESC_F_INDIRECT, 0 };
-		vuf_vq_write_desc(h.vq, 0, ind, 16, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("indirect table inside an indirect descriptor", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
-		ind = vuf_alloc(h.f, 64, 16);
-		t = vuf_gpa(h.f, ind, 64);
+		t = hostile_indirect(&h, 64, 24);
 		t[0] = (struct vring_desc){ h.buf, 64, VRING_DESC_F_WRITE, 0 };
-		vuf_vq_write_desc(h.vq, 0, ind, 24, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("indirect table length 24 (not a multiple of 16)", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		ind = vuf_alloc(h.f, 64, 16);
-		vuf_vq_write_desc(h.vq, 0, ind, 0, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_indirect(&h, 64, 0);
 	hostile_end("indirect table length 0", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
@@ -1648,29 +1648,21 @@ static void test_hostile(void)
 	}
 	hostile_end("INDIRECT combined with NEXT", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, 0x2000, 64, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, 0x2000, 64, VRING_DESC_F_INDIRECT);
 	hostile_end("indirect table outside guest memory", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
-		ind = vuf_alloc(h.f, 64, 16);
-		t = vuf_gpa(h.f, ind, 64);
+		t = hostile_indirect(&h, 64, 64);
 		for (int i = 0; i < 4; i++)
 			t[i] = (struct vring_desc){ h.buf + 64 * i, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
 						    (uint16_t)((i + 1) % 4) };
-		vuf_vq_write_desc(h.vq, 0, ind, 64, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("loop inside an indirect table", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
-		ind = vuf_alloc(h.f, 64, 16);
-		t = vuf_gpa(h.f, ind, 64);
+		t = hostile_indirect(&h, 64, 32);
 		t[0] = (struct vring_desc){ h.buf, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 9 };
-		vuf_vq_write_desc(h.vq, 0, ind, 32, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("next index beyond an indirect table", &h);
 
@@ -1681,10 +1673,8 @@ static void test_hostile(void)
 	}
 	hostile_end("device-readable descriptor after a device-writable one", &h);
 
-	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, h.buf, 64, 0, 0);
-		vuf_vq_push_avail(h.vq, 0);
-	}
+	if (hostile_begin(&h, ALL_F))
+		hostile_push(&h, h.buf, 64, 0);
 	hostile_end("rng request with only a device-readable buffer", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
@@ -1702,30 +1692,23 @@ static void test_hostile(void)
 	hostile_end("avail idx 0x8000 ahead", &h);
 
 	if (hostile_begin(&h, ALL_F & ~F(VIRTIO_RING_F_INDIRECT_DESC))) {
-		ind = vuf_alloc(h.f, 64, 16);
-		t = vuf_gpa(h.f, ind, 64);
+		t = hostile_indirect(&h, 64, 16);
 		t[0] = (struct vring_desc){ h.buf, 64, VRING_DESC_F_WRITE, 0 };
-		vuf_vq_write_desc(h.vq, 0, ind, 16, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("indirect descriptor without INDIRECT_DESC negotiated", &h);
 
 	if (hostile_begin(&h, ALL_F)) {
 		/* 32769 entries (512 KiB): longer than any queue, so longer than any legal chain. */
 		uint32_t len = (VU_VRING_MAX_SIZE + 1) * sizeof(struct vring_desc);
-		ind = vuf_alloc(h.f, len, 16);
-		t = ind ? vuf_gpa(h.f, ind, len) : NULL;
+		t = hostile_indirect(&h, len, len);
 		for (unsigned i = 0; t && i <= VU_VRING_MAX_SIZE; i++)
 			t[i] = (struct vring_desc){ h.buf, 1, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(i + 1) };
-		vuf_vq_write_desc(h.vq, 0, ind, len, VRING_DESC_F_INDIRECT, 0);
-		vuf_vq_push_avail(h.vq, 0);
 	}
 	hostile_end("indirect table of 32769 descriptors", &h);
 
 	/* A broken ring is set up anew by SET_VRING_ADDR (what a front-end does on reset). */
 	if (hostile_begin(&h, ALL_F)) {
-		vuf_vq_write_desc(h.vq, 0, 0x1000, 64, VRING_DESC_F_WRITE, 0);
-		vuf_vq_push_avail(h.vq, 0);
+		hostile_push(&h, 0x1000, 64, VRING_DESC_F_WRITE);
 		vuf_vq_kick(h.vq);
 		CHECK_EQ(vuf_vq_wait_err(h.vq, WAIT_MS), 1, "hostile: broken ring reported before a re-setup");
 		uint64_t st = 0;

@@ -28,9 +28,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/t-sandbox.XXXXXX") || exit 1
 chmod 0711 "$tmp" # a user without privileges reaches its own directory inside
 trap 'rm -rf "$tmp"' EXIT
 
-export VHOSTBOX TESTDIR T=$tmp
+export VHOSTBOX TESTDIR T=$tmp PYTHONPATH=$REPO/test
 exec python3 - "$@" <<'PYEOF'
-import os, pwd, grp, signal, socket, stat, struct, subprocess, sys, time
+import glob, os, pwd, signal, socket, subprocess, sys, time
+
+# The front-end side and the case runner are t-cli.sh's.
+from cli import Fail, Skip, base_env as clean_env, connect, get_features, listener, run_cases
 
 VB = os.environ["VHOSTBOX"]
 TESTDIR = os.environ["TESTDIR"]
@@ -46,14 +49,6 @@ PERSONALITIES = [l.split()[0] for l in
                  subprocess.run([VB, "--list"], capture_output=True, text=True).stdout.splitlines() if l]
 
 
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
 n_files = 0
 
 
@@ -61,13 +56,6 @@ def tmp_path(name):
     global n_files
     n_files += 1
     return os.path.join(TMP, "%d-%s" % (n_files, name))
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET")}
-    env.update(extra)
-    return env
 
 
 procs = []
@@ -100,6 +88,10 @@ class Proc:
                 pass
             time.sleep(0.01)
         raise Fail("evdev-mock-run started no back-end: %s" % self.output())
+
+    @property
+    def returncode(self):
+        return self.p.returncode
 
     def output(self):
         self.log.flush()
@@ -137,42 +129,6 @@ def kill_all():
                 pass
             p.p.wait()
     procs.clear()
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise Fail("the back-end closed the connection")
-        b += c
-    return b
-
-
-def connect(path, p, timeout=5):
-    end = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(path)
-            return s
-        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
-            s.close()
-            if p.p.poll() is not None:
-                raise Fail("exited with %d: %s" % (p.p.returncode, p.short()))
-            if time.monotonic() > end:
-                raise Fail("cannot connect to %s: %s: %s" % (path, e, p.short()))
-            time.sleep(0.005)
-
-
-def get_features(s):
-    """GET_FEATURES (request 1): a front-end message answered once confined."""
-    s.sendall(struct.pack("=III", 1, 1, 0))
-    req, flags, size = struct.unpack("=III", recv_exact(s, 12))
-    if (req, flags, size) != (1, 5, 8):
-        raise Fail("GET_FEATURES reply header request=%d flags=%#x size=%d" % (req, flags, size))
-    return struct.unpack("=Q", recv_exact(s, 8))[0]
 
 
 def status(pid, task=None):
@@ -283,6 +239,16 @@ def end(p, path, s=None):
 def need(pers):
     if pers not in PERSONALITIES:
         raise Skip("%s was built without %s" % (VB, pers))
+
+
+def serve_confined(pers, extra=(), **want):
+    """Starts pers with extra, is served once, checks it is confined as want says
+    (check_confined's root, mode, caps) and ends it; returns check_confined's detail."""
+    p, path = start(pers, extra)
+    s = serve_once(p, path)
+    detail = check_confined(p.pid, p=p, **want)
+    end(p, path, s)
+    return detail
 
 
 # ---- the default, per personality ------------------------------------------------
@@ -401,11 +367,7 @@ def case_kill_scsi(): return kill_case("scsi", "socket")
 
 def case_mode_seccomp():
     need("rng")
-    p, path = start("rng", ["--sandbox=seccomp"])
-    s = serve_once(p, path)
-    detail = check_confined(p.pid, root="host", mode="seccomp", p=p)
-    end(p, path, s)
-    return detail
+    return serve_confined("rng", ["--sandbox=seccomp"], root="host", mode="seccomp")
 
 
 def case_mode_none():
@@ -433,6 +395,14 @@ def usage_case(argv, want):
     return r.stderr.strip()
 
 
+def seccomp_default_case(pers, extra, usage_args, why):
+    """pers with extra confines with seccomp by default; --sandbox=namespace is refused
+    (usage_args: the device's own options for that refusal), stderr naming why."""
+    need(pers)
+    usage_case([VB, pers] + usage_args + extra + ["--sandbox=namespace", "--socket-path=" + tmp_path("x")], why)
+    return serve_confined(pers, extra, root="host", mode="seccomp")
+
+
 def case_mode_bad():
     return usage_case([VB, "rng", "--sandbox=strict", "--socket-path=" + tmp_path("x")], "--sandbox is one of")
 
@@ -448,15 +418,10 @@ def capability(pers, feature):
 
 def case_vsock_seccomp():
     """vsock dials host listeners by path at any time: seccomp by default, namespace refused."""
-    need("vsock")
-    usage_case([VB, "vsock", "--uds-path=" + tmp_path("v.uds"), "--sandbox=namespace",
-                "--socket-path=" + tmp_path("x")], "uds-path")
-    p, path = start("vsock")
-    s = serve_once(p, path)
-    detail = check_confined(p.pid, root="host", mode="seccomp", p=p)
-    end(p, path, s)
-    if os.path.exists(tmp_path("vsock.uds")):
-        raise Fail("the host-side socket file is left behind")
+    detail = seccomp_default_case("vsock", [], ["--uds-path=" + tmp_path("v.uds")], "uds-path")
+    left = glob.glob(os.path.join(TMP, "*-vsock.uds"))  # device_args' --uds-path
+    if left:
+        raise Fail("the host-side socket file is left behind: %s" % left)
     return detail
 
 
@@ -465,24 +430,12 @@ def case_virgl_seccomp():
     need("gpu")
     if not capability("gpu", "virgl"):
         raise Skip("--print-capabilities does not list virgl here")
-    usage_case([VB, "gpu", "--virgl", "--sandbox=namespace", "--socket-path=" + tmp_path("x")], "--virgl")
-    p, path = start("gpu", ["--virgl"])
-    s = serve_once(p, path)
-    detail = check_confined(p.pid, root="host", mode="seccomp", p=p)
-    end(p, path, s)
-    return detail
+    return seccomp_default_case("gpu", ["--virgl"], [], "--virgl")
 
 
 def case_reconnect_seccomp():
     """--reconnect-device: seccomp by default (it opens the path again); namespace refused."""
-    need("input")
-    usage_case([VB, "input", "--evdev-path=/dev/null", "--reconnect-device", "--sandbox=namespace",
-                "--socket-path=" + tmp_path("x")], "--reconnect-device")
-    p, path = start("input", ["--reconnect-device"])
-    s = serve_once(p, path)
-    detail = check_confined(p.pid, root="host", mode="seccomp", p=p)
-    end(p, path, s)
-    return detail
+    return seccomp_default_case("input", ["--reconnect-device"], ["--evdev-path=/dev/null"], "--reconnect-device")
 
 
 def case_net_tap_host_netns():
@@ -567,38 +520,9 @@ def case_user_scsi(): return user_option_case("scsi")
 
 # ---- where the socket comes from --------------------------------------------------
 
-def case_systemd_socket_activate():
-    need("rng")
-    tool = subprocess.run(["sh", "-c", "command -v systemd-socket-activate"], capture_output=True, text=True)
-    if tool.returncode:
-        raise Skip("no systemd-socket-activate (Debian: systemd)")
-    path = tmp_path("activate.sock")
-    # It listens, and on the first connection execs the back-end with LISTEN_FDS=1 in its place.
-    p = Proc([tool.stdout.strip(), "-l", path, VB, "rng"])
-    s = connect(path, p)
-    get_features(s)
-    detail = check_confined(p.p.pid, p=p)
-    s.close()
-    s = connect(path, p)  # the listening socket is accepted on again, confined
-    get_features(s)
-    s.close()
-    p.stop()
-    return detail
-
-
-def listener(path):
-    l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    l.bind(path)
-    l.listen(4)
-    return l
-
-
-def case_fd_listening():
-    need("rng")
-    path = tmp_path("fd.sock")
-    l = listener(path)
-    p = Proc([VB, "rng", "--fd=%d" % l.fileno()], fds=(l.fileno(),))
-    l.close()
+def serve_listening(p, path):
+    """p was given a listening socket at path: it serves a connection, confined, then
+    accepts on that socket again and serves another; ends p. check_confined's detail."""
     s = connect(path, p)
     get_features(s)
     detail = check_confined(p.pid, p=p)
@@ -608,6 +532,25 @@ def case_fd_listening():
     s.close()
     p.stop()
     return detail
+
+
+def case_systemd_socket_activate():
+    need("rng")
+    tool = subprocess.run(["sh", "-c", "command -v systemd-socket-activate"], capture_output=True, text=True)
+    if tool.returncode:
+        raise Skip("no systemd-socket-activate (Debian: systemd)")
+    path = tmp_path("activate.sock")
+    # It listens, and on the first connection execs the back-end with LISTEN_FDS=1 in its place.
+    return serve_listening(Proc([tool.stdout.strip(), "-l", path, VB, "rng"]), path)
+
+
+def case_fd_listening():
+    need("rng")
+    path = tmp_path("fd.sock")
+    l = listener(path)
+    p = Proc([VB, "rng", "--fd=%d" % l.fileno()], fds=(l.fileno(),))
+    l.close()
+    return serve_listening(p, path)
 
 
 def case_fd_connected():
@@ -637,23 +580,6 @@ def case_rlimit_nofile():
     return " ".join(line)
 
 
-def main():
-    names = sys.argv[1:] or [n[5:].replace("_", "-") for n in globals() if n.startswith("case_")]
-    for name in names:
-        fn = globals()["case_" + name.replace("-", "_")]
-        try:
-            detail = fn()
-            print("PASS: sandbox-%s%s" % (name, ": " + detail if detail else ""))
-        except Skip as e:
-            print("SKIP: sandbox-%s: %s" % (name, e))
-        except Fail as e:
-            print("FAIL: sandbox-%s: %s" % (name, e))
-        except Exception as e:
-            print("FAIL: sandbox-%s: test error %r" % (name, e))
-        finally:
-            kill_all()
-        sys.stdout.flush()
-
-
-main()
+names = sys.argv[1:] or [n[5:].replace("_", "-") for n in globals() if n.startswith("case_")]
+run_cases(names, globals(), "sandbox-", kill_all)
 PYEOF

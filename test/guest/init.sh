@@ -64,6 +64,18 @@ scsi_disk() {
 	return 1
 }
 
+# ping_peer ADDR: "GUEST-RESULT: ping ok" once 3 pings of ADDR are answered, trying
+# for a while (the peer guest may still be booting), else "ping failed" and ping's output.
+ping_peer() {
+	n=0
+	until ping -c 3 -W 3 "$1" > /tmp/ping.out 2>&1; do
+		n=$((n + 1))
+		[ $n -ge 20 ] && break
+		sleep 1
+	done
+	[ $n -lt 20 ] && echo "GUEST-RESULT: ping ok" || { echo "GUEST-RESULT: ping failed"; cat /tmp/ping.out; }
+}
+
 echo "GUEST-START"
 if [ -f /guest.sh ]; then
 	(. /guest.sh)

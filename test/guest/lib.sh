@@ -581,3 +581,55 @@ vu_sigterm_backend() {
 	[ "$VU_STATUS" = 0 ] || { VU_WHY="exited with status $VU_STATUS after SIGTERM"; return 1; }
 	echo "# back-end exited $(vu_since "$t") s after SIGTERM"
 }
+
+# ---- steps shared by the migration tests (t-migrate-*.sh) ----
+
+# vu_start_incoming GUEST_SCRIPT QEMU_ARGS...: the destination QEMU, waiting for the
+# source on $VU_TMP/migrate.sock (up to 10 s for that socket to appear); its VU_QMP,
+# VU_SERIAL and VU_QEMU_PID are set as vu_start_qemu sets them.
+vu_start_incoming() {
+	VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" vu_start_qemu "$@"
+	for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
+}
+
+# vu_lock_refused TEST PERSONALITY ARGS...: TEST-default-lock-refused: a back-end with the
+# default --lock=open on images a device holds locked refuses to start, saying so.
+vu_lock_refused() {
+	local test=$1
+	shift
+	if "$VHOSTBOX" "$@" --socket-path="$VU_TMP/refused.sock" > "$VU_TMP/refused.log" 2>&1; then
+		vu_fail "$test-default-lock-refused" "a --lock=open back-end started on the image in use"
+	elif grep -q 'in use by another process' "$VU_TMP/refused.log"; then
+		vu_pass "$test-default-lock-refused"
+	else
+		vu_fail "$test-default-lock-refused" "refused, but not for the lock: $(head -c 200 "$VU_TMP/refused.log")"
+	fi
+}
+
+# vu_migrated_writes TEST IMG SRC_ACKS DST_SERIAL: TEST-writer: at least 20 blocks acknowledged
+# on each side of the migration (SRC_ACKS on the source, counted on DST_SERIAL for the
+# destination) and every block any console acknowledged is on IMG.
+vu_migrated_writes() {
+	local test=$1 img=$2 src_acks=$3 dst_acks n_acked n_bad rest
+	read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img" "$VU_TMP"/serial.*.log)"
+	dst_acks=$(vu_acked_count "$4")
+	if [ "$n_bad" = 0 ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
+		vu_pass "$test-writer"
+	else
+		vu_fail "$test-writer" "$n_acked blocks acknowledged ($src_acks on the source, $dst_acks on the destination), $n_bad wrong on the image: $rest"
+	fi
+	echo "# writer: $src_acks blocks acknowledged on the source, $dst_acks on the destination, all on the image: $([ "$n_bad" = 0 ] && echo yes || echo no)"
+}
+
+# vu_end_backends TEST NAME...: TEST-backends: each back-end NAME exits 0 on SIGTERM
+# (vu_sigterm_backend) and none logged a broken queue.
+vu_end_backends() {
+	local test=$1 why="" be logs=()
+	shift
+	for be in "$@"; do
+		vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
+		logs+=("$VU_TMP/$be.log")
+	done
+	grep -q 'broken' "${logs[@]}" && why+="a queue broke: $(grep -h 'broken' "${logs[@]}" | head -n 3)"
+	[ -z "$why" ] && vu_pass "$test-backends" || vu_fail "$test-backends" "$why"
+}

@@ -109,13 +109,7 @@ echo "# guest queues: $(vu_guest_result queues)"
 vu_check_layout guest-migrate-blk
 
 # The default lock refuses a second back-end while a device holds the image.
-if "$VHOSTBOX" blk --socket-path="$VU_TMP/refused.sock" --blk-file="$img" > "$VU_TMP/refused.log" 2>&1; then
-	vu_fail guest-migrate-blk-default-lock-refused "a --lock=open back-end started on the image in use"
-elif grep -q 'in use by another process' "$VU_TMP/refused.log"; then
-	vu_pass guest-migrate-blk-default-lock-refused
-else
-	vu_fail guest-migrate-blk-default-lock-refused "refused, but not for the lock: $(head -c 200 "$VU_TMP/refused.log")"
-fi
+vu_lock_refused guest-migrate-blk blk --blk-file="$img"
 
 # The destination's back-end: a new process on the same image, the source still serving.
 if ! vu_start_backend dst blk "${blk_args[@]}"; then
@@ -123,9 +117,8 @@ if ! vu_start_backend dst blk "${blk_args[@]}"; then
 	exit 1
 fi
 # shellcheck disable=SC2046
-VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
+vu_start_incoming "$VU_TMP/guest.sh" $(qemu_args dst)
 dst_qmp=$VU_QMP dst_serial=$VU_SERIAL dst_pid=$VU_QEMU_PID
-for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
 
 VU_QMP=$src_qmp VU_SERIAL=$src_serial VU_QEMU_PID=$src_pid
 reads_before=$(reads "$src_serial")
@@ -188,14 +181,7 @@ fi
 grep -q 'unlocked' "$VU_TMP/src.log" && grep -q 'locked (the front-end started' "$VU_TMP/dst.log" &&
 	vu_pass guest-migrate-blk-handover ||
 	vu_fail guest-migrate-blk-handover "source: '$(grep -m1 unlocked "$VU_TMP/src.log")', destination: '$(grep -m1 'locked (' "$VU_TMP/dst.log")'"
-read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img" "$VU_TMP"/serial.*.log)"
-dst_acks=$(vu_acked_count "$dst_serial")
-if [ "$n_bad" = 0 ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
-	vu_pass guest-migrate-blk-writer
-else
-	vu_fail guest-migrate-blk-writer "$n_acked blocks acknowledged ($src_acks on the source, $dst_acks on the destination), $n_bad wrong on the image: $rest"
-fi
-echo "# writer: $src_acks blocks acknowledged on the source, $dst_acks on the destination, all on the image: $([ "$n_bad" = 0 ] && echo yes || echo no)"
+vu_migrated_writes guest-migrate-blk "$img" "$src_acks" "$dst_serial"
 VU_QMP=$src_qmp VU_QEMU_PID=$src_pid vu_stop_qemu 5
 
 # ---- 2. save and restore ----------------------------------------------------------------
@@ -229,11 +215,5 @@ else
 fi
 vu_stop_qemu 5
 
-why=""
-for be in src dst rst; do
-	vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
-done
-grep -q 'broken' "$VU_TMP"/src.log "$VU_TMP"/dst.log "$VU_TMP"/rst.log &&
-	why+="a queue broke: $(grep -h 'broken' "$VU_TMP"/src.log "$VU_TMP"/dst.log "$VU_TMP"/rst.log | head -n 3)"
-[ -z "$why" ] && vu_pass guest-migrate-blk-backends || vu_fail guest-migrate-blk-backends "$why"
+vu_end_backends guest-migrate-blk src dst rst
 echo "# t-migrate-blk took $(vu_since "$t_start") s"

@@ -151,9 +151,8 @@ vu_track $ping_pid
 
 backend dst "vbxd$$" || { vu_fail guest-migrate-net "destination back-end: $VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
+vu_start_incoming "$VU_TMP/guest.sh" $(qemu_args dst)
 dst_qmp=$VU_QMP dst_serial=$VU_SERIAL dst_pid=$VU_QEMU_PID
-for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
 
 VU_QMP=$src_qmp VU_SERIAL=$src_serial VU_QEMU_PID=$src_pid
 gets_before=$(gets "$src_serial")
@@ -252,9 +251,5 @@ else
 fi
 vu_stop_qemu 5
 
-why=""
-for be in src dst rst; do
-	vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
-done
-[ -z "$why" ] && vu_pass guest-migrate-net-backends || vu_fail guest-migrate-net-backends "$why"
+vu_end_backends guest-migrate-net src dst rst
 echo "# t-migrate-net took $(vu_since "$t_start") s"

@@ -54,13 +54,7 @@ fi
 vu_check_layout guest-migrate-scsi
 
 # The default lock refuses a second back-end while a device holds the written image.
-if "$VHOSTBOX" scsi --socket-path="$VU_TMP/refused.sock" --lun="$img0" > "$VU_TMP/refused.log" 2>&1; then
-	vu_fail guest-migrate-scsi-default-lock-refused "a --lock=open back-end started on the image in use"
-elif grep -q 'in use by another process' "$VU_TMP/refused.log"; then
-	vu_pass guest-migrate-scsi-default-lock-refused
-else
-	vu_fail guest-migrate-scsi-default-lock-refused "refused, but not for the lock: $(head -c 200 "$VU_TMP/refused.log")"
-fi
+vu_lock_refused guest-migrate-scsi scsi --lun="$img0"
 
 # The destination's back-end: a new process on the same images, the source still serving.
 if ! vu_start_backend dst scsi "${scsi_args[@]}"; then
@@ -68,9 +62,8 @@ if ! vu_start_backend dst scsi "${scsi_args[@]}"; then
 	exit 1
 fi
 # shellcheck disable=SC2046
-VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
+vu_start_incoming "$VU_TMP/guest.sh" $(qemu_args dst)
 dst_qmp=$VU_QMP dst_serial=$VU_SERIAL dst_pid=$VU_QEMU_PID
-for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
 
 VU_QMP=$src_qmp VU_SERIAL=$src_serial VU_QEMU_PID=$src_pid
 if ! vu_migrate "unix:$VU_TMP/migrate.sock" || ! vu_wait_migration 'completed|failed|cancelled' 180 ||
@@ -96,20 +89,7 @@ else
 	vu_fail guest-migrate-scsi-handover "source: '$(grep unlocked "$VU_TMP/src.log" | tr '\n' ' ')', destination: '$(grep 'locked (' "$VU_TMP/dst.log" | tr '\n' ' ')'"
 fi
 vu_stop_qemu 5
-read -r n_acked n_bad rest <<< "$(vu_acked_on_disk "$img0" "$VU_TMP"/serial.*.log)"
-dst_acks=$(vu_acked_count "$dst_serial")
-if [ "$n_bad" = 0 ] && [ "$src_acks" -ge 20 ] && [ "$dst_acks" -ge 20 ]; then
-	vu_pass guest-migrate-scsi-writer
-else
-	vu_fail guest-migrate-scsi-writer "$n_acked blocks acknowledged ($src_acks on the source, $dst_acks on the destination), $n_bad wrong on the image: $rest"
-fi
-echo "# writer: $src_acks blocks acknowledged on the source, $dst_acks on the destination, all on the image: $([ "$n_bad" = 0 ] && echo yes || echo no)"
+vu_migrated_writes guest-migrate-scsi "$img0" "$src_acks" "$dst_serial"
 
-why=""
-for be in src dst; do
-	vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
-done
-grep -q 'broken' "$VU_TMP"/src.log "$VU_TMP"/dst.log &&
-	why+="a queue broke: $(grep -h 'broken' "$VU_TMP"/src.log "$VU_TMP"/dst.log | head -n 3)"
-[ -z "$why" ] && vu_pass guest-migrate-scsi-backends || vu_fail guest-migrate-scsi-backends "$why"
+vu_end_backends guest-migrate-scsi src dst
 echo "# t-migrate-scsi took $(vu_since "$t_start") s"

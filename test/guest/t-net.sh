@@ -105,14 +105,7 @@ for _ in $(seq 50); do [ -S "$(vu_socket sw2)" ] && break; sleep 0.1; done
 
 { echo ADDR=10.0.3.2; echo "$guest_net_setup"; echo 'sleep 60'; } > "$VU_TMP/guest-b.sh"
 { echo ADDR=10.0.3.1; echo "$guest_net_setup"; cat <<-'EOF'
-# Guest b may still be booting: try for a while.
-n=0
-until ping -c 3 -W 3 10.0.3.2 > /tmp/ping.out 2>&1; do
-	n=$((n + 1))
-	[ $n -ge 20 ] && break
-	sleep 1
-done
-[ $n -lt 20 ] && echo "GUEST-RESULT: ping ok" || { echo "GUEST-RESULT: ping failed"; cat /tmp/ping.out; }
+ping_peer 10.0.3.2
 EOF
 } > "$VU_TMP/guest-a.sh"
 

@@ -77,13 +77,7 @@ echo "GUEST-RESULT: rng $(cat /sys/class/misc/hw_random/rng_current) $(wc -c < /
 dd if=/pattern of=/dev/vda bs=1M seek=8 oflag=direct 2>/dev/null &&
 	dd if=/dev/vda of=/tmp/back bs=1M skip=8 count=4 iflag=direct 2>/dev/null
 echo "GUEST-RESULT: blk $(md5sum < /tmp/back | cut -c1-32)"
-n=0
-until ping -c 3 -W 3 10.0.5.2 > /tmp/ping.out 2>&1; do
-	n=$((n + 1))
-	[ $n -ge 20 ] && break
-	sleep 1
-done
-[ $n -lt 20 ] && echo "GUEST-RESULT: ping ok" || { echo "GUEST-RESULT: ping failed"; cat /tmp/ping.out; }
+ping_peer 10.0.5.2
 EOF
 } > "$VU_TMP/guest-a.sh"
 
