@@ -72,12 +72,7 @@ EOF
 
 vu_start_backend src fs "${fs_args[@]}" || { vu_fail guest-migrate-fs "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
-src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
-if ! vu_wait_serial 'GUEST-RESULT: ready' 90 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
-	vu_fail guest-migrate-fs "before the migration: $VU_WHY"
-	exit 1
-fi
+vu_start_source guest-migrate-fs 'GUEST-RESULT: ready' $(qemu_args src)
 [ "$(vu_guest_result ready)" = "before $$" ] || { vu_fail guest-migrate-fs "the guest read '$(vu_guest_result ready)'"; exit 1; }
 vu_check_layout guest-migrate-fs
 
