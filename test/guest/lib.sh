@@ -637,7 +637,7 @@ vu_migrated_writes() {
 }
 
 # vu_end_backends TEST NAME...: TEST-backends: each back-end NAME exits 0 on SIGTERM
-# (vu_sigterm_backend) and none logged a broken queue.
+# (vu_sigterm_backend) and none logged a broken queue or a call its sandbox refused.
 vu_end_backends() {
 	local test=$1 why="" be logs=()
 	shift
@@ -645,6 +645,7 @@ vu_end_backends() {
 		vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
 		logs+=("$VU_TMP/$be.log")
 	done
-	grep -q 'broken' "${logs[@]}" && why+="a queue broke: $(grep -h 'broken' "${logs[@]}" | head -n 3)"
+	grep -qE 'broken|is not allowed' "${logs[@]}" &&
+		why+="a queue broke or the sandbox refused a call: $(grep -hE 'broken|is not allowed' "${logs[@]}" | head -n 3)"
 	[ -z "$why" ] && vu_pass "$test-backends" || vu_fail "$test-backends" "$why"
 }
