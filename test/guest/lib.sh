@@ -584,6 +584,21 @@ vu_sigterm_backend() {
 
 # ---- steps shared by the migration tests (t-migrate-*.sh) ----
 
+# vu_start_source TEST READY QEMU-ARGS...: a migration's source VM, the guest script
+# $VU_TMP/guest.sh on QEMU-ARGS, its QMP socket, console and pid kept in src_qmp,
+# src_serial and src_pid; returns once the console shows READY (a regex) and the guest's
+# writer has 20 writes acknowledged, or fails TEST and ends the test.
+vu_start_source() {
+	local test=$1 ready=$2
+	shift 2
+	vu_start_qemu "$VU_TMP/guest.sh" "$@"
+	src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
+	if ! vu_wait_serial "$ready" 90 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
+		vu_fail "$test" "before the migration: $VU_WHY"
+		exit 1
+	fi
+}
+
 # vu_start_incoming GUEST_SCRIPT QEMU_ARGS...: the destination QEMU, waiting for the
 # source on $VU_TMP/migrate.sock (up to 10 s for that socket to appear); its VU_QMP,
 # VU_SERIAL and VU_QEMU_PID are set as vu_start_qemu sets them.
@@ -622,7 +637,7 @@ vu_migrated_writes() {
 }
 
 # vu_end_backends TEST NAME...: TEST-backends: each back-end NAME exits 0 on SIGTERM
-# (vu_sigterm_backend) and none logged a broken queue.
+# (vu_sigterm_backend) and none logged a broken queue or a call its sandbox refused.
 vu_end_backends() {
 	local test=$1 why="" be logs=()
 	shift
@@ -630,6 +645,7 @@ vu_end_backends() {
 		vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
 		logs+=("$VU_TMP/$be.log")
 	done
-	grep -q 'broken' "${logs[@]}" && why+="a queue broke: $(grep -h 'broken' "${logs[@]}" | head -n 3)"
+	grep -qE 'broken|is not allowed' "${logs[@]}" &&
+		why+="a queue broke or the sandbox refused a call: $(grep -hE 'broken|is not allowed' "${logs[@]}" | head -n 3)"
 	[ -z "$why" ] && vu_pass "$test-backends" || vu_fail "$test-backends" "$why"
 }

@@ -98,13 +98,8 @@ reader_result() { tr -d '\r' < "$2" | sed -n "s/^GUEST-RESULT: reader-$1 //p" | 
 # ---- 1. live migration ------------------------------------------------------------------
 vu_start_backend src blk "${blk_args[@]}" || { vu_fail guest-migrate-blk "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
-src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
-vu_wait_serial 'GUEST-START' 60 || { vu_fail guest-migrate-blk "boot: $VU_WHY"; exit 1; }
-if ! vu_wait_count reads "$src_serial" 2 120 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
-	vu_fail guest-migrate-blk "the guest's loops before the migration: $VU_WHY"
-	exit 1
-fi
+vu_start_source guest-migrate-blk GUEST-START $(qemu_args src)
+vu_wait_count reads "$src_serial" 2 120 || { vu_fail guest-migrate-blk "the reader before the migration: $VU_WHY"; exit 1; }
 echo "# guest queues: $(vu_guest_result queues)"
 vu_check_layout guest-migrate-blk
 

@@ -72,20 +72,14 @@ EOF
 
 vu_start_backend src fs "${fs_args[@]}" || { vu_fail guest-migrate-fs "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
-src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
-if ! vu_wait_serial 'GUEST-RESULT: ready' 90 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
-	vu_fail guest-migrate-fs "before the migration: $VU_WHY"
-	exit 1
-fi
+vu_start_source guest-migrate-fs 'GUEST-RESULT: ready' $(qemu_args src)
 [ "$(vu_guest_result ready)" = "before $$" ] || { vu_fail guest-migrate-fs "the guest read '$(vu_guest_result ready)'"; exit 1; }
 vu_check_layout guest-migrate-fs
 
 vu_start_backend dst fs "${fs_args[@]}" || { vu_fail guest-migrate-fs "destination back-end: $VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-VU_QEMU_INCOMING="unix:$VU_TMP/migrate.sock" VU_QEMU_REBOOT=1 vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args dst)
+VU_QEMU_REBOOT=1 vu_start_incoming "$VU_TMP/guest.sh" $(qemu_args dst)
 dst_qmp=$VU_QMP dst_serial=$VU_SERIAL dst_pid=$VU_QEMU_PID
-for _ in $(seq 100); do [ -S "$VU_TMP/migrate.sock" ] && break; sleep 0.1; done
 
 # Throttled, so that precopy lasts a few seconds while the guest writes through the device.
 VU_QMP=$src_qmp VU_SERIAL=$src_serial VU_QEMU_PID=$src_pid
@@ -149,11 +143,7 @@ vu_stop_qemu 5
 why=""
 grep -q 'device state saved' "$VU_TMP/src.log" || why+="the source saved no state; "
 grep -q 'device state loaded' "$VU_TMP/dst.log" || why+="the destination loaded no state; "
-for be in src dst; do
-	vu_sigterm_backend "$be" || why+="$be: $VU_WHY; "
-done
-grep -qE 'broken|is not allowed' "$VU_TMP"/src.log "$VU_TMP"/dst.log &&
-	why+="$(grep -hE 'broken|is not allowed' "$VU_TMP"/src.log "$VU_TMP"/dst.log | head -n 3)"
-[ -z "$why" ] && vu_pass guest-migrate-fs-backends || vu_fail guest-migrate-fs-backends "$why"
+[ -z "$why" ] && vu_pass guest-migrate-fs-state || vu_fail guest-migrate-fs-state "$why"
+vu_end_backends guest-migrate-fs src dst
 grep -h 'device state' "$VU_TMP"/src.log "$VU_TMP"/dst.log | sed 's/^/# /'
 echo "# t-migrate-fs took $(vu_since "$t_start") s"

@@ -43,12 +43,7 @@ EOF
 
 vu_start_backend src scsi "${scsi_args[@]}" || { vu_fail guest-migrate-scsi "$VU_WHY"; exit 1; }
 # shellcheck disable=SC2046
-vu_start_qemu "$VU_TMP/guest.sh" $(qemu_args src)
-src_qmp=$VU_QMP src_serial=$VU_SERIAL src_pid=$VU_QEMU_PID
-if ! vu_wait_serial 'GUEST-RESULT: luns' 90 || ! vu_wait_count vu_acked_count "$src_serial" 20 60; then
-	vu_fail guest-migrate-scsi "before the migration: $VU_WHY"
-	exit 1
-fi
+vu_start_source guest-migrate-scsi 'GUEST-RESULT: luns' $(qemu_args src)
 [ "$(vu_guest_result luns)" = "2 ro 1" ] && vu_pass guest-migrate-scsi-luns ||
 	vu_fail guest-migrate-scsi-luns "the guest sees '$(vu_guest_result luns)', want '2 ro 1'"
 vu_check_layout guest-migrate-scsi
