@@ -101,6 +101,14 @@ static struct fs_node *hash_find(struct fs *fs, dev_t dev, ino_t ino)
 	return NULL;
 }
 
+static void hash_insert(struct fs *fs, struct fs_node *n)
+{
+	unsigned h = hash_of(n->dev, n->ino);
+
+	n->hash_next = fs->hash[h];
+	fs->hash[h] = n;
+}
+
 static void hash_remove(struct fs *fs, struct fs_node *n)
 {
 	for (struct fs_node **p = &fs->hash[hash_of(n->dev, n->ino)]; *p; p = &(*p)->hash_next)
@@ -316,9 +324,7 @@ int fs_node_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct 
 			close(fd);
 			return -ENOMEM;
 		}
-		unsigned h = hash_of(n->dev, n->ino);
-		n->hash_next = fs->hash[h];
-		fs->hash[h] = n;
+		hash_insert(fs, n);
 	}
 	n->nlookup++;
 	uint64_t id = n->id;
@@ -428,9 +434,7 @@ int fs_node_restore(struct fs *fs, uint64_t id, int fd, mode_t type, uint64_t nl
 		n->fd = fd;
 		n->dev = st.st_dev;
 		n->ino = st.st_ino;
-		unsigned h = hash_of(n->dev, n->ino);
-		n->hash_next = fs->hash[h];
-		fs->hash[h] = n;
+		hash_insert(fs, n);
 	} else if (fd >= 0) {
 		close(fd);
 	}
