@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/limits.h>      /* XATTR_*: musl's limits.h does not bring them */
-#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -106,10 +105,8 @@ void fs_op_create(struct fs *fs, struct fs_req *r, struct fs_node *n, struct fs_
 		return fs_reply_err(r, -EINVAL);
 	if ((err = open_flags(fs, in->flags, &flags)) < 0)
 		return fs_reply_err(r, err);
-	struct open_how how = { .flags = (uint64_t)(flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC), .mode = in->mode & 07777,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
 	bool off = fs_cred_fsetid_off(flags & O_TRUNC && in->open_flags & FUSE_OPEN_KILL_SUIDGID);
-	int fd = (int)syscall(SYS_openat2, n->fd, name, &how, sizeof(how));
+	int fd = fs_open_beneath(n->fd, name, flags | O_CREAT, in->mode & 07777);
 	err = -errno;
 	fs_cred_fsetid_on(off);
 	if (fd < 0)

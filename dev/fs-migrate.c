@@ -34,11 +34,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dev/fs.h"
@@ -91,10 +89,7 @@ static bool path_ok(const char *path, size_t len)
 /* path (checked) beneath the shared directory as a lookup would open it; fd or -1. */
 static int open_beneath(const struct fs *fs, const char *path)
 {
-	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
-
-	return (int)syscall(SYS_openat2, fs->root_fd, path, &how, sizeof(how));
+	return fs_open_beneath(fs->root_fd, path, O_PATH, 0);
 }
 
 /* Where fd's magic link says it is: its length, or -1. */

@@ -291,12 +291,18 @@ int fs_node_open(struct fs *fs, const struct fs_node *n, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+int fs_open_beneath(int dir_fd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC), .mode = mode,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
+
+	return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+}
+
 int fs_node_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fuse_entry_out *e)
 {
-	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS };
 	struct stat st;
-	int fd = (int)syscall(SYS_openat2, dir->fd, name, &how, sizeof(how));
+	int fd = fs_open_beneath(dir->fd, name, O_PATH, 0);
 
 	if (fd < 0)
 		return -errno;

@@ -174,6 +174,12 @@ void fs_node_put(struct fs *fs, struct fs_node *n);
 /* The kernel forgets n lookups of id. */
 void fs_node_forget(struct fs *fs, uint64_t id, uint64_t n);
 /*
+ * openat2 of path beneath dir_fd as every name from the guest is opened: no symlink
+ * followed, no magic link, nothing outside (O_NOFOLLOW | O_CLOEXEC added). fd, or -1
+ * with errno.
+ */
+int fs_open_beneath(int dir_fd, const char *path, int flags, mode_t mode);
+/*
  * Looks name up beneath dir (counting one lookup) and fills e; 0 or -errno.
  * name must have passed fs_name_ok().
  */
