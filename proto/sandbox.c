@@ -372,6 +372,33 @@ static int run_map_tool(const char *tool, pid_t pid, const struct vu_id_map *m, 
 	return child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* /proc/PID/KIND_map ("uid" or "gid"): the maps through TOOL, or the one line of id itself. */
+static int write_id_map(pid_t pid, const char *kind, const char *tool, const struct vu_id_map *m, unsigned n,
+			unsigned id)
+{
+	char path[64], line[64];
+
+	if (n)
+		return run_map_tool(tool, pid, m, n);
+	snprintf(path, sizeof(path), "/proc/%d/%s_map", (int)pid, kind);
+	snprintf(line, sizeof(line), "%u %u 1\n", id, id);
+	return write_file(path, line);
+}
+
+/*
+ * The user namespace of process pid gets its maps: --uid-map/--gid-map's, else our
+ * own uid and gid alone (and no setgroups, which a gid map of our own needs). 0 or -1.
+ */
+static int write_id_maps(const struct vu_sandbox *sb, pid_t pid, uid_t uid, gid_t gid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+	return write_id_map(pid, "uid", "newuidmap", sb->uid_map, sb->n_uid_map, uid) < 0 ||
+	       (!sb->n_gid_map && write_file(path, "deny") < 0) ||
+	       write_id_map(pid, "gid", "newgidmap", sb->gid_map, sb->n_gid_map, gid) < 0 ? -1 : 0;
+}
+
 /*
  * --uid-map/--gid-map: the maps of our new user namespace are written from outside
  * it by newuidmap(1) and newgidmap(1) (setuid helpers that check /etc/subuid and
@@ -390,22 +417,10 @@ static pid_t start_mapper(const struct vu_sandbox *sb, int *go, int *done)
 	}
 	pid_t child = fork();
 	if (child == 0) {
-		char c, path[64], line[64];
-		unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
+		char c;
 		close(a[1]);
 		close(b[0]);
-		bool ok = read(a[0], &c, 1) == 1;
-		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)parent);
-		snprintf(line, sizeof(line), "%u %u 1\n", uid, uid);
-		ok = ok && (sb->n_uid_map ? run_map_tool("newuidmap", parent, sb->uid_map, sb->n_uid_map) == 0 :
-				       write_file(path, line) == 0);
-		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)parent);
-		if (ok && !sb->n_gid_map)
-			ok = write_file(path, "deny") == 0;
-		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)parent);
-		snprintf(line, sizeof(line), "%u %u 1\n", gid, gid);
-		ok = ok && (sb->n_gid_map ? run_map_tool("newgidmap", parent, sb->gid_map, sb->n_gid_map) == 0 :
-				       write_file(path, line) == 0);
+		bool ok = read(a[0], &c, 1) == 1 && write_id_maps(sb, parent, geteuid(), getegid()) == 0;
 		if (ok && write(b[1], "1", 1) != 1)
 			ok = false;
 		_exit(ok ? 0 : 1);
@@ -449,7 +464,6 @@ static int enter_namespaces(const struct vu_sandbox *sb)
 	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (sb->host_net ? 0 : CLONE_NEWNET);
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
-	char map[64];
 
 	int threads = threads_of_this_process();
 	if (threads != 1) {
@@ -476,13 +490,8 @@ static int enter_namespaces(const struct vu_sandbox *sb)
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			vu_warn("sandbox: --uid-map, --gid-map: no id 0 in the namespace (%s): requests run as the process",
 				strerror(errno));
-	} else if (uid != 0) {
-		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-		if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0)
-			goto fail;
-		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-		if (write_file("/proc/self/gid_map", map) < 0)
-			goto fail;
+	} else if (uid != 0 && write_id_maps(sb, getpid(), uid, gid) < 0) {
+		goto fail;
 	}
 	/* Nothing we mount may leak out; a tmpfs on /tmp of this namespace becomes the root. */
 	static const char *const bases[] = { "/tmp", "/mnt", "/run", "/dev" };
