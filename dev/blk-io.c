@@ -263,17 +263,6 @@ int blk_io_fdatasync(struct blk_io *io, int fd, void *op)
 	return 0;
 }
 
-int blk_io_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len, void *op)
-{
-	struct io_uring_sqe *sqe = sqe_for(io);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_fallocate(sqe, fd, mode, off, len);
-	io_uring_sqe_set_data(sqe, op);
-	return 0;
-}
-
 int blk_io_zero(struct blk_io *io, struct blk_image *img, enum blk_zero how, uint64_t off, uint64_t len,
 		void *op)
 {
@@ -282,8 +271,13 @@ int blk_io_zero(struct blk_io *io, struct blk_image *img, enum blk_zero how, uin
 		uint64_t range[2] = { off, len };
 		return ioctl(img->fd, how == BLK_DISCARD ? BLKDISCARD : BLKZEROOUT, range) < 0 ? -errno : 1;
 	}
+	struct io_uring_sqe *sqe = sqe_for(io);
+	if (!sqe)
+		return -EBUSY;
 	int mode = (how == BLK_ZERO ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE) | FALLOC_FL_KEEP_SIZE;
-	return blk_io_fallocate(io, img->fd, mode, off, len, op);
+	io_uring_prep_fallocate(sqe, img->fd, mode, off, len);
+	io_uring_sqe_set_data(sqe, op);
+	return 0;
 }
 
 void blk_io_submit(struct blk_io *io)

@@ -104,8 +104,7 @@ struct slot {
 
 struct blk_queue {
 	struct blk *blk;
-	struct blk_thread *thread;
-	struct disk_queue dq;        /* its ring, slots and what they hold */
+	struct disk_queue dq;        /* its ring, slots, what they hold and its thread's io_uring */
 	struct disk_lock_queue lock; /* its share of the image lock */
 };
 
@@ -209,10 +208,10 @@ static int blk_init(struct vu_dev *dev, struct vu_loop *loop)
 		.write_zeroes_may_unmap = 1,
 	};
 	for (unsigned i = 0; i < dev->num_queues; i++) {
+		struct blk_thread *t = &b->threads[i % b->nthreads];
 		b->queues[i].blk = b;
-		b->queues[i].thread = &b->threads[i % b->nthreads];
-		b->queues[i].dq.io = b->queues[i].thread->io;
-		if (disk_lock_queue_init(&b->lock, &b->queues[i].lock, dev, b->queues[i].thread->loop) < 0) {
+		b->queues[i].dq.io = t->io;
+		if (disk_lock_queue_init(&b->lock, &b->queues[i].lock, dev, t->loop) < 0) {
 			vu_err("cannot set up queue %u", i);
 			return -1;
 		}
@@ -282,7 +281,7 @@ static uint8_t start_range_op(struct blk *b, struct slot *s, uint32_t type, size
 	uint64_t off = r.sector * SECTOR, len = (uint64_t)r.num_sectors * SECTOR;
 	enum blk_zero how = type == T_DISCARD ? BLK_DISCARD : (r.flags & WRITE_ZEROES_UNMAP) ? BLK_ZERO_UNMAP : BLK_ZERO;
 	s->expect = 0;
-	int done = blk_io_zero(s->q->thread->io, &b->img, how, off, len, s);
+	int done = blk_io_zero(s->q->dq.io, &b->img, how, off, len, s);
 	return done < 0 ? S_IOERR : done ? S_OK : 0xff;
 }
 
@@ -307,7 +306,7 @@ static uint8_t start(struct blk *b, struct slot *s)
 			return S_IOERR;
 		s->expect = in_data;
 		s->written = in_data;
-		return blk_io_readv(s->q->thread->io, b->img.fd, s->data, n, h.sector * SECTOR, s) < 0 ? S_IOERR : 0xff;
+		return blk_io_readv(s->q->dq.io, b->img.fd, s->data, n, h.sector * SECTOR, s) < 0 ? S_IOERR : 0xff;
 	case T_OUT: {
 		size_t len = out_bytes - sizeof(h);
 		if (b->read_only)
@@ -316,12 +315,12 @@ static uint8_t start(struct blk *b, struct slot *s)
 		if (n < 0 || len % SECTOR || !in_range(b, h.sector, len))
 			return S_IOERR;
 		s->expect = len;
-		return blk_io_writev(s->q->thread->io, b->img.fd, s->data, n, h.sector * SECTOR,
+		return blk_io_writev(s->q->dq.io, b->img.fd, s->data, n, h.sector * SECTOR,
 				     !b->config.writeback, s) < 0 ? S_IOERR : 0xff;
 	}
 	case T_FLUSH:
 		s->expect = 0;
-		return blk_io_fdatasync(s->q->thread->io, b->img.fd, s) < 0 ? S_IOERR : 0xff;
+		return blk_io_fdatasync(s->q->dq.io, b->img.fd, s) < 0 ? S_IOERR : 0xff;
 	case T_GET_ID: {
 		size_t len = in_data < ID_BYTES ? in_data : ID_BYTES;
 		s->written = vu_iov_from_buf(req->iov + req->out, req->in, 0, b->serial, len);

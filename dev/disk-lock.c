@@ -109,11 +109,9 @@ static bool lock_for_queue(struct disk_lock_queue *q)
 	int r = 0;
 
 	pthread_mutex_lock(&l->mu);
-	if (!l->held) {
-		r = lock_all(l, &busy);
-		l->held = r == 0;
-	}
-	if (l->held) {
+	if (!l->holders)
+		r = lock_all(l, &busy); /* the first queue to start takes the lock for all */
+	if (r == 0) {
 		q->holds = true;
 		l->holders++;
 	}
@@ -178,8 +176,7 @@ void disk_lock_stop(struct disk_lock_queue *q)
 		return;
 	q->holds = false;
 	pthread_mutex_lock(&l->mu);
-	if (--l->holders == 0 && l->held) {
-		l->held = false;
+	if (--l->holders == 0) {
 		for (unsigned i = 0; i < l->nimages; i++) {
 			blk_image_unlock(l->images[i].img);
 			vu_info("%s: unlocked (the front-end stopped every queue)", l->images[i].path);

@@ -35,9 +35,8 @@ struct disk_lock {
 	unsigned wait;               /* --lock-wait, seconds */
 	unsigned nimages;
 	struct disk_lock_image images[DISK_LOCK_MAX_IMAGES];
-	pthread_mutex_t mu;          /* held and holders, between queue threads */
-	bool held;                   /* --lock=start: the images are locked */
-	unsigned holders;            /* started queues the lock is held for */
+	pthread_mutex_t mu;          /* holders, between queue threads */
+	unsigned holders;            /* --lock=start: started queues the images are locked for (0: unlocked) */
 };
 
 /* One queue's share, used on the queue's loop (and by queue_stop, rings paused). */

@@ -11,15 +11,21 @@
 #include "dev/scsi.h"
 #include "proto/iov.h"
 
+/* Sense data in fixed format, current error: key, ASC and ASCQ (b: SCSI_SENSE_LEN bytes). */
+static void fixed_sense(uint8_t *b, uint8_t key, uint16_t asc)
+{
+	memset(b, 0, SCSI_SENSE_LEN);
+	b[0] = 0x70;
+	b[2] = key;
+	b[7] = SCSI_SENSE_LEN - 8;
+	b[12] = asc >> 8;
+	b[13] = asc & 0xff;
+}
+
 void scsi_sense(struct scsi_cmd *c, uint8_t key, uint16_t asc)
 {
 	c->status = SCSI_CHECK_CONDITION;
-	memset(c->sense, 0, sizeof(c->sense));
-	c->sense[0] = 0x70;            /* current error, fixed format */
-	c->sense[2] = key;
-	c->sense[7] = SCSI_SENSE_LEN - 8;
-	c->sense[12] = asc >> 8;
-	c->sense[13] = asc & 0xff;
+	fixed_sense(c->sense, key, asc);
 	c->sense_len = SCSI_SENSE_LEN;
 }
 
@@ -117,11 +123,7 @@ static void request_sense(struct scsi_target *t, struct scsi_cmd *c)
 		scsi_data_in(c, buf, 8, c->cdb[4]);
 		return;
 	}
-	buf[0] = 0x70;
-	buf[2] = key;
-	buf[7] = SCSI_SENSE_LEN - 8;
-	buf[12] = asc >> 8;
-	buf[13] = asc & 0xff;
+	fixed_sense(buf, key, asc);
 	scsi_data_in(c, buf, sizeof(buf), c->cdb[4]);
 }
 
@@ -411,12 +413,6 @@ bool scsi_cmd_start(struct scsi_target *t, struct scsi_cmd *c)
 	const struct scsi_op *op = NULL;
 	bool opcode_known = false;
 
-	c->status = SCSI_GOOD;
-	c->sense_len = 0;
-	c->in_done = c->out_done = 0;
-	c->pending = 0;
-	c->failed = c->overrun = false;
-	c->ws_left = 0;
 	for (unsigned i = 0; i < scsi_nops && !op; i++) {
 		const struct scsi_op *o = &scsi_ops[i];
 		if (o->opcode != c->cdb[0])

@@ -95,7 +95,11 @@ struct scsi_cmd {
 	struct iovec io[SCSI_MAX_IOV];   /* what the current operation transfers */
 };
 
-/* Starts cmd: returns true when it is complete already, false when done() will finish it. */
+/*
+ * Starts cmd, whose fields before io are zero but for its CDB and buffers (the outcome
+ * starts GOOD, nothing moved): true when it is complete already, false when done()
+ * will finish it.
+ */
 bool scsi_cmd_start(struct scsi_target *t, struct scsi_cmd *cmd);
 /* One operation of cmd completed with result (bytes, or -errno): true when cmd is complete. */
 bool scsi_cmd_done(struct scsi_target *t, struct scsi_cmd *cmd, int result);
