@@ -132,15 +132,13 @@ static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frame
 		req[i].max_iov = 1;
 	}
 	int got = vu_vring_pop_burst(s->vq, req, n);
-	unsigned k = 0;
-	while (k < (unsigned)(got > 0 ? got : 0) && req[k].in == 1 && !req[k].out && !req[k].truncated)
+	unsigned m = got > 0 ? (unsigned)got : 0, k = 0;
+	while (k < m && req[k].in == 1 && !req[k].out && !req[k].truncated)
 		prefetch_start(req[k++].iov, true);
-	if (got > 0 && k < (unsigned)got)
-		vu_vring_unpop(s->vq, (unsigned)got - k);
+	if (k < m)
+		vu_vring_unpop(s->vq, m - k);
 	r->ahead_vq = s->vq;
 	r->ahead = k;
-	r->ahead_req = s->req;
-	r->ahead_iov = s->iov;
 }
 
 /* Gives back the buffers popped ahead that no frame took. */
@@ -162,8 +160,8 @@ static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need
 	unsigned nbufs = 0, used = 0;
 	size_t room = 0;
 
-	if (r->ahead && (r->ahead_vq != s->vq || r->ahead_req != s->req || r->ahead_iov != s->iov))
-		give_back_ahead(r); /* another ring's, or not where this frame's go */
+	if (r->ahead && r->ahead_vq != s->vq)
+		give_back_ahead(r); /* another ring's */
 	if (!r->ahead && frames > 1)
 		pop_ahead(r, s, frames);
 	while (room < need) {
@@ -171,9 +169,7 @@ static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need
 		if (nbufs == NET_RX_MAX_BUFS || (nbufs && !r->mrg_rxbuf) || used == NET_RX_MAX_IOV)
 			goto short_of_room;
 		if (r->ahead) {
-			r->ahead--;
-			r->ahead_req++;
-			r->ahead_iov++;
+			r->ahead--; /* the next of those popped ahead: at req, described at used */
 		} else {
 			req->iov = r->rx_iov + s->iov + used;
 			req->max_iov = NET_RX_MAX_IOV - used;
@@ -362,7 +358,6 @@ bad:
  */
 static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
-	enum { STEP = 4 };
 	unsigned got = 0;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -370,13 +365,13 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 		r->tx_req[i].max_iov = NET_TX_MAX_IOV;
 	}
 	while (got < n) {
-		int k = vu_vring_pop_burst(vq, r->tx_req + got, n - got < STEP ? n - got : STEP);
+		int k = vu_vring_pop_burst(vq, r->tx_req + got, n - got < VU_VRING_BURST ? n - got : VU_VRING_BURST);
 		for (int i = 0; i < k; i++)
 			if (r->tx_req[got + i].out)
 				prefetch_start(&r->tx_req[got + i].iov[0], false);
-		if (k < STEP)
+		if (k < VU_VRING_BURST)
 			return got + (k > 0 ? (unsigned)k : 0);
-		got += STEP;
+		got += VU_VRING_BURST;
 	}
 	return got;
 }

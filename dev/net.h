@@ -144,11 +144,13 @@ struct net_rings {
 	struct vu_req rx_req[NET_RX_SCRATCH_BUFS];
 	struct iovec rx_iov[NET_RX_SCRATCH_IOV];
 	/*
-	 * Receive buffers popped ahead for the next frames of a burst (one iovec each),
-	 * rx_req[ahead_req ..) and rx_iov[ahead_iov ..), ahead of them from ahead_vq.
+	 * Receive buffers popped ahead for the next frames of a burst (one iovec each)
+	 * from ahead_vq: they lie where the next frame's buffers go in rx_req and rx_iov,
+	 * and stay there, as each frame takes the first of them and is given its place
+	 * after the last it took.
 	 */
 	struct vu_vring *ahead_vq;
-	unsigned ahead, ahead_req, ahead_iov;
+	unsigned ahead;
 };
 
 extern const struct net_port_ops net_ring_ops;

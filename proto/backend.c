@@ -201,7 +201,7 @@ static int parse(struct backend *b, int argc, char **argv)
 			if (!parse_uint(optarg, 8, 0777, &mode))
 				return usage_error("--socket-mode needs an octal mode, not '%s'", optarg);
 			break;
-		case OPT_VERBOSE: vu_log_set_verbose(true); break;
+		case OPT_VERBOSE: vu_log_set_level(VU_LOG_DEBUG); break;
 		case OPT_SANDBOX:
 		case OPT_USER:
 		case OPT_GROUP:

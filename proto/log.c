@@ -10,7 +10,6 @@ static bool quiet;
 
 void vu_log_set_name(const char *name) { prog_name = name; }
 const char *vu_log_name(void) { return prog_name; }
-void vu_log_set_verbose(bool on) { shown = on ? VU_LOG_DEBUG : VU_LOG_INFO; }
 void vu_log_set_level(enum vu_log_level level) { shown = level; }
 void vu_log_set_quiet(bool on) { quiet = on; }
 

@@ -7,7 +7,6 @@
 
 void vu_log_set_name(const char *name);
 const char *vu_log_name(void);
-void vu_log_set_verbose(bool verbose);
 /* The most detailed messages shown: 0 none, then errors, warnings, information (the default), debugging. */
 enum vu_log_level { VU_LOG_OFF, VU_LOG_ERROR, VU_LOG_WARN, VU_LOG_INFO, VU_LOG_DEBUG };
 void vu_log_set_level(enum vu_log_level level);

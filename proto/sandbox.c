@@ -141,6 +141,12 @@ const char *vu_sandbox_set_nofile(struct vu_sandbox *sb, const char *arg)
 	return NULL;
 }
 
+/* Whether a device gave --uid-map/--gid-map: the user namespace is mapped with them. */
+static bool id_maps(const struct vu_sandbox *sb)
+{
+	return sb->n_uid_map || sb->n_gid_map;
+}
+
 /* ---- the plan ----------------------------------------------------------------- */
 
 int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned n)
@@ -152,7 +158,6 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	sb->caps = 0;
 	sb->n_uid_map = sb->n_gid_map = 0;
 	const char *no_chroot = NULL;   /* why chroot mode cannot be */
-	bool maps = false;
 	for (unsigned i = 0; i < n; i++) {
 		const struct vu_device_type *t = devs[i]->type;
 		struct vu_sandbox_needs needs = { .strictest = VU_SANDBOX_NAMESPACE };
@@ -166,11 +171,10 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 		sb->host_net |= needs.host_net;
 		sb->caps |= needs.caps;
 		if (needs.n_uid_map || needs.n_gid_map) {
-			if (maps) {
+			if (id_maps(sb)) {
 				vu_err("--uid-map, --gid-map: one user namespace holds every device: give them once");
 				return -1;
 			}
-			maps = true;
 			sb->uid_map = needs.uid_map;
 			sb->n_uid_map = needs.n_uid_map;
 			sb->gid_map = needs.gid_map;
@@ -207,7 +211,7 @@ int vu_sandbox_plan(struct vu_sandbox *sb, struct vu_dev *const *devs, unsigned 
 	if (sb->mode < 0)
 		sb->mode = sb->strictest;
 	/* As virtiofsd: root needs no user namespace, the other modes make none. */
-	if (maps && (geteuid() == 0 || sb->mode != VU_SANDBOX_NAMESPACE)) {
+	if (id_maps(sb) && (geteuid() == 0 || sb->mode != VU_SANDBOX_NAMESPACE)) {
 		vu_err("--uid-map and --gid-map map the user namespace of --sandbox=namespace, started without privileges");
 		return -1;
 	}
@@ -472,7 +476,7 @@ static int enter_namespaces(const struct vu_sandbox *sb)
 	}
 	if (uid != 0)
 		flags |= CLONE_NEWUSER; /* not root: a user namespace of our own gives the rights */
-	bool maps = sb->n_uid_map || sb->n_gid_map;
+	bool maps = id_maps(sb);
 	int go = -1, done = -1;
 	pid_t mapper = maps ? start_mapper(sb, &go, &done) : 0;
 	if (mapper < 0)
@@ -846,7 +850,7 @@ int vu_sandbox_enter(struct vu_sandbox *sb, const char *const *socket_paths, uns
 		if (r < 0)
 			return -1;
 		if (r > 0) {
-			if (sb->mode_asked || sb->n_uid_map || sb->n_gid_map) {
+			if (sb->mode_asked || id_maps(sb)) {
 				vu_err("--sandbox=namespace is not possible here (--sandbox=seccomp is)");
 				return -1;
 			}

@@ -367,11 +367,8 @@ static const char *set_vring_signal_fd(struct session_ctx *c, bool call)
 	 * on the old one meanwhile (a resubmitted request's) is lost, and the guest waits
 	 * for it forever. A spurious call costs the driver a look at the used ring.
 	 */
-	if (call && fd >= 0 && q->started) {
-		uint64_t one = 1;
-		if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			vu_warn("queue %u: cannot signal the new call eventfd", q->vring.index);
-	}
+	if (call && fd >= 0 && q->started)
+		vu_vring_signal(&q->vring);
 	return NULL;
 }
 

@@ -75,8 +75,6 @@ const void *vring_indirect_table(struct vu_vring *vq, uint64_t addr, uint32_t le
 void vring_log_used(struct vu_vring *vq, uint64_t offset, uint64_t len);
 /* Tells the front-end the dirty log changed (SET_LOG_FD), after a logged publish. */
 void vring_log_notify(struct vu_vring *vq);
-/* Notifies the driver: the call eventfd, or in-band. */
-void vring_signal(struct vu_vring *vq);
 
 /* ---- vring-split.c ---- */
 
@@ -120,8 +118,6 @@ bool vring_packed_map(struct vu_vring *vq);
 void vring_packed_free(struct vu_vring *vq);
 void vring_packed_set_base(struct vu_vring *vq, uint32_t base);
 int vring_packed_pop(struct vu_vring *vq, struct vu_req *req);
-/* Requests vring_packed_pop_batch takes at once: four descriptors, a cache line. */
-#define VRING_PACKED_BATCH 4
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs);
 int vring_packed_resubmit(struct vu_vring *vq, struct vu_req *req, uint16_t entry);
 void vring_packed_unpop(struct vu_vring *vq, unsigned n);

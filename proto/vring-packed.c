@@ -137,20 +137,35 @@ static inline const char *add_desc(struct vu_vring *vq, struct vu_req *req, unsi
 	return walk_indirect(vq, req, addr, len);
 }
 
-/* The buffer id a chain ended with becomes the device's, its chain n ring descriptors long. */
-static inline const char *take_id(struct vu_vring *vq, uint16_t id, unsigned n, uint16_t infl)
+/* Why id cannot be the next buffer the device takes, or NULL. */
+static inline const char *id_unusable(const struct vu_vring *vq, uint16_t id)
+{
+	if (id >= vq->num)
+		return "buffer id out of range";
+	if (vq->ps->buf[id].state != VRING_BUF_FREE)
+		return "buffer id already in use";
+	return NULL;
+}
+
+/* Buffer id (usable) becomes the device's, its chain n ring descriptors long. */
+static inline void mark_popped(struct vu_vring *vq, uint16_t id, unsigned n, uint16_t infl)
 {
 	struct vring_packed_state *ps = vq->ps;
 
-	if (id >= vq->num)
-		return "buffer id out of range";
-	if (ps->buf[id].state != VRING_BUF_FREE)
-		return "buffer id already in use";
 	ps->buf[id] = (struct vring_packed_buf){ .ndesc = (uint16_t)n, .infl = infl, .state = VRING_BUF_POPPED };
 	ps->popped[ps->popped_pos] = id;
 	if (++ps->popped_pos == vq->num)
 		ps->popped_pos = 0;
-	return NULL;
+}
+
+/* The buffer id a chain ended with becomes the device's, its chain n ring descriptors long. */
+static inline const char *take_id(struct vu_vring *vq, uint16_t id, unsigned n, uint16_t infl)
+{
+	const char *why = id_unusable(vq, id);
+
+	if (!why)
+		mark_popped(vq, id, n, infl);
+	return why;
 }
 
 /*
@@ -257,20 +272,19 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
 
 /*
  * The common case four at a time (DPDK's vhost takes a cache line of descriptors
- * per step likewise): the next VRING_PACKED_BATCH ring descriptors each one buffer
+ * per step likewise): the next VU_VRING_BURST ring descriptors each one buffer
  * on its own (no chain, no INDIRECT), not across the ring's end, no inflight region.
  * Their flags are checked together, then one fence orders the reads of the rest.
- * Returns how many were taken: VRING_PACKED_BATCH, or 0 when the group does not
+ * Returns how many were taken: VU_VRING_BURST, or 0 when the group does not
  * qualify (not all available yet, or anything unusual or wrong in it). The caller
  * then takes them one by one, which also finds and reports what was wrong: nothing
  * here is taken or changed before the whole group has passed every check.
  */
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 {
-	enum { N = VRING_PACKED_BATCH };
+	enum { N = VU_VRING_BURST };
 	uint16_t pos = vq->last_avail, flags[N], ids[N];
 	bool wrap = vq->avail_wrap;
-	struct vring_packed_state *ps = vq->ps;
 
 	if ((unsigned)pos + N > vq->num || vq->inflight_packed)
 		return 0;
@@ -284,7 +298,7 @@ int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 	__atomic_thread_fence(__ATOMIC_ACQUIRE); /* the flags before the rest of each descriptor */
 	for (unsigned i = 0; i < N; i++) {
 		ids[i] = READ_ONCE(d[i].id);
-		if (ids[i] >= vq->num || ps->buf[ids[i]].state != VRING_BUF_FREE)
+		if (id_unusable(vq, ids[i]))
 			return 0;
 		for (unsigned k = 0; k < i; k++)
 			if (ids[k] == ids[i])
@@ -295,7 +309,7 @@ int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 			return 0;
 	}
 	for (unsigned i = 0; i < N; i++)
-		take_id(vq, ids[i], 1, 0);
+		mark_popped(vq, ids[i], 1, 0);
 	vq->budget -= N;
 	vq->last_avail = vring_packed_advance(vq, pos, N, &vq->avail_wrap);
 	return N;
@@ -481,7 +495,7 @@ void vring_packed_flush(struct vu_vring *vq)
 		q->old_used_wrap_counter = q->used_wrap_counter;
 	}
 	if (should_notify(vq))
-		vring_signal(vq);
+		vu_vring_signal(vq);
 }
 
 bool vring_packed_kicks(struct vu_vring *vq, bool enable)

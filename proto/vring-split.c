@@ -185,7 +185,7 @@ void vring_split_flush(struct vu_vring *vq)
 		vq->inflight->used_idx = vq->used_idx;
 	}
 	if (should_notify(vq))
-		vring_signal(vq);
+		vu_vring_signal(vq);
 }
 
 bool vring_split_kicks(struct vu_vring *vq, bool enable)

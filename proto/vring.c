@@ -151,7 +151,7 @@ void vring_log_notify(struct vu_vring *vq)
 		vu_warn("queue %u: cannot signal the log eventfd", vq->index);
 }
 
-void vring_signal(struct vu_vring *vq)
+void vu_vring_signal(struct vu_vring *vq)
 {
 	static const uint64_t one = 1;
 
@@ -190,7 +190,7 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
 	if (!vu_vring_ready(vq))
 		return vq->broken ? -1 : 0;
 	while (got < n && !vring_over_budget(vq)) {
-		if (vq->packed && n - got >= VRING_PACKED_BATCH && vq->resubmit_pos == vq->resubmit_n &&
+		if (vq->packed && n - got >= VU_VRING_BURST && vq->resubmit_pos == vq->resubmit_n &&
 		    (r = vring_packed_pop_batch(vq, reqs + got)) > 0) {
 			got += (unsigned)r;
 			continue;

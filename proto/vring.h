@@ -154,6 +154,8 @@ int vu_vring_pop(struct vu_vring *vq, struct vu_req *req);
  * is broken and nothing was taken (requests taken before it broke are returned).
  */
 int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n);
+/* The requests a burst takes together at best (a cache line of packed descriptors). */
+#define VU_VRING_BURST 4
 /*
  * Gives back the last n popped requests, not pushed: they are popped again next.
  * For devices that find a request unusable only after taking it (a packet larger
@@ -176,6 +178,9 @@ void vu_vring_flush(struct vu_vring *vq);
  * the ring used up this turn's budget: it is run again next turn).
  */
 bool vu_vring_kicks(struct vu_vring *vq, bool enable);
+
+/* Notifies the driver whatever it asked for: the call eventfd, or in-band. */
+void vu_vring_signal(struct vu_vring *vq);
 
 /* Marks the ring broken, logs why and signals the error eventfd. */
 void vu_vring_fail(struct vu_vring *vq, const char *why);
