@@ -97,7 +97,6 @@ struct scsi {
 	struct disk_queue queues[Q_REQUEST + MAX_QUEUES]; /* request queues from Q_REQUEST on */
 	struct disk_lock lock;            /* every LUN's image: --lock, --lock-wait */
 	struct disk_lock_queue locks[Q_REQUEST + MAX_QUEUES]; /* the request queues' shares of it */
-	unsigned busy;                    /* commands in flight, all queues */
 	bool draining;                    /* a TMF waits for them: take no new ones meanwhile */
 	struct vu_req ctl_req;
 	struct iovec ctl_iov[CTL_MAX_IOV];
@@ -301,7 +300,6 @@ static void finish(struct scsi *s, struct slot *sl)
 	memcpy(resp + RESP_HDR, c->sense, sense_len);
 	vu_iov_from_buf(sl->base.req.iov + sl->base.req.out, sl->base.req.in, 0, resp, resp_size);
 	sl->active = false;
-	s->busy--;
 	disk_queue_complete(sl->q, &sl->base, resp_size + (uint32_t)c->in_done);
 }
 
@@ -382,8 +380,9 @@ static void drain_all(struct scsi *s)
 {
 	s->draining = true;
 	blk_io_submit(s->target.io);
-	while (s->busy)
-		blk_io_wait(s->target.io);
+	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++)
+		while (s->queues[i].busy) /* every queue's I/O goes to the one engine */
+			blk_io_wait(s->target.io);
 	s->draining = false;
 	for (unsigned i = Q_REQUEST; i < s->dev.num_queues; i++)
 		if (disk_queue_refill(&s->queues[i]))
@@ -509,7 +508,6 @@ static enum disk_start take(void *opaque, struct disk_queue *q, struct disk_slot
 	}
 	sl->q = q;
 	sl->active = true;
-	s->busy++;
 	if (!start(s, sl))
 		return DISK_QUEUED;
 	finish(s, sl);
