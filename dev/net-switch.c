@@ -169,11 +169,31 @@ void net_switch_forward(struct net_port *from, const struct net_pkt *pkts, unsig
 {
 	struct net_port *queued = NULL;
 
+	/*
+	 * A burst mostly repeats one source and one destination: a source learned just
+	 * before is not learned again (the same entry, the same second), a destination
+	 * looked up just before is not looked up again unless learning has changed the
+	 * table since.
+	 */
+	const uint8_t *learned = NULL, *looked_up = NULL;
+	struct net_port *found = NULL;
+
 	tick();
 	for (unsigned i = 0; i < n; i++) {
 		const struct net_pkt *pkt = &pkts[i];
-		learn(pkt->src, from->id);
-		struct net_port *to = pkt->dst[0] & 1 ? NULL : lookup(pkt->dst);
+		if (!learned || memcmp(learned, pkt->src, NET_ALEN)) {
+			learn(pkt->src, from->id);
+			learned = pkt->src;
+			looked_up = NULL;
+		}
+		struct net_port *to = NULL;
+		if (!(pkt->dst[0] & 1)) {
+			if (!looked_up || memcmp(looked_up, pkt->dst, NET_ALEN)) {
+				found = lookup(pkt->dst);
+				looked_up = pkt->dst;
+			}
+			to = found;
+		}
 		if (to) {
 			if (to != from && to->up)
 				queue(&queued, to, pkt);

@@ -3,15 +3,6 @@
 
 #include "proto/iov.h"
 
-size_t vu_iov_size(const struct iovec *iov, unsigned n)
-{
-	size_t total = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	return total;
-}
-
 size_t vu_iov_buf_copy(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len, bool to_buf)
 {
 	size_t done = 0;
@@ -35,8 +26,8 @@ size_t vu_iov_buf_copy(const struct iovec *iov, unsigned n, size_t offset, void 
 	return done;
 }
 
-size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const struct iovec *src,
-		   unsigned sn, size_t soff, size_t len)
+size_t vu_iov_copy_any(const struct iovec *dst, unsigned dn, size_t doff, const struct iovec *src,
+		       unsigned sn, size_t soff, size_t len)
 {
 	unsigned d = 0, s = 0;
 	size_t done = 0;
@@ -67,8 +58,8 @@ size_t vu_iov_copy(const struct iovec *dst, unsigned dn, size_t doff, const stru
 	return done;
 }
 
-int vu_iov_slice(const struct iovec *src, unsigned n, size_t offset, size_t len,
-		 struct iovec *dst, unsigned max)
+int vu_iov_slice_any(const struct iovec *src, unsigned n, size_t offset, size_t len,
+		     struct iovec *dst, unsigned max)
 {
 	unsigned count = 0;
 

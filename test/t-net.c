@@ -158,7 +158,7 @@ static int recv_frame(struct port *p, struct hdr *h, uint8_t *buf, size_t max, i
  * Sends n frames (header + frame in two descriptors each) with one kick, from
  * the n * (HDR + len_max) bytes at gpa; waits until the switch has taken them all.
  */
-static int send_burst(struct port *p, uint64_t gpa, unsigned n, const uint8_t (*dst)[6], const uint8_t *src,
+static int send_burst(struct port *p, uint64_t gpa, unsigned n, const uint8_t (*dst)[6], const uint8_t (*src)[6],
 		      const size_t *len, size_t len_max)
 {
 	struct hdr h = { 0 };
@@ -168,7 +168,7 @@ static int send_burst(struct port *p, uint64_t gpa, unsigned n, const uint8_t (*
 		uint8_t *g = vuf_gpa(p->f, at, HDR + len[i]);
 		struct vuf_buf out[2] = { { at, HDR }, { at + HDR, (uint32_t)len[i] } };
 		memcpy(g, &h, HDR);
-		make_frame(g + HDR, dst[i], src, len[i], (uint8_t)i);
+		make_frame(g + HDR, dst[i], src[i], len[i], (uint8_t)i);
 		if (vuf_vq_add(p->tx, out, 2, NULL, 0, false) < 0)
 			return -1;
 	}
@@ -433,7 +433,7 @@ static void test_burst(void)
 	enum { N = 32, JUMBO = 9000 };
 	struct port a, b, c;
 	const uint8_t Y[6] = { 2, 0x22, 0, 0, 0, 1 }, Z[6] = { 2, 0x22, 0, 0, 0, 2 }, X[6] = { 2, 0x11, 0, 0, 0, 1 };
-	uint8_t dst[N][6];
+	uint8_t dst[N][6], src[N][6];
 	size_t len[N];
 	unsigned got_b = 0, got_c = 0, want_b = 0, want_c = 0;
 
@@ -445,10 +445,11 @@ static void test_burst(void)
 	      send_frame(&c, BCAST, Z, 60, 0) == 0 && got_frame(&b, BCAST, Z, 60, 0, NULL), "burst-learn");
 	for (unsigned i = 0; i < N; i++) {
 		memcpy(dst[i], i % 4 == 1 ? Z : i % 4 == 2 ? BCAST : Y, 6);
+		memcpy(src[i], X, 6);
 		len[i] = i % 4 == 3 ? JUMBO : 60 + i;
 	}
 	uint64_t gpa = vuf_alloc(a.f, N * (HDR + JUMBO), 64);
-	CHECK(gpa && send_burst(&a, gpa, N, (const uint8_t (*)[6])dst, X, len, JUMBO) == 0, "burst-sent-in-one-kick");
+	CHECK(gpa && send_burst(&a, gpa, N, (const uint8_t (*)[6])dst, (const uint8_t (*)[6])src, len, JUMBO) == 0, "burst-sent-in-one-kick");
 	for (unsigned i = 0; i < N; i++) {
 		if (i % 4 != 1) {
 			want_b++;
@@ -465,6 +466,37 @@ static void test_burst(void)
 	port_close(&a);
 	port_close(&b);
 	port_close(&c);
+}
+
+/*
+ * Learning inside one burst, where the switch skips a source it has just learned and
+ * a destination it has just looked up: a station that moves behind the sending port
+ * mid-burst is no longer reached through its old port by the frames after the move.
+ */
+static void test_burst_station_moves(void)
+{
+	enum { N = 6 };
+	struct port a, b;
+	const uint8_t X[6] = { 2, 0x11, 0, 0, 0, 1 }, Y[6] = { 2, 0x22, 0, 0, 0, 1 };
+	/* X to Y twice (Y is behind b), then Y itself from a, then X to Y again twice. */
+	const uint8_t dst[N][6] = { { 2, 0x22, 0, 0, 0, 1 }, { 2, 0x22, 0, 0, 0, 1 }, { 2, 0x22, 0, 0, 0, 1 },
+				   { 2, 0x22, 0, 0, 0, 1 }, { 2, 0x22, 0, 0, 0, 1 }, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff } };
+	const uint8_t src[N][6] = { { 2, 0x11, 0, 0, 0, 1 }, { 2, 0x11, 0, 0, 0, 1 }, { 2, 0x22, 0, 0, 0, 1 },
+				   { 2, 0x11, 0, 0, 0, 1 }, { 2, 0x11, 0, 0, 0, 1 }, { 2, 0x11, 0, 0, 0, 1 } };
+	const size_t len[N] = { 60, 61, 62, 63, 64, 65 };
+
+	if (!CHECK(port_open(&a, 0, 0) && port_open(&b, 1, 0) && add_rx(&a, 16, 2048) && add_rx(&b, 16, 2048),
+		   "moves-setup"))
+		return;
+	CHECK(send_frame(&b, BCAST, Y, 60, 0) == 0 && got_frame(&a, BCAST, Y, 60, 0, NULL), "moves-y-learned-on-b");
+	uint64_t gpa = vuf_alloc(a.f, N * (HDR + 128), 64);
+	CHECK(gpa && send_burst(&a, gpa, N, dst, src, len, 128) == 0, "moves-burst-sent");
+	CHECK(got_frame(&b, Y, X, 60, 0, NULL) && got_frame(&b, Y, X, 61, 1, NULL), "moves-before-the-move-to-b");
+	/* Frames 2-4 are for a station now behind a itself: they stay there. The broadcast still comes. */
+	CHECK(got_frame(&b, BCAST, X, 65, 5, NULL), "moves-after-the-move-not-to-b");
+	CHECK(nothing_on(&b) && nothing_on(&a), "moves-nothing-more");
+	port_close(&a);
+	port_close(&b);
 }
 
 /* The standard Internet checksum of a flat buffer (RFC 1071). */
@@ -503,7 +535,8 @@ static void test_checksum(void)
 	h = (struct hdr){ .flags = 1, .csum_start = htole16(34), .csum_offset = htole16(6) };
 	int n = send_raw(&a, &h, f, len) == 0 ? recv_frame(&b, &h, buf, sizeof(buf), 1000) : -1;
 	if (CHECK_EQ(n, (int)len, "csum-delivered")) {
-		CHECK_EQ(h.flags, 0, "csum-header-cleared-for-receiver-without-guest-csum");
+		CHECK(h.flags == 0 && h.csum_start == 0 && h.csum_offset == 0,
+		      "csum-header-cleared-for-receiver-without-guest-csum");
 		/* A correct checksum sums (with the pseudo-header) to zero. */
 		CHECK_EQ(inet_csum(buf + 34, 58, pseudo), 0, "csum-filled-in");
 	}
@@ -685,6 +718,7 @@ int main(void)
 		test_malformed();
 		test_full_ring();
 		test_burst();
+		test_burst_station_moves();
 		test_checksum();
 		test_ageing_and_rarp();
 		test_announce();

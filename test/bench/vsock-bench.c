@@ -8,11 +8,14 @@
  *   vsock-bench SOCKET UDS PID h2g SIZE SECONDS    host -> guest stream, SIZE-byte receive buffers
  *   vsock-bench SOCKET UDS PID conns 0 SECONDS     guest connections opened and closed
  *   vsock-bench - - - memcpy SIZE SECONDS          memcpy of SIZE-byte blocks, one core
+ *   vsock-bench - - - readv SIZE SECONDS           host -> guest's floor: only the unix socket's
+ *   vsock-bench - - - writev SIZE SECONDS          (guest -> host's) part, SIZE-byte buffers
  *
  * Output: "bytes=N conns=N seconds=S cpu=S" (cpu: the back-end's user + system seconds).
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -464,10 +467,84 @@ static void bench_memcpy(uint32_t size, double secs)
 	free(dst);
 }
 
+/*
+ * ---- the floor of each direction: only the unix socket's part ----
+ * What the back-end cannot avoid for each byte, whatever else it does: host -> guest
+ * (readv), a non-blocking readv of up to 256 KiB into buffers like the driver's
+ * receive buffers (SIZE bytes, a packet header left free at the start of each, a
+ * ring of 256), the host program writing 64 KiB blocks as host_writer does; guest ->
+ * host (writev), a non-blocking writev of up to 64 packets' payloads (SIZE bytes less
+ * the header each, from such a ring) that the host program reads as host_reader does.
+ * A wait in poll when the socket is empty (full). Counted as the back-end is: this
+ * thread's CPU time.
+ */
+static void *pair_peer(void *arg)
+{
+	int *fd = arg;
+	static uint8_t buf[1 << 18];
+
+	memset(buf, 0x5a, sizeof(buf));
+	if (fd[1])
+		while (!stop && write(fd[0], buf, 65536) > 0)
+			;
+	else
+		while (read(fd[0], buf, sizeof(buf)) > 0)
+			;
+	return NULL;
+}
+
+static void bench_socket(uint32_t size, double secs, bool to_socket)
+{
+	enum { BATCH = 64, RING_BUFS = RING, BATCH_BYTES = 256u * 1024 };
+	uint32_t payload = size - HDR;
+	uint8_t *bufs = malloc((size_t)RING_BUFS * size);
+	unsigned next = 0;
+	uint64_t bytes = 0;
+	int sv[2], peer[2];
+	pthread_t t;
+
+	if (!bufs || size <= HDR || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) /* the back-end's end; the host program blocks */
+		die("socket floor setup");
+	memset(bufs, 0x33, (size_t)RING_BUFS * size);
+	peer[0] = sv[1];
+	peer[1] = !to_socket; /* the host program writes when we read */
+	pthread_create(&t, NULL, pair_peer, peer);
+	struct timespec a, b;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	double t0 = now_s(), end = t0 + secs;
+	while (now_s() < end) {
+		struct iovec iov[BATCH];
+		unsigned n = 0;
+		for (size_t want = 0; n < BATCH && want < BATCH_BYTES; n++, want += payload)
+			iov[n] = (struct iovec){ bufs + (size_t)((next + n) % RING_BUFS) * size + HDR, payload };
+		ssize_t got = to_socket ? writev(sv[0], iov, (int)n) : readv(sv[0], iov, (int)n);
+		if (got > 0) {
+			bytes += (uint64_t)got;
+			next = (next + (unsigned)(((size_t)got + payload - 1) / payload)) % RING_BUFS;
+		} else if (got < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = sv[0], .events = to_socket ? POLLOUT : POLLIN };
+			poll(&p, 1, 100);
+		} else {
+			die("socket floor");
+		}
+	}
+	double t1 = now_s();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	stop = true;
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(t, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	double cpu = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	printf("bytes=%llu conns=0 seconds=%.3f cpu=%.3f\n", (unsigned long long)bytes, t1 - t0, cpu);
+	free(bufs);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 7) {
-		fprintf(stderr, "usage: vsock-bench SOCKET UDS PID g2h|h2g|conns|memcpy SIZE SECONDS\n");
+		fprintf(stderr, "usage: vsock-bench SOCKET UDS PID g2h|h2g|conns|memcpy|readv|writev SIZE SECONDS\n");
 		return 2;
 	}
 	const char *mode = argv[4];
@@ -476,6 +553,10 @@ int main(int argc, char **argv)
 
 	if (!strcmp(mode, "memcpy")) {
 		bench_memcpy(size, secs);
+		return 0;
+	}
+	if (!strcmp(mode, "readv") || !strcmp(mode, "writev")) {
+		bench_socket(size, secs, !strcmp(mode, "writev"));
 		return 0;
 	}
 	snprintf(uds, sizeof(uds), "%s", argv[2]);

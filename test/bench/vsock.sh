@@ -72,11 +72,12 @@ measure() {
 	echo "$(printf '%s\n' "${r[@]}" | median) $(printf '%s\n' "${c[@]}" | median) $(printf '%s\n' "${c[@]}" | spread)"
 }
 
-# memcpy_rate SIZE: MB per CPU-second of memcpy (median), counted like the back-end's.
-memcpy_rate() {
+# local_rate MODE SIZE: MB per CPU-second (median) of the driver's memcpy or readv mode,
+# counted like the back-end's.
+local_rate() {
 	local i r=()
 	for ((i = 0; i < ROUNDS; i++)); do
-		r+=("$("$DRIVER" - - - memcpy "$1" "$SECS" | awk '{
+		r+=("$(flock "$BENCH_LOCK" "$DRIVER" - - - "$1" "$2" "$SECS" | awk '{
 			n = split($0, f, /[ =]/); for (i = 1; i < n; i += 2) v[f[i]] = f[i + 1]
 			printf "%.1f", (v["cpu"] > 0 ? v["bytes"] / v["cpu"] / 1e6 : 0) }')")
 	done
@@ -86,7 +87,7 @@ memcpy_rate() {
 printf '%-14s %6s | %10s %14s %17s | %14s %8s %11s\n' stream size "MB/s" "MB/cpu-s" "spread" "memcpy MB/cpu-s" \
 	"ratio" "spread"
 for size in 65536 4096; do
-	mc=$(memcpy_rate "$size")
+	mc=$(local_rate memcpy "$size")
 	for mode in g2h h2g; do
 		read -r rate percpu range <<< "$(measure "$mode" "$size")"
 		ratios=$(awk -v a="$percpu" -v r="$range" -v m="$mc" 'BEGIN {
@@ -96,9 +97,17 @@ for size in 65536 4096; do
 		printf '%-14s %6s | %10s %14s %17s | %14s %8s %11s\n' "$name" "$size" "$rate" "$percpu" "$range" "$mc" \
 			$ratios
 	done
+	for floor in writev readv; do
+		fl=$(local_rate "$floor" "$size")
+		printf '%-14s %6s | %10s %14s %17s | %14s %8s\n' "$floor floor" "$size" "-" "$fl" "-" "$mc" \
+			"$(awk -v a="$fl" -v m="$mc" 'BEGIN { printf "%.2f", (m > 0 ? a / m : 0) }')"
+	done
 done
 read -r rate percpu range <<< "$(measure conns 0)"
 printf '%-14s %6s | %10s %14s %17s |\n' "connections" "-" "$rate/s" "$percpu/cpu-s" "$range"
 echo "(median of $ROUNDS runs of ${SECS}s, spread: lowest-highest; MB/cpu-s: bytes per second of the back-end's CPU time;"
 echo " ratio: that against memcpy of the same blocks on one core, the physical bound; target >= 0.5 for 64 KiB;"
+echo " writev/readv floor: only the unix socket's part of guest->host (writev of the packets' payloads) and of"
+echo " host->guest (readv of the host's 64 KiB writes into the receive buffers), nothing else: what each direction"
+echo " costs at the least whatever the back-end does (vsock-bench writev/readv);"
 echo " connections: a guest connection opened (REQUEST, host accept, RESPONSE) and closed (RST), in batches of 32)"
