@@ -11,9 +11,9 @@
 
 /*
  * memcpy for the short copies of the per-packet path (headers, addresses, small
- * frames): at most four pairs of overlapping unaligned moves, each pair loaded
- * before it is stored, instead of a call through the library's dispatch, which costs
- * more than the copy at these sizes. Longer copies go to memcpy.
+ * frames): a head and a tail of the same width, overlapping in the middle, both
+ * loaded before either is stored; a call through the library's dispatch costs more
+ * than such a copy. Longer copies go to memcpy.
  */
 static inline void vu_copy_small(void *dst, const void *src, size_t len)
 {
@@ -29,26 +29,18 @@ static inline void vu_copy_small(void *dst, const void *src, size_t len)
 		memcpy(d + len - sizeof(T), &tail_, sizeof(T));      \
 	} while (0)
 	typedef struct { uint64_t w[2]; } vu_move16;
-	if (len > 64) {
+	typedef struct { uint64_t w[4]; } vu_move32;
+	if (len > 64)
 		memcpy(d, s, len);
-	} else if (len > 32) {
-		/* The first and last 32 bytes, each as two 16-byte moves. */
-		vu_move16 a, b, c, e;
-		memcpy(&a, s, 16);
-		memcpy(&b, s + 16, 16);
-		memcpy(&c, s + len - 32, 16);
-		memcpy(&e, s + len - 16, 16);
-		memcpy(d, &a, 16);
-		memcpy(d + 16, &b, 16);
-		memcpy(d + len - 32, &c, 16);
-		memcpy(d + len - 16, &e, 16);
-	} else if (len >= 16) {
+	else if (len > 32)
+		VU_MOVE_PAIR(vu_move32);
+	else if (len >= 16)
 		VU_MOVE_PAIR(vu_move16);
-	} else if (len >= 8) {
+	else if (len >= 8)
 		VU_MOVE_PAIR(uint64_t);
-	} else if (len >= 4) {
+	else if (len >= 4)
 		VU_MOVE_PAIR(uint32_t);
-	} else if (len) {
+	else if (len) {
 		char first = s[0], mid = s[len / 2], last = s[len - 1];
 		d[0] = first;
 		d[len / 2] = mid;
