@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A short libFuzzer run (ASan+UBSan) of every fuzz target (test/fuzz/run.sh); any
 # crash, leak or sanitizer report fails. VU_FUZZ_SECONDS sets each run's length
-# (default 20: some 3 minutes for the eight targets). `make fuzz` runs them at length.
+# (default 20 s per target). `make fuzz` runs them at length.
 set -u
 cd "$(dirname "$0")/.."
 secs=${VU_FUZZ_SECONDS:-20}

@@ -93,11 +93,13 @@ fuzz-scsi_SRCS    := test/fuzz/fuzz-scsi.c $(FUZZ_HARNESS) $(scsi_SRCS)
 fuzz-scsi_PKGS    := $(scsi_PKGS)
 fuzz-net_SRCS     := test/fuzz/fuzz-net.c $(FUZZ_HARNESS) $(net_SRCS)
 fuzz-fs_SRCS      := test/fuzz/fuzz-fs.c $(FUZZ_HARNESS) $(fs_SRCS)
+# vsock listens for its host programs (proto/listen.c, which the harness leaves out).
+fuzz-vsock_SRCS   := test/fuzz/fuzz-vsock.c proto/listen.c $(FUZZ_HARNESS) $(vsock_SRCS)
 fuzz-input_SRCS   := test/fuzz/fuzz-input.c test/evdev-mock.c $(FUZZ_HARNESS) $(input_SRCS)
 fuzz-input_PKGS   := $(input_PKGS) umockdev-1.0
 
 # A device's targets are built when its libraries are (the session fuzzer needs blk's).
-FUZZ_DEV_TARGETS := $(filter blk scsi gpu net input fs,$(ALL_DEVICES)) $(if $(filter gpu,$(ALL_DEVICES)),virgl)
+FUZZ_DEV_TARGETS := $(filter blk scsi gpu net input fs vsock,$(ALL_DEVICES)) $(if $(filter gpu,$(ALL_DEVICES)),virgl)
 FUZZ_ALL     := $(if $(filter blk,$(ALL_DEVICES)),session) vring vring-packed \
                 $(foreach t,$(FUZZ_DEV_TARGETS),$(if $(fuzz-$(t)_PKGS),$(if $(call have_pkgs,$(fuzz-$(t)_PKGS)),$(t)),$(t)))
 FUZZ_TARGETS ?= $(FUZZ_ALL)

@@ -441,8 +441,31 @@ def fs_seeds():
                      op(OP_STATE, 1, u16(len(bad)), bad) + fuse(GETATTR, 2, bytes(16)),
     }
 
+# -- vsock: guest CID 3; queues 0 receive, 1 transmit, 2 events; port 1000 listens on the host --
+
+STREAM, V_REQUEST, V_RESPONSE, V_RST, V_SHUTDOWN, V_RW, V_CREDIT_UPDATE, V_CREDIT_REQUEST = 1, 1, 2, 3, 4, 5, 6, 7
+
+def vpkt(op_, sport=5000, dport=1000, payload=b"", src=3, dst=2, buf_alloc=65536, fwd=0, flags=0, length=None):
+    return struct.pack("<QQIIIHHIII", src, dst, sport, dport, len(payload) if length is None else length,
+                       STREAM, op_, flags, buf_alloc, fwd) + payload
+
+def vsock_seeds():
+    rx = b"".join(req(0, [], [4096]) for _ in range(8)) + req(2, [], [8])
+    stream = (req(1, [vpkt(V_REQUEST)]) + req(1, [vpkt(V_RW, payload=bytes(range(200)))]) +
+              req(1, [vpkt(V_RW, payload=b"x" * 3000)[:44], b"x" * 3000]) + req(1, [vpkt(V_CREDIT_REQUEST)]) +
+              req(1, [vpkt(V_CREDIT_UPDATE, fwd=100)]) + req(1, [vpkt(V_SHUTDOWN, flags=3)]) + req(1, [vpkt(V_RST)]))
+    host = op(OP_DEVICE, 1, u16(7000)) + rx + op(OP_DEVICE, 0, b"hello from the host") + req(1, [vpkt(V_RESPONSE, 7000, 1024)])
+    hostile = (req(1, [vpkt(V_RW, length=70000)]) + req(1, [vpkt(9)]) + req(1, [vpkt(V_REQUEST, src=7)]) +
+               req(1, [vpkt(V_REQUEST, dport=1001)]) + req(1, [vpkt(V_RW, payload=b"ab")[:20]]))
+    return {
+        "stream": header() + rx + stream,
+        "host-connect": header() + host + stream,
+        "hostile": header() + rx + hostile + stream,
+        "lifecycle": header() + rx + stream + lifecycle(1) + rx + stream,
+    }
+
 TARGETS = {"session": session_seeds, "blk": blk_seeds, "scsi": scsi_seeds, "gpu": gpu_seeds, "virgl": virgl_seeds,
-           "net": net_seeds, "input": input_seeds, "fs": fs_seeds}
+           "net": net_seeds, "input": input_seeds, "fs": fs_seeds, "vsock": vsock_seeds}
 
 def main():
     out = sys.argv[1]
