@@ -852,6 +852,14 @@ static uint16_t *avail_event_of(const struct vuf_vq *vq)
 	return (uint16_t *)&vq->used->ring[vq->num];
 }
 
+/* The used event that asks for a call at the next used buffer (packed: position and wrap). */
+static uint16_t next_used_event(const struct vuf_vq *vq)
+{
+	if (vq->packed)
+		return (uint16_t)(vq->next_used | (vq->used_wrap ? VRING_PACKED_EVENT_WRAP : 0));
+	return vq->last_used;
+}
+
 void vuf_vq_reset_driver(struct vuf_vq *vq)
 {
 	for (unsigned i = 0; i < vq->num; i++) {
@@ -924,7 +932,7 @@ int vuf_vq_start(struct vuf_vq *vq, uint16_t base, unsigned flags)
 	if (vq->packed) {
 		ring_base = VU_PACKED_BASE(vq->next_used, vq->used_wrap, vq->next_used, vq->used_wrap);
 		if (vq->event_idx && !vq->manual_used_event)
-			vuf_vq_set_used_event(vq, (uint16_t)(vq->next_used | (vq->used_wrap ? VRING_PACKED_EVENT_WRAP : 0)));
+			vuf_vq_set_used_event(vq, next_used_event(vq));
 	} else {
 		__atomic_store_n(&vq->avail->idx, base, __ATOMIC_RELEASE);
 		__atomic_store_n(&vq->used->idx, base, __ATOMIC_RELEASE);
@@ -1192,7 +1200,7 @@ static void take_packed(struct vuf_vq *vq, uint32_t *id, uint32_t *len)
 	}
 	vq->last_used++;
 	if (vq->event_idx && !vq->manual_used_event)
-		vuf_vq_set_used_event(vq, (uint16_t)(vq->next_used | (vq->used_wrap ? VRING_PACKED_EVENT_WRAP : 0)));
+		vuf_vq_set_used_event(vq, next_used_event(vq));
 }
 
 uint16_t vuf_vq_used_pending(const struct vuf_vq *vq)
@@ -1281,6 +1289,12 @@ void vuf_vq_set_used_event(struct vuf_vq *vq, uint16_t idx)
 	}
 	__atomic_store_n(used_event_of(vq), idx, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void vuf_vq_want_call_at_next(struct vuf_vq *vq)
+{
+	vq->manual_used_event = true;
+	vuf_vq_set_used_event(vq, next_used_event(vq));
 }
 
 void vuf_vq_set_avail_flags(struct vuf_vq *vq, uint16_t flags)

@@ -283,6 +283,13 @@ int vuf_vq_wait_err(struct vuf_vq *vq, int timeout_ms);
  * Packed: idx is the driver event's off_wrap (position | wrap << 15), in DESC mode.
  */
 void vuf_vq_set_used_event(struct vuf_vq *vq, uint16_t idx);
+/*
+ * Asks for a call at the next used buffer and keeps used_event there (manual mode)
+ * until the test sets it again. For a test that waits for a used buffer and then
+ * for its call: moved on as the buffer is taken, the event may be read by the
+ * back-end after the move, and then rightly brings no call.
+ */
+void vuf_vq_want_call_at_next(struct vuf_vq *vq);
 /* avail->flags (packed: the driver event's flags, VRING_PACKED_EVENT_*). */
 void vuf_vq_set_avail_flags(struct vuf_vq *vq, uint16_t flags);
 /* Raw, split: puts head into the next avail slot and publishes avail->idx += 1. */

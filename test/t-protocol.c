@@ -459,6 +459,7 @@ static void test_inband(void)
 	CHECK(vuf_set_vring_call(f, 0, call) == 0, "in-band: SET_VRING_CALL eventfd acked 0");
 	gpa = pattern_buf(f, 300);
 	b.gpa = gpa;
+	vuf_vq_want_call_at_next(vq);
 	head = vuf_vq_add(vq, NULL, 0, &b, 1, false);
 	vuf_vring_kick(f, 0);
 	CHECK(vuf_vq_wait_used(vq, &id, &len, WAIT_MS) == 0 && len == 300, "in-band: second request served");
@@ -536,6 +537,7 @@ static void test_on_the_fly(void)
 	int old_call = vq->call_fd;
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK(vuf_set_vring_call(f, 0, vq->call_fd) == 0, "on the fly: SET_VRING_CALL with a new eventfd acked");
+	vuf_vq_want_call_at_next(vq);
 	CHECK_EQ(rng_once(f, vq, 64), 64, "on the fly: request after the call change served");
 	CHECK_EQ(vuf_vq_wait_call(vq, WAIT_MS), 1, "on the fly: the new call eventfd is signalled");
 	uint64_t v;
@@ -1885,6 +1887,7 @@ static void test_packed(void)
 	uint64_t bufs = vuf_alloc(f, 3 * 256, 16);
 	unsigned ok = 0, calls = 0, n = 300;
 	for (unsigned i = 0; i < n && bufs; i++) {
+		vuf_vq_want_call_at_next(vq);
 		unsigned nb = 1 + i % 3;
 		struct vuf_buf b[3];
 		for (unsigned k = 0; k < nb; k++) {
