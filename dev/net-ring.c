@@ -137,6 +137,7 @@ static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frame
 	struct vu_req *req = &r->rx_req[s->req];
 	unsigned n = frames < NET_BURST ? frames : NET_BURST;
 
+	vu_vring_prefetch(s->vq, n);
 	for (unsigned i = 0; i < n; i++) {
 		req[i].iov = r->rx_iov + s->iov + i;
 		req[i].max_iov = 1;

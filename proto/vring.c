@@ -202,6 +202,30 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
 	return got ? (int)got : r;
 }
 
+/* Asks for the lines of count entries of size bytes from index at in a ring of num. */
+static void prefetch_ring(const void *ring, unsigned size, unsigned num, unsigned at, unsigned count)
+{
+	const char *base = ring;
+
+	if (count > num)
+		count = num;
+	for (unsigned k = 0; k < count; k += 64 / size) {
+		unsigned i = at + k < num ? at + k : at + k - num;
+		__builtin_prefetch(base + (size_t)i * size);
+	}
+	__builtin_prefetch(base + (size_t)((at + count - 1) % num) * size);
+}
+
+void vu_vring_prefetch(const struct vu_vring *vq, unsigned n)
+{
+	if (!vu_vring_ready(vq))
+		return;
+	if (vq->packed)
+		prefetch_ring(vq->pdesc, sizeof(*vq->pdesc), vq->num, vq->last_avail, n);
+	else
+		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail % vq->num, n);
+}
+
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 {
 	if (vq->packed)
