@@ -413,8 +413,7 @@ unsigned net_ring_tx(struct net_rings *r, struct vu_vring *vq, unsigned budget)
 		net_switch_forward(&r->port, r->tx_pkt, npkts);
 		/* The frames are copied: the requests go back, in one used-ring update, and the
 		 * receivers publish theirs. */
-		for (unsigned i = 0; i < n; i++)
-			vu_vring_push(vq, &r->tx_req[i], 0);
+		vu_vring_push_burst(vq, r->tx_req, n, 0);
 		vu_vring_flush(vq);
 		net_switch_flush();
 		done += n;

@@ -246,16 +246,22 @@ static __attribute__((noinline, cold)) void log_written(struct vu_vring *vq, con
 		vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
 }
 
-void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
 {
 	if (__builtin_expect(!vq->desc, 0))
 		return; /* not mapped (any more): nothing to complete into */
 	if (__builtin_expect(vq->mem && vq->mem->log.on, 0))
-		log_written(vq, req);
+		for (unsigned i = 0; i < n; i++)
+			log_written(vq, &reqs[i]);
 	if (vq->packed)
-		vring_packed_push(vq, req, written);
+		vring_packed_push(vq, reqs, n, written);
 	else
-		vring_split_push(vq, req, written);
+		vring_split_push(vq, reqs, n, written);
+}
+
+void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+{
+	vu_vring_push_burst(vq, req, 1, written);
 }
 
 void vu_vring_flush(struct vu_vring *vq)

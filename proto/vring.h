@@ -175,6 +175,8 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n);
  * driver can see the completion.
  */
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written);
+/* n pushes at once: reqs[0..n), each with written bytes (a transmit burst's, 0). */
+void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */
 void vu_vring_flush(struct vu_vring *vq);
 
