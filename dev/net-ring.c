@@ -411,6 +411,7 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
 	unsigned got = 0;
 
+	vu_vring_prefetch(vq, n);
 	for (unsigned i = 0; i < n; i++) {
 		r->tx_req[i].iov = r->tx_iov[i];
 		r->tx_req[i].max_iov = NET_TX_MAX_IOV;
