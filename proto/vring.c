@@ -202,18 +202,22 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
 	return got ? (int)got : r;
 }
 
-/* Asks for the lines of count entries of size bytes from index at in a ring of num. */
-static void prefetch_ring(const void *ring, unsigned size, unsigned num, unsigned at, unsigned count)
+/* Asks for the lines that hold bytes [p, p + len). */
+static void prefetch_lines(const void *p, size_t len)
+{
+	for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)p + len; a += 64)
+		__builtin_prefetch((const void *)a);
+}
+
+/* ... those of count entries of size bytes from index at, in a ring of num (at < num). */
+static void prefetch_ring(const void *ring, size_t size, unsigned num, unsigned at, unsigned count)
 {
 	const char *base = ring;
+	unsigned first = count < num - at ? count : num - at;
 
-	if (count > num)
-		count = num;
-	for (unsigned k = 0; k < count; k += 64 / size) {
-		unsigned i = at + k < num ? at + k : at + k - num;
-		__builtin_prefetch(base + (size_t)i * size);
-	}
-	__builtin_prefetch(base + (size_t)((at + count - 1) % num) * size);
+	prefetch_lines(base + (size_t)at * size, (size_t)first * size);
+	if (count > first)
+		prefetch_lines(base, (size_t)((count < num ? count : num) - first) * size);
 }
 
 void vu_vring_prefetch(const struct vu_vring *vq, unsigned n)
@@ -223,7 +227,8 @@ void vu_vring_prefetch(const struct vu_vring *vq, unsigned n)
 	if (vq->packed)
 		prefetch_ring(vq->pdesc, sizeof(*vq->pdesc), vq->num, vq->last_avail, n);
 	else
-		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail % vq->num, n);
+		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail & (vq->num - 1),
+			      n); /* a split ring's size is a power of 2 */
 }
 
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
