@@ -30,12 +30,12 @@ static inline void prefetch_for_write(const char *p)
 }
 
 /*
- * Fetches the first two lines of a buffer: a virtio-net header and the frame's
- * first bytes, two lines where a driver puts the header right before the frame's
- * first line. The driver's core touched them last. Asked for as each request is
- * popped, so they travel while the rest of the burst is popped: when the two
- * cores are far apart (a line takes ~150 ns) asking only after all the pops left
- * the burst waiting that much longer, twice (transmit and receive).
+ * Fetches the first two lines of a transmit buffer: a virtio-net header and the
+ * frame's first bytes, two lines where a driver puts the header right before the
+ * frame's first line. The driver's core touched them last. Asked for as each
+ * request is popped, so they travel while the rest of the burst is popped: when
+ * the two cores are far apart (a line takes ~150 ns) asking only after all the pops
+ * left the burst waiting that much longer, twice (transmit and receive).
  */
 static inline void prefetch_start(const struct iovec *b)
 {
