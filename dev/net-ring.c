@@ -30,23 +30,33 @@ static inline void prefetch_for_write(const char *p)
 }
 
 /*
- * Fetches the first two lines of a buffer: a virtio-net header and the frame's
- * first bytes, two lines where a driver puts the header right before the frame's
- * first line. The driver's core touched them last. Asked for as each request is
- * popped, so they travel while the rest of the burst is popped: when the two
- * cores are far apart (a line takes ~150 ns) asking only after all the pops left
- * the burst waiting that much longer, twice (transmit and receive).
+ * Fetches the first two lines of a transmit buffer: a virtio-net header and the
+ * frame's first bytes, two lines where a driver puts the header right before the
+ * frame's first line. The driver's core touched them last. Asked for as each
+ * request is popped, so they travel while the rest of the burst is popped: when
+ * the two cores are far apart (a line takes ~150 ns) asking only after all the pops
+ * left the burst waiting that much longer, twice (transmit and receive).
  */
-static inline void prefetch_start(const struct iovec *b, bool for_write)
+static inline void prefetch_start(const struct iovec *b)
 {
 	const char *p = b->iov_base;
 
-	for (size_t off = 0; off < 128 && off < b->iov_len; off += 64) {
-		if (for_write)
-			prefetch_for_write(p + off);
-		else
-			__builtin_prefetch(p + off);
-	}
+	for (size_t off = 0; off < 128 && off < b->iov_len; off += 64)
+		__builtin_prefetch(p + off);
+}
+
+/*
+ * The same for a receive buffer, whose frame's lines are written: its header's
+ * line is read (and written only if it changes, see put_hdr_field), unless the
+ * frame starts in it.
+ */
+static inline void prefetch_rx_start(const struct iovec *b, size_t hdr_len)
+{
+	const char *p = b->iov_base;
+
+	__builtin_prefetch(p);
+	for (size_t off = hdr_len; off < hdr_len + 128 && off < b->iov_len; off += 64)
+		prefetch_for_write(p + off);
 }
 
 /*
@@ -137,6 +147,7 @@ static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frame
 	struct vu_req *req = &r->rx_req[s->req];
 	unsigned n = frames < NET_BURST ? frames : NET_BURST;
 
+	vu_vring_prefetch(s->vq, n);
 	for (unsigned i = 0; i < n; i++) {
 		req[i].iov = r->rx_iov + s->iov + i;
 		req[i].max_iov = 1;
@@ -144,7 +155,7 @@ static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frame
 	int got = vu_vring_pop_burst(s->vq, req, n);
 	unsigned m = got > 0 ? (unsigned)got : 0, k = 0;
 	while (k < m && req[k].in == 1 && !req[k].out && !req[k].truncated)
-		prefetch_start(req[k++].iov, true);
+		prefetch_rx_start(req[k++].iov, r->hdr_len);
 	if (k < m)
 		vu_vring_unpop(s->vq, m - k);
 	r->ahead_vq = s->vq;
@@ -190,7 +201,7 @@ static bool take_buffers(struct net_rings *r, struct net_rx_slot *s, size_t need
 				return false;
 			}
 			if (req->in)
-				prefetch_start(req->iov, true);
+				prefetch_rx_start(req->iov, r->hdr_len);
 		}
 		nbufs++;
 		used += req->in;
@@ -228,6 +239,23 @@ static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_
 	return true;
 }
 
+/*
+ * Writes a header field of len bytes at off unless the buffer already holds that
+ * value. A receive buffer's header mostly holds what it held the last time round
+ * (no offloads, num_buffers 1): left alone, its line stays shared with the driver's
+ * core instead of being taken from it and then taken back when the driver reads it.
+ */
+static inline void put_hdr_field(const struct iovec *iov, unsigned niov, size_t off, const void *v, size_t len)
+{
+	if (__builtin_expect(off + len <= iov[0].iov_len, 1)) {
+		char *to = (char *)iov[0].iov_base + off;
+		if (memcmp(to, v, len))
+			memcpy(to, v, len);
+		return;
+	}
+	vu_iov_from_buf(iov, niov, off, v, len);
+}
+
 /* Copies a frame into the buffers taken for it and hands them back to the driver. */
 static void fill(struct net_rings *r, const struct net_rx_slot *s)
 {
@@ -240,21 +268,22 @@ static void fill(struct net_rings *r, const struct net_rx_slot *s)
 	size_t csum_start = r->hdr_len + le16toh(h->csum_start), csum_at = csum_start + le16toh(h->csum_offset);
 
 	/*
-	 * The sender's header, then what this port's differs in written over it in place.
-	 * (Patched in a copy on the stack, it was read back with wider loads than its
-	 * fields had been written with, and each such load waited for the stores: a failed
-	 * store forward, much of this function's time at 64 bytes.)
+	 * The sender's header, less the checksum request where this port cannot take it,
+	 * field by field (a copy patched on the stack and read back with wider loads
+	 * waited for its stores: a failed store forward).
 	 */
-	vu_iov_from_buf(iov, s->niov, 0, h, hdr_size(r));
-	if (!(r->port.offloads & NET_OFF_CSUM) && (h->flags || h->csum_start || h->csum_offset)) {
-		static const uint8_t zeros[4];
-		vu_iov_from_buf(iov, s->niov, offsetof(struct net_hdr, flags), zeros, 1);
-		vu_iov_from_buf(iov, s->niov, offsetof(struct net_hdr, csum_start), zeros, 4);
-	}
-	if (hdr_size(r) == NET_HDR_LEN) {
-		uint16_t nbufs = htole16(s->nbufs);
-		vu_iov_from_buf(iov, s->niov, offsetof(struct net_hdr, num_buffers), &nbufs, sizeof(nbufs));
-	}
+	bool csum = r->port.offloads & NET_OFF_CSUM;
+	uint8_t flags = csum ? h->flags : 0;
+	uint16_t start = csum ? h->csum_start : 0, offset = csum ? h->csum_offset : 0;
+	uint16_t nbufs = htole16(s->nbufs);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, flags), &flags, 1);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, gso_type), &h->gso_type, 1);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, hdr_len), &h->hdr_len, 2);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, gso_size), &h->gso_size, 2);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, csum_start), &start, 2);
+	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, csum_offset), &offset, 2);
+	if (hdr_size(r) == NET_HDR_LEN)
+		put_hdr_field(iov, s->niov, offsetof(struct net_hdr, num_buffers), &nbufs, 2);
 	/*
 	 * The addresses the switch decided on, not the sender's memory again: the sender
 	 * could change its frame's destination meanwhile and get past this port's filter.
@@ -382,6 +411,7 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
 	unsigned got = 0;
 
+	vu_vring_prefetch(vq, n);
 	for (unsigned i = 0; i < n; i++) {
 		r->tx_req[i].iov = r->tx_iov[i];
 		r->tx_req[i].max_iov = NET_TX_MAX_IOV;
@@ -390,7 +420,7 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 		int k = vu_vring_pop_burst(vq, r->tx_req + got, n - got < VU_VRING_BURST ? n - got : VU_VRING_BURST);
 		for (int i = 0; i < k; i++)
 			if (r->tx_req[got + i].out)
-				prefetch_start(&r->tx_req[got + i].iov[0], false);
+				prefetch_start(&r->tx_req[got + i].iov[0]);
 		if (k < VU_VRING_BURST)
 			return got + (k > 0 ? (unsigned)k : 0);
 		got += VU_VRING_BURST;
@@ -412,8 +442,7 @@ unsigned net_ring_tx(struct net_rings *r, struct vu_vring *vq, unsigned budget)
 		net_switch_forward(&r->port, r->tx_pkt, npkts);
 		/* The frames are copied: the requests go back, in one used-ring update, and the
 		 * receivers publish theirs. */
-		for (unsigned i = 0; i < n; i++)
-			vu_vring_push(vq, &r->tx_req[i], 0);
+		vu_vring_push_burst(vq, r->tx_req, n, 0);
 		vu_vring_flush(vq);
 		net_switch_flush();
 		done += n;

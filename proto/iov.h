@@ -28,13 +28,21 @@ static inline void vu_copy_small(void *dst, const void *src, size_t len)
 		memcpy(d, &head_, sizeof(T));                        \
 		memcpy(d + len - sizeof(T), &tail_, sizeof(T));      \
 	} while (0)
-	typedef struct { uint64_t w[2]; } vu_move16;
-	typedef struct { uint64_t w[4]; } vu_move32;
-	if (len > 64)
+	/* A vector type: a 16-byte struct (or a 32-byte one) went through the stack. */
+	typedef uint8_t vu_move16 __attribute__((vector_size(16)));
+	if (len > 64) {
 		memcpy(d, s, len);
-	else if (len > 32)
-		VU_MOVE_PAIR(vu_move32);
-	else if (len >= 16)
+	} else if (len > 32) {
+		vu_move16 a, b, y, z;
+		memcpy(&a, s, 16);
+		memcpy(&b, s + 16, 16);
+		memcpy(&y, s + len - 32, 16);
+		memcpy(&z, s + len - 16, 16);
+		memcpy(d, &a, 16);
+		memcpy(d + 16, &b, 16);
+		memcpy(d + len - 32, &y, 16);
+		memcpy(d + len - 16, &z, 16);
+	} else if (len >= 16)
 		VU_MOVE_PAIR(vu_move16);
 	else if (len >= 8)
 		VU_MOVE_PAIR(uint64_t);

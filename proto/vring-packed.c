@@ -365,38 +365,38 @@ void vring_packed_unpop(struct vu_vring *vq, unsigned n)
 	}
 }
 
-void vring_packed_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
 {
 	struct vring_packed_state *ps = vq->ps;
-	uint16_t id = req->head;
 
-	if (id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
-		vu_warn("queue %u: completion of buffer %u, which the device does not hold", vq->index, id);
-		return;
-	}
-	struct vring_packed_buf *b = &ps->buf[id];
-	struct vring_packed_pend *last = vq->pending ? &ps->pend[vq->pending - 1] : NULL;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t id = reqs[i].head;
+		if (id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
+			vu_warn("queue %u: completion of buffer %u, which the device does not hold", vq->index, id);
+			continue;
+		}
+		struct vring_packed_buf *b = &ps->buf[id];
+		struct vring_packed_pend *last = vq->pending ? &ps->pend[vq->pending - 1] : NULL;
 
-	if (vq->in_order && !written && last && !(last->flags & VRING_DESC_F_WRITE) && !vq->inflight_packed) {
-		/*
-		 * In order, nothing written, after a completion that wrote nothing: one used
-		 * descriptor for both, with the later id; the driver takes the buffers before
-		 * it as used whole (virtio's in-order batches). The earlier one is done.
-		 */
-		ps->buf[last->id].state = VRING_BUF_FREE;
-		last->id = id;
+		if (vq->in_order && !written && last && !(last->flags & VRING_DESC_F_WRITE) && !vq->inflight_packed) {
+			/*
+			 * In order, nothing written, after a completion that wrote nothing: one
+			 * used descriptor for both, with the later id; the driver takes the
+			 * buffers before it as used whole (virtio's in-order batches). The
+			 * earlier one is done.
+			 */
+			ps->buf[last->id].state = VRING_BUF_FREE;
+			last->id = id;
+		} else {
+			uint16_t flags = (ps->next_used_wrap ? AVAIL | USED : 0) | (written ? VRING_DESC_F_WRITE : 0);
+			ps->pend[vq->pending++] = (struct vring_packed_pend){ .slot = ps->next_used, .flags = flags,
+									      .id = id, .infl = b->infl, .len = written };
+			if (vq->inflight_packed)
+				vq->inflight_packed->desc[b->infl].inflight = VU_INFLIGHT_PACKED_PUSHED;
+		}
 		ps->next_used = vring_packed_advance(vq, ps->next_used, b->ndesc, &ps->next_used_wrap);
 		b->state = VRING_BUF_PUSHED;
-		return;
 	}
-	uint16_t flags = (ps->next_used_wrap ? AVAIL | USED : 0) | (written ? VRING_DESC_F_WRITE : 0);
-
-	ps->pend[vq->pending++] = (struct vring_packed_pend){ .slot = ps->next_used, .flags = flags,
-							      .id = id, .infl = b->infl, .len = written };
-	ps->next_used = vring_packed_advance(vq, ps->next_used, b->ndesc, &ps->next_used_wrap);
-	b->state = VRING_BUF_PUSHED;
-	if (vq->inflight_packed)
-		vq->inflight_packed->desc[b->infl].inflight = VU_INFLIGHT_PACKED_PUSHED;
 }
 
 /* The position a (pos, wrap) pair has in the two laps a wrap counter takes to come back. */

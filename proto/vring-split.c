@@ -128,17 +128,19 @@ void vring_split_unpop(struct vu_vring *vq, unsigned n)
 	vq->avail_ready += n;
 }
 
-void vring_split_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
 {
-	uint16_t head = req->head;
-	struct vring_used_elem *e = &vq->used->ring[slot(vq, vq->used_idx + vq->pending)];
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t head = reqs[i].head;
+		struct vring_used_elem *e = &vq->used->ring[slot(vq, vq->used_idx + vq->pending)];
 
-	WRITE_ONCE(e->id, head);
-	WRITE_ONCE(e->len, written);
-	vq->pending++;
-	if (vq->inflight && head < vq->num) {
-		vq->inflight->desc[head].next = vq->inflight->last_batch_head;
-		vq->inflight->last_batch_head = head;
+		WRITE_ONCE(e->id, head);
+		WRITE_ONCE(e->len, written);
+		vq->pending++;
+		if (vq->inflight && head < vq->num) {
+			vq->inflight->desc[head].next = vq->inflight->last_batch_head;
+			vq->inflight->last_batch_head = head;
+		}
 	}
 }
 

@@ -202,6 +202,35 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
 	return got ? (int)got : r;
 }
 
+/* Asks for the lines that hold bytes [p, p + len). */
+static void prefetch_lines(const void *p, size_t len)
+{
+	for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)p + len; a += 64)
+		__builtin_prefetch((const void *)a);
+}
+
+/* ... those of count entries of size bytes from index at, in a ring of num (at < num). */
+static void prefetch_ring(const void *ring, size_t size, unsigned num, unsigned at, unsigned count)
+{
+	const char *base = ring;
+	unsigned first = count < num - at ? count : num - at;
+
+	prefetch_lines(base + (size_t)at * size, (size_t)first * size);
+	if (count > first)
+		prefetch_lines(base, (size_t)((count < num ? count : num) - first) * size);
+}
+
+void vu_vring_prefetch(const struct vu_vring *vq, unsigned n)
+{
+	if (!vu_vring_ready(vq))
+		return;
+	if (vq->packed)
+		prefetch_ring(vq->pdesc, sizeof(*vq->pdesc), vq->num, vq->last_avail, n);
+	else
+		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail & (vq->num - 1),
+			      n); /* a split ring's size is a power of 2 */
+}
+
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)
 {
 	if (vq->packed)
@@ -222,16 +251,22 @@ static __attribute__((noinline, cold)) void log_written(struct vu_vring *vq, con
 		vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
 }
 
-void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
 {
 	if (__builtin_expect(!vq->desc, 0))
 		return; /* not mapped (any more): nothing to complete into */
 	if (__builtin_expect(vq->mem && vq->mem->log.on, 0))
-		log_written(vq, req);
+		for (unsigned i = 0; i < n; i++)
+			log_written(vq, &reqs[i]);
 	if (vq->packed)
-		vring_packed_push(vq, req, written);
+		vring_packed_push(vq, reqs, n, written);
 	else
-		vring_split_push(vq, req, written);
+		vring_split_push(vq, reqs, n, written);
+}
+
+void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
+{
+	vu_vring_push_burst(vq, req, 1, written);
 }
 
 void vu_vring_flush(struct vu_vring *vq)

@@ -157,6 +157,12 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n);
 /* The requests a burst takes together at best (a cache line of packed descriptors). */
 #define VU_VRING_BURST 4
 /*
+ * Asks for the lines that popping the next n requests reads first (a packed ring's
+ * descriptors; a split ring's avail entries), so that their misses overlap instead
+ * of following one another group by group. A hint: nothing is read or checked.
+ */
+void vu_vring_prefetch(const struct vu_vring *vq, unsigned n);
+/*
  * Gives back the last n popped requests, not pushed: they are popped again next.
  * For devices that find a request unusable only after taking it (a packet larger
  * than the buffers popped for it); not for rings with an inflight region.
@@ -169,6 +175,8 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n);
  * driver can see the completion.
  */
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written);
+/* n pushes at once: reqs[0..n), each with written bytes (a transmit burst's, 0). */
+void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */
 void vu_vring_flush(struct vu_vring *vq);
 

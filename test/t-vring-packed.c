@@ -279,8 +279,7 @@ static void test_in_order(void)
 		rb_fini(&rb);
 		return;
 	}
-	for (unsigned i = 0; i < 3; i++)
-		vu_vring_push(&rb.vq, &r[i], 0);
+	vu_vring_push_burst(&rb.vq, r, 3, 0); /* as three pushes */
 	vu_vring_push(&rb.vq, &r[3], 8);
 	vu_vring_push(&rb.vq, &r[4], 0);
 	vu_vring_flush(&rb.vq);

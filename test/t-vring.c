@@ -635,6 +635,23 @@ static void test_used(void)
 	      "used: elements in push order with their lengths");
 	CHECK_EQ(rb.signals, 1, "used: one notification per flush");
 
+	/* Three at once (vu_vring_push_burst): the same elements as three pushes. */
+	struct vu_req reqs[3];
+	struct iovec iovs[3][MAX_IOV];
+	for (uint16_t i = 0; i < 3; i++)
+		rb_offer(&rb, rb_chain(&rb, rb.desc, 3 * i, 1, 1, LEN));
+	vu_vring_prefetch(&rb.vq, NUM + 3); /* a hint, more than the ring holds: nothing changes */
+	unsigned got = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		reqs[i] = (struct vu_req){ .iov = iovs[i], .max_iov = MAX_IOV };
+		got += rb_pop(&rb, &reqs[i]) == 1;
+	}
+	vu_vring_push_burst(&rb.vq, reqs, got, 7);
+	vu_vring_flush(&rb.vq);
+	CHECK(got == 3 && rb.used->idx == 6 && rb.used->ring[3].id == 0 && rb.used->ring[4].id == 3 &&
+	      rb.used->ring[5].id == 6 && rb.used->ring[3].len == 7 && rb.used->ring[5].len == 7 && rb.signals == 2,
+	      "used: a burst of three pushed at once: three elements, one flush, one notification");
+
 	/* Used idx across the 16-bit wrap: slots 14, 15, 0. */
 	rb.vq.used_idx = 0xfffe;
 	rb.used->idx = 0xfffe;
