@@ -13,21 +13,7 @@
 
 #include "dev/net.h"
 #include "proto/iov.h"
-
-/*
- * Fetches a line for writing. PREFETCHW takes it exclusive at once; a plain
- * prefetch (what __builtin_prefetch(p, 1) is without -mprfchw) takes it shared,
- * and the write must then ask the core that had it a second time. (x86-64 CPUs
- * that do not list PREFETCHW run it as a no-op.)
- */
-static inline void prefetch_for_write(const char *p)
-{
-#if defined(__x86_64__)
-	__asm__ volatile("prefetchw %0" : : "m"(*p));
-#else
-	__builtin_prefetch(p, 1);
-#endif
-}
+#include "proto/prefetch.h"
 
 /*
  * Fetches the first two lines of a transmit buffer: a virtio-net header and the
@@ -56,7 +42,7 @@ static inline void prefetch_rx_start(const struct iovec *b, size_t hdr_len)
 
 	__builtin_prefetch(p);
 	for (size_t off = hdr_len; off < hdr_len + 128 && off < b->iov_len; off += 64)
-		prefetch_for_write(p + off);
+		vu_prefetch_for_write(p + off);
 }
 
 /*
@@ -147,7 +133,7 @@ static void pop_ahead(struct net_rings *r, struct net_rx_slot *s, unsigned frame
 	struct vu_req *req = &r->rx_req[s->req];
 	unsigned n = frames < NET_BURST ? frames : NET_BURST;
 
-	vu_vring_prefetch(s->vq, n);
+	vu_vring_prefetch(s->vq, n, true);
 	for (unsigned i = 0; i < n; i++) {
 		req[i].iov = r->rx_iov + s->iov + i;
 		req[i].max_iov = 1;
@@ -411,7 +397,7 @@ static unsigned tx_pop(struct net_rings *r, struct vu_vring *vq, unsigned n)
 {
 	unsigned got = 0;
 
-	vu_vring_prefetch(vq, n);
+	vu_vring_prefetch(vq, n, false);
 	for (unsigned i = 0; i < n; i++) {
 		r->tx_req[i].iov = r->tx_iov[i];
 		r->tx_req[i].max_iov = NET_TX_MAX_IOV;

@@ -10,6 +10,7 @@
 
 #include "proto/log.h"
 #include "proto/loop.h"
+#include "proto/prefetch.h"
 #include "proto/vring-int.h"
 
 void vu_vring_init(struct vu_vring *vq)
@@ -203,32 +204,36 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n)
 }
 
 /* Asks for the lines that hold bytes [p, p + len). */
-static void prefetch_lines(const void *p, size_t len)
+static void prefetch_lines(const void *p, size_t len, bool for_write)
 {
-	for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)p + len; a += 64)
-		__builtin_prefetch((const void *)a);
+	for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)p + len; a += 64) {
+		if (for_write)
+			vu_prefetch_for_write((const void *)a);
+		else
+			__builtin_prefetch((const void *)a);
+	}
 }
 
 /* ... those of count entries of size bytes from index at, in a ring of num (at < num). */
-static void prefetch_ring(const void *ring, size_t size, unsigned num, unsigned at, unsigned count)
+static void prefetch_ring(const void *ring, size_t size, unsigned num, unsigned at, unsigned count, bool for_write)
 {
 	const char *base = ring;
 	unsigned first = count < num - at ? count : num - at;
 
-	prefetch_lines(base + (size_t)at * size, (size_t)first * size);
+	prefetch_lines(base + (size_t)at * size, (size_t)first * size, for_write);
 	if (count > first)
-		prefetch_lines(base, (size_t)((count < num ? count : num) - first) * size);
+		prefetch_lines(base, (size_t)((count < num ? count : num) - first) * size, for_write);
 }
 
-void vu_vring_prefetch(const struct vu_vring *vq, unsigned n)
+void vu_vring_prefetch(const struct vu_vring *vq, unsigned n, bool for_write)
 {
 	if (!vu_vring_ready(vq))
 		return;
 	if (vq->packed)
-		prefetch_ring(vq->pdesc, sizeof(*vq->pdesc), vq->num, vq->last_avail, n);
-	else
-		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail & (vq->num - 1),
-			      n); /* a split ring's size is a power of 2 */
+		prefetch_ring(vq->pdesc, sizeof(*vq->pdesc), vq->num, vq->last_avail, n, for_write);
+	else /* the avail ring is only read; a split ring's size is a power of 2 */
+		prefetch_ring(vq->avail->ring, sizeof(vq->avail->ring[0]), vq->num, vq->last_avail & (vq->num - 1), n,
+			      false);
 }
 
 void vu_vring_unpop(struct vu_vring *vq, unsigned n)

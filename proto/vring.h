@@ -159,9 +159,12 @@ int vu_vring_pop_burst(struct vu_vring *vq, struct vu_req *reqs, unsigned n);
 /*
  * Asks for the lines that popping the next n requests reads first (a packed ring's
  * descriptors; a split ring's avail entries), so that their misses overlap instead
- * of following one another group by group. A hint: nothing is read or checked.
+ * of following one another group by group. for_write: each of them is to be
+ * completed on its own soon, and a packed ring then writes its used descriptor
+ * into the same line (taken exclusive now, it needs no second trip to the driver's
+ * core). A hint: nothing is read or checked.
  */
-void vu_vring_prefetch(const struct vu_vring *vq, unsigned n);
+void vu_vring_prefetch(const struct vu_vring *vq, unsigned n, bool for_write);
 /*
  * Gives back the last n popped requests, not pushed: they are popped again next.
  * For devices that find a request unusable only after taking it (a packet larger

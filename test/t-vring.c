@@ -640,7 +640,7 @@ static void test_used(void)
 	struct iovec iovs[3][MAX_IOV];
 	for (uint16_t i = 0; i < 3; i++)
 		rb_offer(&rb, rb_chain(&rb, rb.desc, 3 * i, 1, 1, LEN));
-	vu_vring_prefetch(&rb.vq, NUM + 3); /* a hint, more than the ring holds: nothing changes */
+	vu_vring_prefetch(&rb.vq, NUM + 3, true); /* a hint, more than the ring holds: nothing changes */
 	unsigned got = 0;
 	for (unsigned i = 0; i < 3; i++) {
 		reqs[i] = (struct vu_req){ .iov = iovs[i], .max_iov = MAX_IOV };
