@@ -28,11 +28,12 @@ static inline void vu_copy_small(void *dst, const void *src, size_t len)
 		memcpy(d, &head_, sizeof(T));                        \
 		memcpy(d + len - sizeof(T), &tail_, sizeof(T));      \
 	} while (0)
-	/* A vector type: a 16-byte struct (or a 32-byte one) went through the stack. */
+	/* A vector type: as a struct, it went through the stack. */
 	typedef uint8_t vu_move16 __attribute__((vector_size(16)));
 	if (len > 64) {
 		memcpy(d, s, len);
 	} else if (len > 32) {
+		/* The first and last 32 bytes, each as two 16-byte moves (a 32-byte type spills). */
 		vu_move16 a, b, y, z;
 		memcpy(&a, s, 16);
 		memcpy(&b, s + 16, 16);
@@ -42,13 +43,13 @@ static inline void vu_copy_small(void *dst, const void *src, size_t len)
 		memcpy(d + 16, &b, 16);
 		memcpy(d + len - 32, &y, 16);
 		memcpy(d + len - 16, &z, 16);
-	} else if (len >= 16)
+	} else if (len >= 16) {
 		VU_MOVE_PAIR(vu_move16);
-	else if (len >= 8)
+	} else if (len >= 8) {
 		VU_MOVE_PAIR(uint64_t);
-	else if (len >= 4)
+	} else if (len >= 4) {
 		VU_MOVE_PAIR(uint32_t);
-	else if (len) {
+	} else if (len) {
 		char first = s[0], mid = s[len / 2], last = s[len - 1];
 		d[0] = first;
 		d[len / 2] = mid;

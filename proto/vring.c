@@ -218,11 +218,12 @@ static void prefetch_lines(const void *p, size_t len, bool for_write)
 static void prefetch_ring(const void *ring, size_t size, unsigned num, unsigned at, unsigned count, bool for_write)
 {
 	const char *base = ring;
-	unsigned first = count < num - at ? count : num - at;
 
+	if (count > num)
+		count = num;
+	unsigned first = count < num - at ? count : num - at;
 	prefetch_lines(base + (size_t)at * size, (size_t)first * size, for_write);
-	if (count > first)
-		prefetch_lines(base, (size_t)((count < num ? count : num) - first) * size, for_write);
+	prefetch_lines(base, (size_t)(count - first) * size, for_write);
 }
 
 void vu_vring_prefetch(const struct vu_vring *vq, unsigned n, bool for_write)
