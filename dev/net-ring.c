@@ -242,7 +242,7 @@ static inline void put_hdr_field(const struct iovec *iov, unsigned niov, size_t 
 	vu_iov_from_buf(iov, niov, off, v, len);
 }
 
-/* Copies a frame into the buffers taken for it and hands them back to the driver. */
+/* Copies a frame into the buffers taken for it; says in rx_len how much each holds. */
 static void fill(struct net_rings *r, const struct net_rx_slot *s)
 {
 	const struct net_pkt *pkt = s->pkt;
@@ -283,19 +283,31 @@ static void fill(struct net_rings *r, const struct net_rx_slot *s)
 		uint16_t sum = htobe16((uint16_t)~csum_iov(iov, s->niov, csum_start, total - csum_start));
 		vu_iov_from_buf(iov, s->niov, csum_at, &sum, sizeof(sum));
 	}
+	uint32_t *len = r->rx_len + s->req;
 	for (unsigned i = 0; i < s->nbufs; i++) {
-		uint32_t n = total < req[i].in_bytes ? total : req[i].in_bytes;
-		vu_vring_push(s->vq, &req[i], n);
-		total -= n;
+		len[i] = total < req[i].in_bytes ? total : req[i].in_bytes;
+		total -= len[i];
 	}
 	r->port.stats.rx++;
 }
 
-/* Fills the frames whose buffers were taken (their first lines asked for meanwhile). */
+/*
+ * Fills the frames whose buffers were taken (their first lines asked for meanwhile)
+ * and hands the buffers back to the drivers, each run of frames for one ring in one
+ * push (the slots' buffers lie one after the other in rx_req).
+ */
 static void fill_all(struct net_rings *r, unsigned nslots)
 {
-	for (unsigned i = 0; i < nslots; i++)
-		fill(r, &r->rx_slot[i]);
+	for (unsigned i = 0, run = 0; i < nslots; i++) {
+		const struct net_rx_slot *s = &r->rx_slot[i];
+		fill(r, s);
+		if (i + 1 == nslots || r->rx_slot[i + 1].vq != s->vq) {
+			const struct net_rx_slot *first = &r->rx_slot[run];
+			vu_vring_push_each(s->vq, r->rx_req + first->req, s->req + s->nbufs - first->req,
+					   r->rx_len + first->req);
+			run = i + 1;
+		}
+	}
 }
 
 /* Takes buffers for every frame of the burst first, then fills them. */

@@ -142,6 +142,7 @@ struct net_rings {
 	struct net_pkt tx_pkt[NET_BURST];
 	struct net_rx_slot rx_slot[NET_BURST];
 	struct vu_req rx_req[NET_RX_SCRATCH_BUFS];
+	uint32_t rx_len[NET_RX_SCRATCH_BUFS]; /* what each of rx_req holds once filled */
 	struct iovec rx_iov[NET_RX_SCRATCH_IOV];
 	/*
 	 * Receive buffers popped ahead for the next frames of a burst (one iovec each)

@@ -83,8 +83,12 @@ void vring_split_set_base(struct vu_vring *vq, uint32_t base);
 int vring_split_pop(struct vu_vring *vq, struct vu_req *req);
 int vring_split_resubmit(struct vu_vring *vq, struct vu_req *req, uint16_t head);
 void vring_split_unpop(struct vu_vring *vq, unsigned n);
-/* Pushes: reqs[0..n), each with written bytes (see vu_vring_push_burst). */
-void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
+/*
+ * Pushes: reqs[0..n), reqs[i] with written[i * step] bytes (step 0: the same for
+ * all, 1: each its own; see vu_vring_push_burst and vu_vring_push_each).
+ */
+void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		      size_t step);
 void vring_split_flush(struct vu_vring *vq);
 bool vring_split_kicks(struct vu_vring *vq, bool enable);
 
@@ -122,7 +126,8 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req);
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs);
 int vring_packed_resubmit(struct vu_vring *vq, struct vu_req *req, uint16_t entry);
 void vring_packed_unpop(struct vu_vring *vq, unsigned n);
-void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
+void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		       size_t step);
 void vring_packed_flush(struct vu_vring *vq);
 bool vring_packed_kicks(struct vu_vring *vq, bool enable);
 /* Position pos advanced by n descriptors (n <= num), with its wrap counter. */

@@ -365,12 +365,14 @@ void vring_packed_unpop(struct vu_vring *vq, unsigned n)
 	}
 }
 
-void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
+void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written_at,
+		       size_t step)
 {
 	struct vring_packed_state *ps = vq->ps;
 
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t id = reqs[i].head;
+		uint32_t written = written_at[i * step];
 		if (id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
 			vu_warn("queue %u: completion of buffer %u, which the device does not hold", vq->index, id);
 			continue;
