@@ -45,7 +45,12 @@ struct net_pkt {
 	const struct iovec *iov;   /* the frame, from its destination MAC on */
 	unsigned niov;
 	size_t len;
-	uint8_t dst[NET_ALEN], src[NET_ALEN];
+	union {
+		struct {
+			uint8_t dst[NET_ALEN], src[NET_ALEN];
+		};
+		uint8_t addrs[2 * NET_ALEN]; /* both, as the frame starts: copied at once */
+	};
 	unsigned queue;            /* the source's queue pair: picks the destination's */
 };
 
