@@ -302,6 +302,7 @@ int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 		return 0;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE); /* the flags before the rest of each descriptor */
 	unsigned i;
+#pragma GCC unroll 4
 	for (i = 0; i < N; i++) {
 		ids[i] = READ_ONCE(d[i].id);
 		uint32_t len = READ_ONCE(d[i].len);
@@ -310,19 +311,19 @@ int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 		if (id_unusable(vq, ids[i]) || !host || !reqs[i].max_iov)
 			break;
 		ps->buf[ids[i]].state = VRING_BUF_POPPED;
+		/* One buffer, described whole: as vring_req_start and vring_add_buffer would. */
 		bool writable = flags[i] & VRING_DESC_F_WRITE;
-		vring_req_start(&reqs[i], ids[i]);
-		reqs[i].iov[0] = (struct iovec){ host, len };
-		reqs[i].writing = writable;
-		reqs[i].in = writable;
-		reqs[i].out = !writable;
-		reqs[i].in_bytes = writable ? len : 0;
+		struct iovec *iov = reqs[i].iov;
+		reqs[i] = (struct vu_req){ .head = ids[i], .out = !writable, .in = writable, .writing = writable,
+					   .in_bytes = writable ? len : 0, .iov = iov, .max_iov = reqs[i].max_iov };
+		iov[0] = (struct iovec){ host, len };
 	}
 	if (i < N) {
 		while (i--)
 			ps->buf[ids[i]].state = VRING_BUF_FREE;
 		return 0;
 	}
+#pragma GCC unroll 4
 	for (i = 0; i < N; i++)
 		mark_popped(vq, ids[i], 1, 0);
 	vq->budget -= N;
