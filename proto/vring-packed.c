@@ -277,8 +277,9 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
  * Their flags are checked together, then one fence orders the reads of the rest.
  * Returns how many were taken: VU_VRING_BURST, or 0 when the group does not
  * qualify (not all available yet, or anything unusual or wrong in it). The caller
- * then takes them one by one, which also finds and reports what was wrong: nothing
- * here is taken or changed before the whole group has passed every check.
+ * then takes them one by one, which also finds and reports what was wrong: a
+ * group that fails a check leaves nothing taken or changed in the ring's state
+ * (the ids it marked taken are given back).
  */
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 {
