@@ -108,8 +108,10 @@ static uint16_t csum_iov(const struct iovec *iov, unsigned n, size_t off, size_t
 }
 
 /* Offloads a header needs from whoever receives it. */
-static unsigned needs(const struct net_hdr *h)
+static inline unsigned needs(const struct net_hdr *h)
 {
+	if (!(h->flags & NET_HDR_F_NEEDS_CSUM) && h->gso_type == NET_GSO_NONE)
+		return 0; /* most frames */
 	unsigned off = h->flags & NET_HDR_F_NEEDS_CSUM ? NET_OFF_CSUM : 0;
 
 	switch (h->gso_type & ~NET_GSO_ECN) {
@@ -225,24 +227,66 @@ static bool admit(struct net_rings *r, const struct net_pkt *pkt, struct net_rx_
 	return true;
 }
 
-/*
- * Writes a header field of len bytes at off unless the buffer already holds that
- * value. A receive buffer's header mostly holds what it held the last time round
- * (no offloads, num_buffers 1): left alone, its line stays shared with the driver's
- * core instead of being taken from it and then taken back when the driver reads it.
- */
-static inline void put_hdr_field(const struct iovec *iov, unsigned niov, size_t off, const void *v, size_t len)
+/* A header as two words: bytes 0-7, and 8-11 (csum_offset, num_buffers). */
+union hdr_words {
+	struct net_hdr h;
+	struct {
+		uint64_t lo;
+		uint32_t hi;
+	} w;
+};
+
+/* Writes want's first 8 + tail bytes at to, unless they are there already. */
+static inline void put_words_if_changed(char *to, const union hdr_words *want, size_t tail)
 {
-	if (__builtin_expect(off + len <= iov[0].iov_len, 1)) {
-		char *to = (char *)iov[0].iov_base + off;
-		if (memcmp(to, v, len))
-			memcpy(to, v, len);
-		return;
+	uint64_t lo;
+
+	memcpy(&lo, to, 8);
+	if (lo != want->w.lo || memcmp(to + 8, &want->w.hi, tail)) {
+		memcpy(to, &want->w.lo, 8);
+		memcpy(to + 8, &want->w.hi, tail);
 	}
-	vu_iov_from_buf(iov, niov, off, v, len);
 }
 
-/* Copies a frame into the buffers taken for it and hands them back to the driver. */
+/*
+ * Writes the header a received frame gets: the sender's (its num_buffers aside),
+ * less the checksum request where this port cannot take it, with nbufs. Not
+ * written where the buffer holds it already, as a receive buffer mostly does
+ * (what it held the last time round: no offloads, num_buffers 1): left alone, its
+ * line stays shared with the driver's core instead of being taken from it and then
+ * taken back when the driver reads it. Made and compared as words, field by field
+ * only through masks: a header patched on the stack and read back with wider loads
+ * waited for its stores (a failed store forward).
+ */
+static inline void put_rx_hdr(const struct net_rings *r, const struct net_rx_slot *s)
+{
+	static const union hdr_words csum_fields = { .h = { .flags = 0xff, .csum_start = 0xffff,
+							    .csum_offset = 0xffff } };
+	static const union hdr_words nbufs_field = { .h = { .num_buffers = 0xffff } };
+	const union hdr_words nbufs = { .h = { .num_buffers = htole16((uint16_t)s->nbufs) } };
+	const struct iovec *iov = r->rx_iov + s->iov;
+	size_t size = hdr_size(r);
+	union hdr_words want;
+
+	memcpy(&want.w.lo, &s->pkt->hdr, 8);
+	memcpy(&want.w.hi, (const char *)&s->pkt->hdr + 8, 4);
+	if (!(r->port.offloads & NET_OFF_CSUM)) {
+		want.w.lo &= ~csum_fields.w.lo;
+		want.w.hi &= ~csum_fields.w.hi;
+	}
+	want.w.hi = (want.w.hi & ~nbufs_field.w.hi) | nbufs.w.hi;
+	if (__builtin_expect(iov[0].iov_len < size, 0)) {
+		vu_iov_from_buf(iov, s->niov, 0, &want.h, size); /* split across buffers */
+		return;
+	}
+	/* Each size a constant, for loads and compares of fixed widths. */
+	if (size == NET_HDR_LEN)
+		put_words_if_changed(iov[0].iov_base, &want, NET_HDR_LEN - 8);
+	else
+		put_words_if_changed(iov[0].iov_base, &want, NET_HDR_LEN_LEGACY - 8);
+}
+
+/* Copies a frame into the buffers taken for it; says in rx_len how much each holds. */
 static void fill(struct net_rings *r, const struct net_rx_slot *s)
 {
 	const struct net_pkt *pkt = s->pkt;
@@ -253,49 +297,44 @@ static void fill(struct net_rings *r, const struct net_rx_slot *s)
 	size_t total = r->hdr_len + pkt->len;
 	size_t csum_start = r->hdr_len + le16toh(h->csum_start), csum_at = csum_start + le16toh(h->csum_offset);
 
-	/*
-	 * The sender's header, less the checksum request where this port cannot take it,
-	 * field by field (a copy patched on the stack and read back with wider loads
-	 * waited for its stores: a failed store forward).
-	 */
-	bool csum = r->port.offloads & NET_OFF_CSUM;
-	uint8_t flags = csum ? h->flags : 0;
-	uint16_t start = csum ? h->csum_start : 0, offset = csum ? h->csum_offset : 0;
-	uint16_t nbufs = htole16(s->nbufs);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, flags), &flags, 1);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, gso_type), &h->gso_type, 1);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, hdr_len), &h->hdr_len, 2);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, gso_size), &h->gso_size, 2);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, csum_start), &start, 2);
-	put_hdr_field(iov, s->niov, offsetof(struct net_hdr, csum_offset), &offset, 2);
-	if (hdr_size(r) == NET_HDR_LEN)
-		put_hdr_field(iov, s->niov, offsetof(struct net_hdr, num_buffers), &nbufs, 2);
+	put_rx_hdr(r, s);
 	/*
 	 * The addresses the switch decided on, not the sender's memory again: the sender
 	 * could change its frame's destination meanwhile and get past this port's filter.
 	 */
-	vu_iov_from_buf(iov, s->niov, r->hdr_len, pkt->dst, NET_ALEN);
-	vu_iov_from_buf(iov, s->niov, r->hdr_len + NET_ALEN, pkt->src, NET_ALEN);
-	vu_iov_copy(iov, s->niov, r->hdr_len + 2 * NET_ALEN, pkt->iov, pkt->niov, 2 * NET_ALEN,
-		    pkt->len - 2 * NET_ALEN);
+	vu_iov_from_buf(iov, s->niov, r->hdr_len, pkt->addrs, sizeof(pkt->addrs));
+	vu_iov_copy(iov, s->niov, r->hdr_len + sizeof(pkt->addrs), pkt->iov, pkt->niov, sizeof(pkt->addrs),
+		    pkt->len - sizeof(pkt->addrs));
 	if (missing) {
 		/* The sender left the checksum to the receiver, which cannot: fill it in the copy. */
 		uint16_t sum = htobe16((uint16_t)~csum_iov(iov, s->niov, csum_start, total - csum_start));
 		vu_iov_from_buf(iov, s->niov, csum_at, &sum, sizeof(sum));
 	}
+	uint32_t *len = r->rx_len + s->req;
 	for (unsigned i = 0; i < s->nbufs; i++) {
-		uint32_t n = total < req[i].in_bytes ? total : req[i].in_bytes;
-		vu_vring_push(s->vq, &req[i], n);
-		total -= n;
+		len[i] = total < req[i].in_bytes ? total : req[i].in_bytes;
+		total -= len[i];
 	}
 	r->port.stats.rx++;
 }
 
-/* Fills the frames whose buffers were taken (their first lines asked for meanwhile). */
+/*
+ * Fills the frames whose buffers were taken (their first lines asked for meanwhile)
+ * and hands the buffers back to the drivers, each run of frames for one ring in one
+ * push (the slots' buffers lie one after the other in rx_req).
+ */
 static void fill_all(struct net_rings *r, unsigned nslots)
 {
-	for (unsigned i = 0; i < nslots; i++)
-		fill(r, &r->rx_slot[i]);
+	for (unsigned i = 0, run = 0; i < nslots; i++) {
+		const struct net_rx_slot *s = &r->rx_slot[i];
+		fill(r, s);
+		if (i + 1 == nslots || r->rx_slot[i + 1].vq != s->vq) {
+			const struct net_rx_slot *first = &r->rx_slot[run];
+			vu_vring_push_each(s->vq, r->rx_req + first->req, s->req + s->nbufs - first->req,
+					   r->rx_len + first->req);
+			run = i + 1;
+		}
+	}
 }
 
 /* Takes buffers for every frame of the burst first, then fills them. */
@@ -358,8 +397,7 @@ static bool hdr_ok(const struct net_rings *r, const struct net_hdr *h, size_t le
 /* Fills in what the switch reads from a frame: its addresses. */
 static void set_addresses(struct net_pkt *pkt)
 {
-	vu_iov_to_buf(pkt->iov, pkt->niov, 0, pkt->dst, NET_ALEN);
-	vu_iov_to_buf(pkt->iov, pkt->niov, NET_ALEN, pkt->src, NET_ALEN);
+	vu_iov_to_buf(pkt->iov, pkt->niov, 0, pkt->addrs, sizeof(pkt->addrs));
 }
 
 /*

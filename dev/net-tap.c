@@ -99,8 +99,7 @@ static void on_readable(void *opaque, int fd, uint32_t events)
 		struct iovec iov = { t->buf + NET_HDR_LEN, n - NET_HDR_LEN };
 		struct net_pkt pkt = { .iov = &iov, .niov = 1, .len = iov.iov_len };
 		memcpy(&pkt.hdr, t->buf, NET_HDR_LEN);
-		memcpy(pkt.dst, iov.iov_base, NET_ALEN);
-		memcpy(pkt.src, (uint8_t *)iov.iov_base + NET_ALEN, NET_ALEN);
+		memcpy(pkt.addrs, iov.iov_base, sizeof(pkt.addrs));
 		t->port.stats.tx++;
 		net_switch_forward(&t->port, &pkt, 1);
 	}

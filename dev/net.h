@@ -45,7 +45,12 @@ struct net_pkt {
 	const struct iovec *iov;   /* the frame, from its destination MAC on */
 	unsigned niov;
 	size_t len;
-	uint8_t dst[NET_ALEN], src[NET_ALEN];
+	union {
+		struct {
+			uint8_t dst[NET_ALEN], src[NET_ALEN];
+		};
+		uint8_t addrs[2 * NET_ALEN]; /* both, as the frame starts: copied at once */
+	};
 	unsigned queue;            /* the source's queue pair: picks the destination's */
 };
 
@@ -142,6 +147,7 @@ struct net_rings {
 	struct net_pkt tx_pkt[NET_BURST];
 	struct net_rx_slot rx_slot[NET_BURST];
 	struct vu_req rx_req[NET_RX_SCRATCH_BUFS];
+	uint32_t rx_len[NET_RX_SCRATCH_BUFS]; /* what each of rx_req holds once filled */
 	struct iovec rx_iov[NET_RX_SCRATCH_IOV];
 	/*
 	 * Receive buffers popped ahead for the next frames of a burst (one iovec each)

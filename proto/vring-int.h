@@ -40,32 +40,40 @@ const char *vring_add_buffer_slow(struct vu_vring *vq, struct vu_req *req, uint6
 				  bool writable);
 
 /*
- * Appends one buffer of a chain to the request: NULL, or why the chain is bad.
- * Most buffers lie in the region the ring's last one was in (guest RAM is a few
- * big regions): a look there first spares the search over the table, inline.
+ * Where a buffer of len (> 0) bytes at addr lies if it is all in the region the
+ * ring's last buffer was in, else NULL. Most are (guest RAM is a few big regions):
+ * a look there first spares the search over the table, inline.
  */
+static inline void *vring_host_at_hint(const struct vu_vring *vq, uint64_t addr, uint32_t len)
+{
+	const struct vu_mem *mem = vq->mem;
+
+	if (vq->region_hint >= mem->n || !len)
+		return NULL;
+	const struct vu_region *r = &mem->r[vq->region_hint];
+	uint64_t off = addr - r->gpa;
+	return off < r->size && len <= r->size - off ? r->host + off : NULL;
+}
+
+/* Appends one buffer of a chain to the request: NULL, or why the chain is bad. */
 static inline const char *vring_add_buffer(struct vu_vring *vq, struct vu_req *req, uint64_t addr,
 					   uint32_t len, bool writable)
 {
 	unsigned used = req->out + req->in;
-	const struct vu_mem *mem = vq->mem;
+	void *host;
 
-	if (__builtin_expect(vq->region_hint < mem->n && len && used < req->max_iov && !req->truncated &&
-			     (writable || !req->writing), 1)) {
-		const struct vu_region *r = &mem->r[vq->region_hint];
-		uint64_t off = addr - r->gpa;
-		if (off < r->size && len <= r->size - off) {
-			req->iov[used].iov_base = r->host + off;
-			req->iov[used].iov_len = len;
-			req->writing |= writable;
-			if (writable) {
-				req->in++;
-				req->in_bytes += len;
-			} else {
-				req->out++;
-			}
-			return NULL;
+	if (__builtin_expect(used < req->max_iov && !req->truncated && (writable || !req->writing) &&
+			     (host = vring_host_at_hint(vq, addr, len)), 1)) {
+		req->iov[used].iov_base = host;
+		req->iov[used].iov_len = len;
+		req->writing |= writable;
+		if (writable) {
+			req->in++;
+			req->in_bytes += len;
+		} else {
+			req->out++;
 		}
+		return NULL;
 	}
 	return vring_add_buffer_slow(vq, req, addr, len, writable);
 }
@@ -83,8 +91,12 @@ void vring_split_set_base(struct vu_vring *vq, uint32_t base);
 int vring_split_pop(struct vu_vring *vq, struct vu_req *req);
 int vring_split_resubmit(struct vu_vring *vq, struct vu_req *req, uint16_t head);
 void vring_split_unpop(struct vu_vring *vq, unsigned n);
-/* Pushes: reqs[0..n), each with written bytes (see vu_vring_push_burst). */
-void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
+/*
+ * Pushes: reqs[0..n), reqs[i] with written[i * step] bytes (step 0: the same for
+ * all, 1: each its own; see vu_vring_push_burst and vu_vring_push_each).
+ */
+void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		      size_t step);
 void vring_split_flush(struct vu_vring *vq);
 bool vring_split_kicks(struct vu_vring *vq, bool enable);
 
@@ -122,7 +134,8 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req);
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs);
 int vring_packed_resubmit(struct vu_vring *vq, struct vu_req *req, uint16_t entry);
 void vring_packed_unpop(struct vu_vring *vq, unsigned n);
-void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
+void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		       size_t step);
 void vring_packed_flush(struct vu_vring *vq);
 bool vring_packed_kicks(struct vu_vring *vq, bool enable);
 /* Position pos advanced by n descriptors (n <= num), with its wrap counter. */

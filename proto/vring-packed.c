@@ -277,38 +277,55 @@ int vring_packed_pop(struct vu_vring *vq, struct vu_req *req)
  * Their flags are checked together, then one fence orders the reads of the rest.
  * Returns how many were taken: VU_VRING_BURST, or 0 when the group does not
  * qualify (not all available yet, or anything unusual or wrong in it). The caller
- * then takes them one by one, which also finds and reports what was wrong: nothing
- * here is taken or changed before the whole group has passed every check.
+ * then takes them one by one, which also finds and reports what was wrong: a
+ * group that fails a check leaves nothing taken or changed in the ring's state
+ * (the ids it marked taken are given back).
  */
 int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 {
 	enum { N = VU_VRING_BURST };
-	uint16_t pos = vq->last_avail, flags[N], ids[N];
+	struct vring_packed_state *ps = vq->ps;
+	uint16_t pos = vq->last_avail, ids[N];
 	bool wrap = vq->avail_wrap;
 
 	if ((unsigned)pos + N > vq->num || vq->inflight_packed)
 		return 0;
+	/* Each flags word as one available on its own in this lap has it: AVAIL as wrap, USED not. */
+	const uint16_t checked = AVAIL | USED | VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT;
+	const uint16_t expected = wrap ? AVAIL : USED;
 	const struct vring_packed_desc *d = &vq->pdesc[pos];
+	uint16_t flags[N], off_lap = 0;
 	for (unsigned i = 0; i < N; i++) {
 		flags[i] = READ_ONCE(d[i].flags);
-		if (!avail_in_lap(flags[i], wrap) || !used_bit_right(flags[i], wrap) ||
-		    (flags[i] & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)))
-			return 0;
+		off_lap |= flags[i] ^ expected;
 	}
+	if (off_lap & checked)
+		return 0;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE); /* the flags before the rest of each descriptor */
-	for (unsigned i = 0; i < N; i++) {
+	unsigned i;
+#pragma GCC unroll 4
+	for (i = 0; i < N; i++) {
 		ids[i] = READ_ONCE(d[i].id);
-		if (id_unusable(vq, ids[i]))
-			return 0;
-		for (unsigned k = 0; k < i; k++)
-			if (ids[k] == ids[i])
-				return 0;
-		vring_req_start(&reqs[i], ids[i]);
-		if (vring_add_buffer(vq, &reqs[i], READ_ONCE(d[i].addr), READ_ONCE(d[i].len),
-				     flags[i] & VRING_DESC_F_WRITE))
-			return 0;
+		uint32_t len = READ_ONCE(d[i].len);
+		void *host = vring_host_at_hint(vq, READ_ONCE(d[i].addr), len);
+		/* Taken as it is checked: a second use of an id in the group is then not free. */
+		if (id_unusable(vq, ids[i]) || !host || !reqs[i].max_iov)
+			break;
+		ps->buf[ids[i]].state = VRING_BUF_POPPED;
+		/* One buffer, described whole: as vring_req_start and vring_add_buffer would. */
+		bool writable = flags[i] & VRING_DESC_F_WRITE;
+		struct iovec *iov = reqs[i].iov;
+		reqs[i] = (struct vu_req){ .head = ids[i], .out = !writable, .in = writable, .writing = writable,
+					   .in_bytes = writable ? len : 0, .iov = iov, .max_iov = reqs[i].max_iov };
+		iov[0] = (struct iovec){ host, len };
 	}
-	for (unsigned i = 0; i < N; i++)
+	if (i < N) {
+		while (i--)
+			ps->buf[ids[i]].state = VRING_BUF_FREE;
+		return 0;
+	}
+#pragma GCC unroll 4
+	for (i = 0; i < N; i++)
 		mark_popped(vq, ids[i], 1, 0);
 	vq->budget -= N;
 	vq->last_avail = vring_packed_advance(vq, pos, N, &vq->avail_wrap);
@@ -365,38 +382,47 @@ void vring_packed_unpop(struct vu_vring *vq, unsigned n)
 	}
 }
 
-void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
+void vring_packed_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written_at,
+		       size_t step)
 {
 	struct vring_packed_state *ps = vq->ps;
+	/* Kept in locals: the stores into pend and buf could otherwise alias them. */
+	unsigned pending = vq->pending;
+	uint16_t next_used = ps->next_used;
+	bool wrap = ps->next_used_wrap, may_merge = vq->in_order && !vq->inflight_packed;
 
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t id = reqs[i].head;
+		uint32_t written = written_at[i * step];
 		if (id >= vq->num || ps->buf[id].state != VRING_BUF_POPPED) {
 			vu_warn("queue %u: completion of buffer %u, which the device does not hold", vq->index, id);
 			continue;
 		}
 		struct vring_packed_buf *b = &ps->buf[id];
-		struct vring_packed_pend *last = vq->pending ? &ps->pend[vq->pending - 1] : NULL;
 
-		if (vq->in_order && !written && last && !(last->flags & VRING_DESC_F_WRITE) && !vq->inflight_packed) {
+		if (may_merge && !written && pending && !(ps->pend[pending - 1].flags & VRING_DESC_F_WRITE)) {
 			/*
 			 * In order, nothing written, after a completion that wrote nothing: one
 			 * used descriptor for both, with the later id; the driver takes the
 			 * buffers before it as used whole (virtio's in-order batches). The
 			 * earlier one is done.
 			 */
+			struct vring_packed_pend *last = &ps->pend[pending - 1];
 			ps->buf[last->id].state = VRING_BUF_FREE;
 			last->id = id;
 		} else {
-			uint16_t flags = (ps->next_used_wrap ? AVAIL | USED : 0) | (written ? VRING_DESC_F_WRITE : 0);
-			ps->pend[vq->pending++] = (struct vring_packed_pend){ .slot = ps->next_used, .flags = flags,
-									      .id = id, .infl = b->infl, .len = written };
+			uint16_t flags = (wrap ? AVAIL | USED : 0) | (written ? VRING_DESC_F_WRITE : 0);
+			ps->pend[pending++] = (struct vring_packed_pend){ .slot = next_used, .flags = flags, .id = id,
+									  .infl = b->infl, .len = written };
 			if (vq->inflight_packed)
 				vq->inflight_packed->desc[b->infl].inflight = VU_INFLIGHT_PACKED_PUSHED;
 		}
-		ps->next_used = vring_packed_advance(vq, ps->next_used, b->ndesc, &ps->next_used_wrap);
+		next_used = vring_packed_advance(vq, next_used, b->ndesc, &wrap);
 		b->state = VRING_BUF_PUSHED;
 	}
+	vq->pending = pending;
+	ps->next_used = next_used;
+	ps->next_used_wrap = wrap;
 }
 
 /* The position a (pos, wrap) pair has in the two laps a wrap counter takes to come back. */

@@ -128,14 +128,15 @@ void vring_split_unpop(struct vu_vring *vq, unsigned n)
 	vq->avail_ready += n;
 }
 
-void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
+void vring_split_push(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		      size_t step)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t head = reqs[i].head;
 		struct vring_used_elem *e = &vq->used->ring[slot(vq, vq->used_idx + vq->pending)];
 
 		WRITE_ONCE(e->id, head);
-		WRITE_ONCE(e->len, written);
+		WRITE_ONCE(e->len, written[i * step]);
 		vq->pending++;
 		if (vq->inflight && head < vq->num) {
 			vq->inflight->desc[head].next = vq->inflight->last_batch_head;

@@ -257,7 +257,9 @@ static __attribute__((noinline, cold)) void log_written(struct vu_vring *vq, con
 		vu_mem_log_host(vq->mem, req->iov[i].iov_base, req->iov[i].iov_len);
 }
 
-void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
+/* n pushes, reqs[i] with written[i * step] bytes (step 0: the same for all). */
+static void push_lens(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written,
+		      size_t step)
 {
 	if (__builtin_expect(!vq->desc, 0))
 		return; /* not mapped (any more): nothing to complete into */
@@ -265,14 +267,24 @@ void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigne
 		for (unsigned i = 0; i < n; i++)
 			log_written(vq, &reqs[i]);
 	if (vq->packed)
-		vring_packed_push(vq, reqs, n, written);
+		vring_packed_push(vq, reqs, n, written, step);
 	else
-		vring_split_push(vq, reqs, n, written);
+		vring_split_push(vq, reqs, n, written, step);
+}
+
+void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written)
+{
+	push_lens(vq, reqs, n, &written, 0);
+}
+
+void vu_vring_push_each(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written)
+{
+	push_lens(vq, reqs, n, written, 1);
 }
 
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written)
 {
-	vu_vring_push_burst(vq, req, 1, written);
+	push_lens(vq, req, 1, &written, 0);
 }
 
 void vu_vring_flush(struct vu_vring *vq)

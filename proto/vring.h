@@ -180,6 +180,8 @@ void vu_vring_unpop(struct vu_vring *vq, unsigned n);
 void vu_vring_push(struct vu_vring *vq, const struct vu_req *req, uint32_t written);
 /* n pushes at once: reqs[0..n), each with written bytes (a transmit burst's, 0). */
 void vu_vring_push_burst(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, uint32_t written);
+/* n pushes at once, reqs[i] with written[i] bytes (a burst of received frames). */
+void vu_vring_push_each(struct vu_vring *vq, const struct vu_req *reqs, unsigned n, const uint32_t *written);
 /* Publishes pushed completions and notifies the driver unless it asked not to be. */
 void vu_vring_flush(struct vu_vring *vq);
 

@@ -652,6 +652,20 @@ static void test_used(void)
 	      rb.used->ring[5].id == 6 && rb.used->ring[3].len == 7 && rb.used->ring[5].len == 7 && rb.signals == 2,
 	      "used: a burst of three pushed at once: three elements, one flush, one notification");
 
+	/* Three at once, each with its own length (vu_vring_push_each). */
+	for (uint16_t i = 0; i < 3; i++)
+		rb_offer(&rb, rb_chain(&rb, rb.desc, 3 * i, 1, 1, LEN));
+	got = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		reqs[i] = (struct vu_req){ .iov = iovs[i], .max_iov = MAX_IOV };
+		got += rb_pop(&rb, &reqs[i]) == 1;
+	}
+	vu_vring_push_each(&rb.vq, reqs, got, (const uint32_t[]){ 11, 0, 13 });
+	vu_vring_flush(&rb.vq);
+	CHECK(got == 3 && rb.used->idx == 9 && rb.used->ring[6].id == 0 && rb.used->ring[6].len == 11 &&
+	      rb.used->ring[7].id == 3 && rb.used->ring[7].len == 0 && rb.used->ring[8].id == 6 &&
+	      rb.used->ring[8].len == 13, "used: three pushed at once with their own lengths");
+
 	/* Used idx across the 16-bit wrap: slots 14, 15, 0. */
 	rb.vq.used_idx = 0xfffe;
 	rb.used->idx = 0xfffe;
