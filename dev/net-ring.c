@@ -33,7 +33,7 @@ static inline void prefetch_start(const struct iovec *b)
 
 /*
  * The same for a receive buffer, whose frame's lines are written: its header's
- * line is read (and written only if it changes, see put_hdr_field), unless the
+ * line is read (and written only if it changes, see put_rx_hdr), unless the
  * frame starts in it.
  */
 static inline void prefetch_rx_start(const struct iovec *b, size_t hdr_len)

@@ -55,24 +55,28 @@ static inline void *vring_host_at_hint(const struct vu_vring *vq, uint64_t addr,
 	return off < r->size && len <= r->size - off ? r->host + off : NULL;
 }
 
+/* Describes a buffer found at host as the request's next iovec (it has room for one). */
+static inline void vring_req_append(struct vu_req *req, void *host, uint32_t len, bool writable)
+{
+	req->iov[req->out + req->in] = (struct iovec){ host, len };
+	req->writing |= writable;
+	if (writable) {
+		req->in++;
+		req->in_bytes += len;
+	} else {
+		req->out++;
+	}
+}
+
 /* Appends one buffer of a chain to the request: NULL, or why the chain is bad. */
 static inline const char *vring_add_buffer(struct vu_vring *vq, struct vu_req *req, uint64_t addr,
 					   uint32_t len, bool writable)
 {
-	unsigned used = req->out + req->in;
 	void *host;
 
-	if (__builtin_expect(used < req->max_iov && !req->truncated && (writable || !req->writing) &&
+	if (__builtin_expect(req->out + req->in < req->max_iov && !req->truncated && (writable || !req->writing) &&
 			     (host = vring_host_at_hint(vq, addr, len)), 1)) {
-		req->iov[used].iov_base = host;
-		req->iov[used].iov_len = len;
-		req->writing |= writable;
-		if (writable) {
-			req->in++;
-			req->in_bytes += len;
-		} else {
-			req->out++;
-		}
+		vring_req_append(req, host, len, writable);
 		return NULL;
 	}
 	return vring_add_buffer_slow(vq, req, addr, len, writable);

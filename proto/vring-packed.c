@@ -312,12 +312,8 @@ int vring_packed_pop_batch(struct vu_vring *vq, struct vu_req *reqs)
 		if (id_unusable(vq, ids[i]) || !host || !reqs[i].max_iov)
 			break;
 		ps->buf[ids[i]].state = VRING_BUF_POPPED;
-		/* One buffer, described whole: as vring_req_start and vring_add_buffer would. */
-		bool writable = flags[i] & VRING_DESC_F_WRITE;
-		struct iovec *iov = reqs[i].iov;
-		reqs[i] = (struct vu_req){ .head = ids[i], .out = !writable, .in = writable, .writing = writable,
-					   .in_bytes = writable ? len : 0, .iov = iov, .max_iov = reqs[i].max_iov };
-		iov[0] = (struct iovec){ host, len };
+		vring_req_start(&reqs[i], ids[i]);
+		vring_req_append(&reqs[i], host, len, flags[i] & VRING_DESC_F_WRITE);
 	}
 	if (i < N) {
 		while (i--)
