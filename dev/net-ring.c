@@ -425,12 +425,16 @@ static bool tx_parse(struct net_rings *r, struct vu_req *req, unsigned queue, st
 	    total - r->hdr_len > NET_MAX_FRAME)
 		goto bad;
 	*pkt = (struct net_pkt){ .len = total - r->hdr_len, .queue = queue, .iov = req->iov };
-	vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, hdr_size(r));
+	if (r->hdr_len == NET_HDR_LEN) /* each size a constant (see vu_copy_small) */
+		vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, NET_HDR_LEN);
+	else
+		vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, NET_HDR_LEN_LEGACY);
 	int n = vu_iov_slice(req->iov, req->out, r->hdr_len, pkt->len, req->iov, req->out);
 	if (n < 0 || !hdr_ok(r, &pkt->hdr, pkt->len))
 		goto bad;
 	pkt->niov = n;
-	pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
+	if (pkt->hdr.flags & ~NET_HDR_F_NEEDS_CSUM) /* not stored unless it changes: see put_rx_hdr */
+		pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
 	set_addresses(pkt);
 	return true;
 bad:
