@@ -109,18 +109,20 @@ start_pair() {
 }
 
 # take_turns: ROUNDS rounds of a TURN-second turn of each kind, the others stopped;
-# each turn's "KIND ROUND START STOP" (epoch seconds) in $DPDK_DIR/turns. A last,
-# short turn each gives the counts at the end of the last round.
+# each turn's "KIND ROUND START STOP" (epoch seconds) in $DPDK_DIR/turns. Short
+# turns before the first round (testpmd, stopped as soon as it printed its first
+# statistics, printed none when it first ran again) and after the last (the counts
+# at the end of the last round).
 take_turns() {
 	local r kind t0
 	: > "$DPDK_DIR/turns"
-	for ((r = 0; r <= ROUNDS; r++)); do
+	for ((r = -1; r <= ROUNDS; r++)); do
 		for kind in "${kinds[@]}"; do
 			# shellcheck disable=SC2086
 			kill -CONT ${PIDS[$kind]}
 			t0=$EPOCHREALTIME
-			sleep "$([ "$r" -lt "$ROUNDS" ] && echo "$TURN" || echo 0.5)"
-			echo "$kind $r $t0 $EPOCHREALTIME" >> "$DPDK_DIR/turns"
+			sleep "$([ "$r" -ge 0 ] && [ "$r" -lt "$ROUNDS" ] && echo "$TURN" || echo 0.5)"
+			[ "$r" -ge 0 ] && echo "$kind $r $t0 $EPOCHREALTIME" >> "$DPDK_DIR/turns"
 			# shellcheck disable=SC2086
 			kill -STOP ${PIDS[$kind]}
 		done
