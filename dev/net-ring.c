@@ -263,7 +263,13 @@ static inline void put_rx_hdr(const struct net_rings *r, const struct net_rx_slo
 	static const union hdr_words csum_fields = { .h = { .flags = 0xff, .csum_start = 0xffff,
 							    .csum_offset = 0xffff } };
 	static const union hdr_words nbufs_field = { .h = { .num_buffers = 0xffff } };
-	const union hdr_words nbufs = { .h = { .num_buffers = htole16((uint16_t)s->nbufs) } };
+	/*
+	 * nbufs where num_buffers lies in the second word: the mask's lowest bit of the
+	 * field times the value. Not a union written on the stack and read back whole:
+	 * that load waited for the stores, and so for every older store, the previous
+	 * frame's copy into a line still on its way from the driver's core among them.
+	 */
+	const uint32_t nbufs = (uint32_t)htole16((uint16_t)s->nbufs) * (nbufs_field.w.hi / 0xffff);
 	const struct iovec *iov = r->rx_iov + s->iov;
 	size_t size = hdr_size(r);
 	union hdr_words want;
@@ -274,7 +280,7 @@ static inline void put_rx_hdr(const struct net_rings *r, const struct net_rx_slo
 		want.w.lo &= ~csum_fields.w.lo;
 		want.w.hi &= ~csum_fields.w.hi;
 	}
-	want.w.hi = (want.w.hi & ~nbufs_field.w.hi) | nbufs.w.hi;
+	want.w.hi = (want.w.hi & ~nbufs_field.w.hi) | nbufs;
 	if (__builtin_expect(iov[0].iov_len < size, 0)) {
 		vu_iov_from_buf(iov, s->niov, 0, &want.h, size); /* split across buffers */
 		return;
@@ -381,6 +387,13 @@ const struct net_port_ops net_ring_ops = {
 /* Is the driver's header one it may send, for a frame of len bytes? */
 static bool hdr_ok(const struct net_rings *r, const struct net_hdr *h, size_t len)
 {
+	/*
+	 * Most frames ask for no offload. Answered first: the general checks, compiled,
+	 * kept gso_type in a byte on the stack and read it back as a word, which waited
+	 * for every older store to land (a failed store forward).
+	 */
+	if (!needs(h))
+		return true;
 	unsigned gso = h->gso_type & ~NET_GSO_ECN;
 
 	if (needs(h) & ~r->tx_offloads)
@@ -412,12 +425,16 @@ static bool tx_parse(struct net_rings *r, struct vu_req *req, unsigned queue, st
 	    total - r->hdr_len > NET_MAX_FRAME)
 		goto bad;
 	*pkt = (struct net_pkt){ .len = total - r->hdr_len, .queue = queue, .iov = req->iov };
-	vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, hdr_size(r));
+	if (r->hdr_len == NET_HDR_LEN) /* each size a constant (see vu_copy_small) */
+		vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, NET_HDR_LEN);
+	else
+		vu_iov_to_buf(req->iov, req->out, 0, &pkt->hdr, NET_HDR_LEN_LEGACY);
 	int n = vu_iov_slice(req->iov, req->out, r->hdr_len, pkt->len, req->iov, req->out);
 	if (n < 0 || !hdr_ok(r, &pkt->hdr, pkt->len))
 		goto bad;
 	pkt->niov = n;
-	pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
+	if (pkt->hdr.flags & ~NET_HDR_F_NEEDS_CSUM) /* not stored unless it changes: see put_rx_hdr */
+		pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
 	set_addresses(pkt);
 	return true;
 bad:

@@ -30,7 +30,35 @@ static inline void vu_copy_small(void *dst, const void *src, size_t len)
 	} while (0)
 	/* A vector type: as a struct, it went through the stack. */
 	typedef uint8_t vu_move16 __attribute__((vector_size(16)));
-	if (len > 64) {
+	if (__builtin_constant_p(len) && len < 16) {
+		/*
+		 * A known size (a header, the addresses): pieces that do not overlap, so that
+		 * a later load of either part of the copy is forwarded from one store. A load
+		 * over two stores waits for them to land, and so for every older store, which
+		 * may be one into a guest line still on its way from another core.
+		 */
+		size_t at = 0;
+		if (len & 8) {
+			uint64_t v;
+			memcpy(&v, s, 8);
+			memcpy(d, &v, 8);
+			at = 8;
+		}
+		if (len & 4) {
+			uint32_t v;
+			memcpy(&v, s + at, 4);
+			memcpy(d + at, &v, 4);
+			at += 4;
+		}
+		if (len & 2) {
+			uint16_t v;
+			memcpy(&v, s + at, 2);
+			memcpy(d + at, &v, 2);
+			at += 2;
+		}
+		if (len & 1)
+			d[at] = s[at];
+	} else if (len > 64) {
 		memcpy(d, s, len);
 	} else if (len > 32) {
 		/* The first and last 32 bytes, each as two 16-byte moves (a 32-byte type spills). */

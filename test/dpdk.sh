@@ -27,18 +27,24 @@ dpdk_usable() {
 
 # dpdk_start NAME LCORES VDEV... -- TESTPMD_ARG...: start testpmd in the background
 # with the vdevs (one --vdev each). LCORES is split into words: "0,1 --main-lcore=1"
-# puts the forwarding lcore on core 0. Non-interactive, stats every second.
+# puts the forwarding lcore on core 0. Non-interactive, stats every second. With
+# DPDK_STAMP set, each line of the log starts with the time it was printed (epoch
+# seconds), the output line-buffered, so that the statistics can be cut by time.
 dpdk_start() {
-	local name=$1 lcores=$2 vdevs=() pid
+	local name=$1 lcores=$2 vdevs=() cmd
 	shift 2
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do vdevs+=(--vdev "$1"); shift; done
 	[ "${1:-}" = -- ] && shift
-	# shellcheck disable=SC2086 # LCORES may carry more EAL options
-	"$DPDK_TESTPMD" -l $lcores --no-huge --no-pci --no-shconf -m 512 --file-prefix="vhostbox-$name-$$" \
-		--log-level=user1,info "${vdevs[@]}" -- --stats-period=1 --total-num-mbufs=8192 "$@" \
-		< /dev/null > "$DPDK_DIR/$name.log" 2>&1 &
-	pid=$!
-	DPDK_PID[$name]=$pid
+	# shellcheck disable=SC2206,SC2054 # LCORES may carry more EAL options; commas inside options
+	cmd=("$DPDK_TESTPMD" -l $lcores --no-huge --no-pci --no-shconf -m 512 --file-prefix="vhostbox-$name-$$"
+		--log-level=user1,info "${vdevs[@]}" -- --stats-period=1 --total-num-mbufs=8192 "$@")
+	if [ -n "${DPDK_STAMP:-}" ]; then
+		stdbuf -oL "${cmd[@]}" < /dev/null > >(while IFS= read -r line; do echo "$EPOCHREALTIME $line"; done \
+			> "$DPDK_DIR/$name.log") 2>&1 &
+	else
+		"${cmd[@]}" < /dev/null > "$DPDK_DIR/$name.log" 2>&1 &
+	fi
+	DPDK_PID[$name]=$!
 }
 
 # dpdk_wait_started NAME [SECS]: until testpmd forwards (or exits: returns 1).
@@ -70,18 +76,6 @@ dpdk_stop() {
 dpdk_stop_all() {
 	local n
 	for n in "${!DPDK_PID[@]}"; do dpdk_stop "$n"; done
-}
-
-# dpdk_rate NAME Rx|Tx: packets per second of the periodic statistics while traffic
-# flowed, summed over the ports: per port, the mean of its non-zero samples less the
-# first and the last (partial seconds).
-dpdk_rate() {
-	awk -v key="$2-pps:" '/NIC statistics for port/ { port = $(NF - 1) }
-		{ for (i = 1; i < NF; i++) if ($i == key && $(i + 1) > 0) v[port, n[port]++] = $(i + 1) }
-		END { for (p in n) { a = n[p] > 2 ? 1 : 0; b = n[p] > 2 ? n[p] - 1 : n[p]; s = k = 0
-		                     for (i = a; i < b; i++) { s += v[p, i]; k++ }
-		                     if (k) total += s / k }
-		      printf "%d\n", total }' "$DPDK_DIR/$1.log"
 }
 
 # dpdk_count NAME RX|TX: the packets of the final accumulated statistics.

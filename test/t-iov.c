@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * proto/iov.h on its own: vu_copy_small at every length it handles by moves (and
- * past them), and each iovec helper's inline case (the range in the first iovec)
+ * past them), and at each short length known when compiled, and each iovec helper's inline case (the range in the first iovec)
  * against its general case (the range across several), byte for byte, with the
  * bytes around each destination checked untouched.
  */
@@ -42,6 +42,44 @@ static void test_copy_small(void)
 		}
 	}
 	if (!CHECK_EQ(bad, 0, "copy-small-every-length-0-to-%d", MAX))
+		check_note("first wrong at length %u", first_bad);
+}
+
+/*
+ * A length known when compiled (under 16 bytes) takes vu_copy_small's other path, in
+ * pieces that do not overlap: each length 1-15 through a constant, misaligned.
+ */
+static void test_copy_small_known_length(void)
+{
+	unsigned bad = 0, first_bad = 0;
+
+#define COPY_KNOWN(n)                                                   \
+	do {                                                            \
+		fill_pattern(src, sizeof(src), n);                      \
+		memset(dst, 0xa5, sizeof(dst));                         \
+		memcpy(want, dst, sizeof(want));                        \
+		memcpy(want + GUARD + 1, src + GUARD + 3, n);           \
+		vu_copy_small(dst + GUARD + 1, src + GUARD + 3, n);     \
+		if (memcmp(dst, want, sizeof(dst)) && !bad++)           \
+			first_bad = n;                                  \
+	} while (0)
+	COPY_KNOWN(1);
+	COPY_KNOWN(2);
+	COPY_KNOWN(3);
+	COPY_KNOWN(4);
+	COPY_KNOWN(5);
+	COPY_KNOWN(6);
+	COPY_KNOWN(7);
+	COPY_KNOWN(8);
+	COPY_KNOWN(9);
+	COPY_KNOWN(10);
+	COPY_KNOWN(11);
+	COPY_KNOWN(12);
+	COPY_KNOWN(13);
+	COPY_KNOWN(14);
+	COPY_KNOWN(15);
+#undef COPY_KNOWN
+	if (!CHECK_EQ(bad, 0, "copy-small-known-lengths-1-to-15"))
 		check_note("first wrong at length %u", first_bad);
 }
 
@@ -120,6 +158,7 @@ int main(void)
 {
 	check_deadline(30);
 	test_copy_small();
+	test_copy_small_known_length();
 	test_helpers_agree();
 	return check_exit();
 }
