@@ -387,17 +387,18 @@ const struct net_port_ops net_ring_ops = {
 /* Is the driver's header one it may send, for a frame of len bytes? */
 static bool hdr_ok(const struct net_rings *r, const struct net_hdr *h, size_t len)
 {
+	unsigned offloads = needs(h);
+
 	/*
 	 * Most frames ask for no offload. Answered first: the general checks, compiled,
 	 * kept gso_type in a byte on the stack and read it back as a word, which waited
 	 * for every older store to land (a failed store forward).
 	 */
-	if (!needs(h))
+	if (!offloads)
 		return true;
-	unsigned gso = h->gso_type & ~NET_GSO_ECN;
-
-	if (needs(h) & ~r->tx_offloads)
+	if (offloads & ~r->tx_offloads)
 		return false;
+	unsigned gso = h->gso_type & ~NET_GSO_ECN;
 	if (h->flags & NET_HDR_F_NEEDS_CSUM &&
 	    (uint32_t)le16toh(h->csum_start) + le16toh(h->csum_offset) + 2 > len)
 		return false;
@@ -433,7 +434,9 @@ static bool tx_parse(struct net_rings *r, struct vu_req *req, unsigned queue, st
 	if (n < 0 || !hdr_ok(r, &pkt->hdr, pkt->len))
 		goto bad;
 	pkt->niov = n;
-	if (pkt->hdr.flags & ~NET_HDR_F_NEEDS_CSUM) /* not stored unless it changes: see put_rx_hdr */
+	/* Stored only if it changes: a byte stored into the header's first word made
+	 * put_rx_hdr's load of that word wait (see vu_copy_small). */
+	if (pkt->hdr.flags & ~NET_HDR_F_NEEDS_CSUM)
 		pkt->hdr.flags &= NET_HDR_F_NEEDS_CSUM;
 	set_addresses(pkt);
 	return true;

@@ -13,7 +13,8 @@
  * memcpy for the short copies of the per-packet path (headers, addresses, small
  * frames): a head and a tail of the same width, overlapping in the middle, both
  * loaded before either is stored; a call through the library's dispatch costs more
- * than such a copy. Longer copies go to memcpy.
+ * than such a copy. A size known when compiled, under 16 bytes, goes in pieces that
+ * do not overlap (below). Longer copies go to memcpy.
  */
 static inline void vu_copy_small(void *dst, const void *src, size_t len)
 {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * proto/iov.h on its own: vu_copy_small at every length it handles by moves (and
- * past them), and at each short length known when compiled, and each iovec helper's inline case (the range in the first iovec)
- * against its general case (the range across several), byte for byte, with the
- * bytes around each destination checked untouched.
+ * past them) and at each short length known when compiled, and each iovec helper's
+ * inline case (the range in the first iovec) against its general case (the range
+ * across several), byte for byte, with the bytes around each destination checked
+ * untouched.
  */
 #include <stdint.h>
 #include <stdio.h>
