@@ -24,8 +24,7 @@
 # BENCH_ROUNDS rounds run (default 10). A turn's rate is the frames the front-end
 # received between its statistics at the start of the turn and at the start of its
 # next one (testpmd prints them as soon as it runs again, its one-second timer having
-# run out while it was stopped; both counts are late by the same few ms), over the
-# turn's length. Each figure is the median of a kind's turns; the ratios are the
+# run out while it was stopped), over the time it ran between the two. Each figure is the median of a kind's turns; the ratios are the
 # medians of each round's ratio; the spread is (max - min) / median of a kind's turns.
 # VHOSTBOX_ARGS adds switch options; POLL_US the busy-poll time of the polled runs
 # (default 1000); BENCH_RINGS the layouts (default "split packed"), BENCH_SIZES the
@@ -130,19 +129,23 @@ take_turns() {
 }
 
 # turn_rates KIND: the Mpps of each of KIND's turns, in round order, 0 where the
-# statistics at either end of the turn are missing.
+# statistics in the turn or in the kind's next one are missing. The counts are those
+# of the first statistics printed in each of the two turns (mostly within ms of the
+# turn's start; later where the back-end's busy poll kept testpmd's main thread off
+# core 1), over the time the kind ran between the two prints.
 turn_rates() {
 	awk -v kind="$1" '
 		FNR == NR { if ($1 == kind) { start[$2] = $3; stop[$2] = $4; if ($2 + 0 > last) last = $2 + 0 } next }
 		/Port statistics/ { n++; t[n] = $1; c[n] = 0 }
 		/NIC statistics for port/ { port = 1; next }
 		port && /RX-packets:/ { for (i = 2; i < NF; i++) if ($i == "RX-packets:") c[n] += $(i + 1); port = 0 }
-		# the count printed as the turn starting at time s began (it may be
-		# stamped just before the script noted the time)
-		function at(s,   i) { for (i = 1; i <= n; i++) if (t[i] >= s - 0.1 && t[i] < s + 0.3) return i; return 0 }
+		# the first print in turn r (it may be stamped just before the script noted
+		# the turn start), and how long the kind had run in that turn when it came
+		function first(r,   i) { for (i = 1; i <= n; i++) if (t[i] >= start[r] - 0.1 && t[i] < stop[r]) return i; return 0 }
+		function into(r, i) { return t[i] > start[r] ? t[i] - start[r] : 0 }
 		END { for (r = 0; r < last; r++) {
-			a = at(start[r]); b = at(start[r + 1])
-			printf "%.3f ", a && b ? (c[b] - c[a]) / (stop[r] - start[r]) / 1e6 : 0 }
+			a = first(r); b = first(r + 1); ran = stop[r] - start[r] - into(r, a) + into(r + 1, b)
+			printf "%.3f ", (a && b && ran > 0.5 ? (c[b] - c[a]) / ran / 1e6 : 0) }
 		      print "" }' "$DPDK_DIR/turns" "$DPDK_DIR/${COUNTER[$1]}.log"
 }
 
