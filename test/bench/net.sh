@@ -24,8 +24,10 @@
 # BENCH_ROUNDS rounds run (default 10). A turn's rate is the frames the front-end
 # received between its statistics at the start of the turn and at the start of its
 # next one (testpmd prints them as soon as it runs again, its one-second timer having
-# run out while it was stopped), over the time it ran between the two. Each figure is the median of a kind's turns; the ratios are the
-# medians of each round's ratio; the spread is (max - min) / median of a kind's turns.
+# run out while it was stopped), over the time it ran between the two. Each figure
+# is the median of a kind's turns; the ratios are the medians of each round's ratio;
+# the spread is (max - min) / median of a kind's turns. A turn without counts is 0,
+# left out of all three.
 # VHOSTBOX_ARGS adds switch options; POLL_US the busy-poll time of the polled runs
 # (default 1000); BENCH_RINGS the layouts (default "split packed"), BENCH_SIZES the
 # frame sizes (default "64 1500"). Benchmarks on a shared machine take turns: each
@@ -206,8 +208,8 @@ for rings in $RINGS; do
 			compare "$layout" "$size" > "$DPDK_DIR/rates"
 			while read -r kind rates; do got[$kind]=$rates; done < "$DPDK_DIR/rates"
 			for kind in "${kinds[@]}"; do
-				med[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep -v '^-\?$' | awk '$1 > 0' | median)
-				spr[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | grep -v '^-\?$' | spread)
+				med[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | awk '$1 > 0' | median)
+				spr[$kind]=$(tr ' ' '\n' <<< "${got[$kind]}" | spread)
 			done
 			rv=$(ratios "${got[vhostbox]}" "${got[dpdk]}")
 			rp=$(ratios "${got[vhostbox-poll]}" "${got[dpdk]}")
